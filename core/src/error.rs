@@ -1,0 +1,83 @@
+//! The one error type of tpmkey, with TPM response codes decoded into words.
+
+use std::fmt;
+
+use crate::response_code::ResponseCode;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration file or value is wrong; the message names file and line.
+    Config(String),
+    /// The TPM cannot be reached through the TCTI.
+    Tcti { tcti: String, cause: String },
+    /// The TPM answered a command with an error code.
+    Tpm { command: &'static str, rc: ResponseCode },
+    /// The TPM's answer does not check out (bad response HMAC, malformed response).
+    Integrity(String),
+    /// A key file (TSS2 PRIVATE KEY) is malformed.
+    KeyFile(String),
+    /// A well-formed request for something tpmkey does not do (yet).
+    Unsupported(String),
+    /// A caller's argument is wrong (size, algorithm, handle range).
+    BadInput(String),
+    /// A file system operation failed.
+    Io { path: String, source: std::io::Error },
+    /// A panic was caught at an FFI boundary.
+    Panic(String),
+}
+
+impl Error {
+    pub fn tpm(command: &'static str, rc: u32) -> Self {
+        Error::Tpm { command, rc: ResponseCode(rc) }
+    }
+
+    /// The TPM response code, when this error came from the TPM.
+    pub fn response_code(&self) -> Option<ResponseCode> {
+        match self {
+            Error::Tpm { rc, .. } => Some(*rc),
+            _ => None,
+        }
+    }
+
+    /// True when the TPM refused an authorisation value (wrong password or PIN).
+    pub fn is_bad_auth(&self) -> bool {
+        self.response_code().is_some_and(|rc| rc.is_bad_auth())
+    }
+
+    /// True when the TPM refuses because of dictionary-attack lockout.
+    pub fn is_lockout(&self) -> bool {
+        self.response_code().is_some_and(|rc| rc.is_lockout())
+    }
+
+    pub fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
+        Error::Io { path: path.to_string(), source }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(m) => write!(f, "configuration: {m}"),
+            Error::Tcti { tcti, cause } => write!(f, "TPM not reachable through TCTI \"{tcti}\": {cause}"),
+            Error::Tpm { command, rc } => write!(f, "TPM2_{command} failed: {rc}"),
+            Error::Integrity(m) => write!(f, "TPM response rejected: {m}"),
+            Error::KeyFile(m) => write!(f, "TSS2 key file: {m}"),
+            Error::Unsupported(m) => write!(f, "not supported: {m}"),
+            Error::BadInput(m) => write!(f, "invalid argument: {m}"),
+            Error::Io { path, source } => write!(f, "{path}: {source}"),
+            Error::Panic(m) => write!(f, "internal error (panic caught): {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

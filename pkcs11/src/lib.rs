@@ -1,0 +1,1 @@
+//! PKCS#11 module backed by the TPM (see issue 4).

@@ -1,0 +1,1 @@
+//! OpenSSL 3 provider for TPM-resident keys (see issue 3).
