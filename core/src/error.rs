@@ -14,7 +14,10 @@ pub enum Error {
     /// The TPM cannot be reached through the TCTI.
     Tcti { tcti: String, cause: String },
     /// The TPM answered a command with an error code.
-    Tpm { command: &'static str, rc: ResponseCode },
+    Tpm {
+        command: &'static str,
+        rc: ResponseCode,
+    },
     /// The TPM's answer does not check out (bad response HMAC, malformed response).
     Integrity(String),
     /// A key file (TSS2 PRIVATE KEY) is malformed.
@@ -24,14 +27,20 @@ pub enum Error {
     /// A caller's argument is wrong (size, algorithm, handle range).
     BadInput(String),
     /// A file system operation failed.
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// A panic was caught at an FFI boundary.
     Panic(String),
 }
 
 impl Error {
     pub fn tpm(command: &'static str, rc: u32) -> Self {
-        Error::Tpm { command, rc: ResponseCode(rc) }
+        Error::Tpm {
+            command,
+            rc: ResponseCode(rc),
+        }
     }
 
     /// The TPM response code, when this error came from the TPM.
@@ -53,7 +62,10 @@ impl Error {
     }
 
     pub fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_string(), source }
+        Error::Io {
+            path: path.to_string(),
+            source,
+        }
     }
 }
 
@@ -61,7 +73,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config(m) => write!(f, "configuration: {m}"),
-            Error::Tcti { tcti, cause } => write!(f, "TPM not reachable through TCTI \"{tcti}\": {cause}"),
+            Error::Tcti { tcti, cause } => {
+                write!(f, "TPM not reachable through TCTI \"{tcti}\": {cause}")
+            }
             Error::Tpm { command, rc } => write!(f, "TPM2_{command} failed: {rc}"),
             Error::Integrity(m) => write!(f, "TPM response rejected: {m}"),
             Error::KeyFile(m) => write!(f, "TSS2 key file: {m}"),

@@ -1,7 +1,26 @@
 //! tpmkey core: TPM-resident keys shared by the OpenSSL provider and the PKCS#11 module.
+//!
+//! Front ends use [`keys::TpmKey`], [`keyfile::KeyFile`], [`keys::random`] and
+//! [`connection::configure`]; everything below them (commands, session, TCTI) is the
+//! TPM path, which never re-enters libcrypto.
 
+pub mod commands;
+pub mod config;
+pub mod connection;
 pub mod error;
+pub mod hash;
 pub mod keyfile;
+pub mod keys;
+pub mod public_key;
 pub mod response_code;
+pub mod rsa_padding;
+pub mod session;
+pub mod session_crypto;
+pub mod tcti;
+pub mod templates;
+pub mod wire;
 
 pub use error::{Error, Result};
+pub use keyfile::KeyFile;
+pub use keys::{RsaPadding, SignScheme, Signature, TpmKey};
+pub use templates::KeySpec;

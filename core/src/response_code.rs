@@ -58,57 +58,165 @@ const FMT1_CODES: &[(u32, &str, &str)] = &[
 ];
 
 const VER1_CODES: &[(u32, &str, &str)] = &[
-    (0x00, "INITIALIZE", "TPM not initialised (TPM2_Startup not sent)"),
+    (
+        0x00,
+        "INITIALIZE",
+        "TPM not initialised (TPM2_Startup not sent)",
+    ),
     (0x01, "FAILURE", "the TPM is in failure mode"),
     (0x03, "SEQUENCE", "improper use of a sequence handle"),
     (0x0B, "PRIVATE", "not currently used"),
     (0x19, "HMAC", "not currently used"),
     (0x20, "DISABLED", "the command is disabled"),
-    (0x21, "EXCLUSIVE", "command failed because the audit sequence required exclusivity"),
-    (0x24, "AUTH_TYPE", "authorisation handle is not correct for the command"),
-    (0x25, "AUTH_MISSING", "command requires an authorisation session"),
-    (0x26, "POLICY", "policy failure in math operation or an invalid authPolicy value"),
+    (
+        0x21,
+        "EXCLUSIVE",
+        "command failed because the audit sequence required exclusivity",
+    ),
+    (
+        0x24,
+        "AUTH_TYPE",
+        "authorisation handle is not correct for the command",
+    ),
+    (
+        0x25,
+        "AUTH_MISSING",
+        "command requires an authorisation session",
+    ),
+    (
+        0x26,
+        "POLICY",
+        "policy failure in math operation or an invalid authPolicy value",
+    ),
     (0x27, "PCR", "PCR check fail"),
     (0x28, "PCR_CHANGED", "PCR have changed since checked"),
     (0x2D, "UPGRADE", "the TPM is in field upgrade mode"),
-    (0x2E, "TOO_MANY_CONTEXTS", "context ID counter is at maximum"),
-    (0x2F, "AUTH_UNAVAILABLE", "authValue or authPolicy is not available for the selected entity"),
+    (
+        0x2E,
+        "TOO_MANY_CONTEXTS",
+        "context ID counter is at maximum",
+    ),
+    (
+        0x2F,
+        "AUTH_UNAVAILABLE",
+        "authValue or authPolicy is not available for the selected entity",
+    ),
     (0x30, "REBOOT", "a _TPM_Init and Startup(CLEAR) is required"),
-    (0x31, "UNBALANCED", "the protection algorithms (hash and symmetric) are not reasonably balanced"),
-    (0x42, "COMMAND_SIZE", "command size value is inconsistent with the contents"),
-    (0x43, "COMMAND_CODE", "command code not supported by this TPM"),
-    (0x44, "AUTHSIZE", "the authorisation size is out of range or wrong for the command"),
-    (0x45, "AUTH_CONTEXT", "use of an authorisation session with a context command"),
+    (
+        0x31,
+        "UNBALANCED",
+        "the protection algorithms (hash and symmetric) are not reasonably balanced",
+    ),
+    (
+        0x42,
+        "COMMAND_SIZE",
+        "command size value is inconsistent with the contents",
+    ),
+    (
+        0x43,
+        "COMMAND_CODE",
+        "command code not supported by this TPM",
+    ),
+    (
+        0x44,
+        "AUTHSIZE",
+        "the authorisation size is out of range or wrong for the command",
+    ),
+    (
+        0x45,
+        "AUTH_CONTEXT",
+        "use of an authorisation session with a context command",
+    ),
     (0x46, "NV_RANGE", "NV offset+size is out of range"),
-    (0x47, "NV_SIZE", "requested allocation size is larger than allowed"),
+    (
+        0x47,
+        "NV_SIZE",
+        "requested allocation size is larger than allowed",
+    ),
     (0x48, "NV_LOCKED", "NV access locked"),
-    (0x49, "NV_AUTHORIZATION", "NV access authorisation fails in command actions"),
-    (0x4A, "NV_UNINITIALIZED", "an NV index is used before being initialised"),
+    (
+        0x49,
+        "NV_AUTHORIZATION",
+        "NV access authorisation fails in command actions",
+    ),
+    (
+        0x4A,
+        "NV_UNINITIALIZED",
+        "an NV index is used before being initialised",
+    ),
     (0x4B, "NV_SPACE", "insufficient space for NV allocation"),
-    (0x4C, "NV_DEFINED", "the persistent handle or NV index is already in use"),
-    (0x50, "BAD_CONTEXT", "context in TPM2_ContextLoad is not valid (TPM restarted since it was saved?)"),
-    (0x51, "CPHASH", "cpHash value already set or not correct for use"),
+    (
+        0x4C,
+        "NV_DEFINED",
+        "the persistent handle or NV index is already in use",
+    ),
+    (
+        0x50,
+        "BAD_CONTEXT",
+        "context in TPM2_ContextLoad is not valid (TPM restarted since it was saved?)",
+    ),
+    (
+        0x51,
+        "CPHASH",
+        "cpHash value already set or not correct for use",
+    ),
     (0x52, "PARENT", "handle for parent is not a valid parent"),
     (0x53, "NEEDS_TEST", "some function needs testing"),
-    (0x54, "NO_RESULT", "the TPM cannot perform a function due to a previous failure"),
-    (0x55, "SENSITIVE", "the sensitive area did not unmarshal correctly"),
+    (
+        0x54,
+        "NO_RESULT",
+        "the TPM cannot perform a function due to a previous failure",
+    ),
+    (
+        0x55,
+        "SENSITIVE",
+        "the sensitive area did not unmarshal correctly",
+    ),
 ];
 
 const WARN_CODES: &[(u32, &str, &str)] = &[
     (0x01, "CONTEXT_GAP", "gap for context ID is too large"),
-    (0x02, "OBJECT_MEMORY", "out of memory for object contexts: the TPM's object slots are full"),
-    (0x03, "SESSION_MEMORY", "out of memory for session contexts: the TPM's session slots are full"),
+    (
+        0x02,
+        "OBJECT_MEMORY",
+        "out of memory for object contexts: the TPM's object slots are full",
+    ),
+    (
+        0x03,
+        "SESSION_MEMORY",
+        "out of memory for session contexts: the TPM's session slots are full",
+    ),
     (0x04, "MEMORY", "out of shared object/session memory"),
     (0x05, "SESSION_HANDLES", "out of session handles"),
     (0x06, "OBJECT_HANDLES", "out of object handles"),
     (0x07, "LOCALITY", "bad locality"),
-    (0x08, "YIELDED", "the TPM has suspended operation on the command"),
+    (
+        0x08,
+        "YIELDED",
+        "the TPM has suspended operation on the command",
+    ),
     (0x09, "CANCELED", "the command was cancelled"),
     (0x0A, "TESTING", "the TPM is performing self-tests"),
-    (0x20, "NV_RATE", "the TPM is rate-limiting accesses to prevent wearout of NV"),
-    (0x21, "LOCKOUT", "the TPM is in dictionary-attack lockout: too many wrong passwords or PINs"),
-    (0x22, "RETRY", "the TPM was not able to start the command; retry"),
-    (0x23, "NV_UNAVAILABLE", "the command may require writing of NV and NV is not currently accessible"),
+    (
+        0x20,
+        "NV_RATE",
+        "the TPM is rate-limiting accesses to prevent wearout of NV",
+    ),
+    (
+        0x21,
+        "LOCKOUT",
+        "the TPM is in dictionary-attack lockout: too many wrong passwords or PINs",
+    ),
+    (
+        0x22,
+        "RETRY",
+        "the TPM was not able to start the command; retry",
+    ),
+    (
+        0x23,
+        "NV_UNAVAILABLE",
+        "the command may require writing of NV and NV is not currently accessible",
+    ),
 ];
 
 const TSS_BASE_CODES: &[(u32, &str)] = &[
@@ -132,8 +240,14 @@ const TSS_BASE_CODES: &[(u32, &str)] = &[
     (23, "out of memory"),
 ];
 
-fn lookup(table: &'static [(u32, &'static str, &'static str)], code: u32) -> Option<(&'static str, &'static str)> {
-    table.iter().find(|(c, _, _)| *c == code).map(|(_, n, w)| (*n, *w))
+fn lookup(
+    table: &'static [(u32, &'static str, &'static str)],
+    code: u32,
+) -> Option<(&'static str, &'static str)> {
+    table
+        .iter()
+        .find(|(c, _, _)| *c == code)
+        .map(|(_, n, w)| (*n, *w))
 }
 
 impl ResponseCode {
@@ -181,7 +295,10 @@ impl ResponseCode {
             if layer == 11 || layer == 12 {
                 let inner = ResponseCode(rc & 0xFFFF);
                 let (n, w) = inner.describe();
-                return (format!("{name}:{n}"), format!("{w} (from the resource manager)"));
+                return (
+                    format!("{name}:{n}"),
+                    format!("{w} (from the resource manager)"),
+                );
             }
             let base = rc & 0xFFFF;
             let what = TSS_BASE_CODES
@@ -205,11 +322,16 @@ impl ResponseCode {
             } else {
                 String::new()
             };
-            let (name, words) = lookup(FMT1_CODES, code).unwrap_or(("UNKNOWN", "unknown format-one error"));
+            let (name, words) =
+                lookup(FMT1_CODES, code).unwrap_or(("UNKNOWN", "unknown format-one error"));
             return (format!("TPM_RC_{name}{position}"), words.to_string());
         }
         if rc & VER1 != 0 {
-            let table = if rc & WARN == WARN { WARN_CODES } else { VER1_CODES };
+            let table = if rc & WARN == WARN {
+                WARN_CODES
+            } else {
+                VER1_CODES
+            };
             let code = rc & 0x7F;
             if rc & WARN == WARN && (0x10..=0x1E).contains(&code) {
                 let kind = if code < 0x18 { "H" } else { "S" };
@@ -254,11 +376,18 @@ mod tests {
         assert!(ResponseCode(0x98e).is_bad_auth());
         assert!(ResponseCode(0x9a2).is_bad_auth());
         let s = ResponseCode(0x1df).to_string();
-        assert!(s.contains("INTEGRITY") && s.contains("does not belong to this TPM"), "{s}");
+        assert!(
+            s.contains("INTEGRITY") && s.contains("does not belong to this TPM"),
+            "{s}"
+        );
         assert!(ResponseCode(0x902).to_string().contains("OBJECT_MEMORY"));
         assert!(ResponseCode(0x921).is_lockout());
-        assert!(ResponseCode(0x18b).to_string().contains("HANDLE (handle 1)"));
-        assert!(ResponseCode(0x2c4).to_string().contains("VALUE (parameter 2)"));
+        assert!(ResponseCode(0x18b)
+            .to_string()
+            .contains("HANDLE (handle 1)"));
+        assert!(ResponseCode(0x2c4)
+            .to_string()
+            .contains("VALUE (parameter 2)"));
         assert!(ResponseCode(0xa000a).to_string().contains("I/O error"));
         assert!(ResponseCode(0x910).to_string().contains("REFERENCE_H0"));
         assert!(ResponseCode(0x0b0902).to_string().contains("OBJECT_MEMORY"));

@@ -1,0 +1,541 @@
+//! The one TPM connection of this process: opened lazily, re-opened after fork (pid check),
+//! serialised for threads. It owns the salted session, the storage key (kept as a saved
+//! context, never re-created per key load) and the few object slots a TPM has.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use crate::commands::Tpm;
+use crate::config::{Config, ObjectPolicy};
+use crate::error::{Error, Result};
+use crate::public_key::{Curve, KeyPublic, PublicKey};
+use crate::response_code::{TPM_RC_INITIALIZE, TPM_RC_OBJECT_MEMORY, TPM_RC_SESSION_MEMORY};
+use crate::session::SaltKey;
+use crate::session_crypto::RustCrypto;
+use crate::tcti::Tcti;
+use crate::templates;
+use crate::wire::TPM_RH_OWNER;
+
+/// At most this many transient objects of ours are loaded at any moment (a TPM has ~3).
+pub const MAX_TRANSIENT: usize = 2;
+/// How long to keep retrying when other processes fill the TPM's slots.
+const BUSY_DEADLINE: Duration = Duration::from_secs(60);
+const STORAGE_KEY_ID: u64 = 0;
+
+/// A key the connection can load: identity, parent and blob, or a persistent handle.
+#[derive(Debug)]
+pub enum Loadable<'a> {
+    Blob {
+        id: u64,
+        parent: u32,
+        private: &'a [u8],
+        public: &'a [u8],
+        name: &'a [u8],
+    },
+    Persistent {
+        handle: u32,
+        name: &'a [u8],
+    },
+}
+
+/// What an operation needs loaded before it runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Need<'a> {
+    Nothing,
+    /// A key, with its authValue.
+    Key(&'a Loadable<'a>, &'a [u8]),
+    /// A parent (0x40000001 for the storage primary, or a persistent handle), for Create.
+    Parent(u32),
+}
+
+/// A loaded object as an operation sees it: handle, Name and the authValue to use.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub handle: u32,
+    pub name: Vec<u8>,
+    pub auth: Zeroizing<Vec<u8>>,
+}
+
+struct StorageKey {
+    context: Vec<u8>,
+    name: Vec<u8>,
+    salt: SaltKey,
+}
+
+pub struct Link {
+    pid: u32,
+    pub tpm: Tpm,
+    config: Config,
+    policy: ObjectPolicy,
+    storage_key: Option<StorageKey>,
+    /// Our session's context while it is not loaded (per-operation policy).
+    saved_session: Option<Vec<u8>>,
+    /// Transient objects we have loaded, least recently used first.
+    loaded: Vec<(u64, u32)>,
+    /// Saved contexts of keys, by key id: one ContextLoad brings a key back.
+    contexts: HashMap<u64, Vec<u8>>,
+    /// Public areas of persistent objects, read once.
+    persistent: HashMap<u32, KeyPublic>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("tcti", &self.config.tcti)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+enum Failure {
+    /// The TPM's slots are full (other processes): release ours, back off, retry.
+    Busy(Error),
+    /// Our handles or connection are gone (TPM restarted, TCTI broke): start over once.
+    Lost(Error),
+    Fatal(Error),
+}
+
+fn classify(e: Error) -> Failure {
+    match &e {
+        Error::Tcti { .. } => Failure::Lost(e),
+        Error::Tpm { command, rc } => {
+            let base = rc.base();
+            if matches!(base, TPM_RC_OBJECT_MEMORY | TPM_RC_SESSION_MEMORY | 0x904) {
+                Failure::Busy(e)
+            } else if *command == "ContextLoad"
+                || (0x910..=0x91E).contains(&base)
+                || base == 0x8B
+                || base == 0x150
+                || base == TPM_RC_INITIALIZE
+            {
+                Failure::Lost(e)
+            } else {
+                Failure::Fatal(e)
+            }
+        }
+        _ => Failure::Fatal(e),
+    }
+}
+
+static EXPLICIT: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+static LINK: Mutex<Option<Link>> = Mutex::new(None);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic caught at the FFI edge must not brick the process: take the state as it is.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Sets the values a front end hands in (openssl.cnf section, module config); they win
+/// over environment and file. An open connection is closed so the next use sees them.
+pub fn configure(explicit: &[(&str, &str)]) -> Result<Config> {
+    let pairs: Vec<(&str, &str)> = explicit.to_vec();
+    let config = Config::load(&pairs)?;
+    *lock(&EXPLICIT) = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    shutdown();
+    Ok(config)
+}
+
+/// The configuration this process uses.
+pub fn current_config() -> Result<Config> {
+    let explicit = lock(&EXPLICIT).clone();
+    let pairs: Vec<(&str, &str)> = explicit
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Config::load(&pairs)
+}
+
+/// Runs `f` with this process's connection, opening it (again after a fork) if needed.
+pub fn with_link<R>(f: impl FnOnce(&mut Link) -> Result<R>) -> Result<R> {
+    let mut guard = lock(&LINK);
+    let pid = std::process::id();
+    if guard.as_ref().is_some_and(|l| l.pid != pid) {
+        // Inherited from the parent: its handles, nonces and socket are not ours.
+        if let Some(old) = guard.take() {
+            old.abandon();
+        }
+    }
+    if guard.is_none() {
+        *guard = Some(Link::open(current_config()?)?);
+    }
+    match guard.as_mut() {
+        Some(link) => f(link),
+        None => Err(Error::Integrity("connection vanished".into())),
+    }
+}
+
+/// Flushes what this process holds in the TPM and closes the connection.
+pub fn shutdown() {
+    let mut guard = lock(&LINK);
+    if let Some(mut link) = guard.take() {
+        if link.pid == std::process::id() {
+            link.release_all();
+        } else {
+            link.abandon();
+        }
+    }
+}
+
+impl Link {
+    fn open(config: Config) -> Result<Link> {
+        let tcti = Tcti::open(&config.tcti)?;
+        Ok(Link {
+            pid: std::process::id(),
+            tpm: Tpm::new(tcti, config.session),
+            policy: config.object_policy(),
+            config,
+            storage_key: None,
+            saved_session: None,
+            loaded: Vec::new(),
+            contexts: HashMap::new(),
+            persistent: HashMap::new(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn policy(&self) -> ObjectPolicy {
+        self.policy
+    }
+
+    fn abandon(self) {
+        let Link { tpm, .. } = self;
+        tpm.into_tcti().abandon();
+    }
+
+    /// Runs `f`, retrying while the TPM is full and starting over once when our state in
+    /// the TPM was lost (TPM restarted, TCTI broke). Wrong passwords are never retried.
+    pub fn retrying<R>(&mut self, mut f: impl FnMut(&mut Link) -> Result<R>) -> Result<R> {
+        let start = Instant::now();
+        let mut reset_done = false;
+        let mut attempt: u32 = 0;
+        loop {
+            let result = f(self);
+            self.after_operation();
+            let Err(e) = result else { return result };
+            match classify(e) {
+                Failure::Busy(e) => {
+                    self.release_all_loaded();
+                    if start.elapsed() > BUSY_DEADLINE {
+                        return Err(e);
+                    }
+                    attempt = attempt.saturating_add(1);
+                    std::thread::sleep(backoff(attempt));
+                }
+                Failure::Lost(_) if !reset_done => {
+                    reset_done = true;
+                    self.reset()?;
+                }
+                Failure::Lost(e) | Failure::Fatal(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs one TPM operation with the session ready and `need` loaded.
+    pub fn run<R>(
+        &mut self,
+        need: Need<'_>,
+        mut op: impl FnMut(&mut Tpm, Option<&Target>) -> Result<R>,
+    ) -> Result<R> {
+        self.retrying(|link| {
+            let target = link.prepare(need)?;
+            op(&mut link.tpm, target.as_ref())
+        })
+    }
+
+    fn prepare(&mut self, need: Need<'_>) -> Result<Option<Target>> {
+        if self.tpm.use_session {
+            self.ensure_session()?;
+        }
+        match need {
+            Need::Nothing => Ok(None),
+            Need::Key(k, auth) => {
+                let (handle, name) = self.ensure_loaded(k)?;
+                Ok(Some(Target {
+                    handle,
+                    name,
+                    auth: Zeroizing::new(auth.to_vec()),
+                }))
+            }
+            Need::Parent(p) => {
+                let (handle, name, auth) = self.parent(p)?;
+                Ok(Some(Target {
+                    handle,
+                    name,
+                    auth: Zeroizing::new(auth),
+                }))
+            }
+        }
+    }
+
+    /// Forgets all state and reconnects (the TPM restarted, or the TCTI broke).
+    fn reset(&mut self) -> Result<()> {
+        let config = self.config.clone();
+        let fresh = Link::open(config)?;
+        let old = std::mem::replace(self, fresh);
+        drop(old);
+        Ok(())
+    }
+
+    fn ensure_session(&mut self) -> Result<()> {
+        if self.tpm.session.is_some() {
+            if let Some(ctx) = self.saved_session.take() {
+                if let Err(e) = self.tpm.context_load(&ctx) {
+                    self.tpm.session = None;
+                    return Err(e);
+                }
+            }
+            return Ok(());
+        }
+        self.saved_session = None;
+        let (handle, salt) = self.salt_key()?;
+        let session = self.tpm.start_salted_session(handle, &salt)?;
+        self.tpm.session = Some(session);
+        Ok(())
+    }
+
+    /// The storage key that salts the session: the configured persistent parent, or the
+    /// transient primary.
+    fn salt_key(&mut self) -> Result<(u32, SaltKey)> {
+        let (handle, public) = match self.config.parent {
+            Some(h) => (h, self.persistent_public(h)?),
+            None => {
+                let h = self.primary()?;
+                match &self.storage_key {
+                    Some(sk) => return Ok((h, sk.salt.clone())),
+                    None => return Err(Error::Integrity("storage key not created".into())),
+                }
+            }
+        };
+        self.check_pinned(&public.name)?;
+        match public.key {
+            PublicKey::Ec { curve: Curve::P256, x, y } => Ok((handle, SaltKey { x, y })),
+            _ => Err(Error::Unsupported(format!(
+                "salting the session with storage key 0x{handle:08x}: only ECC P-256 storage keys salt sessions"
+            ))),
+        }
+    }
+
+    fn check_pinned(&self, name: &[u8]) -> Result<()> {
+        match &self.config.storage_key_name {
+            Some(pinned) if pinned.as_slice() != name => Err(Error::Integrity(format!(
+                "storage key Name {} does not match the pinned storage-key-name {}: refusing to salt the session",
+                hex(name),
+                hex(pinned)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn persistent_public(&mut self, handle: u32) -> Result<KeyPublic> {
+        if let Some(p) = self.persistent.get(&handle) {
+            return Ok(p.clone());
+        }
+        let (blob, name) = self.tpm.read_public(handle)?;
+        let public = KeyPublic::parse(&blob)?;
+        if public.name != name {
+            return Err(Error::Integrity(format!(
+                "ReadPublic of 0x{handle:08x}: Name does not match its public area"
+            )));
+        }
+        self.persistent.insert(handle, public.clone());
+        Ok(public)
+    }
+
+    /// Loads the transient storage primary key: from its saved context, or created once.
+    fn primary(&mut self) -> Result<u32> {
+        if let Some(h) = self.find_loaded(STORAGE_KEY_ID) {
+            return Ok(h);
+        }
+        self.make_room(&[])?;
+        let handle = match &self.storage_key {
+            Some(sk) => {
+                let ctx = sk.context.clone();
+                self.tpm.context_load(&ctx)?
+            }
+            None => {
+                let template = templates::storage_key()?;
+                let auth = self.config.parent_auth.clone();
+                let (h, public, _) = self.tpm.create_primary(TPM_RH_OWNER, &auth, &template)?;
+                let public = KeyPublic::parse(&public)?;
+                if let Err(e) = self.check_pinned(&public.name) {
+                    let _ = self.tpm.flush_context(h);
+                    return Err(e);
+                }
+                let PublicKey::Ec { x, y, .. } = public.key else {
+                    return Err(Error::Integrity("storage key is not an ECC key".into()));
+                };
+                let context = self.tpm.context_save(h)?;
+                self.storage_key = Some(StorageKey {
+                    context,
+                    name: public.name,
+                    salt: SaltKey { x, y },
+                });
+                h
+            }
+        };
+        self.loaded.push((STORAGE_KEY_ID, handle));
+        Ok(handle)
+    }
+
+    /// A key's parent as (handle, Name, authValue).
+    fn parent(&mut self, parent: u32) -> Result<(u32, Vec<u8>, Vec<u8>)> {
+        match parent {
+            TPM_RH_OWNER => {
+                let h = self.primary()?;
+                let name = self
+                    .storage_key
+                    .as_ref()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
+                Ok((h, name, Vec::new()))
+            }
+            0x8100_0000..=0x81FF_FFFF => {
+                let name = self.persistent_public(parent)?.name;
+                let auth = if self.config.parent == Some(parent) {
+                    self.config.parent_auth.to_vec()
+                } else {
+                    Vec::new()
+                };
+                Ok((parent, name, auth))
+            }
+            _ => Err(Error::Unsupported(format!(
+                "parent handle 0x{parent:08x} (use 0x40000001 or 0x81xxxxxx)"
+            ))),
+        }
+    }
+
+    fn find_loaded(&mut self, id: u64) -> Option<u32> {
+        let i = self.loaded.iter().position(|(k, _)| *k == id)?;
+        let entry = self.loaded.remove(i);
+        self.loaded.push(entry);
+        Some(entry.1)
+    }
+
+    /// Frees slots until one more object fits, never evicting `protect`.
+    fn make_room(&mut self, protect: &[u64]) -> Result<()> {
+        while self.loaded.len() >= MAX_TRANSIENT {
+            let Some(i) = self.loaded.iter().position(|(id, _)| !protect.contains(id)) else {
+                break;
+            };
+            let (id, handle) = self.loaded.remove(i);
+            if id != STORAGE_KEY_ID && !self.contexts.contains_key(&id) {
+                let ctx = self.tpm.context_save(handle)?;
+                self.contexts.insert(id, ctx);
+            }
+            self.tpm.flush_context(handle)?;
+        }
+        Ok(())
+    }
+
+    fn ensure_loaded(&mut self, key: &Loadable<'_>) -> Result<(u32, Vec<u8>)> {
+        let (id, parent, private, public, name) = match key {
+            Loadable::Persistent { handle, name } => return Ok((*handle, name.to_vec())),
+            Loadable::Blob {
+                id,
+                parent,
+                private,
+                public,
+                name,
+            } => (*id, *parent, *private, *public, *name),
+        };
+        if let Some(handle) = self.find_loaded(id) {
+            return Ok((handle, name.to_vec()));
+        }
+        if let Some(ctx) = self.contexts.get(&id).cloned() {
+            self.make_room(&[])?;
+            let handle = self.tpm.context_load(&ctx)?;
+            self.loaded.push((id, handle));
+            return Ok((handle, name.to_vec()));
+        }
+        let (parent_handle, parent_name, parent_auth) = self.parent(parent)?;
+        self.make_room(&[STORAGE_KEY_ID])?;
+        let (handle, tpm_name) =
+            self.tpm
+                .load(parent_handle, &parent_name, &parent_auth, private, public)?;
+        self.loaded.push((id, handle));
+        if tpm_name != name {
+            return Err(Error::Integrity(
+                "the TPM computed another Name for the loaded key".into(),
+            ));
+        }
+        if self.policy == ObjectPolicy::PerOperation {
+            let ctx = self.tpm.context_save(handle)?;
+            self.contexts.insert(id, ctx);
+        }
+        Ok((handle, name.to_vec()))
+    }
+
+    /// Per-operation: nothing of ours stays loaded. Keep: the storage key goes (behind a
+    /// resource manager every loaded context costs commands on every command).
+    fn after_operation(&mut self) {
+        match self.policy {
+            ObjectPolicy::PerOperation => self.release_all_loaded(),
+            _ => {
+                if let Some(i) = self.loaded.iter().position(|(id, _)| *id == STORAGE_KEY_ID) {
+                    let (_, h) = self.loaded.remove(i);
+                    let _ = self.tpm.flush_context(h);
+                }
+            }
+        }
+    }
+
+    /// Flushes our loaded objects and saves the session, so other processes get the slots.
+    fn release_all_loaded(&mut self) {
+        for (id, handle) in std::mem::take(&mut self.loaded) {
+            if id != STORAGE_KEY_ID && !self.contexts.contains_key(&id) {
+                if let Ok(ctx) = self.tpm.context_save(handle) {
+                    self.contexts.insert(id, ctx);
+                }
+            }
+            let _ = self.tpm.flush_context(handle);
+        }
+        if self.saved_session.is_none() {
+            if let Some(handle) = self.tpm.session.as_ref().map(|s| s.handle) {
+                match self.tpm.context_save(handle) {
+                    Ok(ctx) => self.saved_session = Some(ctx),
+                    Err(_) => self.tpm.session = None,
+                }
+            }
+        }
+    }
+
+    /// Process exit: flush everything we hold, the session included.
+    fn release_all(&mut self) {
+        for (_, handle) in std::mem::take(&mut self.loaded) {
+            let _ = self.tpm.flush_context(handle);
+        }
+        if let Some(s) = self.tpm.session.take() {
+            let _ = self.tpm.flush_context(s.handle);
+        }
+        self.saved_session = None;
+    }
+
+    /// The public area of a persistent object (read once, then cached).
+    pub fn read_persistent(&mut self, handle: u32) -> Result<KeyPublic> {
+        self.retrying(|link| link.persistent_public(handle))
+    }
+
+    pub fn forget_persistent(&mut self, handle: u32) {
+        self.persistent.remove(&handle);
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let mut r = [0u8; 2];
+    crate::session_crypto::SessionCrypto::random(&RustCrypto, &mut r);
+    let cap = 1u64 << attempt.min(5);
+    Duration::from_millis(1 + u64::from(u16::from_be_bytes(r)) % (cap * 2))
+}
+
+pub fn hex(v: &[u8]) -> String {
+    v.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,464 @@
+//! TPM-resident keys: create, load (lazily, by the connection), sign, decrypt, ECDH,
+//! persist and evict. A `TpmKey` holds only what is needed to reload it and the public
+//! data every parameter query is answered from.
+
+use zeroize::Zeroizing;
+
+use crate::config::parse_handle;
+use crate::connection::{with_link, Loadable, Need};
+use crate::error::{Error, Result};
+use crate::hash::Hash;
+use crate::keyfile::{KeyFile, KeyFileType};
+use crate::public_key::{KeyPublic, PublicKey};
+use crate::rsa_padding;
+use crate::session_crypto::{SessionCrypto, CRYPTO};
+use crate::templates::{self, KeySpec};
+use crate::wire::{
+    Reader, TPM_ALG_ECDSA, TPM_ALG_NULL, TPM_ALG_RSAPSS, TPM_ALG_RSASSA, TPM_RH_OWNER,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyLocation {
+    /// A key blob loaded under its parent (0x40000001: the storage primary; 0x81xxxxxx).
+    Blob { parent: u32, private: Vec<u8> },
+    /// A key stored in the TPM at a persistent handle.
+    Persistent(u32),
+}
+
+#[derive(Clone)]
+pub struct TpmKey {
+    location: KeyLocation,
+    public: KeyPublic,
+    has_password: bool,
+    auth: Zeroizing<Vec<u8>>,
+    id: u64,
+}
+
+impl std::fmt::Debug for TpmKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TpmKey")
+            .field("location", &self.location)
+            .field("bits", &self.public.bits())
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignScheme {
+    Ecdsa(Hash),
+    /// RSASSA-PKCS1-v1_5 over a digest of `Hash`.
+    RsaPkcs1(Hash),
+    /// RSASSA-PKCS1-v1_5 over caller-built bytes (DigestInfo, or MD5+SHA1 for old TLS).
+    RsaPkcs1Raw,
+    RsaPss {
+        hash: Hash,
+        mgf1: Hash,
+        salt_len: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RsaPadding {
+    Oaep {
+        hash: Hash,
+        mgf1: Hash,
+    },
+    Pkcs1,
+    /// The raw private-key operation (no padding).
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signature {
+    /// r and s, left-padded to the curve size.
+    Ecdsa {
+        r: Vec<u8>,
+        s: Vec<u8>,
+    },
+    Rsa(Vec<u8>),
+}
+
+fn key_id(parent: u32, private: &[u8]) -> u64 {
+    let h = CRYPTO.sha256(&[&parent.to_be_bytes(), private]);
+    u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) | 1
+}
+
+fn left_pad(v: &[u8], len: usize) -> Vec<u8> {
+    let v = &v[v.iter().take_while(|b| **b == 0).count()..];
+    let mut out = vec![0u8; len.saturating_sub(v.len())];
+    out.extend_from_slice(v);
+    out
+}
+
+impl TpmKey {
+    fn from_blob(
+        parent: u32,
+        private: Vec<u8>,
+        public: &[u8],
+        password: Option<&[u8]>,
+    ) -> Result<TpmKey> {
+        let public = KeyPublic::parse(public)?;
+        if public.restricted {
+            return Err(Error::Unsupported(
+                "restricted keys (storage or attestation keys) as application keys".into(),
+            ));
+        }
+        Ok(TpmKey {
+            id: key_id(parent, &private),
+            location: KeyLocation::Blob { parent, private },
+            public,
+            has_password: password.is_some_and(|p| !p.is_empty()),
+            auth: Zeroizing::new(password.unwrap_or_default().to_vec()),
+        })
+    }
+
+    /// Creates a new key in the TPM under `parent` (default: the configured parent, else
+    /// the storage primary). A key with a password is DA-protected; one without is noDA.
+    pub fn generate(spec: KeySpec, password: Option<&[u8]>, parent: Option<u32>) -> Result<TpmKey> {
+        let password = password.filter(|p| !p.is_empty());
+        if password.is_some_and(|p| p.len() > 32) {
+            return Err(Error::BadInput(
+                "key password longer than 32 bytes (the TPM's SHA-256 limit)".into(),
+            ));
+        }
+        let template = templates::key(spec, password.is_some())?;
+        let (private, public) = with_link(|link| {
+            let parent = parent.or(link.config().parent).unwrap_or(TPM_RH_OWNER);
+            let (private, public) = link.run(Need::Parent(parent), |tpm, target| {
+                let t = target.ok_or_else(|| Error::Integrity("parent not loaded".into()))?;
+                tpm.create(
+                    t.handle,
+                    &t.name,
+                    &t.auth,
+                    password.unwrap_or_default(),
+                    &[],
+                    &template,
+                )
+            })?;
+            Ok((private, public, parent))
+        })
+        .map(|(private, public, parent)| ((parent, private), public))?;
+        Self::from_blob(private.0, private.1, &public, password)
+    }
+
+    /// A key from a TSS2 PRIVATE KEY file; the TPM is not touched until the key is used.
+    pub fn from_key_file(file: &KeyFile, password: Option<&[u8]>) -> Result<TpmKey> {
+        file.check_loadable()?;
+        if file.key_type != KeyFileType::Loadable {
+            return Err(Error::Unsupported(
+                "key files that are not loadable keys".into(),
+            ));
+        }
+        let mut key = Self::from_blob(file.parent, file.private.clone(), &file.public, password)?;
+        key.has_password = !file.empty_auth;
+        Ok(key)
+    }
+
+    /// A key stored at a persistent handle (one TPM2_ReadPublic).
+    pub fn from_persistent(handle: u32, password: Option<&[u8]>) -> Result<TpmKey> {
+        if !(0x8100_0000..=0x81FF_FFFF).contains(&handle) {
+            return Err(Error::BadInput(format!(
+                "0x{handle:08x} is not a persistent handle (0x81xxxxxx)"
+            )));
+        }
+        let public = with_link(|link| link.read_persistent(handle))?;
+        if public.restricted {
+            return Err(Error::Unsupported(format!(
+                "0x{handle:08x} is a restricted (storage) key"
+            )));
+        }
+        Ok(TpmKey {
+            location: KeyLocation::Persistent(handle),
+            has_password: password.is_some_and(|p| !p.is_empty()),
+            auth: Zeroizing::new(password.unwrap_or_default().to_vec()),
+            public,
+            id: u64::from(handle) << 1,
+        })
+    }
+
+    /// Parses `handle:0x81000001` (the URI form users of tpm2-openssl write).
+    pub fn parse_handle_uri(uri: &str) -> Result<u32> {
+        let rest = uri
+            .strip_prefix("handle:")
+            .ok_or_else(|| Error::BadInput(format!("\"{uri}\" is not a handle: URI")))?;
+        let rest = rest.split('?').next().unwrap_or_default();
+        parse_handle(rest)
+            .ok_or_else(|| Error::BadInput(format!("\"{uri}\": expected handle:0x81xxxxxx")))
+    }
+
+    pub fn public(&self) -> &KeyPublic {
+        &self.public
+    }
+
+    pub fn location(&self) -> &KeyLocation {
+        &self.location
+    }
+
+    /// True when the key file says the key has a password (emptyAuth FALSE).
+    pub fn needs_password(&self) -> bool {
+        self.has_password
+    }
+
+    pub fn set_password(&mut self, password: &[u8]) {
+        self.auth = Zeroizing::new(password.to_vec());
+    }
+
+    /// The key as a TSS2 PRIVATE KEY file; `None` for persistent keys.
+    pub fn key_file(&self) -> Option<KeyFile> {
+        match &self.location {
+            KeyLocation::Blob { parent, private } => Some(KeyFile {
+                key_type: KeyFileType::Loadable,
+                empty_auth: !self.has_password,
+                policy: None,
+                secret: None,
+                auth_policy: None,
+                parent: *parent,
+                public: self.public.blob.clone(),
+                private: private.clone(),
+            }),
+            KeyLocation::Persistent(_) => None,
+        }
+    }
+
+    fn loadable(&self) -> Loadable<'_> {
+        match &self.location {
+            KeyLocation::Blob { parent, private } => Loadable::Blob {
+                id: self.id,
+                parent: *parent,
+                private,
+                public: &self.public.blob,
+                name: &self.public.name,
+            },
+            KeyLocation::Persistent(handle) => Loadable::Persistent {
+                handle: *handle,
+                name: &self.public.name,
+            },
+        }
+    }
+
+    fn with_key<R>(
+        &self,
+        mut op: impl FnMut(&mut crate::commands::Tpm, u32, &[u8], &[u8]) -> Result<R>,
+    ) -> Result<R> {
+        let loadable = self.loadable();
+        with_link(|link| {
+            link.run(Need::Key(&loadable, &self.auth), |tpm, target| {
+                let t = target.ok_or_else(|| Error::Integrity("key not loaded".into()))?;
+                op(tpm, t.handle, &t.name, &t.auth)
+            })
+        })
+    }
+
+    fn modulus_len(&self) -> Result<usize> {
+        match &self.public.key {
+            PublicKey::Rsa { modulus, .. } => Ok(modulus.len()),
+            PublicKey::Ec { .. } => Err(Error::BadInput("an RSA operation on an EC key".into())),
+        }
+    }
+
+    /// Signs a digest (for `RsaPkcs1Raw`, the bytes to pad). One TPM command when loaded.
+    pub fn sign(&self, scheme: SignScheme, digest: &[u8]) -> Result<Signature> {
+        if !self.public.can_sign {
+            return Err(Error::BadInput(
+                "this key may not sign (its sign attribute is clear)".into(),
+            ));
+        }
+        match (scheme, &self.public.key) {
+            (SignScheme::Ecdsa(hash), PublicKey::Ec { curve, .. }) => {
+                if digest.len() != hash.len() {
+                    return Err(Error::BadInput(format!(
+                        "digest is {} bytes, {} needs {}",
+                        digest.len(),
+                        hash.name(),
+                        hash.len()
+                    )));
+                }
+                let sig = self.with_key(|tpm, h, name, auth| {
+                    tpm.sign(h, name, auth, digest, TPM_ALG_ECDSA, hash.tpm_alg())
+                })?;
+                let mut r = Reader::new(&sig);
+                let (_alg, _hash) = (r.u16()?, r.u16()?);
+                let (sr, ss) = (r.tpm2b()?, r.tpm2b()?);
+                let n = curve.coordinate_len();
+                Ok(Signature::Ecdsa {
+                    r: left_pad(sr, n),
+                    s: left_pad(ss, n),
+                })
+            }
+            (SignScheme::RsaPkcs1(hash), PublicKey::Rsa { .. }) => {
+                if digest.len() != hash.len() {
+                    return Err(Error::BadInput(format!(
+                        "digest is {} bytes, {} needs {}",
+                        digest.len(),
+                        hash.name(),
+                        hash.len()
+                    )));
+                }
+                let sig = self.with_key(|tpm, h, name, auth| {
+                    tpm.sign(h, name, auth, digest, TPM_ALG_RSASSA, hash.tpm_alg())
+                })?;
+                let mut r = Reader::new(&sig);
+                let (_alg, _hash) = (r.u16()?, r.u16()?);
+                Ok(Signature::Rsa(r.tpm2b()?.to_vec()))
+            }
+            (SignScheme::RsaPkcs1Raw, PublicKey::Rsa { .. }) => {
+                let block = rsa_padding::pkcs1_v15_sign_block(digest, self.modulus_len()?)?;
+                Ok(Signature::Rsa(self.rsa_private(&block)?.to_vec()))
+            }
+            (
+                SignScheme::RsaPss {
+                    hash,
+                    mgf1,
+                    salt_len,
+                },
+                PublicKey::Rsa { .. },
+            ) => {
+                if self.public.can_decrypt && mgf1 == hash {
+                    let block =
+                        rsa_padding::pss_encode(hash, digest, salt_len, self.public.bits())?;
+                    return Ok(Signature::Rsa(self.rsa_private(&block)?.to_vec()));
+                }
+                // A sign-only key: the TPM's own PSS, whose salt is the digest length on
+                // swtpm but may be the maximum on hardware TPMs.
+                if salt_len != hash.len() || mgf1 != hash {
+                    return Err(Error::Unsupported(format!(
+                        "PSS with salt {salt_len} on a key without the decrypt attribute (only salt = digest length)"
+                    )));
+                }
+                let sig = self.with_key(|tpm, h, name, auth| {
+                    tpm.sign(h, name, auth, digest, TPM_ALG_RSAPSS, hash.tpm_alg())
+                })?;
+                let mut r = Reader::new(&sig);
+                let (_alg, _hash) = (r.u16()?, r.u16()?);
+                Ok(Signature::Rsa(r.tpm2b()?.to_vec()))
+            }
+            _ => Err(Error::BadInput(format!(
+                "{scheme:?} does not fit a {} key",
+                if self.public.is_rsa() { "RSA" } else { "EC" }
+            ))),
+        }
+    }
+
+    /// The raw RSA private-key operation x^d mod n (TPM2_RSA_Decrypt, scheme NULL).
+    pub fn rsa_private(&self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let k = self.modulus_len()?;
+        if !self.public.can_decrypt {
+            return Err(Error::Unsupported(
+                "raw RSA on a key without the decrypt attribute".into(),
+            ));
+        }
+        if input.len() > k {
+            return Err(Error::BadInput(format!(
+                "input of {} bytes is longer than the {}-byte modulus",
+                input.len(),
+                k
+            )));
+        }
+        let input = left_pad(input, k);
+        let out = self.with_key(|tpm, h, name, auth| {
+            tpm.rsa_decrypt(h, name, auth, &input, TPM_ALG_NULL, 0, &[])
+        })?;
+        Ok(Zeroizing::new(left_pad(&out, k)))
+    }
+
+    /// RSA decryption: the TPM does the raw operation, the padding is removed here.
+    pub fn decrypt(
+        &self,
+        padding: RsaPadding,
+        label: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let k = self.modulus_len()?;
+        if ciphertext.len() != k {
+            return Err(Error::BadInput(format!(
+                "ciphertext is {} bytes, the key needs {k}",
+                ciphertext.len()
+            )));
+        }
+        let em = self.rsa_private(ciphertext)?;
+        match padding {
+            RsaPadding::Oaep { hash, mgf1 } => rsa_padding::oaep_decode(hash, mgf1, label, &em),
+            RsaPadding::Pkcs1 => rsa_padding::pkcs1_v15_decrypt_decode(&em),
+            RsaPadding::None => Ok(em),
+        }
+    }
+
+    /// ECDH: the shared secret x(d * peer), peer coordinates of the key's curve.
+    pub fn ecdh(&self, x: &[u8], y: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let PublicKey::Ec { curve, .. } = &self.public.key else {
+            return Err(Error::BadInput("ECDH with an RSA key".into()));
+        };
+        let n = curve.coordinate_len();
+        if x.len() > n || y.len() > n {
+            return Err(Error::BadInput(format!(
+                "peer point is not on {}",
+                curve.name()
+            )));
+        }
+        if !self.public.can_decrypt {
+            return Err(Error::Unsupported(
+                "ECDH on a key without the decrypt attribute".into(),
+            ));
+        }
+        let (x, y) = (left_pad(x, n), left_pad(y, n));
+        let z = self.with_key(|tpm, h, name, auth| tpm.ecdh_zgen(h, name, auth, &x, &y))?;
+        Ok(Zeroizing::new(left_pad(&z, n)))
+    }
+
+    /// Stores the key at `handle` (0x81xxxxxx) under the owner hierarchy.
+    pub fn persist(&self, handle: u32) -> Result<TpmKey> {
+        if !(0x8100_0000..=0x81FF_FFFF).contains(&handle) {
+            return Err(Error::BadInput(format!(
+                "0x{handle:08x} is not a persistent handle (0x81xxxxxx)"
+            )));
+        }
+        if matches!(self.location, KeyLocation::Persistent(_)) {
+            return Err(Error::BadInput("the key is already persistent".into()));
+        }
+        let owner_auth = with_link(|link| Ok(link.config().parent_auth.clone()))?;
+        self.with_key(|tpm, h, name, _| tpm.evict_control(&owner_auth, h, name, handle))?;
+        Ok(TpmKey {
+            location: KeyLocation::Persistent(handle),
+            public: self.public.clone(),
+            has_password: self.has_password,
+            auth: self.auth.clone(),
+            id: u64::from(handle) << 1,
+        })
+    }
+}
+
+/// Removes the persistent object at `handle`.
+pub fn evict_persistent(handle: u32) -> Result<()> {
+    if !(0x8100_0000..=0x81FF_FFFF).contains(&handle) {
+        return Err(Error::BadInput(format!(
+            "0x{handle:08x} is not a persistent handle (0x81xxxxxx)"
+        )));
+    }
+    with_link(|link| {
+        let public = link.read_persistent(handle)?;
+        let owner_auth = link.config().parent_auth.clone();
+        let r = link.run(Need::Nothing, |tpm, _| {
+            tpm.evict_control(&owner_auth, handle, &public.name, handle)
+        });
+        link.forget_persistent(handle);
+        r
+    })
+}
+
+/// Fills `out` from the TPM's random number generator (encrypted on the bus).
+pub fn random(out: &mut [u8]) -> Result<()> {
+    with_link(|link| {
+        let mut filled = 0;
+        while filled < out.len() {
+            let want = (out.len() - filled).min(64) as u16;
+            let bytes = link.run(Need::Nothing, |tpm, _| tpm.get_random(want))?;
+            if bytes.is_empty() {
+                return Err(Error::Integrity("TPM2_GetRandom returned no bytes".into()));
+            }
+            let n = bytes.len().min(out.len() - filled);
+            out[filled..filled + n].copy_from_slice(&bytes[..n]);
+            filled += n;
+        }
+        Ok(())
+    })
+}

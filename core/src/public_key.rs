@@ -1,0 +1,157 @@
+//! What tpmkey knows of a TPM object from its public area alone: algorithm, size, public
+//! key, attributes and Name. Front ends answer key parameters from this, never the TPM.
+
+use tss_esapi::attributes::ObjectAttributes;
+use tss_esapi::interface_types::ecc::EccCurve;
+use tss_esapi::structures::Public;
+use tss_esapi::traits::UnMarshall;
+
+use crate::error::{Error, Result};
+use crate::session_crypto::{SessionCrypto, CRYPTO};
+use crate::wire::{tpm2b_contents, TPM_ALG_SHA256};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Curve {
+    P256,
+    P384,
+}
+
+impl Curve {
+    pub fn bits(self) -> u32 {
+        match self {
+            Curve::P256 => 256,
+            Curve::P384 => 384,
+        }
+    }
+    pub fn coordinate_len(self) -> usize {
+        self.bits() as usize / 8
+    }
+    pub fn tpm_id(self) -> u16 {
+        match self {
+            Curve::P256 => crate::wire::TPM_ECC_NIST_P256,
+            Curve::P384 => crate::wire::TPM_ECC_NIST_P384,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Curve::P256 => "P-256",
+            Curve::P384 => "P-384",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublicKey {
+    /// Coordinates left-padded to the curve size.
+    Ec {
+        curve: Curve,
+        x: Vec<u8>,
+        y: Vec<u8>,
+    },
+    Rsa {
+        modulus: Vec<u8>,
+        exponent: u32,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct KeyPublic {
+    pub key: PublicKey,
+    pub can_sign: bool,
+    pub can_decrypt: bool,
+    pub restricted: bool,
+    pub no_da: bool,
+    pub user_with_auth: bool,
+    pub has_policy: bool,
+    /// TPM2B_PUBLIC as the TPM gave it, with its size prefix.
+    pub blob: Vec<u8>,
+    /// nameAlg || H(TPMT_PUBLIC).
+    pub name: Vec<u8>,
+}
+
+fn pad(v: &[u8], len: usize) -> Result<Vec<u8>> {
+    let v = &v[v.iter().take_while(|b| **b == 0).count()..];
+    if v.len() > len {
+        return Err(Error::KeyFile("EC coordinate longer than the curve".into()));
+    }
+    let mut out = vec![0u8; len - v.len()];
+    out.extend_from_slice(v);
+    Ok(out)
+}
+
+impl KeyPublic {
+    /// Parses a TPM2B_PUBLIC (with size prefix).
+    pub fn parse(tpm2b_public: &[u8]) -> Result<KeyPublic> {
+        let tpmt = tpm2b_contents(tpm2b_public)
+            .map_err(|_| Error::KeyFile("public area: bad TPM2B size".into()))?;
+        let public = Public::unmarshall(tpmt)
+            .map_err(|e| Error::KeyFile(format!("public area does not parse: {e}")))?;
+        // TPMT_PUBLIC starts with type, then nameAlg.
+        let name_alg = tpmt.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        if name_alg != Some(TPM_ALG_SHA256) {
+            return Err(Error::Unsupported(
+                "objects whose name algorithm is not SHA-256".into(),
+            ));
+        }
+        let mut name = TPM_ALG_SHA256.to_be_bytes().to_vec();
+        name.extend_from_slice(&CRYPTO.sha256(&[tpmt]));
+        let attrs: ObjectAttributes = public.object_attributes();
+        let key = match &public {
+            Public::Ecc {
+                parameters, unique, ..
+            } => {
+                let curve = match parameters.ecc_curve() {
+                    EccCurve::NistP256 => Curve::P256,
+                    EccCurve::NistP384 => Curve::P384,
+                    other => return Err(Error::Unsupported(format!("ECC curve {other:?}"))),
+                };
+                let n = curve.coordinate_len();
+                PublicKey::Ec {
+                    curve,
+                    x: pad(unique.x().value(), n)?,
+                    y: pad(unique.y().value(), n)?,
+                }
+            }
+            Public::Rsa {
+                parameters, unique, ..
+            } => {
+                let e = parameters.exponent().value();
+                PublicKey::Rsa {
+                    modulus: unique.value().to_vec(),
+                    exponent: if e == 0 { 65537 } else { e },
+                }
+            }
+            _ => {
+                return Err(Error::Unsupported(
+                    "objects that are not ECC or RSA keys".into(),
+                ))
+            }
+        };
+        Ok(KeyPublic {
+            key,
+            can_sign: attrs.sign_encrypt(),
+            can_decrypt: attrs.decrypt(),
+            restricted: attrs.restricted(),
+            no_da: attrs.no_da(),
+            user_with_auth: attrs.user_with_auth(),
+            has_policy: !public.auth_policy().value().is_empty(),
+            blob: tpm2b_public.to_vec(),
+            name,
+        })
+    }
+
+    /// Key size in bits (modulus bits or curve size).
+    pub fn bits(&self) -> u32 {
+        match &self.key {
+            PublicKey::Ec { curve, .. } => curve.bits(),
+            PublicKey::Rsa { modulus, .. } => {
+                let m = &modulus[modulus.iter().take_while(|b| **b == 0).count()..];
+                (m.len() as u32 * 8).saturating_sub(m.first().map_or(8, |b| b.leading_zeros()))
+            }
+        }
+    }
+
+    pub fn is_rsa(&self) -> bool {
+        matches!(self.key, PublicKey::Rsa { .. })
+    }
+}

@@ -1,0 +1,118 @@
+//! The TCTI: libtss2-tctildr turns a configuration string (`device:`, `swtpm:`, `mssim:`,
+//! `tabrmd:`) into a byte pipe to the TPM. This is the only place that calls into tpm2-tss.
+
+use std::ffi::CString;
+use std::ptr;
+
+use tss_esapi_sys as sys;
+
+use crate::error::{Error, Result};
+use crate::response_code::ResponseCode;
+
+/// Largest response a TPM sends (TPM_PT_MAX_RESPONSE_SIZE is 4096 on every TPM we know).
+const MAX_RESPONSE: usize = 8192;
+/// How long to wait for an answer: RSA key generation on a slow TPM takes tens of seconds.
+const RESPONSE_TIMEOUT_MS: i32 = 180_000;
+
+pub struct Tcti {
+    context: *mut sys::TSS2_TCTI_CONTEXT,
+    conf: String,
+}
+
+// SAFETY: the TCTI context is only used through `&mut self`, and the connection that owns it
+// sits behind a mutex; tpm2-tss TCTIs hold no thread-affine state.
+unsafe impl Send for Tcti {}
+
+impl std::fmt::Debug for Tcti {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tcti").field("conf", &self.conf).finish()
+    }
+}
+
+impl Tcti {
+    /// Opens the TCTI named by `conf`; an empty string is refused (tpm2-tss would probe).
+    pub fn open(conf: &str) -> Result<Tcti> {
+        if conf.trim().is_empty() {
+            return Err(Error::Config(
+                "empty TCTI: tpmkey never lets tpm2-tss probe for a TPM".into(),
+            ));
+        }
+        let c_conf = CString::new(conf)
+            .map_err(|_| Error::Config(format!("TCTI \"{conf}\" contains a NUL byte")))?;
+        let mut context: *mut sys::TSS2_TCTI_CONTEXT = ptr::null_mut();
+        // SAFETY: c_conf is a valid C string for the duration of the call; context is an out pointer.
+        let rc = unsafe { sys::Tss2_TctiLdr_Initialize(c_conf.as_ptr(), &mut context) };
+        if rc != 0 || context.is_null() {
+            return Err(Error::Tcti {
+                tcti: conf.into(),
+                cause: format!("cannot open: {}", ResponseCode(rc)),
+            });
+        }
+        Ok(Tcti {
+            context,
+            conf: conf.into(),
+        })
+    }
+
+    pub fn conf(&self) -> &str {
+        &self.conf
+    }
+
+    /// Sends one command and returns the TPM's response bytes.
+    pub fn execute(&mut self, command: &[u8]) -> Result<Vec<u8>> {
+        let common = self.context.cast::<sys::TSS2_TCTI_CONTEXT_COMMON_V1>();
+        // SAFETY: every TCTI context starts with the v1 common header (tss2_tcti.h).
+        let (transmit, receive) = unsafe { ((*common).transmit, (*common).receive) };
+        let (Some(transmit), Some(receive)) = (transmit, receive) else {
+            return Err(self.error("TCTI has no transmit/receive functions", 0));
+        };
+        // SAFETY: command is a valid buffer of the given length; context is live.
+        let rc = unsafe { transmit(self.context, command.len() as sys::size_t, command.as_ptr()) };
+        if rc != 0 {
+            return Err(self.error("sending the command failed", rc));
+        }
+        let mut response = vec![0u8; MAX_RESPONSE];
+        let mut size = response.len() as sys::size_t;
+        // SAFETY: response has `size` writable bytes; size is updated to the bytes written.
+        let rc = unsafe {
+            receive(
+                self.context,
+                &mut size,
+                response.as_mut_ptr(),
+                RESPONSE_TIMEOUT_MS,
+            )
+        };
+        if rc != 0 {
+            return Err(self.error("receiving the response failed", rc));
+        }
+        response.truncate((size as usize).min(MAX_RESPONSE));
+        Ok(response)
+    }
+
+    fn error(&self, what: &str, rc: u32) -> Error {
+        let cause = if rc == 0 {
+            what.to_string()
+        } else {
+            format!("{what}: {}", ResponseCode(rc))
+        };
+        Error::Tcti {
+            tcti: self.conf.clone(),
+            cause,
+        }
+    }
+
+    /// Forgets the context without closing it: a forked child must not tear down the
+    /// parent's connection (tabrmd's finalizer talks to D-Bus).
+    pub fn abandon(mut self) {
+        self.context = ptr::null_mut();
+    }
+}
+
+impl Drop for Tcti {
+    fn drop(&mut self) {
+        if !self.context.is_null() {
+            // SAFETY: context came from Tss2_TctiLdr_Initialize and is finalized once.
+            unsafe { sys::Tss2_TctiLdr_Finalize(&mut self.context) };
+        }
+    }
+}
