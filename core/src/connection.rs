@@ -90,33 +90,34 @@ impl std::fmt::Debug for Link {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Failure {
     /// The TPM's slots are full (other processes): release ours, back off, retry.
-    Busy(Error),
+    Busy,
     /// Our handles or connection are gone (TPM restarted, TCTI broke): start over once.
-    Lost(Error),
-    Fatal(Error),
+    Lost,
+    Fatal,
 }
 
-fn classify(e: Error) -> Failure {
-    match &e {
-        Error::Tcti { .. } => Failure::Lost(e),
+fn classify(e: &Error) -> Failure {
+    match e {
+        Error::Tcti { .. } => Failure::Lost,
         Error::Tpm { command, rc } => {
             let base = rc.base();
             if matches!(base, TPM_RC_OBJECT_MEMORY | TPM_RC_SESSION_MEMORY | 0x904) {
-                Failure::Busy(e)
+                Failure::Busy
             } else if *command == "ContextLoad"
                 || (0x910..=0x91E).contains(&base)
                 || base == 0x8B
                 || base == 0x150
                 || base == TPM_RC_INITIALIZE
             {
-                Failure::Lost(e)
+                Failure::Lost
             } else {
-                Failure::Fatal(e)
+                Failure::Fatal
             }
         }
-        _ => Failure::Fatal(e),
+        _ => Failure::Fatal,
     }
 }
 
@@ -221,20 +222,17 @@ impl Link {
             let result = f(self);
             self.after_operation();
             let Err(e) = result else { return result };
-            match classify(e) {
-                Failure::Busy(e) => {
+            match classify(&e) {
+                Failure::Busy if start.elapsed() <= BUSY_DEADLINE => {
                     self.release_all_loaded();
-                    if start.elapsed() > BUSY_DEADLINE {
-                        return Err(e);
-                    }
                     attempt = attempt.saturating_add(1);
                     std::thread::sleep(backoff(attempt));
                 }
-                Failure::Lost(_) if !reset_done => {
+                Failure::Lost if !reset_done => {
                     reset_done = true;
                     self.reset()?;
                 }
-                Failure::Lost(e) | Failure::Fatal(e) => return Err(e),
+                _ => return Err(e),
             }
         }
     }
@@ -287,11 +285,16 @@ impl Link {
 
     fn ensure_session(&mut self) -> Result<()> {
         if self.tpm.session.is_some() {
-            if let Some(ctx) = self.saved_session.take() {
-                if let Err(e) = self.tpm.context_load(&ctx) {
-                    self.tpm.session = None;
+            if let Some(ctx) = &self.saved_session {
+                if let Err(e) = self.tpm.context_load(ctx) {
+                    // Full TPM: keep the saved session for the retry. Otherwise it is gone.
+                    if classify(&e) != Failure::Busy {
+                        self.tpm.session = None;
+                        self.saved_session = None;
+                    }
                     return Err(e);
                 }
+                self.saved_session = None;
             }
             return Ok(());
         }
@@ -538,4 +541,9 @@ fn backoff(attempt: u32) -> Duration {
 
 pub fn hex(v: &[u8]) -> String {
     v.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// TPM commands this process has sent on its current connection (for tests and benchmarks).
+pub fn commands_sent() -> u64 {
+    lock(&LINK).as_ref().map_or(0, |l| l.tpm.commands_sent)
 }
