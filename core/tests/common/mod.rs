@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod wire_tap;
+
 use std::sync::{Mutex, MutexGuard};
 
 use openssl::bn::BigNum;
@@ -66,4 +68,15 @@ pub fn openssl_public(key: &PublicKey) -> PKey<Public> {
             PKey::from_rsa(Rsa::from_public_components(n, e).unwrap()).unwrap()
         }
     }
+}
+
+/// A fresh swtpm seen through a wire tap; the connection talks to the tap.
+pub fn tapped_tpm(extra: &[(&str, &str)]) -> (TestTpm, wire_tap::WireTap) {
+    let t = tpm_with(extra);
+    let tap = wire_tap::WireTap::start(t.swtpm.port());
+    let tcti = tap.tcti();
+    let mut settings = vec![("tcti", tcti.as_str())];
+    settings.extend_from_slice(extra);
+    tpmkey::connection::configure(&settings).expect("configure");
+    (t, tap)
 }
