@@ -493,6 +493,7 @@ impl Tpm {
     }
 
     /// TPM2_RSA_Decrypt; scheme TPM_ALG_NULL is the raw private-key operation.
+    #[allow(clippy::too_many_arguments)]
     pub fn rsa_decrypt(
         &mut self,
         key: u32,

@@ -25,6 +25,7 @@ impl Hash {
         }
     }
 
+    #[allow(clippy::len_without_is_empty)] // the digest size, never empty
     pub fn len(self) -> usize {
         match self {
             Hash::Sha1 => 20,

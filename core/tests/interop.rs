@@ -1,6 +1,8 @@
 //! Key files interchange with Debian's tpm2-openssl both ways: its files load and sign
 //! here, ours load and sign there. Signatures are checked by OpenSSL's default provider.
 
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

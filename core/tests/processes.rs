@@ -2,6 +2,8 @@
 //! session around every operation (objects = per-operation), and retries when the TPM's
 //! three slots are taken by the others.
 
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::process::Command;

@@ -1,6 +1,7 @@
 //! Shared by the core's integration tests: one swtpm per test, the process-wide
 //! connection pointed at it, tests in one binary serialised (they share that connection).
 
+#![allow(clippy::unwrap_used, clippy::panic)]
 #![allow(dead_code)]
 
 pub mod wire_tap;
