@@ -1,1 +1,136 @@
-//! placeholder
+//! tpmkey-testenv: the harness every TPM test uses.
+//!
+//! Every test gets a real swtpm ([`Swtpm::start`]) on a private state directory and a
+//! private loopback port pair, optionally fronted by tpm2-abrmd on a private D-Bus bus
+//! ([`Abrmd::start`]). Nothing is mocked, the default TCTI and port 2321 are never used, and
+//! every process is stopped by its pid when its owner is dropped, also when the test panics.
+//! A machine where swtpm cannot start makes the tests fail, never skip.
+//!
+//! ```no_run
+//! use tpmkey_testenv::{run, Swtpm};
+//!
+//! let tpm = Swtpm::start();
+//! let out = tpm.tpm2_tools_ok(["tpm2_getrandom", "--hex", "8"]);
+//! assert!(!out.stdout.is_empty());
+//! // Or any command with TPM2TOOLS_TCTI set:
+//! run(tpm.tpm2_command("tpm2_getcap").arg("properties-fixed"));
+//! ```
+
+// A test harness reports failure by panicking: that is how a test fails.
+#![allow(clippy::panic)]
+
+mod abrmd;
+mod process;
+mod swtpm;
+
+use std::ffi::OsStr;
+use std::process::{Command, Output};
+
+pub use abrmd::Abrmd;
+pub use process::pid_exists;
+pub use swtpm::Swtpm;
+
+/// What a client needs to reach a TPM: a TCTI string and some environment. Implemented by
+/// [`Swtpm`] (direct) and [`Abrmd`] (through the resource manager), so that one test body can
+/// run against both.
+pub trait TpmEndpoint {
+    /// The tpm2-tss TCTI configuration string.
+    fn tcti(&self) -> String;
+
+    /// Environment variables a client process needs besides the TCTI string.
+    fn env(&self) -> Vec<(String, String)>;
+
+    /// A `Command` for `program` with `TPM2TOOLS_TCTI` and [`TpmEndpoint::env`] set.
+    fn tpm2_command(&self, program: &str) -> Command {
+        command_for(self, program)
+    }
+
+    /// Runs a tpm2-tools command (first item: `"tpm2_getrandom"` or `"getrandom"`) and
+    /// returns its output whatever the exit status.
+    fn tpm2_tools<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+        Self: Sized,
+    {
+        tpm2_tools_for(self, args)
+    }
+
+    /// Like [`TpmEndpoint::tpm2_tools`], but panics with stdout/stderr on failure.
+    fn tpm2_tools_ok<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+        Self: Sized,
+    {
+        tpm2_tools_ok_for(self, args)
+    }
+}
+
+fn command_for<T: TpmEndpoint + ?Sized>(endpoint: &T, program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env("TPM2TOOLS_TCTI", endpoint.tcti());
+    for (k, v) in endpoint.env() {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn tpm2_tools_command<T, I, S>(endpoint: &T, args: I) -> Command
+where
+    T: TpmEndpoint + ?Sized,
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut args = args.into_iter();
+    let Some(tool) = args.next() else {
+        panic!("tpmkey-testenv: tpm2_tools needs at least the tool name");
+    };
+    let tool = tool.as_ref().to_string_lossy().into_owned();
+    let program = if tool.starts_with("tpm2") || tool.contains('/') {
+        tool
+    } else {
+        format!("tpm2_{tool}")
+    };
+    let mut cmd = command_for(endpoint, &program);
+    cmd.args(args);
+    cmd
+}
+
+fn tpm2_tools_for<T, I, S>(endpoint: &T, args: I) -> Output
+where
+    T: TpmEndpoint + ?Sized,
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = tpm2_tools_command(endpoint, args);
+    cmd.output().unwrap_or_else(|e| {
+        panic!("tpmkey-testenv: cannot run {cmd:?}: {e} (is tpm2-tools installed? `make deps`)")
+    })
+}
+
+fn tpm2_tools_ok_for<T, I, S>(endpoint: &T, args: I) -> Output
+where
+    T: TpmEndpoint + ?Sized,
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run(&mut tpm2_tools_command(endpoint, args))
+}
+
+/// Runs `cmd` to completion and returns its output; panics with the command line, the exit
+/// status, stdout and stderr if it cannot run or exits unsuccessfully.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("tpmkey-testenv: cannot run {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "tpmkey-testenv: command failed ({}): {cmd:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Installs (idempotently) everything tpmkey needs to build and test on Debian 12, as root.
+# Fast when everything is present: it only asks dpkg, then checks the programs.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential pkg-config libssl-dev libtss2-dev
+    swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus
+    tpm2-openssl nginx curl opensc gnutls-bin p11-kit
+    openssh-server openssh-client apache2 strongswan
+    # pki, swanctl and the pkcs11 plugin are not in the strongswan metapackage on Debian 12
+    strongswan-pki strongswan-swanctl libstrongswan-extra-plugins
+    libtpm2-pkcs11-1 libengine-pkcs11-openssl iproute2 procps
+)
+
+die() {
+    echo "deps.sh: ERROR: $*" >&2
+    exit 1
+}
+
+# sbin directories are missing from some non-login root PATHs.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+installed() {
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
+}
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    installed "$pkg" || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    [ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}); run as root to install them"
+    echo "deps.sh: installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+    for pkg in "${missing[@]}"; do
+        installed "$pkg" || die "package $pkg is still not installed after apt-get install"
+    done
+fi
+
+# cargo: rustup installs it in ~/.cargo/bin (/root/.cargo/bin on these machines).
+if ! command -v cargo >/dev/null 2>&1 \
+    && [ ! -x "${HOME:-/root}/.cargo/bin/cargo" ] && [ ! -x /root/.cargo/bin/cargo ]; then
+    die "cargo not found (not in PATH, ~/.cargo/bin or /root/.cargo/bin); install Rust with rustup: https://rustup.rs"
+fi
+
+# Every program the tests run must exist.
+fail=0
+for prog in swtpm swtpm_setup tpm2_startup tpm2_getrandom tpm2_dictionarylockout tpm2-abrmd \
+    dbus-daemon openssl nginx curl pkcs11-tool p11tool p11-kit ssh ssh-keygen sshd pki swanctl \
+    ss pgrep; do
+    if ! command -v "$prog" >/dev/null 2>&1; then
+        echo "deps.sh: ERROR: required program '$prog' not found" >&2
+        fail=1
+    fi
+done
+if ! command -v apache2 >/dev/null 2>&1 && [ ! -x /usr/sbin/apache2 ]; then
+    echo "deps.sh: ERROR: required program 'apache2' not found" >&2
+    fail=1
+fi
+if [ ! -f /usr/lib/ipsec/plugins/libstrongswan-pkcs11.so ]; then
+    echo "deps.sh: ERROR: strongSwan pkcs11 plugin (libstrongswan-extra-plugins) not found" >&2
+    fail=1
+fi
+[ "$fail" -eq 0 ] || die "required programs are missing (see above)"
+
+# The tpm2 OpenSSL provider must load. Its init talks to a TPM, so give it a throw-away
+# swtpm on a free loopback port (never the default 2321).
+modules_dir=$(openssl version -m | sed -n 's/^MODULESDIR: "\(.*\)"$/\1/p')
+[ -f "$modules_dir/tpm2.so" ] || die "tpm2 OpenSSL provider not found at $modules_dir/tpm2.so (package tpm2-openssl)"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tpmkey-deps.XXXXXX")
+swtpm_pid=
+cleanup() {
+    if [ -n "$swtpm_pid" ]; then
+        kill "$swtpm_pid" 2>/dev/null || true
+        wait "$swtpm_pid" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+port_free() {
+    ! ss -Htan "( sport = :$1 or sport = :$(($1 + 1)) )" | grep -q .
+}
+port=
+for _ in $(seq 50); do
+    candidate=$((20000 + RANDOM % 12000))
+    if port_free "$candidate"; then
+        port=$candidate
+        break
+    fi
+done
+[ -n "$port" ] || die "no free loopback port pair found for the provider check"
+
+swtpm socket --tpmstate dir="$tmp" --tpm2 \
+    --server type=tcp,port="$port",bindaddr=127.0.0.1 \
+    --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 \
+    --flags not-need-init,startup-clear >"$tmp/swtpm.log" 2>&1 </dev/null &
+swtpm_pid=$!
+for _ in $(seq 200); do
+    ss -Htln "( sport = :$port )" | grep -q . && break
+    kill -0 "$swtpm_pid" 2>/dev/null || die "swtpm failed to start: $(cat "$tmp/swtpm.log")"
+    sleep 0.01
+done
+
+if ! out=$(TPM2OPENSSL_TCTI="swtpm:host=127.0.0.1,port=$port" \
+    openssl list -providers -provider tpm2 2>&1) || ! grep -q "status: active" <<<"$out"; then
+    die "'openssl list -providers -provider tpm2' failed:
+$out
+swtpm log: $(cat "$tmp/swtpm.log")"
+fi
+
+echo "deps.sh: all dependencies present"
