@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 #![allow(dead_code)]
 
-pub mod wire_tap;
+pub use tpmkey_testenv::wire_tap;
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -22,6 +22,7 @@
 mod abrmd;
 mod process;
 mod swtpm;
+pub mod wire_tap;
 
 use std::ffi::OsStr;
 use std::process::{Command, Output};
@@ -29,6 +30,7 @@ use std::process::{Command, Output};
 pub use abrmd::Abrmd;
 pub use process::pid_exists;
 pub use swtpm::Swtpm;
+pub use wire_tap::WireTap;
 
 /// What a client needs to reach a TPM: a TCTI string and some environment. Implemented by
 /// [`Swtpm`] (direct) and [`Abrmd`] (through the resource manager), so that one test body can

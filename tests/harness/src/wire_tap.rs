@@ -1,5 +1,5 @@
 //! A TCP proxy between the swtpm TCTI and swtpm that records every TPM command and
-//! response and can alter one on the way: the test's view of the bus.
+//! response and can alter one on the way: the tests' and the benchmark's view of the bus.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -16,6 +16,7 @@ struct Shared {
     on_response: Option<Mutator>,
 }
 
+#[allow(missing_debug_implementations)]
 pub struct WireTap {
     pub port: u16,
     shared: Arc<Mutex<Shared>>,
@@ -119,6 +120,11 @@ impl WireTap {
 
     pub fn tamper_response(&self, m: impl FnMut(&mut Vec<u8>) -> bool + Send + 'static) {
         self.shared.lock().unwrap().on_response = Some(Box::new(m));
+    }
+
+    /// Number of commands seen so far (without taking the log).
+    pub fn count(&self) -> usize {
+        self.shared.lock().unwrap().log.len()
     }
 
     pub fn take_log(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
