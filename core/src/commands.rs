@@ -38,6 +38,17 @@ pub struct Command<'a> {
     pub before_session: bool,
 }
 
+/// The parts of a command on one authorised key (Sign, RSA_Decrypt, ECDH_ZGen, Unseal).
+struct KeyCommand<'a> {
+    code: CommandCode,
+    key: u32,
+    name: &'a [u8],
+    auth: &'a [u8],
+    params: Vec<u8>,
+    secret_in: bool,
+    secret_out: bool,
+}
+
 #[derive(Debug)]
 pub struct Response {
     pub handles: Vec<u32>,
@@ -462,6 +473,21 @@ impl Tpm {
 
     // ---- key operations --------------------------------------------------------------
 
+    /// A command on one key, authorised with the key's authValue.
+    fn on_key(&mut self, k: KeyCommand<'_>) -> Result<Response> {
+        self.execute(&Command {
+            code: k.code,
+            handles: &[k.key],
+            names: &[k.name],
+            auth: Some(k.auth),
+            params: k.params,
+            secret_in: k.secret_in,
+            secret_out: k.secret_out,
+            response_handles: 0,
+            before_session: false,
+        })
+    }
+
     /// TPM2_Sign of a digest: the TPMT_SIGNATURE as returned.
     pub fn sign(
         &mut self,
@@ -478,16 +504,14 @@ impl Tpm {
             w.u16(hash);
         }
         w.u16(0x8024).u32(TPM_RH_NULL).tpm2b(&[]); // TPMT_TK_HASHCHECK: null ticket
-        let rsp = self.execute(&Command {
+        let rsp = self.on_key(KeyCommand {
             code: CommandCode::Sign,
-            handles: &[key],
-            names: &[key_name],
-            auth: Some(auth),
+            key: key,
+            name: key_name,
+            auth: auth,
             params: w.into_vec(),
             secret_in: true,
             secret_out: false,
-            response_handles: 0,
-            before_session: false,
         })?;
         Ok(rsp.params.to_vec())
     }
@@ -510,16 +534,14 @@ impl Tpm {
             w.u16(hash);
         }
         w.tpm2b(label);
-        let rsp = self.execute(&Command {
+        let rsp = self.on_key(KeyCommand {
             code: CommandCode::RsaDecrypt,
-            handles: &[key],
-            names: &[key_name],
-            auth: Some(auth),
+            key: key,
+            name: key_name,
+            auth: auth,
             params: w.into_vec(),
             secret_in: true,
             secret_out: true,
-            response_handles: 0,
-            before_session: false,
         })?;
         let mut r = Reader::new(&rsp.params);
         Ok(Zeroizing::new(r.tpm2b()?.to_vec()))
@@ -538,16 +560,14 @@ impl Tpm {
         point.tpm2b(x).tpm2b(y);
         let mut w = Writer::new();
         w.tpm2b(&point.into_vec());
-        let rsp = self.execute(&Command {
+        let rsp = self.on_key(KeyCommand {
             code: CommandCode::EcdhZGen,
-            handles: &[key],
-            names: &[key_name],
-            auth: Some(auth),
+            key: key,
+            name: key_name,
+            auth: auth,
             params: w.into_vec(),
             secret_in: true,
             secret_out: true,
-            response_handles: 0,
-            before_session: false,
         })?;
         let mut r = Reader::new(&rsp.params);
         let point = r.tpm2b()?;
@@ -562,16 +582,14 @@ impl Tpm {
         item_name: &[u8],
         auth: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let rsp = self.execute(&Command {
+        let rsp = self.on_key(KeyCommand {
             code: CommandCode::Unseal,
-            handles: &[item],
-            names: &[item_name],
-            auth: Some(auth),
+            key: item,
+            name: item_name,
+            auth: auth,
             params: Vec::new(),
             secret_in: false,
             secret_out: true,
-            response_handles: 0,
-            before_session: false,
         })?;
         let mut r = Reader::new(&rsp.params);
         Ok(Zeroizing::new(r.tpm2b()?.to_vec()))

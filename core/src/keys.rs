@@ -265,19 +265,8 @@ impl TpmKey {
         }
         match (scheme, &self.public.key) {
             (SignScheme::Ecdsa(hash), PublicKey::Ec { curve, .. }) => {
-                if digest.len() != hash.len() {
-                    return Err(Error::BadInput(format!(
-                        "digest is {} bytes, {} needs {}",
-                        digest.len(),
-                        hash.name(),
-                        hash.len()
-                    )));
-                }
-                let sig = self.with_key(|tpm, h, name, auth| {
-                    tpm.sign(h, name, auth, digest, TPM_ALG_ECDSA, hash.tpm_alg())
-                })?;
+                let sig = self.tpm_sign(TPM_ALG_ECDSA, hash, digest)?;
                 let mut r = Reader::new(&sig);
-                let (_alg, _hash) = (r.u16()?, r.u16()?);
                 let (sr, ss) = (r.tpm2b()?, r.tpm2b()?);
                 let n = curve.coordinate_len();
                 Ok(Signature::Ecdsa {
@@ -286,20 +275,8 @@ impl TpmKey {
                 })
             }
             (SignScheme::RsaPkcs1(hash), PublicKey::Rsa { .. }) => {
-                if digest.len() != hash.len() {
-                    return Err(Error::BadInput(format!(
-                        "digest is {} bytes, {} needs {}",
-                        digest.len(),
-                        hash.name(),
-                        hash.len()
-                    )));
-                }
-                let sig = self.with_key(|tpm, h, name, auth| {
-                    tpm.sign(h, name, auth, digest, TPM_ALG_RSASSA, hash.tpm_alg())
-                })?;
-                let mut r = Reader::new(&sig);
-                let (_alg, _hash) = (r.u16()?, r.u16()?);
-                Ok(Signature::Rsa(r.tpm2b()?.to_vec()))
+                let sig = self.tpm_sign(TPM_ALG_RSASSA, hash, digest)?;
+                Ok(Signature::Rsa(Reader::new(&sig).tpm2b()?.to_vec()))
             }
             (SignScheme::RsaPkcs1Raw, PublicKey::Rsa { .. }) => {
                 let block = rsa_padding::pkcs1_v15_sign_block(digest, self.modulus_len()?)?;
@@ -325,18 +302,30 @@ impl TpmKey {
                         "PSS with salt {salt_len} on a key without the decrypt attribute (only salt = digest length)"
                     )));
                 }
-                let sig = self.with_key(|tpm, h, name, auth| {
-                    tpm.sign(h, name, auth, digest, TPM_ALG_RSAPSS, hash.tpm_alg())
-                })?;
-                let mut r = Reader::new(&sig);
-                let (_alg, _hash) = (r.u16()?, r.u16()?);
-                Ok(Signature::Rsa(r.tpm2b()?.to_vec()))
+                let sig = self.tpm_sign(TPM_ALG_RSAPSS, hash, digest)?;
+                Ok(Signature::Rsa(Reader::new(&sig).tpm2b()?.to_vec()))
             }
             _ => Err(Error::BadInput(format!(
                 "{scheme:?} does not fit a {} key",
                 if self.public.is_rsa() { "RSA" } else { "EC" }
             ))),
         }
+    }
+
+    /// TPM2_Sign of a digest: the TPMT_SIGNATURE after its sigAlg and hash fields.
+    fn tpm_sign(&self, scheme: u16, hash: Hash, digest: &[u8]) -> Result<Vec<u8>> {
+        if digest.len() != hash.len() {
+            return Err(Error::BadInput(format!(
+                "digest is {} bytes, {} needs {}",
+                digest.len(),
+                hash.name(),
+                hash.len()
+            )));
+        }
+        let sig = self.with_key(|tpm, h, name, auth| {
+            tpm.sign(h, name, auth, digest, scheme, hash.tpm_alg())
+        })?;
+        Ok(sig.get(4..).unwrap_or_default().to_vec())
     }
 
     /// The raw RSA private-key operation x^d mod n (TPM2_RSA_Decrypt, scheme NULL).

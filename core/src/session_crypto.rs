@@ -118,11 +118,8 @@ pub fn kdfa(
     context_v: &[u8],
     bits: u32,
 ) -> Zeroizing<Vec<u8>> {
-    let bytes = bits.div_ceil(8) as usize;
-    let mut out = Zeroizing::new(Vec::with_capacity(bytes + 32));
-    let mut i: u32 = 1;
-    while out.len() < bytes {
-        let block = c.hmac_sha256(
+    counter_mode(bits, |i| {
+        c.hmac_sha256(
             key,
             &[
                 &i.to_be_bytes(),
@@ -132,12 +129,8 @@ pub fn kdfa(
                 context_v,
                 &bits.to_be_bytes(),
             ],
-        );
-        out.extend_from_slice(&block);
-        i += 1;
-    }
-    out.truncate(bytes);
-    out
+        )
+    })
 }
 
 /// KDFe with SHA-256 (Part 1, 11.4.10.3): a plain hash, no bit-length field.
@@ -149,19 +142,25 @@ pub fn kdfe(
     party_v: &[u8],
     bits: u32,
 ) -> Zeroizing<Vec<u8>> {
-    let bytes = bits.div_ceil(8) as usize;
-    let mut out = Zeroizing::new(Vec::with_capacity(bytes + 32));
-    let mut i: u32 = 1;
-    while out.len() < bytes {
-        let block = c.sha256(&[
+    counter_mode(bits, |i| {
+        c.sha256(&[
             &i.to_be_bytes(),
             z,
             label.as_bytes(),
             &[0],
             party_u,
             party_v,
-        ]);
-        out.extend_from_slice(&block);
+        ])
+    })
+}
+
+/// Concatenates blocks 1, 2, ... until `bits` are produced (both KDFs of Part 1, 11.4.10).
+fn counter_mode(bits: u32, block: impl Fn(u32) -> [u8; 32]) -> Zeroizing<Vec<u8>> {
+    let bytes = bits.div_ceil(8) as usize;
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes + 32));
+    let mut i: u32 = 1;
+    while out.len() < bytes {
+        out.extend_from_slice(&block(i));
         i += 1;
     }
     out.truncate(bytes);

@@ -86,26 +86,15 @@ fn six_processes_sign_without_resource_manager() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Nothing of theirs is left loaded: the TPM has its slots free again.
-    let out = tpm.swtpm.tpm2_tools(["tpm2_getcap", "handles-transient"]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
-        "{:?}",
-        out
-    );
-    let out = tpm
-        .swtpm
-        .tpm2_tools(["tpm2_getcap", "handles-loaded-session"]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
-        "{:?}",
-        out
-    );
-    let out = tpm
-        .swtpm
-        .tpm2_tools(["tpm2_getcap", "handles-saved-session"]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
-        "{:?}",
-        out
-    );
+    for what in [
+        "handles-transient",
+        "handles-loaded-session",
+        "handles-saved-session",
+    ] {
+        let out = tpm.swtpm.tpm2_tools(["tpm2_getcap", what]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+            "{what}: {out:?}"
+        );
+    }
 }
