@@ -60,7 +60,8 @@ pub struct Target {
 }
 
 struct StorageKey {
-    context: Vec<u8>,
+    /// Saved when the key first has to leave the TPM, not before: it costs a command.
+    context: Option<Vec<u8>>,
     name: Vec<u8>,
     salt: SaltKey,
 }
@@ -71,6 +72,10 @@ pub struct Link {
     config: Config,
     policy: ObjectPolicy,
     storage_key: Option<StorageKey>,
+    /// Whether the current operation needed the storage key (under `keep` it stays loaded
+    /// until an operation does not, then goes: behind a resource manager every loaded
+    /// context costs commands on every command).
+    storage_key_used: bool,
     /// Our session's context while it is not loaded (per-operation policy).
     saved_session: Option<Vec<u8>>,
     /// Transient objects we have loaded, least recently used first.
@@ -192,6 +197,7 @@ impl Link {
             policy: config.object_policy(),
             config,
             storage_key: None,
+            storage_key_used: false,
             saved_session: None,
             loaded: Vec::new(),
             contexts: HashMap::new(),
@@ -219,6 +225,7 @@ impl Link {
         let mut reset_done = false;
         let mut attempt: u32 = 0;
         loop {
+            self.storage_key_used = false;
             let result = f(self);
             self.after_operation();
             let Err(e) = result else { return result };
@@ -355,15 +362,13 @@ impl Link {
 
     /// Loads the transient storage primary key: from its saved context, or created once.
     fn primary(&mut self) -> Result<u32> {
+        self.storage_key_used = true;
         if let Some(h) = self.find_loaded(STORAGE_KEY_ID) {
             return Ok(h);
         }
         self.make_room(&[])?;
-        let handle = match &self.storage_key {
-            Some(sk) => {
-                let ctx = sk.context.clone();
-                self.tpm.context_load(&ctx)?
-            }
+        let handle = match self.storage_key.as_ref().and_then(|sk| sk.context.clone()) {
+            Some(ctx) => self.tpm.context_load(&ctx)?,
             None => {
                 let template = templates::storage_key()?;
                 let auth = self.config.parent_auth.clone();
@@ -376,9 +381,8 @@ impl Link {
                 let PublicKey::Ec { x, y, .. } = public.key else {
                     return Err(Error::Integrity("storage key is not an ECC key".into()));
                 };
-                let context = self.tpm.context_save(h)?;
                 self.storage_key = Some(StorageKey {
-                    context,
+                    context: None,
                     name: public.name,
                     salt: SaltKey { x, y },
                 });
@@ -430,13 +434,22 @@ impl Link {
                 break;
             };
             let (id, handle) = self.loaded.remove(i);
-            if id != STORAGE_KEY_ID && !self.contexts.contains_key(&id) {
-                let ctx = self.tpm.context_save(handle)?;
-                self.contexts.insert(id, ctx);
-            }
-            self.tpm.flush_context(handle)?;
+            self.unload(id, handle)?;
         }
         Ok(())
+    }
+
+    /// Flushes one of our objects, saving its context first if we have none yet.
+    fn unload(&mut self, id: u64, handle: u32) -> Result<()> {
+        if id == STORAGE_KEY_ID {
+            if let Some(sk) = self.storage_key.as_mut().filter(|sk| sk.context.is_none()) {
+                sk.context = Some(self.tpm.context_save(handle)?);
+            }
+        } else if !self.contexts.contains_key(&id) {
+            let ctx = self.tpm.context_save(handle)?;
+            self.contexts.insert(id, ctx);
+        }
+        self.tpm.flush_context(handle)
     }
 
     fn ensure_loaded(&mut self, key: &Loadable<'_>) -> Result<(u32, Vec<u8>)> {
@@ -477,29 +490,25 @@ impl Link {
         Ok((handle, name.to_vec()))
     }
 
-    /// Per-operation: nothing of ours stays loaded. Keep: the storage key goes (behind a
-    /// resource manager every loaded context costs commands on every command).
+    /// Per-operation: nothing of ours stays loaded. Keep: the storage key goes after the
+    /// first operation that did not need it.
     fn after_operation(&mut self) {
         match self.policy {
             ObjectPolicy::PerOperation => self.release_all_loaded(),
-            _ => {
+            _ if !self.storage_key_used => {
                 if let Some(i) = self.loaded.iter().position(|(id, _)| *id == STORAGE_KEY_ID) {
-                    let (_, h) = self.loaded.remove(i);
-                    let _ = self.tpm.flush_context(h);
+                    let (id, h) = self.loaded.remove(i);
+                    let _ = self.unload(id, h);
                 }
             }
+            _ => {}
         }
     }
 
     /// Flushes our loaded objects and saves the session, so other processes get the slots.
     fn release_all_loaded(&mut self) {
         for (id, handle) in std::mem::take(&mut self.loaded) {
-            if id != STORAGE_KEY_ID && !self.contexts.contains_key(&id) {
-                if let Ok(ctx) = self.tpm.context_save(handle) {
-                    self.contexts.insert(id, ctx);
-                }
-            }
-            let _ = self.tpm.flush_context(handle);
+            let _ = self.unload(id, handle);
         }
         if self.saved_session.is_none() {
             if let Some(handle) = self.tpm.session.as_ref().map(|s| s.handle) {

@@ -14,7 +14,8 @@ use crate::rsa_padding;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::templates::{self, KeySpec};
 use crate::wire::{
-    Reader, TPM_ALG_ECDSA, TPM_ALG_NULL, TPM_ALG_RSAPSS, TPM_ALG_RSASSA, TPM_RH_OWNER,
+    Reader, TPM_ALG_ECDSA, TPM_ALG_NULL, TPM_ALG_RSAPSS, TPM_ALG_RSASSA, TPM_CAP_TPM_PROPERTIES,
+    TPM_RH_OWNER,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,29 +117,36 @@ impl TpmKey {
     /// the storage primary). A key with a password is DA-protected; one without is noDA.
     pub fn generate(spec: KeySpec, password: Option<&[u8]>, parent: Option<u32>) -> Result<TpmKey> {
         let password = password.filter(|p| !p.is_empty());
-        if password.is_some_and(|p| p.len() > 32) {
+        Self::create(
+            spec,
+            password.unwrap_or_default(),
+            password.is_some(),
+            parent,
+        )
+    }
+
+    /// Creates a key whose authValue is a high-entropy secret (derived by software, never
+    /// typed by a person): noDA, so failed guesses at other objects never lock it out.
+    pub fn generate_with_secret(spec: KeySpec, auth: &[u8], parent: Option<u32>) -> Result<TpmKey> {
+        Self::create(spec, auth, false, parent)
+    }
+
+    fn create(
+        spec: KeySpec,
+        auth: &[u8],
+        da_protected: bool,
+        parent: Option<u32>,
+    ) -> Result<TpmKey> {
+        if auth.len() > 32 {
             return Err(Error::BadInput(
                 "key password longer than 32 bytes (the TPM's SHA-256 limit)".into(),
             ));
         }
-        let template = templates::key(spec, password.is_some())?;
-        let (private, public) = with_link(|link| {
-            let parent = parent.or(link.config().parent).unwrap_or(TPM_RH_OWNER);
-            let (private, public) = link.run(Need::Parent(parent), |tpm, target| {
-                let t = target.ok_or_else(|| Error::Integrity("parent not loaded".into()))?;
-                tpm.create(
-                    t.handle,
-                    &t.name,
-                    &t.auth,
-                    password.unwrap_or_default(),
-                    &[],
-                    &template,
-                )
-            })?;
-            Ok((private, public, parent))
-        })
-        .map(|(private, public, parent)| ((parent, private), public))?;
-        Self::from_blob(private.0, private.1, &public, password)
+        let template = templates::key(spec, da_protected)?;
+        let (parent, private, public) = create_object(parent, |tpm, t| {
+            tpm.create(t.handle, &t.name, &t.auth, auth, &[], &template)
+        })?;
+        Self::from_blob(parent, private, &public, Some(auth))
     }
 
     /// A key from a TSS2 PRIVATE KEY file; the TPM is not touched until the key is used.
@@ -431,6 +439,48 @@ pub fn evict_persistent(handle: u32) -> Result<()> {
         });
         link.forget_persistent(handle);
         r
+    })
+}
+
+/// Runs TPM2_Create under `parent` (default: the configured parent, else the storage
+/// primary): (parent handle used, TPM2B_PRIVATE, TPM2B_PUBLIC).
+pub(crate) fn create_object(
+    parent: Option<u32>,
+    mut create: impl FnMut(
+        &mut crate::commands::Tpm,
+        &crate::connection::Target,
+    ) -> Result<(Vec<u8>, Vec<u8>)>,
+) -> Result<(u32, Vec<u8>, Vec<u8>)> {
+    with_link(|link| {
+        let parent = parent.or(link.config().parent).unwrap_or(TPM_RH_OWNER);
+        let (private, public) = link.run(Need::Parent(parent), |tpm, target| {
+            let t = target.ok_or_else(|| Error::Integrity("parent not loaded".into()))?;
+            create(tpm, t)
+        })?;
+        Ok((parent, private, public))
+    })
+}
+
+/// TPM properties (TPM_CAP_TPM_PROPERTIES) from `first`, at most `count`: (property, value).
+pub fn tpm_properties(first: u32, count: u32) -> Result<Vec<(u32, u32)>> {
+    let data = with_link(|link| {
+        link.run(Need::Nothing, |tpm, _| {
+            tpm.get_capability(TPM_CAP_TPM_PROPERTIES, first, count)
+        })
+    })?;
+    let (_more, data) = data;
+    let mut r = Reader::new(&data);
+    let n = r.u32()?;
+    (0..n).map(|_| Ok((r.u32()?, r.u32()?))).collect()
+}
+
+/// Mixes caller entropy into the TPM's random number generator (TPM2_StirRandom).
+pub fn stir_random(data: &[u8]) -> Result<()> {
+    with_link(|link| {
+        for chunk in data.chunks(128) {
+            link.run(Need::Nothing, |tpm, _| tpm.stir_random(chunk))?;
+        }
+        Ok(())
     })
 }
 

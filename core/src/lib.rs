@@ -24,3 +24,5 @@ pub use error::{Error, Result};
 pub use keyfile::KeyFile;
 pub use keys::{RsaPadding, SignScheme, Signature, TpmKey};
 pub use templates::KeySpec;
+pub mod sealed;
+pub mod store;

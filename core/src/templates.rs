@@ -6,9 +6,9 @@ use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::key_bits::{AesKeyBits, RsaKeyBits};
 use tss_esapi::structures::{
-    Digest, EccParameter, EccPoint, EccScheme, KeyDerivationFunctionScheme, Public,
-    PublicEccParameters, PublicKeyRsa, PublicRsaParameters, RsaExponent, RsaScheme,
-    SymmetricDefinitionObject,
+    Digest, EccParameter, EccPoint, EccScheme, KeyDerivationFunctionScheme, KeyedHashScheme,
+    Public, PublicEccParameters, PublicKeyRsa, PublicKeyedHashParameters, PublicRsaParameters,
+    RsaExponent, RsaScheme, SymmetricDefinitionObject,
 };
 use tss_esapi::traits::Marshall;
 
@@ -137,4 +137,26 @@ pub fn key(spec: KeySpec, has_password: bool) -> Result<Vec<u8>> {
         }
     };
     public.marshall().map_err(tss)
+}
+
+/// A sealed data object: KEYEDHASH with scheme NULL holding caller-supplied bytes (so no
+/// sensitiveDataOrigin), usable only through its authValue. `da_protected` clears noDA, for
+/// authValues a person chooses (PINs); high-entropy authValues set noDA.
+pub fn sealed_data(da_protected: bool) -> Result<Vec<u8>> {
+    let attributes = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_user_with_auth(true)
+        .with_no_da(!da_protected)
+        .build()
+        .map_err(tss)?;
+    Public::KeyedHash {
+        object_attributes: attributes,
+        name_hashing_algorithm: HashingAlgorithm::Sha256,
+        auth_policy: Digest::default(),
+        parameters: PublicKeyedHashParameters::new(KeyedHashScheme::Null),
+        unique: Digest::default(),
+    }
+    .marshall()
+    .map_err(tss)
 }

@@ -45,7 +45,7 @@ pub const TPM_CAP_TPM_PROPERTIES: u32 = 0x0000_0006;
 #[repr(u32)]
 pub enum CommandCode {
     EvictControl = 0x120,
-    ChangeAuth = 0x149,
+    ChangeAuth = 0x150,
     CreatePrimary = 0x131,
     DictionaryAttackParameters = 0x13A,
     Create = 0x153,

@@ -21,6 +21,9 @@ fn child_after_fork_uses_its_own_connection() {
     // `keep`: the parent holds its key and session loaded, the riskiest case.
     let _tpm = common::tpm_with(&[("objects", "keep")]);
     let key = TpmKey::generate(KeySpec::EcP256, None, None).unwrap();
+    // The second signature releases the storage key: the parent then holds one object
+    // and the session, and the child's storage key and key fit swtpm's three slots.
+    sign(&key).unwrap();
     sign(&key).unwrap();
     let before = tpmkey::connection::commands_sent();
     // SAFETY: the child only signs through tpmkey and leaves with _exit.

@@ -1,0 +1,125 @@
+//! File primitives of the token store: atomic replacement (temp file, fsync, rename,
+//! directory fsync), private permissions (files 0600, directories 0700) and the
+//! inter-process write lock (flock on a lock file).
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::session_crypto::{SessionCrypto, CRYPTO};
+
+/// Prefix of temporary files; a writer killed mid-write leaves one, removed under the lock.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+pub fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    CRYPTO.random(&mut b);
+    crate::connection::hex(&b)
+}
+
+/// Creates `dir` (and missing parents) with mode 0700.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(dir.display(), e))
+}
+
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir.display(), e))
+}
+
+/// Replaces `path` with `data` so that a reader sees the old or the new content, never a
+/// mix, and a crash at any moment leaves one of the two.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::BadInput(format!("{}: no directory", path.display())))?;
+    let tmp = dir.join(format!("{TEMP_PREFIX}{}", random_hex(8)));
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(data)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(path.display(), e));
+    }
+    sync_dir(dir)
+}
+
+/// Removes `path`; a file already gone is fine.
+pub fn remove(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path.display(), e)),
+        _ => Ok(()),
+    }
+}
+
+/// A file that does not say what it should.
+pub fn corrupt(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::io(
+        path.display(),
+        std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string()),
+    )
+}
+
+/// The exclusive write lock of a token (flock): released when dropped, or when the
+/// process dies, so a killed writer never blocks the others.
+#[derive(Debug)]
+pub struct WriteLock {
+    _file: File,
+}
+
+impl WriteLock {
+    pub fn acquire(path: &Path) -> Result<WriteLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io(path.display(), e))?;
+        loop {
+            // SAFETY: flock on a file descriptor we own and keep open for the lock's life.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if rc == 0 {
+                return Ok(WriteLock { _file: file });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::io(path.display(), e));
+            }
+        }
+    }
+}
+
+/// Entries of `dir` as (file name, inode), without a stat per file.
+pub fn list(dir: &Path) -> Result<Vec<(String, u64)>> {
+    use std::os::unix::fs::DirEntryExt;
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir.display(), e))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir.display(), e))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push((name, entry.ino()));
+        }
+    }
+    Ok(out)
+}
+
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| Error::io(path.display(), e))
+}

@@ -1,0 +1,90 @@
+//! The token store of the PKCS#11 module: a directory per token, a file per object, keys as
+//! TSS2 PRIVATE KEY files (usable by the OpenSSL provider too). Every write is atomic and
+//! serialised between processes by a file lock; readers never see half-written objects;
+//! files are 0600 and directories 0700. See [`token`] for the layout of one token.
+//!
+//! Where: `store` from the configuration (environment `TPMKEY_STORE` > config file
+//! `store =`), else `/var/lib/tpmkey` for root and `$XDG_DATA_HOME/tpmkey` (or
+//! `~/.local/share/tpmkey`) for other users.
+
+mod files;
+pub mod pin;
+pub mod record;
+pub mod token;
+
+use std::path::{Path, PathBuf};
+
+pub use pin::{Role, TokenSecret};
+pub use record::{Attributes, Record};
+pub use token::Token;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+pub const ROOT_STORE: &str = "/var/lib/tpmkey";
+
+/// The store directory for `config` and the user running this process.
+pub fn default_root(config: &Config) -> PathBuf {
+    if let Some(dir) = &config.store {
+        return dir.clone();
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from(ROOT_STORE);
+    }
+    match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("tpmkey"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share/tpmkey")
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Store {
+        Store { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Serial numbers of the tokens in the store, sorted; a missing store has none.
+    pub fn serials(&self) -> Result<Vec<String>> {
+        let entries = match files::list(&self.root) {
+            Ok(e) => e,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(e),
+        };
+        let mut serials: Vec<String> = entries
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| {
+                !name.starts_with(files::TEMP_PREFIX)
+                    && self.root.join(name).join("token").is_file()
+            })
+            .collect();
+        serials.sort();
+        Ok(serials)
+    }
+
+    pub fn open(&self, serial: &str) -> Result<Token> {
+        if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Error::BadInput(format!("token serial {serial:?}")));
+        }
+        Token::open(&self.root.join(serial))
+    }
+
+    /// Creates a token (C_InitToken on the empty slot) with a new 16-digit serial number.
+    pub fn create_token(&self, label: &str, so_pin: &[u8]) -> Result<Token> {
+        let serial = files::random_hex(8);
+        Token::create(&self.root.join(serial), label, so_pin)
+    }
+}

@@ -1,0 +1,185 @@
+//! The token store against a real swtpm: tokens, TPM-checked PINs, objects written
+//! atomically, leftovers of killed writers, damaged records.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::path::PathBuf;
+
+use tpmkey::store::{Attributes, Record, Role, Store};
+use tpmkey::{KeySpec, TpmKey};
+
+struct TempStore(PathBuf);
+
+impl TempStore {
+    fn new() -> TempStore {
+        let dir = std::env::temp_dir().join(format!(
+            "tpmkey-store-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        TempStore(dir)
+    }
+}
+
+impl Drop for TempStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn attrs(pairs: &[(u64, &[u8])]) -> Attributes {
+    pairs.iter().map(|(k, v)| (*k, v.to_vec())).collect()
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn token_pins_are_checked_by_the_tpm() {
+    let _tpm = common::tpm();
+    let tmp = TempStore::new();
+    let store = Store::new(&tmp.0);
+    assert!(store.serials().unwrap().is_empty());
+    let token = store.create_token("my token", b"so-pin").unwrap();
+    assert_eq!(store.serials().unwrap(), vec![token.serial().to_string()]);
+    assert_eq!(mode(token.dir()), 0o700);
+    assert_eq!(mode(&token.dir().join("so-pin.tss")), 0o600);
+
+    let so = token.login(Role::SecurityOfficer, b"so-pin").unwrap();
+    assert!(token
+        .login(Role::SecurityOfficer, b"wrong")
+        .unwrap_err()
+        .is_bad_auth());
+    assert!(!token.user_pin_initialized());
+    token.init_user_pin(&so, b"1234").unwrap();
+    assert!(token.user_pin_initialized());
+    let user = token.login(Role::User, b"1234").unwrap();
+    assert_eq!(*so.object_auth("ab"), *user.object_auth("ab"));
+    assert_ne!(*so.object_auth("ab"), *user.object_auth("cd"));
+
+    token.change_pin(Role::User, b"1234", b"5678").unwrap();
+    assert!(token.login(Role::User, b"1234").unwrap_err().is_bad_auth());
+    let again = store.open(token.serial()).unwrap();
+    assert_eq!(again.label(), "my token");
+    assert_eq!(
+        *again.login(Role::User, b"5678").unwrap().object_auth("ab"),
+        *so.object_auth("ab")
+    );
+    assert!(token
+        .change_pin(Role::User, b"bad", b"x")
+        .unwrap_err()
+        .is_bad_auth());
+}
+
+#[test]
+fn objects_commit_by_record_and_survive_damage() {
+    let _tpm = common::tpm();
+    let tmp = TempStore::new();
+    let store = Store::new(&tmp.0);
+    let mut token = store.create_token("t", b"so").unwrap();
+    let secret = token.login(Role::SecurityOfficer, b"so").unwrap();
+
+    let uid = token.new_uid();
+    let key =
+        TpmKey::generate_with_secret(KeySpec::EcP256, &secret.object_auth(&uid), None).unwrap();
+    let record = Record {
+        parts: vec![attrs(&[(3, b"pub")]), attrs(&[(3, b"priv")])],
+        ..Record::default()
+    };
+    token
+        .add(&uid, &record, key.key_file().as_ref(), None)
+        .unwrap();
+    let objects = token.objects().unwrap();
+    assert_eq!(objects.len(), 1);
+    assert!(objects[0].1.has_key);
+    assert_eq!(objects[0].1.parts[1][&3], b"priv");
+    // The key file is a TSS2 PRIVATE KEY the provider can load.
+    let file = token.key_file(&uid).unwrap();
+    let loaded = TpmKey::from_key_file(&file, Some(&secret.object_auth(&uid))).unwrap();
+    loaded
+        .sign(
+            tpmkey::SignScheme::Ecdsa(tpmkey::hash::Hash::Sha256),
+            &[1u8; 32],
+        )
+        .unwrap();
+
+    // Another process's view sees the change through the generation counter.
+    let mut other = store.open(token.serial()).unwrap();
+    assert_eq!(other.objects().unwrap().len(), 1);
+    let changed = Record {
+        parts: vec![attrs(&[(3, b"pub2")]), attrs(&[(3, b"priv")])],
+        has_key: true,
+        has_sealed: false,
+    };
+    token.update(&uid, &changed).unwrap();
+    assert_eq!(other.object(&uid).unwrap().unwrap().parts[0][&3], b"pub2");
+
+    // A killed writer's leftovers: a key file without record and a temp file.
+    let objects_dir = token.dir().join("objects");
+    std::fs::write(objects_dir.join("00ff.key"), b"half").unwrap();
+    std::fs::write(objects_dir.join(".tmp-dead"), b"half").unwrap();
+    // A damaged record is skipped, not half-used.
+    std::fs::write(objects_dir.join("0abc.obj"), b"garbage").unwrap();
+    // Leftovers are cleared once per process and token, at its first write.
+    let mut token = store.open(token.serial()).unwrap();
+    let uid2 = token.new_uid();
+    let sealed =
+        tpmkey::sealed::SealedData::seal(b"v", &secret.object_auth(&uid2), false, None).unwrap();
+    token
+        .add(
+            &uid2,
+            &Record {
+                parts: vec![attrs(&[(0, b"d")])],
+                ..Record::default()
+            },
+            None,
+            Some(&sealed),
+        )
+        .unwrap();
+    assert!(!objects_dir.join("00ff.key").exists());
+    assert!(!objects_dir.join(".tmp-dead").exists());
+    let uids: Vec<String> = token
+        .objects()
+        .unwrap()
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
+    assert_eq!(uids.len(), 2, "{uids:?}");
+    assert_eq!(
+        token
+            .sealed(&uid2)
+            .unwrap()
+            .unseal(&secret.object_auth(&uid2))
+            .unwrap()
+            .as_slice(),
+        b"v"
+    );
+    // Dropping the key from the record removes its key file.
+    token
+        .update(
+            &uid,
+            &Record {
+                has_key: false,
+                ..changed
+            },
+        )
+        .unwrap();
+    assert!(token.key_file(&uid).is_err());
+    token.remove(&uid).unwrap();
+    assert!(other.object(&uid).unwrap().is_none());
+    assert!(!objects_dir.join(format!("{uid}.key")).exists());
+    assert!(token.key_file("../x").is_err());
+
+    // Re-initialising needs the SO PIN and empties the token.
+    assert!(token.reinitialize(b"bad", "t2").unwrap_err().is_bad_auth());
+    token.reinitialize(b"so", "t2").unwrap();
+    assert!(token.objects().unwrap().is_empty());
+    assert_eq!(token.label(), "t2");
+}
