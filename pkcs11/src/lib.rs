@@ -1,1 +1,60 @@
-//! PKCS#11 module backed by the TPM (see issue 4).
+//! tpmkey's PKCS#11 module (`libtpmkey_pkcs11.so`): a token whose keys live in the TPM.
+//!
+//! # Interface
+//! Only `C_GetFunctionList` (the 2.40 table), `C_GetInterface` and `C_GetInterfaceList`
+//! (the "PKCS 11" interface, 3.0 and 2.40) are exported; a version script (build.rs) keeps
+//! every other symbol local, so the module cannot bind to a host's functions of the same
+//! name (tpm2-pkcs11's exported internals break strongSwan that way). Every entry point
+//! is a short shim in [`ffi`]: pointer checks, `catch_unwind`, a safe function of the
+//! group module returning [`error::Result`], the CK_RV. The modules follow the
+//! specification's function groups: [`general`], [`slot_token`], [`session`], [`object`],
+//! [`key_management`], [`sign_verify`], [`encrypt_decrypt`], [`digest`], [`random`].
+//!
+//! # State
+//! One lock over the global state ([`state`]); handles are never reused within a process.
+//! C_Initialize honours CKF_OS_LOCKING_OK (the module uses OS locks; caller mutex
+//! callbacks alone are CKR_CANT_LOCK) and requires pReserved to be NULL, as the
+//! specification says (p11-kit passes NULL unless a module file sets `x-init-reserved`).
+//! After fork the child must call C_Initialize, which starts afresh (pid check); the
+//! core's TPM connection is likewise per process. C_Finalize flushes what the process
+//! holds in the TPM.
+//!
+//! # Configuration and store
+//! The core configuration (`/etc/tpmkey/tpmkey.conf` or `TPMKEY_CONF`, environment
+//! `TPMKEY_TCTI`, ...) plus the store directory: `TPMKEY_STORE` > config file `store =` >
+//! `/var/lib/tpmkey` for root, `$XDG_DATA_HOME/tpmkey` (or `~/.local/share/tpmkey`)
+//! otherwise. Daemons that strip the environment work from the config file alone.
+//! The store is `tpmkey::store`: a directory per token, a file per object, key pairs as
+//! one record plus a TSS2 PRIVATE KEY file, written atomically under a file lock.
+//!
+//! # PINs
+//! C_InitToken seals a random 32-byte token secret under an authValue SHA-256(salt || SO
+//! PIN) in a DA-protected TPM sealed object; C_InitPIN does the same for the user PIN.
+//! C_Login is one TPM2_Unseal: the TPM checks the PIN and counts failures toward its
+//! dictionary-attack lockout (CKR_PIN_INCORRECT, CKR_PIN_LOCKED; the token flags show the
+//! TPM's counter). Keys' authValues are HMAC-SHA256(token secret, object id): high
+//! entropy, so keys are noDA and a wrong PIN never locks a key. C_SetPIN is one
+//! TPM2_ObjectChangeAuth and rewrites one file. Private data objects' CKA_VALUE is
+//! sealed by the TPM (at most 128 bytes).
+//!
+//! # Mechanisms
+//! See [`mechanism`]. Signatures and decryption in the TPM (one command per signature
+//! once logged in, with the `keep` object policy), verification, encryption and digests
+//! in software (pure Rust, nothing re-enters libcrypto).
+
+pub mod attributes;
+pub mod digest;
+pub mod encrypt_decrypt;
+pub mod error;
+mod ffi;
+pub mod general;
+pub mod key_management;
+pub mod mechanism;
+pub mod object;
+pub mod public_key;
+pub mod random;
+pub mod session;
+pub mod sign_verify;
+pub mod slot_token;
+pub mod software;
+pub mod state;

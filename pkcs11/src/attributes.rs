@@ -1,0 +1,141 @@
+//! Attribute values as stored (CK_ULONG in host byte order, CK_BBOOL as one byte), the
+//! templates callers hand in, and the answers C_GetAttributeValue gives.
+
+use cryptoki_sys::*;
+use tpmkey::store::Attributes;
+
+use crate::error::{Error, Result};
+
+/// A caller's template, copied out of its CK_ATTRIBUTE array.
+pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
+
+pub fn ulong(v: CK_ULONG) -> Vec<u8> {
+    v.to_ne_bytes().to_vec()
+}
+
+pub fn boolean(b: bool) -> Vec<u8> {
+    vec![u8::from(b)]
+}
+
+pub fn get_ulong(attrs: &Attributes, t: CK_ATTRIBUTE_TYPE) -> Option<CK_ULONG> {
+    attrs.get(&t).and_then(|v| parse_ulong(v))
+}
+
+pub fn get_bool(attrs: &Attributes, t: CK_ATTRIBUTE_TYPE) -> Option<bool> {
+    attrs.get(&t).and_then(|v| parse_bool(v))
+}
+
+pub fn parse_ulong(v: &[u8]) -> Option<CK_ULONG> {
+    Some(CK_ULONG::from_ne_bytes(v.try_into().ok()?))
+}
+
+pub fn parse_bool(v: &[u8]) -> Option<bool> {
+    match v {
+        [b] => Some(*b != 0),
+        _ => None,
+    }
+}
+
+pub fn is_private(attrs: &Attributes) -> bool {
+    get_bool(attrs, CKA_PRIVATE).unwrap_or(false)
+}
+
+pub fn class(attrs: &Attributes) -> Option<CK_OBJECT_CLASS> {
+    get_ulong(attrs, CKA_CLASS)
+}
+
+/// Attributes whose value is a CK_ULONG or a CK_BBOOL, checked for size when a template
+/// sets them (a wrong size is CKR_ATTRIBUTE_VALUE_INVALID).
+fn expected_len(t: CK_ATTRIBUTE_TYPE) -> Option<usize> {
+    match t {
+        CKA_CLASS
+        | CKA_KEY_TYPE
+        | CKA_CERTIFICATE_TYPE
+        | CKA_MODULUS_BITS
+        | CKA_VALUE_LEN
+        | CKA_CERTIFICATE_CATEGORY
+        | CKA_KEY_GEN_MECHANISM
+        | CKA_NAME_HASH_ALGORITHM => Some(std::mem::size_of::<CK_ULONG>()),
+        CKA_TOKEN
+        | CKA_PRIVATE
+        | CKA_MODIFIABLE
+        | CKA_COPYABLE
+        | CKA_DESTROYABLE
+        | CKA_SENSITIVE
+        | CKA_EXTRACTABLE
+        | CKA_SIGN
+        | CKA_VERIFY
+        | CKA_ENCRYPT
+        | CKA_DECRYPT
+        | CKA_DERIVE
+        | CKA_WRAP
+        | CKA_UNWRAP
+        | CKA_SIGN_RECOVER
+        | CKA_VERIFY_RECOVER
+        | CKA_TRUSTED
+        | CKA_ALWAYS_AUTHENTICATE
+        | CKA_LOCAL
+        | CKA_ALWAYS_SENSITIVE
+        | CKA_NEVER_EXTRACTABLE
+        | CKA_WRAP_WITH_TRUSTED => Some(1),
+        _ => None,
+    }
+}
+
+/// A template as an attribute map; a value of the wrong size is rejected.
+pub fn to_map(template: &Template) -> Result<Attributes> {
+    let mut out = Attributes::new();
+    for (t, v) in template {
+        if expected_len(*t).is_some_and(|n| n != v.len()) {
+            return Err(Error::new(
+                CKR_ATTRIBUTE_VALUE_INVALID,
+                format!("attribute 0x{t:x} has {} bytes", v.len()),
+            ));
+        }
+        out.insert(*t, v.clone());
+    }
+    Ok(out)
+}
+
+/// Whether every attribute of `template` is present in `attrs` with the same value.
+pub fn matches(attrs: &Attributes, template: &Attributes) -> bool {
+    template.iter().all(|(t, v)| attrs.get(t) == Some(v))
+}
+
+/// C_GetAttributeValue's answer for one attribute.
+#[derive(Debug)]
+pub enum Answer {
+    Value(Vec<u8>),
+    Sensitive,
+    Invalid,
+}
+
+/// Secret parts of keys: never revealed.
+pub fn is_sensitive(attrs: &Attributes, t: CK_ATTRIBUTE_TYPE) -> bool {
+    match class(attrs) {
+        Some(CKO_PRIVATE_KEY) => matches!(
+            t,
+            CKA_VALUE
+                | CKA_PRIVATE_EXPONENT
+                | CKA_PRIME_1
+                | CKA_PRIME_2
+                | CKA_EXPONENT_1
+                | CKA_EXPONENT_2
+                | CKA_COEFFICIENT
+        ),
+        Some(CKO_SECRET_KEY) => {
+            t == CKA_VALUE
+                && (get_bool(attrs, CKA_SENSITIVE) == Some(true)
+                    || get_bool(attrs, CKA_EXTRACTABLE) == Some(false))
+        }
+        _ => false,
+    }
+}
+
+/// Attributes a caller may change with C_SetAttributeValue.
+pub fn is_settable(t: CK_ATTRIBUTE_TYPE) -> bool {
+    matches!(
+        t,
+        CKA_LABEL | CKA_ID | CKA_SUBJECT | CKA_APPLICATION | CKA_START_DATE | CKA_END_DATE
+    )
+}

@@ -1,0 +1,83 @@
+//! The one error type of the module: a CK_RV, the cause in words (for the debug log) and,
+//! for CKR_BUFFER_TOO_SMALL, the size the caller needs.
+
+use cryptoki_sys::*;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug)]
+pub struct Error {
+    rv: CK_RV,
+    needed: Option<usize>,
+    cause: String,
+}
+
+impl Error {
+    pub fn new(rv: CK_RV, cause: impl Into<String>) -> Error {
+        Error {
+            rv,
+            needed: None,
+            cause: cause.into(),
+        }
+    }
+
+    pub fn rv(rv: CK_RV) -> Error {
+        Error::new(rv, "")
+    }
+
+    /// The caller's buffer is missing or short: `needed` bytes (or items) are required.
+    pub fn buffer_too_small(needed: usize) -> Error {
+        Error {
+            rv: CKR_BUFFER_TOO_SMALL,
+            needed: Some(needed),
+            cause: format!("{needed} needed"),
+        }
+    }
+
+    pub fn code(&self) -> CK_RV {
+        self.rv
+    }
+
+    pub fn needed(&self) -> Option<usize> {
+        self.needed
+    }
+
+    pub fn cause(&self) -> &str {
+        &self.cause
+    }
+
+    /// True for CKR_BUFFER_TOO_SMALL, the one error that does not end an operation.
+    pub fn keeps_operation(&self) -> bool {
+        self.rv == CKR_BUFFER_TOO_SMALL
+    }
+}
+
+/// Errors of the core: the TPM, the store, the configuration. Callers map the cases that
+/// have a specific meaning in their function (a wrong PIN, bad padding) before this.
+impl From<tpmkey::Error> for Error {
+    fn from(e: tpmkey::Error) -> Error {
+        let rv = match &e {
+            tpmkey::Error::BadInput(_) => CKR_DATA_INVALID,
+            tpmkey::Error::Unsupported(_) => CKR_FUNCTION_FAILED,
+            tpmkey::Error::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                CKR_TOKEN_WRITE_PROTECTED
+            }
+            tpmkey::Error::Panic(_) | tpmkey::Error::Config(_) => CKR_GENERAL_ERROR,
+            _ => CKR_DEVICE_ERROR,
+        };
+        Error::new(rv, e.to_string())
+    }
+}
+
+/// A core error from checking a PIN: the TPM's verdict becomes the PIN return codes.
+pub fn pin_error(e: tpmkey::Error) -> Error {
+    if e.is_lockout() {
+        Error::new(CKR_PIN_LOCKED, e.to_string())
+    } else if e.is_bad_auth() {
+        Error::new(CKR_PIN_INCORRECT, e.to_string())
+    } else {
+        e.into()
+    }
+}

@@ -1,0 +1,349 @@
+//! Key management: C_GenerateKeyPair (EC P-256/P-384, RSA 2048/3072, created inside the
+//! TPM under an authValue derived from the token secret) and C_DeriveKey (CKM_ECDH1_DERIVE
+//! with CKD_NULL, giving a session secret key).
+
+use cryptoki_sys::*;
+use tpmkey::public_key::{KeyPublic, PublicKey};
+use tpmkey::KeySpec;
+use zeroize::Zeroizing;
+
+use crate::attributes::{boolean, class, get_bool, get_ulong, to_map, ulong, Template};
+use crate::error::{Error, Result};
+use crate::mechanism::{Mechanism, Param};
+use crate::object::{check_access, store};
+use crate::public_key::{
+    curve_from_params, ec_params, ec_point, exponent_bytes, parse_point, spki,
+};
+use crate::state::{self, Module};
+use tpmkey::store::Attributes;
+
+const EC_MECHANISMS: &[CK_MECHANISM_TYPE] = &[
+    CKM_ECDSA,
+    CKM_ECDSA_SHA1,
+    CKM_ECDSA_SHA256,
+    CKM_ECDSA_SHA384,
+    CKM_ECDSA_SHA512,
+    CKM_ECDH1_DERIVE,
+];
+const RSA_MECHANISMS: &[CK_MECHANISM_TYPE] = &[
+    CKM_RSA_PKCS,
+    CKM_SHA1_RSA_PKCS,
+    CKM_SHA256_RSA_PKCS,
+    CKM_SHA384_RSA_PKCS,
+    CKM_SHA512_RSA_PKCS,
+    CKM_RSA_PKCS_PSS,
+    CKM_SHA1_RSA_PKCS_PSS,
+    CKM_SHA256_RSA_PKCS_PSS,
+    CKM_SHA384_RSA_PKCS_PSS,
+    CKM_SHA512_RSA_PKCS_PSS,
+    CKM_RSA_PKCS_OAEP,
+];
+/// Attributes that describe the key itself: a template cannot set them.
+const FIXED: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_CLASS,
+    CKA_KEY_TYPE,
+    CKA_LOCAL,
+    CKA_KEY_GEN_MECHANISM,
+    CKA_ALWAYS_SENSITIVE,
+    CKA_NEVER_EXTRACTABLE,
+    CKA_EC_PARAMS,
+    CKA_EC_POINT,
+    CKA_MODULUS,
+    CKA_MODULUS_BITS,
+    CKA_PUBLIC_EXPONENT,
+    CKA_PUBLIC_KEY_INFO,
+];
+
+fn spec(mech: &Mechanism, public: &Attributes) -> Result<KeySpec> {
+    if !matches!(mech.param, Param::None) {
+        return Err(Error::rv(CKR_MECHANISM_PARAM_INVALID));
+    }
+    match mech.kind {
+        CKM_EC_KEY_PAIR_GEN => {
+            let params = public
+                .get(&CKA_EC_PARAMS)
+                .ok_or_else(|| Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_EC_PARAMS is missing"))?;
+            match curve_from_params(params) {
+                Some(tpmkey::public_key::Curve::P256) => Ok(KeySpec::EcP256),
+                Some(tpmkey::public_key::Curve::P384) => Ok(KeySpec::EcP384),
+                None => Err(Error::new(CKR_CURVE_NOT_SUPPORTED, "only P-256 and P-384")),
+            }
+        }
+        CKM_RSA_PKCS_KEY_PAIR_GEN => {
+            let bits = get_ulong(public, CKA_MODULUS_BITS).ok_or_else(|| {
+                Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_MODULUS_BITS is missing")
+            })?;
+            if let Some(e) = public.get(&CKA_PUBLIC_EXPONENT) {
+                let e: Vec<u8> = e.iter().copied().skip_while(|b| *b == 0).collect();
+                if e != [1, 0, 1] {
+                    return Err(Error::new(
+                        CKR_ATTRIBUTE_VALUE_INVALID,
+                        "the TPM creates RSA keys with exponent 65537 only",
+                    ));
+                }
+            }
+            match bits {
+                2048 | 3072 => Ok(KeySpec::Rsa(bits as u16)),
+                _ => Err(Error::new(
+                    CKR_KEY_SIZE_RANGE,
+                    "RSA keys have 2048 or 3072 bits",
+                )),
+            }
+        }
+        _ => Err(Error::rv(CKR_MECHANISM_INVALID)),
+    }
+}
+
+fn check_class(t: &Attributes, want: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> Result<()> {
+    if class(t).is_some_and(|c| c != want)
+        || get_ulong(t, CKA_KEY_TYPE).is_some_and(|k| k != key_type)
+    {
+        return Err(Error::rv(CKR_TEMPLATE_INCONSISTENT));
+    }
+    Ok(())
+}
+
+/// The attributes of both halves of a new key pair; the templates' own values win except
+/// for what describes the key itself.
+fn pair_attributes(
+    public: &KeyPublic,
+    mech: CK_MECHANISM_TYPE,
+    pub_template: &Attributes,
+    priv_template: &Attributes,
+    token: bool,
+) -> (Attributes, Attributes) {
+    let (key_type, material, usable) = match &public.key {
+        PublicKey::Ec { curve, x, y } => (
+            CKK_EC,
+            vec![
+                (CKA_EC_PARAMS, ec_params(*curve)),
+                (CKA_EC_POINT, ec_point(x, y)),
+            ],
+            EC_MECHANISMS,
+        ),
+        PublicKey::Rsa { modulus, exponent } => (
+            CKK_RSA,
+            vec![
+                (CKA_MODULUS, modulus.clone()),
+                (CKA_PUBLIC_EXPONENT, exponent_bytes(*exponent)),
+            ],
+            RSA_MECHANISMS,
+        ),
+    };
+    let id = match &public.key {
+        PublicKey::Ec { x, y, .. } => tpmkey::hash::Hash::Sha1.digest(&[&[4], x, y]),
+        PublicKey::Rsa { modulus, .. } => tpmkey::hash::Hash::Sha1.digest(&[modulus]),
+    };
+    let is_rsa = key_type == CKK_RSA;
+    let allowed: Vec<u8> = usable.iter().flat_map(|m| ulong(*m)).collect();
+    let common = |class: CK_OBJECT_CLASS| -> Attributes {
+        let mut a: Attributes = [
+            (CKA_CLASS, ulong(class)),
+            (CKA_KEY_TYPE, ulong(key_type)),
+            (CKA_TOKEN, boolean(token)),
+            (CKA_MODIFIABLE, boolean(true)),
+            (CKA_COPYABLE, boolean(false)),
+            (CKA_DESTROYABLE, boolean(true)),
+            (CKA_LABEL, Vec::new()),
+            (CKA_ID, id.clone()),
+            (CKA_LOCAL, boolean(true)),
+            (CKA_KEY_GEN_MECHANISM, ulong(mech)),
+            (CKA_START_DATE, Vec::new()),
+            (CKA_END_DATE, Vec::new()),
+            (CKA_SUBJECT, Vec::new()),
+            (CKA_ALLOWED_MECHANISMS, allowed.clone()),
+            (CKA_PUBLIC_KEY_INFO, spki(&public.key)),
+        ]
+        .into_iter()
+        .collect();
+        a.extend(material.iter().cloned());
+        a
+    };
+    let mut pub_attrs = common(CKO_PUBLIC_KEY);
+    pub_attrs.extend([
+        (CKA_PRIVATE, boolean(false)),
+        (CKA_VERIFY, boolean(true)),
+        (CKA_ENCRYPT, boolean(is_rsa)),
+        (CKA_VERIFY_RECOVER, boolean(false)),
+        (CKA_WRAP, boolean(false)),
+        (CKA_DERIVE, boolean(false)),
+        (CKA_TRUSTED, boolean(false)),
+    ]);
+    if is_rsa {
+        pub_attrs.insert(CKA_MODULUS_BITS, ulong(CK_ULONG::from(public.bits())));
+    }
+    let mut priv_attrs = common(CKO_PRIVATE_KEY);
+    priv_attrs.extend([
+        (CKA_PRIVATE, boolean(true)),
+        (CKA_SENSITIVE, boolean(true)),
+        (CKA_ALWAYS_SENSITIVE, boolean(true)),
+        (CKA_EXTRACTABLE, boolean(false)),
+        (CKA_NEVER_EXTRACTABLE, boolean(true)),
+        (CKA_SIGN, boolean(true)),
+        (CKA_DECRYPT, boolean(is_rsa)),
+        (CKA_DERIVE, boolean(!is_rsa)),
+        (CKA_SIGN_RECOVER, boolean(false)),
+        (CKA_UNWRAP, boolean(false)),
+        (CKA_ALWAYS_AUTHENTICATE, boolean(false)),
+        (CKA_WRAP_WITH_TRUSTED, boolean(false)),
+    ]);
+    for (attrs, template) in [
+        (&mut pub_attrs, pub_template),
+        (&mut priv_attrs, priv_template),
+    ] {
+        for (t, v) in template {
+            if !FIXED.contains(t) {
+                attrs.insert(*t, v.clone());
+            }
+        }
+        attrs.insert(CKA_TOKEN, boolean(token));
+    }
+    (pub_attrs, priv_attrs)
+}
+
+pub fn generate_key_pair(
+    session: CK_SESSION_HANDLE,
+    mech: &Mechanism,
+    pub_template: &Template,
+    priv_template: &Template,
+) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+    let pub_in = to_map(pub_template)?;
+    let priv_in = to_map(priv_template)?;
+    let spec = spec(mech, &pub_in)?;
+    let key_type = if matches!(spec, KeySpec::Rsa(_)) {
+        CKK_RSA
+    } else {
+        CKK_EC
+    };
+    check_class(&pub_in, CKO_PUBLIC_KEY, key_type)?;
+    check_class(&priv_in, CKO_PRIVATE_KEY, key_type)?;
+    if get_bool(&priv_in, CKA_SENSITIVE) == Some(false)
+        || get_bool(&priv_in, CKA_EXTRACTABLE) == Some(true)
+    {
+        return Err(Error::new(
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            "TPM keys are sensitive and never extractable",
+        ));
+    }
+    let token =
+        get_bool(&priv_in, CKA_TOKEN) == Some(true) || get_bool(&pub_in, CKA_TOKEN) == Some(true);
+    state::with(|m| {
+        let (slot, _) = m.session_slot(session)?;
+        let mut probe = Attributes::new();
+        probe.insert(CKA_TOKEN, boolean(token));
+        probe.insert(CKA_PRIVATE, boolean(true));
+        check_access(m, session, &probe)?;
+        let secret = m.user_secret(slot)?;
+        let uid = m.slot(slot)?.token.new_uid();
+        // Session keys get a random authValue: nothing else will ever need to derive it.
+        let auth = if token {
+            secret.object_auth(&uid)
+        } else {
+            random_auth()?
+        };
+        let key = tpmkey::TpmKey::generate_with_secret(spec, &auth, None)?;
+        let (pub_attrs, priv_attrs) =
+            pair_attributes(key.public(), mech.kind, &pub_in, &priv_in, token);
+        let handles = store(
+            m,
+            session,
+            Some(uid),
+            vec![pub_attrs, priv_attrs],
+            Some(key),
+            None,
+        )?;
+        match handles.as_slice() {
+            [p, k] => Ok((*p, *k)),
+            _ => Err(Error::rv(CKR_GENERAL_ERROR)),
+        }
+    })
+}
+
+fn random_auth() -> Result<Zeroizing<Vec<u8>>> {
+    let mut auth = Zeroizing::new(vec![0u8; 32]);
+    tpmkey::keys::random(&mut auth)?;
+    Ok(auth)
+}
+
+pub fn derive_key(
+    session: CK_SESSION_HANDLE,
+    mech: &Mechanism,
+    base: CK_OBJECT_HANDLE,
+    template: &Template,
+) -> Result<CK_OBJECT_HANDLE> {
+    if mech.kind != CKM_ECDH1_DERIVE {
+        return Err(Error::rv(CKR_MECHANISM_INVALID));
+    }
+    let Param::Ecdh {
+        kdf,
+        shared_data,
+        public_data,
+    } = &mech.param
+    else {
+        return Err(Error::rv(CKR_MECHANISM_PARAM_INVALID));
+    };
+    if *kdf != CKD_NULL || !shared_data.is_empty() {
+        return Err(Error::new(
+            CKR_MECHANISM_PARAM_INVALID,
+            "only CKD_NULL without shared data",
+        ));
+    }
+    let mut wanted = to_map(template)?;
+    if get_bool(&wanted, CKA_TOKEN) == Some(true) {
+        return Err(Error::new(
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            "derived keys are session objects",
+        ));
+    }
+    state::with(|m| {
+        let (r, attrs) = m.object(session, base)?;
+        if class(&attrs) != Some(CKO_PRIVATE_KEY) || get_ulong(&attrs, CKA_KEY_TYPE) != Some(CKK_EC)
+        {
+            return Err(Error::rv(CKR_KEY_TYPE_INCONSISTENT));
+        }
+        crate::mechanism::allowed(&attrs, mech.kind)?;
+        Module::check_usage(&attrs, CKA_DERIVE)?;
+        let curve = attrs
+            .get(&CKA_EC_PARAMS)
+            .and_then(|p| curve_from_params(p))
+            .ok_or_else(|| Error::rv(CKR_KEY_TYPE_INCONSISTENT))?;
+        let (x, y) = parse_point(public_data, curve.coordinate_len())
+            .ok_or_else(|| Error::new(CKR_MECHANISM_PARAM_INVALID, "peer point"))?;
+        let key = m.tpm_key(&r)?;
+        let z = key.ecdh(&x, &y).map_err(|e| match e {
+            tpmkey::Error::BadInput(_) | tpmkey::Error::Tpm { .. } if !e.is_bad_auth() => {
+                Error::new(CKR_MECHANISM_PARAM_INVALID, e.to_string())
+            }
+            e => e.into(),
+        })?;
+        let len = get_ulong(&wanted, CKA_VALUE_LEN).map_or(z.len(), |l| l as usize);
+        if len == 0 || len > z.len() {
+            return Err(Error::new(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN"));
+        }
+        let mut out: Attributes = [
+            (CKA_CLASS, ulong(CKO_SECRET_KEY)),
+            (CKA_KEY_TYPE, ulong(CKK_GENERIC_SECRET)),
+            (CKA_TOKEN, boolean(false)),
+            (CKA_PRIVATE, boolean(true)),
+            (CKA_SENSITIVE, boolean(false)),
+            (CKA_EXTRACTABLE, boolean(true)),
+            (CKA_LOCAL, boolean(false)),
+            (CKA_LABEL, Vec::new()),
+            (CKA_ID, Vec::new()),
+            (CKA_MODIFIABLE, boolean(true)),
+            (CKA_DESTROYABLE, boolean(true)),
+            (CKA_DERIVE, boolean(false)),
+        ]
+        .into_iter()
+        .collect();
+        wanted.remove(&CKA_VALUE);
+        out.extend(wanted);
+        out.insert(CKA_VALUE, z[..len].to_vec());
+        out.insert(CKA_VALUE_LEN, ulong(len as CK_ULONG));
+        let handles = store(m, session, None, vec![out], None, None)?;
+        handles
+            .first()
+            .copied()
+            .ok_or_else(|| Error::rv(CKR_GENERAL_ERROR))
+    })
+}

@@ -1,0 +1,247 @@
+//! Slot and token management: slots, token information from the token and the TPM,
+//! mechanisms, C_InitToken, C_InitPIN, C_SetPIN.
+
+use cryptoki_sys::*;
+use tpmkey::store::Role;
+
+use crate::error::{pin_error, Error, Result};
+use crate::general::{padded, version};
+use crate::mechanism;
+use crate::state::{self, Module, Slot, TpmInfo};
+
+pub const MIN_PIN_LEN: usize = 4;
+pub const MAX_PIN_LEN: usize = 255;
+
+const TPM_PT_MANUFACTURER: u32 = 0x105;
+const TPM_PT_FIRMWARE_VERSION_1: u32 = 0x10B;
+const TPM_PT_LOCKOUT_COUNTER: u32 = 0x20E;
+const TPM_PT_MAX_AUTH_FAIL: u32 = 0x20F;
+
+/// Every slot holds a token: the last one an uninitialised token for C_InitToken (as
+/// pkcs11-tool and p11-kit expect; they read its CK_TOKEN_INFO before initialising it).
+pub fn slot_list(_token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
+    state::with(|m| {
+        m.refresh_slots()?;
+        let mut ids: Vec<CK_SLOT_ID> = m.slots.keys().copied().collect();
+        ids.push(m.empty_slot);
+        ids.sort_unstable();
+        Ok(ids)
+    })
+}
+
+fn slot_id_check(m: &Module, id: CK_SLOT_ID) -> Result<()> {
+    if m.is_slot(id) {
+        Ok(())
+    } else {
+        Err(Error::rv(CKR_SLOT_ID_INVALID))
+    }
+}
+
+pub fn slot_info(id: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
+    state::with(|m| {
+        slot_id_check(m, id)?;
+        let tpm = tpm_info(m);
+        Ok(CK_SLOT_INFO {
+            slotDescription: padded(&format!("tpmkey slot {id} ({})", tpm.model)),
+            manufacturerID: padded(&tpm.manufacturer),
+            flags: CKF_TOKEN_PRESENT | CKF_HW_SLOT,
+            hardwareVersion: CK_VERSION { major: 0, minor: 0 },
+            firmwareVersion: CK_VERSION {
+                major: tpm.firmware.0,
+                minor: tpm.firmware.1,
+            },
+        })
+    })
+}
+
+/// Manufacturer, model and firmware of the TPM, asked once per C_Initialize.
+fn tpm_info(m: &mut Module) -> TpmInfo {
+    if let Some(i) = &m.tpm_info {
+        return i.clone();
+    }
+    let info = match tpmkey::keys::tpm_properties(TPM_PT_MANUFACTURER, 7) {
+        Ok(props) => {
+            let text = |first: u32, n: u32| -> String {
+                let bytes: Vec<u8> = (first..first + n)
+                    .filter_map(|p| props.iter().find(|(k, _)| *k == p).map(|(_, v)| *v))
+                    .flat_map(u32::to_be_bytes)
+                    .filter(|b| b.is_ascii_graphic() || *b == b' ')
+                    .collect();
+                String::from_utf8_lossy(&bytes).trim().to_string()
+            };
+            let fw = props
+                .iter()
+                .find(|(k, _)| *k == TPM_PT_FIRMWARE_VERSION_1)
+                .map_or(0, |(_, v)| *v);
+            TpmInfo {
+                manufacturer: format!("TPM {}", text(TPM_PT_MANUFACTURER, 1)),
+                model: text(TPM_PT_MANUFACTURER + 1, 4),
+                firmware: ((fw >> 16) as u8, fw as u8),
+            }
+        }
+        // Token information is still useful without the TPM's own; operations will say
+        // what is wrong with the TPM.
+        Err(_) => TpmInfo {
+            manufacturer: "TPM (not reachable)".into(),
+            model: "TPM 2.0".into(),
+            firmware: (0, 0),
+        },
+    };
+    m.tpm_info = Some(info.clone());
+    info
+}
+
+/// The PIN flags from the TPM's dictionary-attack state: every PIN is a DA-protected TPM
+/// object, so the TPM's counter is the PINs' counter.
+fn pin_flags() -> CK_FLAGS {
+    let Ok(props) = tpmkey::keys::tpm_properties(TPM_PT_LOCKOUT_COUNTER, 2) else {
+        return 0;
+    };
+    let get = |p: u32| props.iter().find(|(k, _)| *k == p).map(|(_, v)| *v);
+    let (Some(count), Some(max)) = (get(TPM_PT_LOCKOUT_COUNTER), get(TPM_PT_MAX_AUTH_FAIL)) else {
+        return 0;
+    };
+    let remaining = max.saturating_sub(count);
+    if remaining == 0 {
+        CKF_USER_PIN_LOCKED | CKF_SO_PIN_LOCKED
+    } else if remaining == 1 {
+        CKF_USER_PIN_FINAL_TRY
+            | CKF_SO_PIN_FINAL_TRY
+            | CKF_USER_PIN_COUNT_LOW
+            | CKF_SO_PIN_COUNT_LOW
+    } else if count > 0 {
+        CKF_USER_PIN_COUNT_LOW | CKF_SO_PIN_COUNT_LOW
+    } else {
+        0
+    }
+}
+
+pub fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
+    state::with(|m| {
+        slot_id_check(m, id)?;
+        let tpm = tpm_info(m);
+        let sessions: Vec<bool> = m
+            .sessions
+            .values()
+            .filter(|s| s.slot == id)
+            .map(|s| s.rw)
+            .collect();
+        let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED | pin_flags();
+        let (label, serial) = if id == m.empty_slot {
+            (String::new(), String::new())
+        } else {
+            let slot = m.slot(id)?;
+            flags |= CKF_TOKEN_INITIALIZED;
+            if slot.token.user_pin_initialized() {
+                flags |= CKF_USER_PIN_INITIALIZED;
+            }
+            (
+                slot.token.label().to_string(),
+                slot.token.serial().to_string(),
+            )
+        };
+        let unavailable = CK_UNAVAILABLE_INFORMATION;
+        Ok(CK_TOKEN_INFO {
+            label: padded(&label),
+            manufacturerID: padded(&tpm.manufacturer),
+            model: padded(&tpm.model),
+            serialNumber: padded(&serial),
+            flags,
+            ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
+            ulSessionCount: sessions.len() as CK_ULONG,
+            ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
+            ulRwSessionCount: sessions.iter().filter(|rw| **rw).count() as CK_ULONG,
+            ulMaxPinLen: MAX_PIN_LEN as CK_ULONG,
+            ulMinPinLen: MIN_PIN_LEN as CK_ULONG,
+            ulTotalPublicMemory: unavailable,
+            ulFreePublicMemory: unavailable,
+            ulTotalPrivateMemory: unavailable,
+            ulFreePrivateMemory: unavailable,
+            hardwareVersion: CK_VERSION { major: 2, minor: 0 },
+            firmwareVersion: version(),
+            utcTime: padded(""),
+        })
+    })
+}
+
+pub fn mechanism_list(id: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
+    state::with(|m| {
+        slot_id_check(m, id)?;
+        Ok(mechanism::list())
+    })
+}
+
+pub fn mechanism_info(id: CK_SLOT_ID, kind: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO> {
+    state::with(|m| {
+        slot_id_check(m, id)?;
+        mechanism::info(kind)
+    })
+}
+
+pub fn check_pin(pin: &[u8]) -> Result<()> {
+    if !(MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len()) {
+        return Err(Error::new(
+            CKR_PIN_LEN_RANGE,
+            format!("PINs have {MIN_PIN_LEN} to {MAX_PIN_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn label_text(label: &[u8; 32]) -> Result<String> {
+    let text = std::str::from_utf8(label)
+        .map_err(|_| Error::new(CKR_ARGUMENTS_BAD, "token label is not UTF-8"))?;
+    Ok(text.trim_end_matches([' ', '\0']).to_string())
+}
+
+pub fn init_token(id: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()> {
+    let label = label_text(label)?;
+    state::with(|m| {
+        slot_id_check(m, id)?;
+        if id == m.empty_slot {
+            check_pin(so_pin)?;
+            let token = m.store.create_token(&label, so_pin)?;
+            m.slots.insert(id, Slot { token, login: None });
+            m.refresh_slots()?;
+            return Ok(());
+        }
+        if m.sessions.values().any(|s| s.slot == id) {
+            return Err(Error::rv(CKR_SESSION_EXISTS));
+        }
+        let slot = m.slot(id)?;
+        slot.token.reinitialize(so_pin, &label).map_err(pin_error)?;
+        slot.login = None;
+        Ok(())
+    })
+}
+
+pub fn init_pin(session: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+    check_pin(pin)?;
+    state::with(|m| {
+        let (slot_id, rw) = m.session_slot(session)?;
+        let slot = m.slot(slot_id)?;
+        let login = slot
+            .login
+            .as_ref()
+            .filter(|l| l.role == Role::SecurityOfficer && rw)
+            .ok_or_else(|| Error::new(CKR_USER_NOT_LOGGED_IN, "C_InitPIN needs an SO session"))?;
+        slot.token.init_user_pin(&login.secret, pin)?;
+        Ok(())
+    })
+}
+
+pub fn set_pin(session: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
+    check_pin(new)?;
+    state::with(|m| {
+        let (slot_id, rw) = m.session_slot(session)?;
+        if !rw {
+            return Err(Error::rv(CKR_SESSION_READ_ONLY));
+        }
+        let slot = m.slot(slot_id)?;
+        let role = slot.login.as_ref().map_or(Role::User, |l| l.role);
+        if role == Role::User && !slot.token.user_pin_initialized() {
+            return Err(Error::rv(CKR_USER_PIN_NOT_INITIALIZED));
+        }
+        slot.token.change_pin(role, old, new).map_err(pin_error)
+    })
+}

@@ -1,0 +1,141 @@
+//! Public-key operations done on the host in pure Rust (RustCrypto), so nothing re-enters
+//! libcrypto inside hosts that load OpenSSL engines: signature verification and RSA
+//! encryption with a token's public keys.
+
+use cryptoki_sys::*;
+use digest::DynDigest;
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use rsa::{BigUint, Oaep, Pkcs1v15Encrypt, Pkcs1v15Sign, Pss, RsaPublicKey};
+use tpmkey::hash::Hash;
+use tpmkey::public_key::{Curve, PublicKey};
+
+use crate::error::{Error, Result};
+use crate::sign_verify::{ecdsa_digest, Resolved, Scheme};
+
+fn invalid() -> Error {
+    Error::rv(CKR_SIGNATURE_INVALID)
+}
+
+fn dyn_digest(h: Hash) -> Box<dyn DynDigest + Send + Sync> {
+    match h {
+        Hash::Sha1 => Box::new(sha1::Sha1::default()),
+        Hash::Sha256 => Box::new(sha2::Sha256::default()),
+        Hash::Sha384 => Box::new(sha2::Sha384::default()),
+        Hash::Sha512 => Box::new(sha2::Sha512::default()),
+    }
+}
+
+fn rsa_key(modulus: &[u8], exponent: u32) -> Result<RsaPublicKey> {
+    RsaPublicKey::new(BigUint::from_bytes_be(modulus), BigUint::from(exponent))
+        .map_err(|e| Error::new(CKR_KEY_TYPE_INCONSISTENT, format!("RSA public key: {e}")))
+}
+
+/// Verifies `signature` over `input` (the digest, or the raw data of CKM_RSA_PKCS).
+pub fn verify(
+    public: &PublicKey,
+    resolved: Resolved,
+    input: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    match (public, resolved.scheme) {
+        (PublicKey::Ec { curve, x, y }, Scheme::Ecdsa) => {
+            let n = curve.coordinate_len();
+            if signature.len() != 2 * n {
+                return Err(Error::rv(CKR_SIGNATURE_LEN_RANGE));
+            }
+            let point = [&[4u8][..], x, y].concat();
+            let digest = ecdsa_digest(input, n);
+            let ok = match curve {
+                Curve::P256 => {
+                    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
+                        .map_err(|_| Error::rv(CKR_KEY_TYPE_INCONSISTENT))?;
+                    let sig =
+                        p256::ecdsa::Signature::from_slice(signature).map_err(|_| invalid())?;
+                    key.verify_prehash(&digest, &sig).is_ok()
+                }
+                Curve::P384 => {
+                    let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&point)
+                        .map_err(|_| Error::rv(CKR_KEY_TYPE_INCONSISTENT))?;
+                    let sig =
+                        p384::ecdsa::Signature::from_slice(signature).map_err(|_| invalid())?;
+                    key.verify_prehash(&digest, &sig).is_ok()
+                }
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(invalid())
+            }
+        }
+        (PublicKey::Rsa { modulus, exponent }, scheme) => {
+            let k = modulus.iter().skip_while(|b| **b == 0).count();
+            if signature.len() != k {
+                return Err(Error::rv(CKR_SIGNATURE_LEN_RANGE));
+            }
+            let key = rsa_key(modulus, *exponent)?;
+            let result = match scheme {
+                Scheme::RsaPkcs => {
+                    let padding = match resolved.prehash {
+                        Some(h) => Pkcs1v15Sign {
+                            hash_len: Some(h.len()),
+                            prefix: h.digest_info_prefix().into(),
+                        },
+                        None => Pkcs1v15Sign::new_unprefixed(),
+                    };
+                    key.verify(padding, input, signature)
+                }
+                Scheme::RsaPss { hash, salt_len, .. } => {
+                    if input.len() != hash.len() {
+                        return Err(Error::rv(CKR_DATA_LEN_RANGE));
+                    }
+                    let padding = Pss {
+                        blinded: false,
+                        digest: dyn_digest(hash),
+                        salt_len,
+                    };
+                    key.verify(padding, input, signature)
+                }
+                Scheme::Ecdsa => return Err(Error::rv(CKR_KEY_TYPE_INCONSISTENT)),
+            };
+            result.map_err(|_| invalid())
+        }
+        _ => Err(Error::rv(CKR_KEY_TYPE_INCONSISTENT)),
+    }
+}
+
+/// RSA padding for encryption.
+#[derive(Clone, Debug)]
+pub enum Padding {
+    Pkcs1,
+    Oaep {
+        hash: Hash,
+        mgf1: Hash,
+        label: String,
+    },
+}
+
+/// The longest message `padding` fits in a `k`-byte modulus.
+pub fn max_message(padding: &Padding, k: usize) -> usize {
+    match padding {
+        Padding::Pkcs1 => k.saturating_sub(11),
+        Padding::Oaep { hash, .. } => k.saturating_sub(2 * hash.len() + 2),
+    }
+}
+
+pub fn encrypt(modulus: &[u8], exponent: u32, padding: &Padding, data: &[u8]) -> Result<Vec<u8>> {
+    let key = rsa_key(modulus, exponent)?;
+    let mut rng = rand_core::OsRng;
+    let out = match padding {
+        Padding::Pkcs1 => key.encrypt(&mut rng, Pkcs1v15Encrypt, data),
+        Padding::Oaep { hash, mgf1, label } => key.encrypt(
+            &mut rng,
+            Oaep {
+                digest: dyn_digest(*hash),
+                mgf_digest: dyn_digest(*mgf1),
+                label: (!label.is_empty()).then(|| label.clone()),
+            },
+            data,
+        ),
+    };
+    out.map_err(|e| Error::new(CKR_DATA_LEN_RANGE, format!("RSA encryption: {e}")))
+}
