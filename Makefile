@@ -38,12 +38,12 @@ test: deps build
 	@echo "make test: all tests passed, none skipped (log: $(TEST_LOG))"
 
 bench:
-	@echo "make bench: the benchmarks come with the provider and benchmark issues; not available yet" >&2
-	@exit 1
+	scripts/deps.sh
+	$(CARGO) build --release --workspace
+	target/release/tpmkey-bench
 
 demo:
-	@echo "make demo: the demo comes with the provider and benchmark issues; not available yet" >&2
-	@exit 1
+	scripts/demo.sh
 
 fuzz:
 	@if ! rustup toolchain list | grep -q '^nightly'; then \
