@@ -146,6 +146,57 @@ pub fn pkcs1_v15_decrypt_decode(em: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     Ok(Zeroizing::new(em[sep + 1..].to_vec()))
 }
 
+/// 1 when `b` is zero, else 0, without a branch.
+fn ct_is_zero(b: u8) -> u8 {
+    ((u32::from(b).wrapping_sub(1)) >> 31) as u8
+}
+
+/// 1 when `a == b`, else 0, without a branch.
+fn ct_eq_u8(a: u8, b: u8) -> u8 {
+    ct_is_zero(a ^ b)
+}
+
+/// The length of a TLS RSA pre-master secret.
+pub const TLS_PREMASTER_LEN: usize = 48;
+
+/// Decodes a TLS RSA key-transport block (the raw decryption `em`, k bytes) into the 48-byte
+/// pre-master secret, with implicit rejection (RFC 5246, 7.4.7.1): on any padding, length or
+/// version failure the result is a random secret, chosen without branching on secret data,
+/// so the handshake fails later at Finished and no padding oracle exists. The version must
+/// be `client_version`, or `alt_version` when given (clients with the rollback bug).
+pub fn tls_premaster_decode(
+    em: &[u8],
+    client_version: u16,
+    alt_version: Option<u16>,
+) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(vec![0u8; TLS_PREMASTER_LEN]);
+    CRYPTO.random(&mut out);
+    let k = em.len();
+    // The modulus length is public: too short a key can never carry a pre-master secret.
+    if k < TLS_PREMASTER_LEN + 11 {
+        return out;
+    }
+    let zero_index = k - TLS_PREMASTER_LEN - 1;
+    let mut good = ct_is_zero(em[0]) & ct_eq_u8(em[1], 2);
+    for b in &em[2..zero_index] {
+        good &= 1 ^ ct_is_zero(*b);
+    }
+    good &= ct_is_zero(em[zero_index]);
+    let msg = &em[zero_index + 1..];
+    let [major, minor] = client_version.to_be_bytes();
+    let mut version = ct_eq_u8(msg[0], major) & ct_eq_u8(msg[1], minor);
+    if let Some(alt) = alt_version {
+        let [major, minor] = alt.to_be_bytes();
+        version |= ct_eq_u8(msg[0], major) & ct_eq_u8(msg[1], minor);
+    }
+    good &= version;
+    let mask = 0u8.wrapping_sub(good);
+    for (o, m) in out.iter_mut().zip(msg) {
+        *o = (m & mask) | (*o & !mask);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +220,29 @@ mod tests {
         em.extend_from_slice(b"secret");
         assert_eq!(&pkcs1_v15_decrypt_decode(&em).unwrap()[..], b"secret");
         assert!(oaep_decode(Hash::Sha256, Hash::Sha256, b"", &[0u8; 256]).is_err());
+    }
+
+    #[test]
+    fn tls_premaster_implicit_rejection() {
+        let mut em = vec![0u8, 2];
+        em.extend_from_slice(&[0x55; 256 - 2 - 49]);
+        em.push(0);
+        let mut secret = vec![0x03, 0x03];
+        secret.extend_from_slice(&[0xAB; 46]);
+        em.extend_from_slice(&secret);
+        assert_eq!(em.len(), 256);
+        assert_eq!(&tls_premaster_decode(&em, 0x0303, None)[..], &secret[..]);
+        // Wrong version, wrong block type, a zero in the padding: random, never an error.
+        for (i, v) in [(256 - 48, 0x02u8), (1, 1), (5, 0)] {
+            let mut bad = em.clone();
+            bad[i] = v;
+            let out = tls_premaster_decode(&bad, 0x0303, None);
+            assert_eq!(out.len(), 48);
+            assert_ne!(&out[..], &secret[..]);
+        }
+        assert_eq!(
+            &tls_premaster_decode(&em, 0x0301, Some(0x0303))[..],
+            &secret[..]
+        );
     }
 }

@@ -1,1 +1,61 @@
-//! OpenSSL 3 provider for TPM-resident keys (see issue 3).
+//! tpmkey-provider: the OpenSSL 3 provider `tpmkey` (loaded as `tpmkey.so`), giving
+//! OpenSSL applications TPM-resident keys through the shared core crate `tpmkey`.
+//!
+//! Raw pointers live in `ffi` and the small views over it (`params`, `bio`, `error`,
+//! `key`'s handle conversion); one module per OpenSSL operation uses only those views.
+
+pub mod asym_cipher;
+pub mod bio;
+pub mod buffer;
+pub mod decoder;
+pub mod der;
+pub mod encoder;
+pub mod error;
+pub mod ffi;
+pub mod key;
+pub mod keyexch;
+pub mod keymgmt;
+pub mod opctx;
+pub mod params;
+pub mod provider;
+pub mod rand;
+pub mod signature;
+pub mod software;
+pub mod store;
+
+/// Builds a dispatch table from `(id, function)` pairs; every entry is cast to the generic
+/// function pointer type the core expects (it casts back by id).
+macro_rules! dispatch_table {
+    ($($id:expr => $f:expr),* $(,)?) => {
+        &[
+            $(
+                $crate::ffi::OSSL_DISPATCH {
+                    function_id: $id,
+                    // SAFETY: the core calls the function with the signature its id names;
+                    // each entry here is declared with exactly that signature.
+                    function: Some(unsafe {
+                        std::mem::transmute::<*const (), $crate::ffi::DispatchFn>($f as *const ())
+                    }),
+                },
+            )*
+            $crate::ffi::OSSL_DISPATCH::END,
+        ]
+    };
+}
+pub(crate) use dispatch_table;
+
+/// One algorithm table entry: names, properties, dispatch table.
+macro_rules! algorithm {
+    ($names:expr, $props:expr, $table:expr) => {
+        $crate::ffi::OSSL_ALGORITHM {
+            algorithm_names: $names.as_ptr(),
+            property_definition: $props.as_ptr(),
+            implementation: $table.as_ptr(),
+            algorithm_description: std::ptr::null(),
+        }
+    };
+}
+pub(crate) use algorithm;
+
+/// The property every algorithm of this provider carries.
+pub const PROPERTIES: &std::ffi::CStr = c"provider=tpmkey";

@@ -1,0 +1,50 @@
+//! OpenSSL's caller-owned byte buffers: input slices and size-or-write outputs.
+
+use std::ffi::c_uchar;
+
+use tpmkey::{Error, Result};
+
+/// Writes the produced bytes to OpenSSL's buffer, or the maximum size when the buffer is NULL.
+///
+/// # Safety
+/// `out` is NULL or writable for `out_size` bytes; `out_len` a valid out-pointer.
+pub unsafe fn answer(
+    out: *mut c_uchar,
+    out_len: *mut usize,
+    out_size: usize,
+    max: usize,
+    produce: impl FnOnce() -> Result<Vec<u8>>,
+) -> Result<()> {
+    if out_len.is_null() {
+        return Err(Error::BadInput("no output length pointer".into()));
+    }
+    if out.is_null() {
+        // SAFETY: out_len checked non-NULL.
+        unsafe { *out_len = max };
+        return Ok(());
+    }
+    let v = produce()?;
+    if v.len() > out_size {
+        return Err(Error::BadInput(format!(
+            "output buffer of {out_size} bytes is too small ({} needed)",
+            v.len()
+        )));
+    }
+    // SAFETY: out is writable for out_size >= v.len() bytes; out_len checked.
+    unsafe {
+        std::ptr::copy_nonoverlapping(v.as_ptr(), out, v.len());
+        *out_len = v.len();
+    }
+    Ok(())
+}
+
+/// # Safety
+/// `p` is NULL (then `len` must be 0) or readable for `len` bytes.
+pub unsafe fn input<'a>(p: *const c_uchar, len: usize) -> &'a [u8] {
+    if p.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: caller's contract.
+        unsafe { std::slice::from_raw_parts(p, len) }
+    }
+}

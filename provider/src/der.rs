@@ -1,0 +1,211 @@
+//! The few DER structures the provider writes: SubjectPublicKeyInfo, ECDSA-Sig-Value and
+//! the AlgorithmIdentifiers X.509 and CMS ask a signature context for.
+
+use tpmkey::hash::Hash;
+use tpmkey::public_key::{Curve, PublicKey};
+
+const SEQUENCE: u8 = 0x30;
+const INTEGER: u8 = 0x02;
+const BIT_STRING: u8 = 0x03;
+const NULL: &[u8] = &[0x05, 0x00];
+const OID: u8 = 0x06;
+
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
+const OID_P256: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x2B, 0x81, 0x04, 0x00, 0x22];
+/// 1.2.840.113549.1.1.x
+const PKCS1_PREFIX: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01];
+const PKCS1_RSA_ENCRYPTION: u8 = 1;
+const PKCS1_MGF1: u8 = 8;
+const PKCS1_RSASSA_PSS: u8 = 10;
+
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+pub fn sequence(parts: &[&[u8]]) -> Vec<u8> {
+    tlv(SEQUENCE, &parts.concat())
+}
+
+/// A non-negative INTEGER from big-endian magnitude bytes.
+pub fn unsigned_integer(be: &[u8]) -> Vec<u8> {
+    let be = &be[be.iter().take_while(|b| **b == 0).count()..];
+    let mut content = Vec::with_capacity(be.len() + 1);
+    if be.first().is_none_or(|b| b & 0x80 != 0) {
+        content.push(0);
+    }
+    content.extend_from_slice(be);
+    tlv(INTEGER, &content)
+}
+
+fn oid(content: &[u8]) -> Vec<u8> {
+    tlv(OID, content)
+}
+
+fn pkcs1_oid(last: u8) -> Vec<u8> {
+    let mut c = PKCS1_PREFIX.to_vec();
+    c.push(last);
+    oid(&c)
+}
+
+/// ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }
+pub fn ecdsa_signature(r: &[u8], s: &[u8]) -> Vec<u8> {
+    sequence(&[&unsigned_integer(r), &unsigned_integer(s)])
+}
+
+/// The longest ECDSA-Sig-Value for a curve.
+pub fn ecdsa_signature_max(curve: Curve) -> usize {
+    let int = 2 + curve.coordinate_len() + 1;
+    let content = 2 * int;
+    content + if content < 0x80 { 2 } else { 3 }
+}
+
+/// The uncompressed point 04 || x || y.
+pub fn ec_point(x: &[u8], y: &[u8]) -> Vec<u8> {
+    [&[0x04][..], x, y].concat()
+}
+
+/// RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+pub fn rsa_public_key(modulus: &[u8], exponent: u32) -> Vec<u8> {
+    sequence(&[
+        &unsigned_integer(modulus),
+        &unsigned_integer(&exponent.to_be_bytes()),
+    ])
+}
+
+/// SubjectPublicKeyInfo; `pss` marks an RSA key restricted to RSASSA-PSS.
+pub fn subject_public_key_info(key: &PublicKey, pss: bool) -> Vec<u8> {
+    let (algorithm, bits) = match key {
+        PublicKey::Ec { curve, x, y } => {
+            let curve_oid = match curve {
+                Curve::P256 => OID_P256,
+                Curve::P384 => OID_P384,
+            };
+            (
+                sequence(&[&oid(OID_EC_PUBLIC_KEY), &oid(curve_oid)]),
+                ec_point(x, y),
+            )
+        }
+        PublicKey::Rsa { modulus, exponent } => {
+            let algorithm = if pss {
+                sequence(&[&pkcs1_oid(PKCS1_RSASSA_PSS)])
+            } else {
+                sequence(&[&pkcs1_oid(PKCS1_RSA_ENCRYPTION), NULL])
+            };
+            (algorithm, rsa_public_key(modulus, *exponent))
+        }
+    };
+    let mut bit_string = vec![0u8];
+    bit_string.extend_from_slice(&bits);
+    sequence(&[&algorithm, &tlv(BIT_STRING, &bit_string)])
+}
+
+/// A digest's AlgorithmIdentifier, with NULL parameters as OpenSSL writes it in PSS.
+fn hash_algorithm(hash: Hash) -> Vec<u8> {
+    let id = oid(match hash {
+        Hash::Sha1 => &[0x2B, 0x0E, 0x03, 0x02, 0x1A],
+        Hash::Sha256 => &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01],
+        Hash::Sha384 => &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02],
+        Hash::Sha512 => &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03],
+    });
+    sequence(&[&id, NULL])
+}
+
+/// AlgorithmIdentifier of ecdsa-with-SHAx (RFC 5758: no parameters).
+pub fn ecdsa_algorithm_id(hash: Hash) -> Vec<u8> {
+    let last: &[u8] = match hash {
+        Hash::Sha1 => &[0x04, 0x01],
+        Hash::Sha256 => &[0x04, 0x03, 0x02],
+        Hash::Sha384 => &[0x04, 0x03, 0x03],
+        Hash::Sha512 => &[0x04, 0x03, 0x04],
+    };
+    let content = [&[0x2A, 0x86, 0x48, 0xCE, 0x3D][..], last].concat();
+    sequence(&[&oid(&content)])
+}
+
+/// AlgorithmIdentifier of shaXWithRSAEncryption (NULL parameters).
+pub fn rsa_pkcs1_algorithm_id(hash: Hash) -> Vec<u8> {
+    let last = match hash {
+        Hash::Sha1 => 5,
+        Hash::Sha256 => 11,
+        Hash::Sha384 => 12,
+        Hash::Sha512 => 13,
+    };
+    sequence(&[&pkcs1_oid(last), NULL])
+}
+
+/// AlgorithmIdentifier of RSASSA-PSS with its parameters (RFC 4055; defaults omitted).
+pub fn rsa_pss_algorithm_id(hash: Hash, mgf1: Hash, salt_len: usize) -> Vec<u8> {
+    let mut params = Vec::new();
+    if hash != Hash::Sha1 {
+        params.extend(tlv(0xA0, &hash_algorithm(hash)));
+    }
+    if mgf1 != Hash::Sha1 {
+        let mgf = sequence(&[&pkcs1_oid(PKCS1_MGF1), &hash_algorithm(mgf1)]);
+        params.extend(tlv(0xA1, &mgf));
+    }
+    if salt_len != 20 {
+        params.extend(tlv(
+            0xA2,
+            &unsigned_integer(&(salt_len as u64).to_be_bytes()),
+        ));
+    }
+    sequence(&[&pkcs1_oid(PKCS1_RSASSA_PSS), &tlv(SEQUENCE, &params)])
+}
+
+/// PEM armour with 64-character lines.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::with_capacity(der.len() * 4 / 3 + 4);
+    for chunk in der.chunks(3) {
+        let n = chunk.len();
+        let v = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= n {
+                b64.push(ALPHABET[((v >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                b64.push('=');
+            }
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_and_lengths() {
+        assert_eq!(
+            unsigned_integer(&[0x00, 0x80]),
+            vec![0x02, 0x02, 0x00, 0x80]
+        );
+        assert_eq!(unsigned_integer(&[]), vec![0x02, 0x01, 0x00]);
+        assert_eq!(tlv(0x04, &[0u8; 200])[..3], [0x04, 0x81, 200]);
+        assert_eq!(ecdsa_signature_max(Curve::P256), 72);
+        // RSASSA-PSS SHA-256, MGF1 SHA-256, salt 32: as OpenSSL writes it.
+        let id = rsa_pss_algorithm_id(Hash::Sha256, Hash::Sha256, 32);
+        assert_eq!(id.len(), 67);
+        assert!(pem("X", b"ab").contains("YWI=\n"));
+    }
+}

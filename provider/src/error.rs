@@ -1,0 +1,151 @@
+//! Errors to OpenSSL's error queue through the core's error upcall, and the guard every
+//! `extern "C"` entry goes through: panics are caught, errors reported with the tpmkey text
+//! (the TPM cause in words), and the C failure value returned.
+
+use std::ffi::{c_int, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::RwLock;
+
+use tpmkey::{Error, Result};
+
+use crate::ffi::{
+    tpmkey_raise_error, CoreNewErrorFn, CoreSetErrorDebugFn, CoreVsetErrorFn, OSSL_CORE_HANDLE,
+    OSSL_ITEM,
+};
+
+/// The core's error functions and the handle of the provider instance that reports.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorUpcall {
+    pub handle: *const OSSL_CORE_HANDLE,
+    pub new_error: Option<CoreNewErrorFn>,
+    pub set_debug: Option<CoreSetErrorDebugFn>,
+    pub vset: Option<CoreVsetErrorFn>,
+}
+
+// SAFETY: the handle and functions belong to libcrypto and are valid process-wide while the
+// provider is loaded; the core's error functions are thread-safe.
+unsafe impl Send for ErrorUpcall {}
+// SAFETY: as above.
+unsafe impl Sync for ErrorUpcall {}
+
+static UPCALL: RwLock<Option<ErrorUpcall>> = RwLock::new(None);
+
+pub fn install(upcall: ErrorUpcall) {
+    *UPCALL.write().unwrap_or_else(|p| p.into_inner()) = Some(upcall);
+}
+
+/// Reason codes: what kind of failure, the text says which.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug)]
+pub enum Reason {
+    Config = 1,
+    TpmUnreachable = 2,
+    Tpm = 3,
+    Integrity = 4,
+    KeyFile = 5,
+    Unsupported = 6,
+    BadInput = 7,
+    Io = 8,
+    Internal = 9,
+    BadPassword = 10,
+}
+
+fn reason(e: &Error) -> Reason {
+    match e {
+        Error::Config(_) => Reason::Config,
+        Error::Tcti { .. } => Reason::TpmUnreachable,
+        e if e.is_bad_auth() => Reason::BadPassword,
+        Error::Tpm { .. } => Reason::Tpm,
+        Error::Integrity(_) => Reason::Integrity,
+        Error::KeyFile(_) => Reason::KeyFile,
+        Error::Unsupported(_) => Reason::Unsupported,
+        Error::BadInput(_) => Reason::BadInput,
+        Error::Io { .. } => Reason::Io,
+        _ => Reason::Internal,
+    }
+}
+
+/// `OSSL_FUNC_PROVIDER_GET_REASON_STRINGS`.
+pub static REASON_STRINGS: [OSSL_ITEM; 11] = [
+    item(Reason::Config, c"tpmkey configuration error"),
+    item(Reason::TpmUnreachable, c"TPM unreachable"),
+    item(Reason::Tpm, c"TPM command failed"),
+    item(
+        Reason::Integrity,
+        c"TPM response failed its integrity check",
+    ),
+    item(Reason::KeyFile, c"malformed TPM key file"),
+    item(Reason::Unsupported, c"not supported by tpmkey"),
+    item(Reason::BadInput, c"invalid input"),
+    item(Reason::Io, c"I/O error"),
+    item(Reason::Internal, c"internal error"),
+    item(Reason::BadPassword, c"wrong key password"),
+    OSSL_ITEM {
+        id: 0,
+        ptr: std::ptr::null_mut(),
+    },
+];
+
+const fn item(reason: Reason, text: &'static std::ffi::CStr) -> OSSL_ITEM {
+    OSSL_ITEM {
+        id: reason as u32,
+        ptr: text.as_ptr() as *mut std::ffi::c_void,
+    }
+}
+
+/// Puts `e` on OpenSSL's error queue; `func` names the OpenSSL operation.
+pub fn raise(e: &Error, func: &str) {
+    let Some(up) = *UPCALL.read().unwrap_or_else(|p| p.into_inner()) else {
+        return;
+    };
+    let text = CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
+    let func = CString::new(func).unwrap_or_default();
+    // SAFETY: the upcall functions and handle came from the core at init; the strings are
+    // NUL-terminated and live across the call; the shim checks the functions for NULL.
+    unsafe {
+        tpmkey_raise_error(
+            up.new_error,
+            up.set_debug,
+            up.vset,
+            up.handle,
+            reason(e) as u32,
+            func.as_ptr(),
+            text.as_ptr(),
+        );
+    }
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+/// Runs `f`, catching panics; on error or panic reports to the queue and returns `failed`.
+pub fn guard<T>(func: &str, failed: T, f: impl FnOnce() -> Result<T>) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            raise(&e, func);
+            failed
+        }
+        Err(p) => {
+            raise(&Error::Panic(panic_message(p)), func);
+            failed
+        }
+    }
+}
+
+/// [`guard`] for the usual `int` result: 1 on success, 0 on failure.
+pub fn guard_int(func: &str, f: impl FnOnce() -> Result<()>) -> c_int {
+    guard(func, 0, || f().map(|()| 1))
+}
+
+/// [`guard`] for functions answering a boolean as `int` (has, match, does_selection).
+pub fn guard_bool(func: &str, f: impl FnOnce() -> Result<bool>) -> c_int {
+    guard(func, 0, || f().map(c_int::from))
+}

@@ -1,0 +1,152 @@
+//! The key object behind OpenSSL's `keydata` pointer: a TPM key (with its cached public
+//! data) or a public-only key (imported parts, for verification and peers). Every key
+//! parameter is answered from here, never from the TPM.
+
+use std::ffi::c_void;
+
+use tpmkey::public_key::{Curve, PublicKey};
+use tpmkey::{Error, Result, TpmKey};
+
+use crate::der;
+
+/// The OpenSSL key type a keymgmt serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyType {
+    Ec,
+    Rsa,
+    RsaPss,
+}
+
+impl KeyType {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::Ec => "EC",
+            KeyType::Rsa => "RSA",
+            KeyType::RsaPss => "RSA-PSS",
+        }
+    }
+
+    pub fn fits(self, key: &PublicKey) -> bool {
+        matches!(
+            (self, key),
+            (KeyType::Ec, PublicKey::Ec { .. })
+                | (KeyType::Rsa | KeyType::RsaPss, PublicKey::Rsa { .. })
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Material {
+    /// Nothing yet (KEYMGMT_NEW before an import).
+    Empty,
+    Tpm(TpmKey),
+    Public(PublicKey),
+}
+
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub key_type: KeyType,
+    pub material: Material,
+}
+
+pub fn group_name(curve: Curve) -> &'static str {
+    match curve {
+        Curve::P256 => "prime256v1",
+        Curve::P384 => "secp384r1",
+    }
+}
+
+impl Key {
+    pub fn new(key_type: KeyType, material: Material) -> Key {
+        Key { key_type, material }
+    }
+
+    pub fn public(&self) -> Result<&PublicKey> {
+        match &self.material {
+            Material::Tpm(k) => Ok(&k.public().key),
+            Material::Public(p) => Ok(p),
+            Material::Empty => Err(Error::BadInput("the key object is empty".into())),
+        }
+    }
+
+    /// The TPM key, for private-key operations.
+    pub fn tpm(&self) -> Result<&TpmKey> {
+        match &self.material {
+            Material::Tpm(k) => Ok(k),
+            _ => Err(Error::BadInput(
+                "a public key cannot sign, decrypt or derive (no TPM key)".into(),
+            )),
+        }
+    }
+
+    pub fn is_tpm(&self) -> bool {
+        matches!(self.material, Material::Tpm(_))
+    }
+
+    pub fn bits(&self) -> Result<u32> {
+        Ok(match self.public()? {
+            PublicKey::Ec { curve, .. } => curve.bits(),
+            PublicKey::Rsa { modulus, .. } => {
+                let m = &modulus[modulus.iter().take_while(|b| **b == 0).count()..];
+                (m.len() as u32 * 8).saturating_sub(m.first().map_or(8, |b| b.leading_zeros()))
+            }
+        })
+    }
+
+    /// Security strength in bits (SP 800-57 part 1, table 2).
+    pub fn security_bits(&self) -> Result<u32> {
+        let bits = self.bits()?;
+        Ok(match self.public()? {
+            PublicKey::Ec { .. } => bits / 2,
+            PublicKey::Rsa { .. } => match bits {
+                b if b >= 15360 => 256,
+                b if b >= 7680 => 192,
+                b if b >= 3072 => 128,
+                b if b >= 2048 => 112,
+                _ => 80,
+            },
+        })
+    }
+
+    /// The largest signature (or RSA output) in bytes.
+    pub fn max_size(&self) -> Result<usize> {
+        Ok(match self.public()? {
+            PublicKey::Ec { curve, .. } => der::ecdsa_signature_max(*curve),
+            PublicKey::Rsa { .. } => (self.bits()? as usize).div_ceil(8),
+        })
+    }
+
+    pub fn spki(&self) -> Result<Vec<u8>> {
+        Ok(der::subject_public_key_info(
+            self.public()?,
+            self.key_type == KeyType::RsaPss,
+        ))
+    }
+
+    /// Public parts equal (match, whatever holds the private half).
+    pub fn same_public(&self, other: &Key) -> bool {
+        match (self.public(), other.public()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Hands a key object to OpenSSL as `keydata`.
+pub fn into_keydata(key: Key) -> *mut c_void {
+    crate::opctx::into_raw(key)
+}
+
+/// # Safety
+/// `p` is NULL or a pointer from [`into_keydata`] not yet freed, not used elsewhere mutably.
+pub unsafe fn keydata<'a>(p: *const c_void) -> Result<&'a Key> {
+    // SAFETY: caller's contract.
+    unsafe { crate::opctx::borrow::<Key>(p as *mut c_void) }.map(|k| &*k)
+}
+
+/// # Safety
+/// As [`keydata`], and no other reference to the object is alive during the borrow.
+pub unsafe fn keydata_mut<'a>(p: *mut c_void) -> Result<&'a mut Key> {
+    // SAFETY: caller's contract.
+    unsafe { crate::opctx::borrow(p) }
+}

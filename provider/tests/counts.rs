@@ -1,0 +1,91 @@
+//! TPM commands per operation, counted on the wire (objects=keep, as behind a resource
+//! manager): one command per signature and per TLS handshake; key parameters never reach
+//! the TPM.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{free_port, run, run_bounded, Background, Env, Order, WireTap};
+
+const TPM2_SIGN: u32 = 0x15D;
+const TPM2_RSA_DECRYPT: u32 = 0x159;
+
+fn tapped_env() -> (Env, WireTap) {
+    let mut env = Env::new();
+    let tap = WireTap::start(env.tpm.port());
+    env.tcti = tap.tcti();
+    (env, tap)
+}
+
+#[test]
+fn tls_handshakes_cost_one_tpm_command_each() {
+    for (kind, command) in [("EC", TPM2_SIGN), ("RSA", TPM2_RSA_DECRYPT)] {
+        let (env, tap) = tapped_env();
+        let key = env.genkey("k.pem", kind);
+        env.self_signed(&key, "k.crt");
+        tap.take_codes();
+        let port = free_port();
+        let mut server = env.openssl(Order::TpmkeyFirst, "s_server");
+        server
+            .env("TPMKEY_OBJECTS", "keep")
+            .args(["-accept", &format!("127.0.0.1:{port}"), "-naccept", "5"])
+            .args(["-key", &key, "-cert", &env.file("k.crt")]);
+        let mut server = Background::spawn(&mut server);
+        server.wait_listening(port);
+        // Loading the key and answering its parameters costs no TPM command.
+        assert_eq!(
+            tap.take_codes(),
+            Vec::<u32>::new(),
+            "{kind}: TPM touched at load"
+        );
+        let mut per_handshake = Vec::new();
+        for _ in 0..4 {
+            let out = run_bounded(
+                env.plain("s_client")
+                    .args([
+                        "-connect",
+                        &format!("127.0.0.1:{port}"),
+                        "-brief",
+                        "-tls1_3",
+                    ])
+                    .args(["-CAfile", &env.file("k.crt"), "-verify_return_error"]),
+                Duration::from_secs(30),
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            per_handshake.push(tap.take_codes());
+        }
+        eprintln!("{kind}: TPM commands per handshake: {per_handshake:x?}");
+        // (-naccept 5: the server is still running, no teardown flushes counted.)
+        // The first handshakes also start the session, load the key and put the storage
+        // key away (a ContextSave and a flush the core does once, right after the first
+        // use); from then on, one TPM command per handshake.
+        let startup: usize = per_handshake[..2].iter().map(Vec::len).sum();
+        assert!(startup <= 7, "{kind}: {per_handshake:x?}");
+        for codes in &per_handshake[2..] {
+            assert_eq!(codes, &vec![command], "{kind}: {per_handshake:x?}");
+        }
+    }
+}
+
+#[test]
+fn process_start_to_first_signature() {
+    let (env, tap) = tapped_env();
+    let key = env.genkey("k.pem", "EC");
+    let msg = env.write("msg", b"count me");
+    tap.take_codes();
+    run(env
+        .openssl(Order::TpmkeyFirst, "dgst")
+        .env("TPMKEY_OBJECTS", "keep")
+        .args(["-sha256", "-sign", &key, "-out", &env.file("sig"), &msg]));
+    let codes = tap.take_codes();
+    eprintln!("process start to first signature (and exit): {codes:x?}");
+    let until_sign = codes.iter().position(|c| *c == TPM2_SIGN).unwrap() + 1;
+    assert!(until_sign <= 5, "{codes:x?}");
+}

@@ -1,0 +1,196 @@
+//! nginx (Debian 1.22) serving HTTPS from a TPM key file with the provider activated by an
+//! openssl.cnf and no property query: 2 workers, 4 parallel clients x 50 requests, every
+//! request succeeds; the same with a password-protected key (ssl_password_file); curl
+//! presenting a TPM client key.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{free_port, run, run_bounded, Background, Env};
+
+const CLIENTS: usize = 4;
+const REQUESTS: usize = 50;
+
+/// openssl.cnf: default first, then tpmkey with the TCTI in its section (nginx strips the
+/// workers' environment).
+fn openssl_cnf(env: &Env) -> String {
+    let cnf = format!(
+        "openssl_conf = init\n[init]\nproviders = provs\n\
+         [provs]\ndefault = dflt\ntpmkey = tpmk\n[dflt]\nactivate = 1\n\
+         [tpmk]\nmodule = {}\nactivate = 1\ntcti = {}\n",
+        env.modules.join("tpmkey.so").display(),
+        env.tcti
+    );
+    env.write("openssl.cnf", cnf.as_bytes())
+}
+
+struct Nginx {
+    process: Background,
+    port: u16,
+}
+
+impl Drop for Nginx {
+    /// SIGTERM to the master, which stops its workers; killing the master alone would
+    /// leave them running.
+    fn drop(&mut self) {
+        let pid = self.process.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.process.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn start_nginx(env: &Env, extra: &str) -> Nginx {
+    start_nginx_with(env, "", &[], extra)
+}
+
+/// `main` goes into nginx.conf's main context (`env NAME;`), `vars` into the master's
+/// environment.
+fn start_nginx_with(env: &Env, main: &str, vars: &[(String, String)], extra: &str) -> Nginx {
+    let port = free_port();
+    let dir = env.dir.path().display().to_string();
+    std::fs::create_dir_all(env.path("tmp")).unwrap();
+    let conf = format!(
+        "{main}\ndaemon off;\nmaster_process on;\nworker_processes 2;\npid {dir}/nginx.pid;\n\
+         error_log {dir}/error.log info;\nevents {{ worker_connections 64; }}\n\
+         http {{\n access_log off;\n client_body_temp_path {dir}/tmp;\n\
+         proxy_temp_path {dir}/tmp;\n fastcgi_temp_path {dir}/tmp;\n\
+         uwsgi_temp_path {dir}/tmp;\n scgi_temp_path {dir}/tmp;\n\
+         server {{\n  listen 127.0.0.1:{port} ssl;\n  server_name localhost;\n\
+         ssl_certificate {dir}/server.crt;\n  ssl_certificate_key {dir}/server.pem;\n\
+         {extra}\n  location / {{ return 200 \"hello from the TPM\\n\"; }}\n }}\n}}\n"
+    );
+    let conf = env.write("nginx.conf", conf.as_bytes());
+    let mut cmd = Command::new("nginx");
+    cmd.env("OPENSSL_CONF", openssl_cnf(env))
+        .env("TPMKEY_CONF", "/dev/null")
+        .env_remove("TPMKEY_TCTI")
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .args(["-e", &env.file("error.log"), "-p", &dir, "-c", &conf]);
+    let mut process = Background::spawn(&mut cmd);
+    process.wait_listening(port);
+    Nginx { process, port }
+}
+
+fn curl(env: &Env, port: u16, extra: &[&str]) -> Command {
+    let mut c = Command::new("curl");
+    c.env("OPENSSL_CONF", env.path("openssl.cnf"))
+        .env("TPMKEY_CONF", "/dev/null")
+        .args(["-sS", "--fail", "--max-time", "30"])
+        .args(["--cacert", &env.file("server.crt")])
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(extra)
+        .arg(format!("https://localhost:{port}/"));
+    c
+}
+
+/// 4 clients x 50 requests, each a new TLS handshake; every one must succeed.
+fn load(env: &Env, nginx: &Nginx) {
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut failed = Vec::new();
+                    for _ in 0..REQUESTS {
+                        let out =
+                            run_bounded(&mut curl(env, nginx.port, &[]), Duration::from_secs(40));
+                        if !out.status.success() || out.stdout != b"hello from the TPM\n" {
+                            failed.push(String::from_utf8_lossy(&out.stderr).into_owned());
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    if !failures.is_empty() {
+        let log = String::from_utf8_lossy(&env.read("error.log")).into_owned();
+        panic!(
+            "{} of {} requests failed: {:?}\n--- nginx error.log ---\n{log}",
+            failures.len(),
+            CLIENTS * REQUESTS,
+            &failures[..failures.len().min(3)],
+        );
+    }
+}
+
+#[test]
+fn nginx_serves_https_from_a_tpm_key() {
+    let env = Env::new();
+    let key = env.genkey("server.pem", "EC");
+    env.self_signed(&key, "server.crt");
+    let nginx = start_nginx(&env, "");
+    load(&env, &nginx);
+}
+
+#[test]
+fn nginx_through_tpm2_abrmd() {
+    let mut env = Env::new();
+    let abrmd = common::Abrmd::start(&env.tpm);
+    let key = env.genkey("server.pem", "EC");
+    env.self_signed(&key, "server.crt");
+    env.tcti = abrmd.tcti();
+    // The workers need the bus address (nginx keeps only the variables `env` names) and
+    // access to the test's private bus socket (root's, like the rest of the test).
+    let main = "env DBUS_SESSION_BUS_ADDRESS;\nuser root;";
+    let nginx = start_nginx_with(&env, main, &abrmd.env(), "");
+    load(&env, &nginx);
+}
+
+#[test]
+fn nginx_with_a_password_protected_rsa_key() {
+    let env = Env::new();
+    run(env.tpmkey_only("genpkey").args([
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "bits:2048",
+        "-pkeyopt",
+        "user-auth:nginx-pw",
+        "-out",
+        &env.file("server.pem"),
+    ]));
+    run(env
+        .openssl(common::Order::DefaultFirst, "req")
+        .args(["-new", "-x509", "-key", &env.file("server.pem")])
+        .args(["-passin", "pass:nginx-pw", "-subj", "/CN=localhost"])
+        .args(["-out", &env.file("server.crt")]));
+    let pass = env.write("password", b"nginx-pw\n");
+    let nginx = start_nginx(&env, &format!("  ssl_password_file {pass};"));
+    load(&env, &nginx);
+}
+
+#[test]
+fn curl_presents_a_tpm_client_key() {
+    let env = Env::new();
+    let server = env.genkey("server.pem", "EC");
+    env.self_signed(&server, "server.crt");
+    let client = env.genkey("client.pem", "RSA");
+    let client_crt = env.self_signed(&client, "client.crt");
+    let nginx = start_nginx(
+        &env,
+        &format!("  ssl_verify_client on;\n  ssl_client_certificate {client_crt};"),
+    );
+    let out = run(&mut curl(
+        &env,
+        nginx.port,
+        &["--cert", &client_crt, "--key", &client],
+    ));
+    assert_eq!(out.stdout, b"hello from the TPM\n");
+    // Without the client key nginx refuses.
+    let refused = curl(&env, nginx.port, &[]).output().unwrap();
+    assert!(!refused.status.success());
+}
