@@ -169,6 +169,7 @@ pub fn with_link<R>(f: impl FnOnce(&mut Link) -> Result<R>) -> Result<R> {
     }
     if guard.is_none() {
         *guard = Some(Link::open(current_config()?)?);
+        register_exit_flush();
     }
     match guard.as_mut() {
         Some(link) => f(link),
@@ -178,7 +179,10 @@ pub fn with_link<R>(f: impl FnOnce(&mut Link) -> Result<R>) -> Result<R> {
 
 /// Flushes what this process holds in the TPM and closes the connection.
 pub fn shutdown() {
-    let mut guard = lock(&LINK);
+    release(lock(&LINK));
+}
+
+fn release(mut guard: MutexGuard<'_, Option<Link>>) {
     if let Some(mut link) = guard.take() {
         if link.pid == std::process::id() {
             link.release_all();
@@ -186,6 +190,27 @@ pub fn shutdown() {
             link.abandon();
         }
     }
+}
+
+/// Hosts do not always tear the provider or module down (the Rust `openssl` crate, for one,
+/// initialises libcrypto without atexit cleanup), and without a resource manager whatever
+/// a process leaves loaded blocks every other process. So the connection flushes itself at
+/// exit; registered through atexit, which glibc also runs when this library is unloaded.
+fn register_exit_flush() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: `flush_at_exit` is a plain extern "C" fn that never unwinds.
+        unsafe { libc::atexit(flush_at_exit) };
+    });
+}
+
+extern "C" fn flush_at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        // Another thread may be inside an operation while the process exits: never wait.
+        if let Ok(guard) = LINK.try_lock() {
+            release(guard);
+        }
+    });
 }
 
 impl Link {

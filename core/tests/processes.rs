@@ -98,3 +98,36 @@ fn six_processes_sign_without_resource_manager() {
         );
     }
 }
+
+const EXIT_CHILD: &str = "TPMKEY_TEST_EXIT_CHILD";
+
+/// Run by `exit_without_shutdown_leaves_nothing_loaded`: uses the TPM under `keep` and
+/// returns without calling `connection::shutdown()`.
+#[test]
+fn child_exits_without_shutdown() {
+    if std::env::var(EXIT_CHILD).is_err() {
+        return;
+    }
+    let key = TpmKey::generate(KeySpec::EcP256, None, None).unwrap();
+    key.sign(SignScheme::Ecdsa(Hash::Sha256), &[5u8; 32]).unwrap();
+    key.sign(SignScheme::Ecdsa(Hash::Sha256), &[5u8; 32]).unwrap();
+    println!("CHILD-DONE");
+}
+
+#[test]
+fn exit_without_shutdown_leaves_nothing_loaded() {
+    let tpm = common::tpm();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_exits_without_shutdown", "--nocapture", "--test-threads=1"])
+        .env(EXIT_CHILD, "1")
+        .env("TPMKEY_TCTI", tpm.swtpm.tcti())
+        .env("TPMKEY_OBJECTS", "keep")
+        .env("TPMKEY_CONF", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CHILD-DONE"), "{out:?}");
+    for what in ["handles-transient", "handles-loaded-session", "handles-saved-session"] {
+        let out = tpm.swtpm.tpm2_tools(["tpm2_getcap", what]);
+        assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty(), "{what}: {out:?}");
+    }
+}
