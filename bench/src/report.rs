@@ -1,0 +1,367 @@
+//! The results: rows with their raw per-round numbers, medians, targets, and the markdown
+//! and JSON forms written to bench/results/.
+
+use std::fmt::Write as _;
+
+/// One measurement of one row in one round.
+#[derive(Clone, Debug, Default)]
+pub struct Round {
+    pub ops: u64,
+    pub seconds: f64,
+    /// TPM commands on the wire during the measurement (`None`: not observable).
+    pub commands: Option<u64>,
+    /// Rate divided by the baseline's rate in the same round.
+    pub ratio: Option<f64>,
+    pub failures: u64,
+}
+
+impl Round {
+    pub fn rate(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.ops as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    pub fn commands_per_op(&self) -> Option<f64> {
+        self.commands
+            .filter(|_| self.ops > 0)
+            .map(|c| c as f64 / self.ops as f64)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status {
+    Ran,
+    NotAvailable(String),
+    Failed(String),
+}
+
+/// What the issue asks of a row.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Target {
+    pub min_ratio: Option<f64>,
+    pub max_commands: Option<f64>,
+    pub zero_failures: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub name: String,
+    pub status: Status,
+    pub rounds: Vec<Round>,
+    pub target: Target,
+    pub notes: String,
+    /// An existing stack we compare with: its failures are findings, not bench failures.
+    pub peer: bool,
+    /// What the row left in the TPM after releasing (or exiting), when it did.
+    pub leftovers: Vec<String>,
+}
+
+impl Row {
+    pub fn new(name: impl Into<String>, target: Target) -> Row {
+        Row {
+            name: name.into(),
+            status: Status::Ran,
+            rounds: Vec::new(),
+            target,
+            notes: String::new(),
+            peer: false,
+            leftovers: Vec::new(),
+        }
+    }
+
+    pub fn not_available(name: impl Into<String>, reason: impl Into<String>) -> Row {
+        let mut row = Row::new(name, Target::default());
+        row.status = Status::NotAvailable(reason.into());
+        row
+    }
+
+    pub fn fail(&mut self, reason: impl Into<String>) {
+        if self.status == Status::Ran {
+            self.status = Status::Failed(reason.into());
+        }
+    }
+
+    pub fn ran(&self) -> bool {
+        self.status == Status::Ran && !self.rounds.is_empty()
+    }
+
+    pub fn median_rate(&self) -> Option<f64> {
+        median(self.rounds.iter().map(Round::rate).collect())
+    }
+
+    pub fn median_ratio(&self) -> Option<f64> {
+        median(self.rounds.iter().filter_map(|r| r.ratio).collect())
+    }
+
+    pub fn median_commands(&self) -> Option<f64> {
+        median(
+            self.rounds
+                .iter()
+                .filter_map(Round::commands_per_op)
+                .collect(),
+        )
+    }
+
+    pub fn median_ms(&self) -> Option<f64> {
+        median(
+            self.rounds
+                .iter()
+                .filter(|r| r.ops > 0)
+                .map(|r| r.seconds * 1000.0 / r.ops as f64)
+                .collect(),
+        )
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.rounds.iter().map(|r| r.failures).sum()
+    }
+
+    /// "≥ 0.93 pass", "≤ 1 cmd miss", joined; empty without a target.
+    fn verdict(&self) -> String {
+        let mut parts = Vec::new();
+        let ok = |b: bool| if b { "pass" } else { "**miss**" };
+        if let Some(min) = self.target.min_ratio {
+            match self.median_ratio().filter(|_| self.ran()) {
+                Some(r) => parts.push(format!("≥ {min:.2} {}", ok(r >= min))),
+                None => parts.push(format!("≥ {min:.2}")),
+            }
+        }
+        if let Some(max) = self.target.max_commands {
+            let label = if max == 1.0 { "cmd" } else { "cmds" };
+            match self.median_commands().filter(|_| self.ran()) {
+                // A command once per batch (a flush, a reload) is not a command per operation.
+                Some(c) => parts.push(format!("≤ {max} {label} {}", ok(c <= max + 0.01))),
+                None => parts.push(format!("≤ {max} {label}")),
+            }
+        }
+        if self.target.zero_failures {
+            if self.ran() {
+                parts.push(format!("0 failures {}", ok(self.failures() == 0)));
+            } else {
+                parts.push("0 failures".into());
+            }
+        }
+        parts.join("; ")
+    }
+
+    /// Records what the row left in the TPM after a release.
+    pub fn left(&mut self, what: Option<String>) {
+        if let Some(w) = what {
+            self.leftovers.push(w);
+        }
+    }
+
+    fn leftover_note(&self) -> String {
+        match self.leftovers.first() {
+            None => String::new(),
+            Some(first) => format!(
+                "; LEAK: left {first} loaded after release/exit in {} of its batches (flushed by the bench)",
+                self.leftovers.len()
+            ),
+        }
+    }
+
+    fn status_note(&self) -> String {
+        self.status_text() + &self.leftover_note()
+    }
+
+    fn status_text(&self) -> String {
+        match &self.status {
+            Status::Ran => self.notes.clone(),
+            Status::NotAvailable(reason) => format!("n/a: {reason}"),
+            Status::Failed(reason) if self.peer => format!("fails: {reason}"),
+            Status::Failed(reason) => format!("FAILED: {reason}"),
+        }
+    }
+}
+
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Operations per second, ratio to a baseline row of the same round.
+    Rate,
+    /// Milliseconds and TPM commands per sample.
+    Latency,
+}
+
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub title: String,
+    pub kind: Kind,
+    /// What the ratio column divides by.
+    pub baseline: String,
+    pub rows: Vec<Row>,
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "-".into(), |x| format!("{x:.digits$}"))
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+impl Table {
+    pub fn new(title: impl Into<String>, kind: Kind, baseline: impl Into<String>) -> Table {
+        Table {
+            title: title.into(),
+            kind,
+            baseline: baseline.into(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = format!("### {}\n\n", self.title);
+        match self.kind {
+            Kind::Rate => {
+                let _ = writeln!(
+                    s,
+                    "| row | ops/s (median) | ratio to {} (median) | target | TPM cmds/op | notes |",
+                    self.baseline
+                );
+                s.push_str("|---|---:|---:|---|---:|---|\n");
+                for r in &self.rows {
+                    let ran = r.ran();
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {} | {} | {} |",
+                        cell(&r.name),
+                        if ran {
+                            opt(r.median_rate(), 0)
+                        } else {
+                            "n/a".into()
+                        },
+                        if ran {
+                            opt(r.median_ratio(), 3)
+                        } else {
+                            "-".into()
+                        },
+                        r.verdict(),
+                        if ran {
+                            opt(r.median_commands(), 2)
+                        } else {
+                            "-".into()
+                        },
+                        cell(&r.status_note())
+                    );
+                }
+            }
+            Kind::Latency => {
+                s.push_str("| row | ms to first signature (median) | target | TPM cmds (median) | notes |\n");
+                s.push_str("|---|---:|---|---:|---|\n");
+                for r in &self.rows {
+                    let ran = r.ran();
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {} | {} |",
+                        cell(&r.name),
+                        if ran {
+                            opt(r.median_ms(), 1)
+                        } else {
+                            "n/a".into()
+                        },
+                        r.verdict(),
+                        if ran {
+                            opt(r.median_commands(), 0)
+                        } else {
+                            "-".into()
+                        },
+                        cell(&r.status_note())
+                    );
+                }
+            }
+        }
+        s
+    }
+
+    pub fn json(&self) -> String {
+        let rows: Vec<String> = self.rows.iter().map(row_json).collect();
+        format!(
+            "{{\"title\":{},\"kind\":{},\"baseline\":{},\"rows\":[{}]}}",
+            json_str(&self.title),
+            json_str(match self.kind {
+                Kind::Rate => "rate",
+                Kind::Latency => "latency",
+            }),
+            json_str(&self.baseline),
+            rows.join(",")
+        )
+    }
+}
+
+fn json_num(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x}"),
+        _ => "null".into(),
+    }
+}
+
+pub fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn row_json(r: &Row) -> String {
+    let (status, reason) = match &r.status {
+        Status::Ran => ("ran", String::new()),
+        Status::NotAvailable(why) => ("n/a", why.clone()),
+        Status::Failed(why) => ("failed", why.clone()),
+    };
+    let rounds: Vec<String> = r
+        .rounds
+        .iter()
+        .map(|x| {
+            format!(
+                "{{\"ops\":{},\"seconds\":{},\"rate\":{},\"commands\":{},\"ratio\":{},\"failures\":{}}}",
+                x.ops,
+                x.seconds,
+                json_num(Some(x.rate())),
+                x.commands.map_or("null".into(), |c| c.to_string()),
+                json_num(x.ratio),
+                x.failures
+            )
+        })
+        .collect();
+    format!(
+        "{{\"row\":{},\"status\":{},\"reason\":{},\"median_rate\":{},\"median_ratio\":{},\"median_commands_per_op\":{},\"median_ms\":{},\"target\":{{\"min_ratio\":{},\"max_commands\":{},\"zero_failures\":{}}},\"notes\":{},\"rounds\":[{}]}}",
+        json_str(&r.name),
+        json_str(status),
+        json_str(&reason),
+        json_num(r.median_rate()),
+        json_num(r.median_ratio()),
+        json_num(r.median_commands()),
+        json_num(r.median_ms()),
+        json_num(r.target.min_ratio),
+        json_num(r.target.max_commands),
+        r.target.zero_failures,
+        json_str(&r.notes),
+        rounds.join(",")
+    )
+}
