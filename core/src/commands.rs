@@ -506,9 +506,9 @@ impl Tpm {
         w.u16(0x8024).u32(TPM_RH_NULL).tpm2b(&[]); // TPMT_TK_HASHCHECK: null ticket
         let rsp = self.on_key(KeyCommand {
             code: CommandCode::Sign,
-            key: key,
+            key,
             name: key_name,
-            auth: auth,
+            auth,
             params: w.into_vec(),
             secret_in: true,
             secret_out: false,
@@ -536,9 +536,9 @@ impl Tpm {
         w.tpm2b(label);
         let rsp = self.on_key(KeyCommand {
             code: CommandCode::RsaDecrypt,
-            key: key,
+            key,
             name: key_name,
-            auth: auth,
+            auth,
             params: w.into_vec(),
             secret_in: true,
             secret_out: true,
@@ -562,9 +562,9 @@ impl Tpm {
         w.tpm2b(&point.into_vec());
         let rsp = self.on_key(KeyCommand {
             code: CommandCode::EcdhZGen,
-            key: key,
+            key,
             name: key_name,
-            auth: auth,
+            auth,
             params: w.into_vec(),
             secret_in: true,
             secret_out: true,
@@ -586,7 +586,7 @@ impl Tpm {
             code: CommandCode::Unseal,
             key: item,
             name: item_name,
-            auth: auth,
+            auth,
             params: Vec::new(),
             secret_in: false,
             secret_out: true,

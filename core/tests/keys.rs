@@ -239,7 +239,7 @@ fn keys_under_a_persistent_storage_key() {
     std::fs::create_dir_all(&dir).unwrap();
     let ctx = dir.join("srk.ctx");
     let ctx = ctx.to_str().unwrap();
-    tpmkey_testenv::run(&mut tpm.swtpm.tpm2_command("tpm2_createprimary").args([
+    tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_createprimary").args([
         "-C",
         "o",
         "-g",
@@ -249,7 +249,7 @@ fn keys_under_a_persistent_storage_key() {
         "-c",
         ctx,
     ]));
-    tpmkey_testenv::run(&mut tpm.swtpm.tpm2_command("tpm2_evictcontrol").args([
+    tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_evictcontrol").args([
         "-C",
         "o",
         "-c",
@@ -257,7 +257,7 @@ fn keys_under_a_persistent_storage_key() {
         "0x81000001",
     ]));
     // Without a resource manager tpm2-tools leave their objects loaded.
-    tpmkey_testenv::run(&mut tpm.swtpm.tpm2_command("tpm2_flushcontext").arg("-t"));
+    tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_flushcontext").arg("-t"));
     std::fs::remove_dir_all(&dir).ok();
     tpmkey::connection::configure(&[("tcti", &tpm.swtpm.tcti()), ("parent", "0x81000001")])
         .unwrap();
