@@ -418,6 +418,36 @@ impl Tpm {
         Ok((handle, name))
     }
 
+    /// TPM2_Load under a parent whose authValue is empty, before any session exists: the
+    /// empty password is all that crosses the bus (the private blob is wrapped by the parent).
+    pub fn load_before_session(
+        &mut self,
+        parent: u32,
+        private: &[u8],
+        public: &[u8],
+    ) -> Result<(u32, Vec<u8>)> {
+        let mut w = Writer::new();
+        w.bytes(private).bytes(public);
+        let rsp = self.execute(&Command {
+            code: CommandCode::Load,
+            handles: &[parent],
+            names: &[],
+            auth: Some(&[]),
+            params: w.into_vec(),
+            secret_in: false,
+            secret_out: false,
+            response_handles: 1,
+            before_session: true,
+        })?;
+        let name = Reader::new(&rsp.params).tpm2b()?.to_vec();
+        let handle = rsp
+            .handles
+            .first()
+            .copied()
+            .ok_or_else(|| Error::Integrity("no handle".into()))?;
+        Ok((handle, name))
+    }
+
     /// TPM2_EvictControl under the owner hierarchy: persist `object` at `persistent`, or,
     /// when `object` is itself persistent, evict it.
     pub fn evict_control(

@@ -49,6 +49,10 @@ pub enum Need<'a> {
     Key(&'a Loadable<'a>, &'a [u8]),
     /// A parent (0x40000001 for the storage primary, or a persistent handle), for Create.
     Parent(u32),
+    /// A parent with the authorization given here instead of the configured `parent-auth`:
+    /// a persistent parent's authValue, or for 0x40000001 the owner hierarchy's (used if
+    /// the storage primary has to be created).
+    ParentWithAuth(u32, &'a [u8]),
 }
 
 /// A loaded object as an operation sees it: handle, Name and the authValue to use.
@@ -195,13 +199,32 @@ fn release(mut guard: MutexGuard<'_, Option<Link>>) {
 /// Hosts do not always tear the provider or module down (the Rust `openssl` crate, for one,
 /// initialises libcrypto without atexit cleanup), and without a resource manager whatever
 /// a process leaves loaded blocks every other process. So the connection flushes itself at
-/// exit; registered through atexit, which glibc also runs when this library is unloaded.
+/// exit. glibc would also run an atexit handler of a shared library inside its dlclose,
+/// under the loader lock, where TPM I/O can deadlock (no thread can start); so the library
+/// is pinned first and the handler runs at process exit only.
 fn register_exit_flush() {
     static REGISTERED: std::sync::Once = std::sync::Once::new();
     REGISTERED.call_once(|| {
+        pin_this_library();
         // SAFETY: `flush_at_exit` is a plain extern "C" fn that never unwinds.
         unsafe { libc::atexit(flush_at_exit) };
     });
+}
+
+/// Marks the shared object holding this code RTLD_NODELETE (a no-op in an executable).
+fn pin_this_library() {
+    let addr = pin_this_library as fn() as *const libc::c_void;
+    // SAFETY: Dl_info is plain data filled by dladdr; dli_fname is checked for NULL and is
+    // valid while the object is loaded, which it is during this call.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(addr, &mut info) != 0 && !info.dli_fname.is_null() {
+            libc::dlopen(
+                info.dli_fname,
+                libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+            );
+        }
+    }
 }
 
 extern "C" fn flush_at_exit() {
@@ -282,6 +305,18 @@ impl Link {
     }
 
     fn prepare(&mut self, need: Need<'_>) -> Result<Option<Target>> {
+        if self.tpm.use_session && self.tpm.session.is_none() {
+            if let Need::Key(key, auth) = need {
+                if let Some((handle, name)) = self.load_and_salt(key)? {
+                    let auth = Zeroizing::new(auth.to_vec());
+                    return Ok(Some(Target { handle, name, auth }));
+                }
+            }
+        }
+        if let Need::ParentWithAuth(TPM_RH_OWNER, owner_auth) = need {
+            // Before the session, which the primary may salt.
+            self.primary_with(Some(owner_auth))?;
+        }
         if self.tpm.use_session {
             self.ensure_session()?;
         }
@@ -297,6 +332,14 @@ impl Link {
             }
             Need::Parent(p) => {
                 let (handle, name, auth) = self.parent(p)?;
+                Ok(Some(Target {
+                    handle,
+                    name,
+                    auth: Zeroizing::new(auth),
+                }))
+            }
+            Need::ParentWithAuth(p, auth) => {
+                let (handle, name, auth) = self.parent_with(p, Some(auth))?;
                 Ok(Some(Target {
                     handle,
                     name,
@@ -335,6 +378,70 @@ impl Link {
         let session = self.tpm.start_salted_session(handle, &salt)?;
         self.tpm.session = Some(session);
         Ok(())
+    }
+
+    /// Starts the session salted with the key about to be used, when that key can salt
+    /// (an ECC P-256 decryption key) and loads without a secret (empty parent authValue).
+    /// Its public area comes from the key file or an earlier ReadPublic, so no
+    /// unauthenticated TPM answer is trusted, and it saves the storage key's ReadPublic:
+    /// process start to first signature is Load, StartAuthSession, Sign.
+    fn load_and_salt(&mut self, key: &Loadable<'_>) -> Result<Option<(u32, Vec<u8>)>> {
+        let (handle, name, public) = match key {
+            Loadable::Persistent { handle, name } => match self.persistent.get(handle) {
+                Some(public) => (*handle, name.to_vec(), public.clone()),
+                None => return Ok(None),
+            },
+            Loadable::Blob {
+                id,
+                parent,
+                private,
+                public,
+                name,
+            } => {
+                let parsed = KeyPublic::parse(public)?;
+                let parent_auth_empty = *parent == TPM_RH_OWNER
+                    || self.config.parent != Some(*parent)
+                    || self.config.parent_auth.is_empty();
+                if !salts_sessions(&parsed) || !parent_auth_empty {
+                    return Ok(None);
+                }
+                let handle = match self.find_loaded(*id) {
+                    Some(h) => h,
+                    None => {
+                        let parent_handle = match *parent {
+                            TPM_RH_OWNER => self.primary()?,
+                            p @ 0x8100_0000..=0x81FF_FFFF => p,
+                            _ => return Ok(None),
+                        };
+                        self.make_room(&[STORAGE_KEY_ID])?;
+                        let (h, tpm_name) =
+                            self.tpm
+                                .load_before_session(parent_handle, private, public)?;
+                        self.loaded.push((*id, h));
+                        if tpm_name != *name {
+                            return Err(Error::Integrity(
+                                "the TPM computed another Name for the loaded key".into(),
+                            ));
+                        }
+                        if self.policy == ObjectPolicy::PerOperation {
+                            let ctx = self.tpm.context_save(h)?;
+                            self.contexts.insert(*id, ctx);
+                        }
+                        h
+                    }
+                };
+                (handle, name.to_vec(), parsed)
+            }
+        };
+        if !salts_sessions(&public) {
+            return Ok(None);
+        }
+        let PublicKey::Ec { x, y, .. } = public.key else {
+            return Ok(None);
+        };
+        self.saved_session = None;
+        self.tpm.session = Some(self.tpm.start_salted_session(handle, &SaltKey { x, y })?);
+        Ok(Some((handle, name)))
     }
 
     /// The storage key that salts the session: the configured persistent parent, or the
@@ -387,6 +494,12 @@ impl Link {
 
     /// Loads the transient storage primary key: from its saved context, or created once.
     fn primary(&mut self) -> Result<u32> {
+        self.primary_with(None)
+    }
+
+    /// [`Link::primary`], creating it (if needed) with `owner_auth` instead of the
+    /// configured owner authorization.
+    fn primary_with(&mut self, owner_auth: Option<&[u8]>) -> Result<u32> {
         self.storage_key_used = true;
         if let Some(h) = self.find_loaded(STORAGE_KEY_ID) {
             return Ok(h);
@@ -396,7 +509,10 @@ impl Link {
             Some(ctx) => self.tpm.context_load(&ctx)?,
             None => {
                 let template = templates::storage_key()?;
-                let auth = self.config.parent_auth.clone();
+                let auth = match owner_auth {
+                    Some(a) => Zeroizing::new(a.to_vec()),
+                    None => self.config.parent_auth.clone(),
+                };
                 let (h, public, _) = self.tpm.create_primary(TPM_RH_OWNER, &auth, &template)?;
                 let public = KeyPublic::parse(&public)?;
                 if let Err(e) = self.check_pinned(&public.name) {
@@ -420,9 +536,14 @@ impl Link {
 
     /// A key's parent as (handle, Name, authValue).
     fn parent(&mut self, parent: u32) -> Result<(u32, Vec<u8>, Vec<u8>)> {
+        self.parent_with(parent, None)
+    }
+
+    /// [`Link::parent`] with `auth` instead of the configured `parent-auth`.
+    fn parent_with(&mut self, parent: u32, auth: Option<&[u8]>) -> Result<(u32, Vec<u8>, Vec<u8>)> {
         match parent {
             TPM_RH_OWNER => {
-                let h = self.primary()?;
+                let h = self.primary_with(auth)?;
                 let name = self
                     .storage_key
                     .as_ref()
@@ -432,10 +553,10 @@ impl Link {
             }
             0x8100_0000..=0x81FF_FFFF => {
                 let name = self.persistent_public(parent)?.name;
-                let auth = if self.config.parent == Some(parent) {
-                    self.config.parent_auth.to_vec()
-                } else {
-                    Vec::new()
+                let auth = match auth {
+                    Some(a) => a.to_vec(),
+                    None if self.config.parent == Some(parent) => self.config.parent_auth.to_vec(),
+                    None => Vec::new(),
                 };
                 Ok((parent, name, auth))
             }
@@ -564,6 +685,18 @@ impl Link {
     pub fn forget_persistent(&mut self, handle: u32) {
         self.persistent.remove(&handle);
     }
+}
+
+/// Keys that can salt a session: ECC P-256 with the decrypt attribute.
+fn salts_sessions(public: &KeyPublic) -> bool {
+    public.can_decrypt
+        && matches!(
+            public.key,
+            PublicKey::Ec {
+                curve: Curve::P256,
+                ..
+            }
+        )
 }
 
 fn backoff(attempt: u32) -> Duration {

@@ -117,18 +117,32 @@ impl TpmKey {
     /// the storage primary). A key with a password is DA-protected; one without is noDA.
     pub fn generate(spec: KeySpec, password: Option<&[u8]>, parent: Option<u32>) -> Result<TpmKey> {
         let password = password.filter(|p| !p.is_empty());
+        Self::generate_under(spec, password, parent, None)
+    }
+
+    /// [`TpmKey::generate`] with `parent_auth` for this call instead of the configured
+    /// `parent-auth`: the parent's authValue, or for the storage primary (parent None or
+    /// 0x40000001) the owner hierarchy's, used if the primary has to be created.
+    pub fn generate_under(
+        spec: KeySpec,
+        password: Option<&[u8]>,
+        parent: Option<u32>,
+        parent_auth: Option<&[u8]>,
+    ) -> Result<TpmKey> {
+        let password = password.filter(|p| !p.is_empty());
         Self::create(
             spec,
             password.unwrap_or_default(),
             password.is_some(),
             parent,
+            parent_auth,
         )
     }
 
     /// Creates a key whose authValue is a high-entropy secret (derived by software, never
     /// typed by a person): noDA, so failed guesses at other objects never lock it out.
     pub fn generate_with_secret(spec: KeySpec, auth: &[u8], parent: Option<u32>) -> Result<TpmKey> {
-        Self::create(spec, auth, false, parent)
+        Self::create(spec, auth, false, parent, None)
     }
 
     fn create(
@@ -136,6 +150,7 @@ impl TpmKey {
         auth: &[u8],
         da_protected: bool,
         parent: Option<u32>,
+        parent_auth: Option<&[u8]>,
     ) -> Result<TpmKey> {
         if auth.len() > 32 {
             return Err(Error::BadInput(
@@ -143,7 +158,7 @@ impl TpmKey {
             ));
         }
         let template = templates::key(spec, da_protected)?;
-        let (parent, private, public) = create_object(parent, |tpm, t| {
+        let (parent, private, public) = create_object_under(parent, parent_auth, |tpm, t| {
             tpm.create(t.handle, &t.name, &t.auth, auth, &[], &template)
         })?;
         Self::from_blob(parent, private, &public, Some(auth))
@@ -402,6 +417,45 @@ impl TpmKey {
         Ok(Zeroizing::new(left_pad(&z, n)))
     }
 
+    /// TPM2_ObjectChangeAuth: the same key under `new_auth`, as a new blob under the key's
+    /// parent (the TPM checks the current authValue). A persistent key's parent must be the
+    /// configured parent or the storage primary (the TPM refuses another). The key file or
+    /// persistent object this key came from keeps its old authValue.
+    pub fn change_auth(&self, new_auth: &[u8]) -> Result<TpmKey> {
+        if new_auth.len() > 32 {
+            return Err(Error::BadInput(
+                "key password longer than 32 bytes (the TPM's SHA-256 limit)".into(),
+            ));
+        }
+        let (parent, private) = with_link(|link| {
+            let parent = match &self.location {
+                KeyLocation::Blob { parent, .. } => *parent,
+                KeyLocation::Persistent(_) => link.config().parent.unwrap_or(TPM_RH_OWNER),
+            };
+            let private = link.run(Need::Parent(parent), |tpm, target| {
+                let p = target.ok_or_else(|| Error::Integrity("parent not loaded".into()))?;
+                let change = |tpm: &mut crate::commands::Tpm, handle| {
+                    tpm.object_change_auth(
+                        handle,
+                        &self.public.name,
+                        &self.auth,
+                        p.handle,
+                        &p.name,
+                        new_auth,
+                    )
+                };
+                match &self.location {
+                    KeyLocation::Blob { private, .. } => {
+                        with_blob_loaded(tpm, p, private, &self.public.blob, &self.public.name, change)
+                    }
+                    KeyLocation::Persistent(handle) => change(tpm, *handle),
+                }
+            })?;
+            Ok((parent, private))
+        })?;
+        Self::from_blob(parent, private, &self.public.blob, Some(new_auth))
+    }
+
     /// Stores the key at `handle` (0x81xxxxxx) under the owner hierarchy.
     pub fn persist(&self, handle: u32) -> Result<TpmKey> {
         if !(0x8100_0000..=0x81FF_FFFF).contains(&handle) {
@@ -446,6 +500,18 @@ pub fn evict_persistent(handle: u32) -> Result<()> {
 /// primary): (parent handle used, TPM2B_PRIVATE, TPM2B_PUBLIC).
 pub(crate) fn create_object(
     parent: Option<u32>,
+    create: impl FnMut(
+        &mut crate::commands::Tpm,
+        &crate::connection::Target,
+    ) -> Result<(Vec<u8>, Vec<u8>)>,
+) -> Result<(u32, Vec<u8>, Vec<u8>)> {
+    create_object_under(parent, None, create)
+}
+
+/// [`create_object`] with `parent_auth` instead of the configured `parent-auth`.
+fn create_object_under(
+    parent: Option<u32>,
+    parent_auth: Option<&[u8]>,
     mut create: impl FnMut(
         &mut crate::commands::Tpm,
         &crate::connection::Target,
@@ -453,12 +519,42 @@ pub(crate) fn create_object(
 ) -> Result<(u32, Vec<u8>, Vec<u8>)> {
     with_link(|link| {
         let parent = parent.or(link.config().parent).unwrap_or(TPM_RH_OWNER);
-        let (private, public) = link.run(Need::Parent(parent), |tpm, target| {
+        let need = match parent_auth {
+            Some(auth) => Need::ParentWithAuth(parent, auth),
+            None => Need::Parent(parent),
+        };
+        let (private, public) = link.run(need, |tpm, target| {
             let t = target.ok_or_else(|| Error::Integrity("parent not loaded".into()))?;
             create(tpm, t)
         })?;
         Ok((parent, private, public))
     })
+}
+
+/// Runs `op` on a blob loaded under the loaded parent `parent`, flushing it right after:
+/// for objects used once (a login, an authValue change), never taking a slot for long.
+/// The TPM's Name for the loaded object must be `name`.
+pub(crate) fn with_blob_loaded<R>(
+    tpm: &mut crate::commands::Tpm,
+    parent: &crate::connection::Target,
+    private: &[u8],
+    public: &[u8],
+    name: &[u8],
+    op: impl FnOnce(&mut crate::commands::Tpm, u32) -> Result<R>,
+) -> Result<R> {
+    let (handle, loaded_name) =
+        tpm.load(parent.handle, &parent.name, &parent.auth, private, public)?;
+    let result = if loaded_name == name {
+        op(tpm, handle)
+    } else {
+        Err(Error::Integrity(
+            "the TPM computed another Name for the loaded object".into(),
+        ))
+    };
+    let flushed = tpm.flush_context(handle);
+    let r = result?;
+    flushed?;
+    Ok(r)
 }
 
 /// TPM properties (TPM_CAP_TPM_PROPERTIES) from `first`, at most `count`: (property, value).

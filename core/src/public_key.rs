@@ -54,6 +54,19 @@ pub enum PublicKey {
     },
 }
 
+impl PublicKey {
+    /// Key size in bits (modulus bits or curve size).
+    pub fn bits(&self) -> u32 {
+        match self {
+            PublicKey::Ec { curve, .. } => curve.bits(),
+            PublicKey::Rsa { modulus, .. } => {
+                let m = &modulus[modulus.iter().take_while(|b| **b == 0).count()..];
+                (m.len() as u32 * 8).saturating_sub(m.first().map_or(8, |b| b.leading_zeros()))
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct KeyPublic {
     pub key: PublicKey,
@@ -142,13 +155,7 @@ impl KeyPublic {
 
     /// Key size in bits (modulus bits or curve size).
     pub fn bits(&self) -> u32 {
-        match &self.key {
-            PublicKey::Ec { curve, .. } => curve.bits(),
-            PublicKey::Rsa { modulus, .. } => {
-                let m = &modulus[modulus.iter().take_while(|b| **b == 0).count()..];
-                (m.len() as u32 * 8).saturating_sub(m.first().map_or(8, |b| b.leading_zeros()))
-            }
-        }
+        self.key.bits()
     }
 
     pub fn is_rsa(&self) -> bool {

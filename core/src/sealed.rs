@@ -10,7 +10,7 @@ use crate::commands::Tpm;
 use crate::connection::{with_link, Need};
 use crate::error::{Error, Result};
 use crate::keyfile::{KeyFile, KeyFileType};
-use crate::keys::create_object;
+use crate::keys::{create_object, with_blob_loaded};
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::templates;
 use crate::wire::{tpm2b_contents, TPM_ALG_SHA256};
@@ -140,19 +140,9 @@ impl SealedData {
         with_link(|link| {
             link.run(Need::Parent(self.parent), |tpm, target| {
                 let p = target.ok_or_else(|| Error::Integrity("parent not loaded".into()))?;
-                let (handle, name) =
-                    tpm.load(p.handle, &p.name, &p.auth, &self.private, &self.public)?;
-                let result = if name == self.name {
-                    op(tpm, handle, p)
-                } else {
-                    Err(Error::Integrity(
-                        "the TPM computed another Name for the sealed object".into(),
-                    ))
-                };
-                let flushed = tpm.flush_context(handle);
-                let r = result?;
-                flushed?;
-                Ok(r)
+                with_blob_loaded(tpm, p, &self.private, &self.public, &self.name, |tpm, h| {
+                    op(tpm, h, p)
+                })
             })
         })
     }

@@ -175,7 +175,8 @@ fn command_counts_keep() {
         "loading a key file sends nothing to the TPM"
     );
     sign(&key, &[3u8; 32]).unwrap();
-    let expect: Vec<u32> = [CC::CreatePrimary, CC::StartAuthSession, CC::Load, CC::Sign]
+    // The session is salted with the key itself (its public area is in the key file).
+    let expect: Vec<u32> = [CC::CreatePrimary, CC::Load, CC::StartAuthSession, CC::Sign]
         .iter()
         .map(|c| *c as u32)
         .collect();
@@ -221,4 +222,52 @@ fn command_counts_per_operation() {
         expect,
         "per-operation: session and key loaded around the signature"
     );
+}
+
+#[test]
+fn command_counts_with_a_persistent_storage_key() {
+    let (tpm, tap) = common::tapped_tpm(&[("objects", "keep")]);
+    let ctx = std::env::temp_dir().join(format!("tpmkey-srk-{}.ctx", std::process::id()));
+    let ctx = ctx.to_str().unwrap();
+    tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_createprimary").args([
+        "-C",
+        "o",
+        "-G",
+        "ecc256:null:aes128cfb",
+        "-c",
+        ctx,
+    ]));
+    tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_evictcontrol").args([
+        "-C",
+        "o",
+        "-c",
+        ctx,
+        "0x81000001",
+    ]));
+    tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_flushcontext").arg("-t"));
+    std::fs::remove_file(ctx).ok();
+    let settings = [
+        ("tcti", tap.tcti()),
+        ("objects", "keep".into()),
+        ("parent", "0x81000001".into()),
+    ];
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    tpmkey::connection::configure(&settings).unwrap();
+    let file = fresh_key_file();
+    assert_eq!(file.parent, 0x8100_0001);
+    tpmkey::connection::configure(&settings).unwrap();
+    tap.take_log();
+    let key = TpmKey::from_key_file(&file, None).unwrap();
+    sign(&key, &[6u8; 32]).unwrap();
+    let expect: Vec<u32> = [CC::Load, CC::StartAuthSession, CC::Sign]
+        .iter()
+        .map(|c| *c as u32)
+        .collect();
+    assert_eq!(
+        tap.take_codes(),
+        expect,
+        "process start to first signature, persistent storage key"
+    );
+    sign(&key, &[6u8; 32]).unwrap();
+    assert_eq!(tap.take_codes(), vec![SIGN]);
 }

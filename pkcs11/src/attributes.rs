@@ -9,6 +9,12 @@ use crate::error::{Error, Result};
 /// A caller's template, copied out of its CK_ATTRIBUTE array.
 pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
 
+/// tpmkey's vendor-defined attributes (include/tpmkey_pkcs11.h): importing a TPM key.
+pub const CKA_TPMKEY_VENDOR: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x5450_4B00;
+pub const CKA_TPMKEY_KEY_FILE: CK_ATTRIBUTE_TYPE = CKA_TPMKEY_VENDOR + 1;
+pub const CKA_TPMKEY_PERSISTENT_HANDLE: CK_ATTRIBUTE_TYPE = CKA_TPMKEY_VENDOR + 2;
+pub const CKA_TPMKEY_KEY_AUTH: CK_ATTRIBUTE_TYPE = CKA_TPMKEY_VENDOR + 3;
+
 pub fn ulong(v: CK_ULONG) -> Vec<u8> {
     v.to_ne_bytes().to_vec()
 }
@@ -55,7 +61,8 @@ fn expected_len(t: CK_ATTRIBUTE_TYPE) -> Option<usize> {
         | CKA_VALUE_LEN
         | CKA_CERTIFICATE_CATEGORY
         | CKA_KEY_GEN_MECHANISM
-        | CKA_NAME_HASH_ALGORITHM => Some(std::mem::size_of::<CK_ULONG>()),
+        | CKA_NAME_HASH_ALGORITHM
+        | CKA_TPMKEY_PERSISTENT_HANDLE => Some(std::mem::size_of::<CK_ULONG>()),
         CKA_TOKEN
         | CKA_PRIVATE
         | CKA_MODIFIABLE

@@ -5,6 +5,7 @@ use tpmkey::hash::Hash;
 
 use crate::error::{Error, Result};
 use crate::mechanism::{self, hash_of, Mechanism};
+use crate::operation;
 use crate::state;
 
 #[derive(Debug)]
@@ -35,17 +36,10 @@ fn finish(
     capacity: Option<usize>,
 ) -> Result<Vec<u8>> {
     state::with(|m| {
-        let s = m.session(session)?;
-        let op = s
-            .digest
-            .take()
-            .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
-        let n = op.hash.len();
-        if capacity.is_none_or(|c| c < n) {
-            s.digest = Some(op);
-            return Err(Error::buffer_too_small(n));
-        }
-        Ok(op.hash.digest(&[data.unwrap_or(&op.data)]))
+        operation::finish(&mut m.session(session)?.digest, |op| {
+            operation::check_capacity(capacity, op.hash.len())?;
+            Ok(op.hash.digest(&[data.unwrap_or(&op.data)]))
+        })
     })
 }
 
@@ -55,12 +49,9 @@ pub fn digest(session: CK_SESSION_HANDLE, data: &[u8], capacity: Option<usize>) 
 
 pub fn update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
     state::with(|m| {
-        let op = m
-            .session(session)?
-            .digest
-            .as_mut()
-            .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
-        op.data.extend_from_slice(part);
+        operation::active(&mut m.session(session)?.digest)?
+            .data
+            .extend_from_slice(part);
         Ok(())
     })
 }

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use crate::attributes::{class, get_bool, get_ulong};
 use crate::error::{Error, Result};
 use crate::mechanism::{self, hash_of, mgf_hash, Mechanism, Param};
+use crate::operation;
 use crate::public_key;
 use crate::sign_verify::key_object;
 use crate::software::{self, Padding};
@@ -93,20 +94,14 @@ pub fn encrypt(
     capacity: Option<usize>,
 ) -> Result<Vec<u8>> {
     state::with(|m| {
-        let s = m.session(session)?;
-        let op = s
-            .encrypt
-            .take()
-            .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
-        let k = op.modulus.iter().skip_while(|b| **b == 0).count();
-        if capacity.is_none_or(|c| c < k) {
-            s.encrypt = Some(op);
-            return Err(Error::buffer_too_small(k));
-        }
-        if data.len() > software::max_message(&op.padding, k) {
-            return Err(Error::rv(CKR_DATA_LEN_RANGE));
-        }
-        software::encrypt(&op.modulus, op.exponent, &op.padding, data)
+        operation::finish(&mut m.session(session)?.encrypt, |op| {
+            let k = op.modulus.iter().skip_while(|b| **b == 0).count();
+            operation::check_capacity(capacity, k)?;
+            if data.len() > software::max_message(&op.padding, k) {
+                return Err(Error::rv(CKR_DATA_LEN_RANGE));
+            }
+            software::encrypt(&op.modulus, op.exponent, &op.padding, data)
+        })
     })
 }
 
@@ -170,39 +165,34 @@ pub fn decrypt(
     capacity: Option<usize>,
 ) -> Result<Vec<u8>> {
     state::with(|m| {
-        let s = m.session(session)?;
-        let mut op = s
-            .decrypt
-            .take()
-            .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
-        if op.needs_login {
-            return Err(Error::rv(CKR_USER_NOT_LOGGED_IN));
-        }
-        let Some(capacity) = capacity else {
-            let n = op.pending.as_ref().map_or(op.modulus_len, |p| p.len());
-            s.decrypt = Some(op);
-            return Err(Error::buffer_too_small(n));
-        };
-        let plain = match op.pending.take() {
-            Some(p) => p,
-            None => {
-                if data.len() != op.modulus_len {
-                    return Err(Error::rv(CKR_ENCRYPTED_DATA_LEN_RANGE));
-                }
-                op.key
-                    .decrypt(op.padding, &op.label, data)
-                    .map_err(|e| match e {
-                        tpmkey::Error::BadInput(m) => Error::new(CKR_ENCRYPTED_DATA_INVALID, m),
-                        e => e.into(),
-                    })?
+        operation::finish(&mut m.session(session)?.decrypt, |op| {
+            if op.needs_login {
+                return Err(Error::rv(CKR_USER_NOT_LOGGED_IN));
             }
-        };
-        if plain.len() > capacity {
-            let n = plain.len();
-            op.pending = Some(plain);
-            s.decrypt = Some(op);
-            return Err(Error::buffer_too_small(n));
-        }
-        Ok(plain.to_vec())
+            let Some(capacity) = capacity else {
+                let n = op.pending.as_ref().map_or(op.modulus_len, |p| p.len());
+                return Err(Error::buffer_too_small(n));
+            };
+            let plain = match op.pending.take() {
+                Some(p) => p,
+                None => {
+                    if data.len() != op.modulus_len {
+                        return Err(Error::rv(CKR_ENCRYPTED_DATA_LEN_RANGE));
+                    }
+                    op.key
+                        .decrypt(op.padding, &op.label, data)
+                        .map_err(|e| match e {
+                            tpmkey::Error::BadInput(m) => Error::new(CKR_ENCRYPTED_DATA_INVALID, m),
+                            e => e.into(),
+                        })?
+                }
+            };
+            if plain.len() > capacity {
+                let n = plain.len();
+                op.pending = Some(plain);
+                return Err(Error::buffer_too_small(n));
+            }
+            Ok(plain.to_vec())
+        })
     })
 }

@@ -4,10 +4,13 @@
 
 use cryptoki_sys::*;
 use tpmkey::public_key::{KeyPublic, PublicKey};
-use tpmkey::KeySpec;
+use tpmkey::{KeySpec, TpmKey};
 use zeroize::Zeroizing;
 
-use crate::attributes::{boolean, class, get_bool, get_ulong, to_map, ulong, Template};
+use crate::attributes::{
+    boolean, class, get_bool, get_ulong, parse_ulong, to_map, ulong, Template, CKA_TPMKEY_KEY_AUTH,
+    CKA_TPMKEY_KEY_FILE, CKA_TPMKEY_PERSISTENT_HANDLE,
+};
 use crate::error::{Error, Result};
 use crate::mechanism::{Mechanism, Param};
 use crate::object::{check_access, store};
@@ -104,10 +107,11 @@ fn check_class(t: &Attributes, want: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> 
 }
 
 /// The attributes of both halves of a new key pair; the templates' own values win except
-/// for what describes the key itself.
+/// for what describes the key itself. `mech`: the generating mechanism, `None` for a key
+/// made outside the token (imported).
 fn pair_attributes(
     public: &KeyPublic,
-    mech: CK_MECHANISM_TYPE,
+    mech: Option<CK_MECHANISM_TYPE>,
     pub_template: &Attributes,
     priv_template: &Attributes,
     token: bool,
@@ -135,6 +139,8 @@ fn pair_attributes(
         PublicKey::Rsa { modulus, .. } => tpmkey::hash::Hash::Sha1.digest(&[modulus]),
     };
     let is_rsa = key_type == CKK_RSA;
+    // RSA decryption and ECDH both need the TPM's decrypt attribute.
+    let (sign, decrypt) = (public.can_sign, public.can_decrypt);
     let allowed: Vec<u8> = usable.iter().flat_map(|m| ulong(*m)).collect();
     let common = |class: CK_OBJECT_CLASS| -> Attributes {
         let mut a: Attributes = [
@@ -146,8 +152,11 @@ fn pair_attributes(
             (CKA_DESTROYABLE, boolean(true)),
             (CKA_LABEL, Vec::new()),
             (CKA_ID, id.clone()),
-            (CKA_LOCAL, boolean(true)),
-            (CKA_KEY_GEN_MECHANISM, ulong(mech)),
+            (CKA_LOCAL, boolean(mech.is_some())),
+            (
+                CKA_KEY_GEN_MECHANISM,
+                ulong(mech.unwrap_or(CK_UNAVAILABLE_INFORMATION)),
+            ),
             (CKA_START_DATE, Vec::new()),
             (CKA_END_DATE, Vec::new()),
             (CKA_SUBJECT, Vec::new()),
@@ -162,8 +171,8 @@ fn pair_attributes(
     let mut pub_attrs = common(CKO_PUBLIC_KEY);
     pub_attrs.extend([
         (CKA_PRIVATE, boolean(false)),
-        (CKA_VERIFY, boolean(true)),
-        (CKA_ENCRYPT, boolean(is_rsa)),
+        (CKA_VERIFY, boolean(sign)),
+        (CKA_ENCRYPT, boolean(is_rsa && decrypt)),
         (CKA_VERIFY_RECOVER, boolean(false)),
         (CKA_WRAP, boolean(false)),
         (CKA_DERIVE, boolean(false)),
@@ -176,12 +185,13 @@ fn pair_attributes(
     priv_attrs.extend([
         (CKA_PRIVATE, boolean(true)),
         (CKA_SENSITIVE, boolean(true)),
-        (CKA_ALWAYS_SENSITIVE, boolean(true)),
+        // What happened to an imported key before is unknown.
+        (CKA_ALWAYS_SENSITIVE, boolean(mech.is_some())),
         (CKA_EXTRACTABLE, boolean(false)),
-        (CKA_NEVER_EXTRACTABLE, boolean(true)),
-        (CKA_SIGN, boolean(true)),
-        (CKA_DECRYPT, boolean(is_rsa)),
-        (CKA_DERIVE, boolean(!is_rsa)),
+        (CKA_NEVER_EXTRACTABLE, boolean(mech.is_some())),
+        (CKA_SIGN, boolean(sign)),
+        (CKA_DECRYPT, boolean(is_rsa && decrypt)),
+        (CKA_DERIVE, boolean(!is_rsa && decrypt)),
         (CKA_SIGN_RECOVER, boolean(false)),
         (CKA_UNWRAP, boolean(false)),
         (CKA_ALWAYS_AUTHENTICATE, boolean(false)),
@@ -228,35 +238,145 @@ pub fn generate_key_pair(
     let token =
         get_bool(&priv_in, CKA_TOKEN) == Some(true) || get_bool(&pub_in, CKA_TOKEN) == Some(true);
     state::with(|m| {
-        let (slot, _) = m.session_slot(session)?;
-        let mut probe = Attributes::new();
-        probe.insert(CKA_TOKEN, boolean(token));
-        probe.insert(CKA_PRIVATE, boolean(true));
-        check_access(m, session, &probe)?;
-        let secret = m.user_secret(slot)?;
-        let uid = m.slot(slot)?.token.new_uid();
-        // Session keys get a random authValue: nothing else will ever need to derive it.
-        let auth = if token {
-            secret.object_auth(&uid)
-        } else {
-            random_auth()?
-        };
-        let key = tpmkey::TpmKey::generate_with_secret(spec, &auth, None)?;
-        let (pub_attrs, priv_attrs) =
-            pair_attributes(key.public(), mech.kind, &pub_in, &priv_in, token);
-        let handles = store(
+        let (uid, auth) = new_private_key(m, session, token)?;
+        let key = TpmKey::generate_with_secret(spec, &auth, None)?;
+        store_pair(
             m,
             session,
-            Some(uid),
-            vec![pub_attrs, priv_attrs],
-            Some(key),
-            None,
-        )?;
-        match handles.as_slice() {
-            [p, k] => Ok((*p, *k)),
-            _ => Err(Error::rv(CKR_GENERAL_ERROR)),
-        }
+            uid,
+            key,
+            Some(mech.kind),
+            &pub_in,
+            &priv_in,
+            token,
+        )
     })
+}
+
+/// Checks that the session may create a private key (a token one if `token`) and gives
+/// the new object's id and the authValue its TPM key gets: derived from the token secret,
+/// or random for a session key (nothing will ever need to derive it again).
+fn new_private_key(
+    m: &mut Module,
+    session: CK_SESSION_HANDLE,
+    token: bool,
+) -> Result<(String, Zeroizing<Vec<u8>>)> {
+    let (slot, _) = m.session_slot(session)?;
+    let mut probe = Attributes::new();
+    probe.insert(CKA_TOKEN, boolean(token));
+    probe.insert(CKA_PRIVATE, boolean(true));
+    check_access(m, session, &probe)?;
+    let secret = m.user_secret(slot)?;
+    let uid = m.slot(slot)?.token.new_uid();
+    let auth = if token {
+        secret.object_auth(&uid)
+    } else {
+        random_auth()?
+    };
+    Ok((uid, auth))
+}
+
+/// Stores a TPM key as a key pair (public and private key object): (public, private).
+#[allow(clippy::too_many_arguments)]
+fn store_pair(
+    m: &mut Module,
+    session: CK_SESSION_HANDLE,
+    uid: String,
+    key: TpmKey,
+    mech: Option<CK_MECHANISM_TYPE>,
+    pub_in: &Attributes,
+    priv_in: &Attributes,
+    token: bool,
+) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+    let (pub_attrs, priv_attrs) = pair_attributes(key.public(), mech, pub_in, priv_in, token);
+    let handles = store(
+        m,
+        session,
+        Some(uid),
+        vec![pub_attrs, priv_attrs],
+        Some(key),
+        None,
+    )?;
+    match handles.as_slice() {
+        [p, k] => Ok((*p, *k)),
+        _ => Err(Error::rv(CKR_GENERAL_ERROR)),
+    }
+}
+
+/// Whether a C_CreateObject template of a private key brings in an existing TPM key.
+pub fn is_import(attrs: &Attributes) -> bool {
+    attrs.contains_key(&CKA_TPMKEY_KEY_FILE) || attrs.contains_key(&CKA_TPMKEY_PERSISTENT_HANDLE)
+}
+
+/// C_CreateObject of a private key naming a TPM key (include/tpmkey_pkcs11.h): the key gets
+/// the token's authValue for a new object by TPM2_ObjectChangeAuth and is stored as a key
+/// pair; the key file or persistent object handed in keeps its own password. Returns the
+/// private key's handle.
+pub fn import(session: CK_SESSION_HANDLE, mut attrs: Attributes) -> Result<CK_OBJECT_HANDLE> {
+    let password = Zeroizing::new(attrs.remove(&CKA_TPMKEY_KEY_AUTH).unwrap_or_default());
+    let key = match (
+        attrs.remove(&CKA_TPMKEY_KEY_FILE),
+        attrs.remove(&CKA_TPMKEY_PERSISTENT_HANDLE),
+    ) {
+        (Some(file), None) => {
+            let file = tpmkey::KeyFile::from_pem_or_der(&file).map_err(|e| {
+                Error::new(
+                    CKR_ATTRIBUTE_VALUE_INVALID,
+                    format!("CKA_TPMKEY_KEY_FILE: {e}"),
+                )
+            })?;
+            TpmKey::from_key_file(&file, Some(&password))
+        }
+        (None, Some(handle)) => {
+            let handle = parse_ulong(&handle)
+                .and_then(|h| u32::try_from(h).ok())
+                .ok_or_else(|| Error::rv(CKR_ATTRIBUTE_VALUE_INVALID))?;
+            TpmKey::from_persistent(handle, Some(&password))
+        }
+        _ => {
+            return Err(Error::new(
+                CKR_TEMPLATE_INCONSISTENT,
+                "one of CKA_TPMKEY_KEY_FILE and CKA_TPMKEY_PERSISTENT_HANDLE",
+            ))
+        }
+    }
+    .map_err(import_error)?;
+    check_class(&attrs, CKO_PRIVATE_KEY, key_type(key.public()))?;
+    let token = get_bool(&attrs, CKA_TOKEN) == Some(true);
+    // The public half takes the caller's names for the pair.
+    let pub_in: Attributes = [CKA_ID, CKA_LABEL, CKA_SUBJECT]
+        .into_iter()
+        .filter_map(|t| attrs.get(&t).map(|v| (t, v.clone())))
+        .collect();
+    state::with(|m| {
+        let (uid, auth) = new_private_key(m, session, token)?;
+        let imported = key.change_auth(&auth).map_err(import_error)?;
+        let (_, private) = store_pair(m, session, uid, imported, None, &pub_in, &attrs, token)?;
+        Ok(private)
+    })
+}
+
+fn key_type(public: &KeyPublic) -> CK_KEY_TYPE {
+    if public.is_rsa() {
+        CKK_RSA
+    } else {
+        CKK_EC
+    }
+}
+
+/// A key that cannot be brought in (wrong password, not a usable key, another parent) is a
+/// fault of the template, with the cause; a TPM or store that fails is not.
+fn import_error(e: tpmkey::Error) -> Error {
+    match e {
+        tpmkey::Error::KeyFile(_)
+        | tpmkey::Error::BadInput(_)
+        | tpmkey::Error::Unsupported(_)
+        | tpmkey::Error::Tpm { .. } => Error::new(
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            format!("importing the TPM key: {e}"),
+        ),
+        e => e.into(),
+    }
 }
 
 fn random_auth() -> Result<Zeroizing<Vec<u8>>> {

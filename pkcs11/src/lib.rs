@@ -51,6 +51,7 @@ pub mod general;
 pub mod key_management;
 pub mod mechanism;
 pub mod object;
+pub mod operation;
 pub mod public_key;
 pub mod random;
 pub mod session;

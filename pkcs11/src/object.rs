@@ -145,6 +145,9 @@ pub fn create(session: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJE
     let mut attrs = to_map(template)?;
     let class =
         class(&attrs).ok_or_else(|| Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is missing"))?;
+    if class == CKO_PRIVATE_KEY && crate::key_management::is_import(&attrs) {
+        return crate::key_management::import(session, attrs);
+    }
     with_defaults(class, &mut attrs)?;
     state::with(|m| {
         check_access(m, session, &attrs)?;
@@ -327,11 +330,7 @@ pub fn find_init(session: CK_SESSION_HANDLE, template: &Template) -> Result<()> 
 
 pub fn find(session: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
     state::with(|m| {
-        let op = m
-            .session(session)?
-            .find
-            .as_mut()
-            .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
+        let op = crate::operation::active(&mut m.session(session)?.find)?;
         let end = (op.next + max).min(op.handles.len());
         let out = op.handles[op.next..end].to_vec();
         op.next = end;
@@ -340,11 +339,5 @@ pub fn find(session: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HAND
 }
 
 pub fn find_final(session: CK_SESSION_HANDLE) -> Result<()> {
-    state::with(|m| {
-        m.session(session)?
-            .find
-            .take()
-            .map(|_| ())
-            .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))
-    })
+    state::with(|m| crate::operation::finish(&mut m.session(session)?.find, |_| Ok(())))
 }

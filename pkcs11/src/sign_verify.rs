@@ -11,6 +11,7 @@ use tpmkey::{SignScheme, Signature, TpmKey};
 use crate::attributes::{class, get_bool, get_ulong};
 use crate::error::{Error, Result};
 use crate::mechanism::{self, hash_of, mgf_hash, prehash, Mechanism, Param};
+use crate::operation;
 use crate::public_key;
 use crate::software;
 use crate::state::{self, Module, ObjRef};
@@ -257,23 +258,16 @@ fn finish(
     capacity: Option<usize>,
 ) -> Result<Vec<u8>> {
     state::with(|m| {
-        let s = m.session(session)?;
-        let op = s
-            .sign
-            .take()
-            .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
-        if op.needs_login {
-            return Err(Error::new(
-                CKR_USER_NOT_LOGGED_IN,
-                "the key needs C_Login(CKU_CONTEXT_SPECIFIC) first",
-            ));
-        }
-        if capacity.is_none_or(|c| c < op.signature_len) {
-            let n = op.signature_len;
-            s.sign = Some(op);
-            return Err(Error::buffer_too_small(n));
-        }
-        compute(&op, data.unwrap_or(&op.data))
+        operation::finish(&mut m.session(session)?.sign, |op| {
+            if op.needs_login {
+                return Err(Error::new(
+                    CKR_USER_NOT_LOGGED_IN,
+                    "the key needs C_Login(CKU_CONTEXT_SPECIFIC) first",
+                ));
+            }
+            operation::check_capacity(capacity, op.signature_len)?;
+            compute(op, data.unwrap_or(&op.data))
+        })
     })
 }
 
@@ -283,12 +277,9 @@ pub fn sign(session: CK_SESSION_HANDLE, data: &[u8], capacity: Option<usize>) ->
 
 pub fn sign_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
     state::with(|m| {
-        let s = m.session(session)?;
-        let op = s
-            .sign
-            .as_mut()
-            .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
-        op.data.extend_from_slice(part);
+        operation::active(&mut m.session(session)?.sign)?
+            .data
+            .extend_from_slice(part);
         Ok(())
     })
 }
@@ -353,34 +344,25 @@ fn verify_with(op: &VerifyOp, data: &[u8], signature: &[u8]) -> Result<()> {
 
 pub fn verify(session: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
     state::with(|m| {
-        let op = m
-            .session(session)?
-            .verify
-            .take()
-            .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
-        verify_with(&op, data, signature)
+        operation::finish(&mut m.session(session)?.verify, |op| {
+            verify_with(op, data, signature)
+        })
     })
 }
 
 pub fn verify_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
     state::with(|m| {
-        let op = m
-            .session(session)?
-            .verify
-            .as_mut()
-            .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
-        op.data.extend_from_slice(part);
+        operation::active(&mut m.session(session)?.verify)?
+            .data
+            .extend_from_slice(part);
         Ok(())
     })
 }
 
 pub fn verify_final(session: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
     state::with(|m| {
-        let op = m
-            .session(session)?
-            .verify
-            .take()
-            .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
-        verify_with(&op, &op.data, signature)
+        operation::finish(&mut m.session(session)?.verify, |op| {
+            verify_with(op, &op.data, signature)
+        })
     })
 }

@@ -156,11 +156,7 @@ unsafe extern "C" fn decrypt(
             _ => c.key()?.max_size()?,
         };
         // SAFETY: OpenSSL's buffers with their sizes.
-        unsafe {
-            answer(out, outlen, outsize, max, || {
-                Ok(c.decrypt(input(inp, inlen))?.to_vec())
-            })
-        }
+        unsafe { answer(out, outlen, outsize, max, || c.decrypt(input(inp, inlen))) }
     })
 }
 

@@ -8,12 +8,12 @@ use tpmkey::{Error, Result};
 ///
 /// # Safety
 /// `out` is NULL or writable for `out_size` bytes; `out_len` a valid out-pointer.
-pub unsafe fn answer(
+pub unsafe fn answer<T: AsRef<[u8]>>(
     out: *mut c_uchar,
     out_len: *mut usize,
     out_size: usize,
     max: usize,
-    produce: impl FnOnce() -> Result<Vec<u8>>,
+    produce: impl FnOnce() -> Result<T>,
 ) -> Result<()> {
     if out_len.is_null() {
         return Err(Error::BadInput("no output length pointer".into()));
@@ -23,7 +23,8 @@ pub unsafe fn answer(
         unsafe { *out_len = max };
         return Ok(());
     }
-    let v = produce()?;
+    let produced = produce()?;
+    let v = produced.as_ref();
     if v.len() > out_size {
         return Err(Error::BadInput(format!(
             "output buffer of {out_size} bytes is too small ({} needed)",

@@ -34,19 +34,6 @@ unsafe extern "C" fn does_selection(_provctx: *mut c_void, selection: c_int) -> 
     c_int::from(selection == 0 || selection & key != 0)
 }
 
-/// Hands parameters to the core's object callback.
-fn deliver(mut params: ParamList, cb: Option<OSSL_CALLBACK>, cbarg: *mut c_void) -> Result<()> {
-    let cb = cb.ok_or_else(|| Error::BadInput("decoder without a callback".into()))?;
-    // SAFETY: the core's callback and argument; the array outlives the call.
-    if unsafe { cb(params.as_ptr(), cbarg) } == 1 {
-        Ok(())
-    } else {
-        Err(Error::BadInput(
-            "OpenSSL did not accept the decoded TPM key".into(),
-        ))
-    }
-}
-
 fn pem_to_der(input: &[u8]) -> Result<Option<Vec<u8>>> {
     let begin = format!("-----BEGIN {PEM_LABEL}-----");
     if !input.windows(begin.len()).any(|w| w == begin.as_bytes()) {
@@ -74,7 +61,8 @@ unsafe extern "C" fn decode_pem(
         params
             .octets(OSSL_OBJECT_PARAM_DATA, &der)
             .utf8(OSSL_OBJECT_PARAM_DATA_STRUCTURE, STRUCTURE);
-        deliver(params, data_cb, data_cbarg)
+        // SAFETY: the core's callback with its argument.
+        unsafe { params.hand_to(data_cb, data_cbarg, "the TPM key file") }
     })
 }
 
@@ -156,7 +144,8 @@ unsafe extern "C" fn decode_der<const T: u8>(
         let Some(key) = key_from_der(&der, key_type, password)? else {
             return Ok(());
         };
-        deliver(object_params(&key), data_cb, data_cbarg)
+        // SAFETY: the core's callback with its argument.
+        unsafe { object_params(&key).hand_to(data_cb, data_cbarg, "the decoded TPM key") }
     })
 }
 

@@ -1,7 +1,9 @@
 //! The few DER structures the provider writes: SubjectPublicKeyInfo, ECDSA-Sig-Value and
-//! the AlgorithmIdentifiers X.509 and CMS ask a signature context for.
+//! the AlgorithmIdentifiers X.509 and CMS ask a signature context for (over the core's DER
+//! element writer).
 
 use tpmkey::hash::Hash;
+use tpmkey::keyfile::der::tlv;
 use tpmkey::public_key::{Curve, PublicKey};
 
 const SEQUENCE: u8 = 0x30;
@@ -18,21 +20,6 @@ const PKCS1_PREFIX: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01];
 const PKCS1_RSA_ENCRYPTION: u8 = 1;
 const PKCS1_MGF1: u8 = 8;
 const PKCS1_RSASSA_PSS: u8 = 10;
-
-pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
-}
 
 pub fn sequence(parts: &[&[u8]]) -> Vec<u8> {
     tlv(SEQUENCE, &parts.concat())
@@ -164,32 +151,6 @@ pub fn rsa_pss_algorithm_id(hash: Hash, mgf1: Hash, salt_len: usize) -> Vec<u8> 
     sequence(&[&pkcs1_oid(PKCS1_RSASSA_PSS), &tlv(SEQUENCE, &params)])
 }
 
-/// PEM armour with 64-character lines.
-pub fn pem(label: &str, der: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = String::with_capacity(der.len() * 4 / 3 + 4);
-    for chunk in der.chunks(3) {
-        let n = chunk.len();
-        let v = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= n {
-                b64.push(ALPHABET[((v >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                b64.push('=');
-            }
-        }
-    }
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +167,5 @@ mod tests {
         // RSASSA-PSS SHA-256, MGF1 SHA-256, salt 32: as OpenSSL writes it.
         let id = rsa_pss_algorithm_id(Hash::Sha256, Hash::Sha256, 32);
         assert_eq!(id.len(), 67);
-        assert!(pem("X", b"ab").contains("YWI=\n"));
     }
 }

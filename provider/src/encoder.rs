@@ -123,7 +123,7 @@ fn encode(format: u8, k: &Key) -> Result<Vec<u8>> {
     Ok(match format {
         TSS2_PEM => key_file()?.to_pem().into_bytes(),
         TSS2_DER => key_file()?.to_der(),
-        SPKI_PEM => der::pem("PUBLIC KEY", &k.spki()?).into_bytes(),
+        SPKI_PEM => tpmkey::keyfile::pem_encode("PUBLIC KEY", &k.spki()?).into_bytes(),
         SPKI_DER => k.spki()?,
         _ => text(k)?.into_bytes(),
     })

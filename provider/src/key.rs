@@ -84,13 +84,7 @@ impl Key {
     }
 
     pub fn bits(&self) -> Result<u32> {
-        Ok(match self.public()? {
-            PublicKey::Ec { curve, .. } => curve.bits(),
-            PublicKey::Rsa { modulus, .. } => {
-                let m = &modulus[modulus.iter().take_while(|b| **b == 0).count()..];
-                (m.len() as u32 * 8).saturating_sub(m.first().map_or(8, |b| b.leading_zeros()))
-            }
-        })
+        Ok(self.public()?.bits())
     }
 
     /// Security strength in bits (SP 800-57 part 1, table 2).

@@ -5,13 +5,14 @@ use std::ffi::{c_int, c_uchar, c_void};
 
 use tpmkey::public_key::PublicKey;
 use tpmkey::{Error, Result};
+use zeroize::Zeroizing;
 
 use crate::buffer::answer;
 use crate::error::guard_int;
 use crate::ffi::*;
 use crate::key::{self, Key};
 use crate::params::{describe, ParamTable, Params, END};
-use crate::{algorithm, dispatch_table, opctx, PROPERTIES};
+use crate::{algorithm, dispatch_table, ephemeral_ec, opctx, PROPERTIES};
 
 #[derive(Clone, Debug, Default)]
 struct ExchangeCtx {
@@ -43,12 +44,12 @@ impl ExchangeCtx {
         Ok(())
     }
 
-    fn derive(&self) -> Result<Vec<u8>> {
+    fn derive(&self) -> Result<Zeroizing<Vec<u8>>> {
         let (x, y) = self
             .peer
             .as_ref()
             .ok_or_else(|| Error::BadInput("ECDH without a peer key".into()))?;
-        Ok(self.key()?.tpm()?.ecdh(x, y)?.to_vec())
+        self.key()?.tpm()?.ecdh(x, y)
     }
 }
 
@@ -137,7 +138,12 @@ static FUNCTIONS: &[OSSL_DISPATCH] = dispatch_table![
     OSSL_FUNC_KEYEXCH_SETTABLE_CTX_PARAMS => settable_ctx_params,
 ];
 
-pub static ALGORITHMS: [OSSL_ALGORITHM; 2] = [
+pub static ALGORITHMS: [OSSL_ALGORITHM; 3] = [
     algorithm!(c"ECDH", PROPERTIES, FUNCTIONS),
+    algorithm!(
+        ephemeral_ec::NAME,
+        PROPERTIES,
+        ephemeral_ec::keyexch::FUNCTIONS
+    ),
     OSSL_ALGORITHM::END,
 ];

@@ -13,7 +13,7 @@ use crate::error::{guard, guard_bool, guard_int};
 use crate::ffi::*;
 use crate::key::{self, group_name, Key, KeyType, Material};
 use crate::params::{describe, ParamList, ParamTable, Params, END};
-use crate::{algorithm, dispatch_table, opctx, provider, PROPERTIES};
+use crate::{algorithm, dispatch_table, ephemeral_ec, opctx, PROPERTIES};
 
 const EC: u8 = 0;
 const RSA: u8 = 1;
@@ -83,9 +83,6 @@ fn matches(a: &Key, b: &Key, selection: c_int) -> bool {
     }
     true
 }
-
-const OSSL_KEYMGMT_SELECT_KEYPAIR: c_int =
-    OSSL_KEYMGMT_SELECT_PRIVATE_KEY | OSSL_KEYMGMT_SELECT_PUBLIC_KEY;
 
 unsafe extern "C" fn match_fn(k1: *const c_void, k2: *const c_void, selection: c_int) -> c_int {
     guard_bool("keymgmt match", || {
@@ -213,20 +210,12 @@ unsafe extern "C" fn export_fn(
     guard_int("keymgmt export", || {
         // SAFETY: keydata is one of ours.
         let k = unsafe { key::keydata(keydata) }?;
-        let cb = cb.ok_or_else(|| Error::BadInput("export without a callback".into()))?;
-        let mut list = public_params(k, selection)?;
-        // SAFETY: cb is the core's callback with its argument; the array lives across the call.
-        if unsafe { cb(list.as_ptr(), cbarg) } == 1 {
-            Ok(())
-        } else {
-            Err(Error::BadInput(
-                "the export callback refused the key".into(),
-            ))
-        }
+        // SAFETY: the core's callback with its argument.
+        unsafe { public_params(k, selection)?.hand_to(cb, cbarg, "the exported key") }
     })
 }
 
-static EC_TYPES: ParamTable = ParamTable(&[
+pub static EC_TYPES: ParamTable = ParamTable(&[
     describe(OSSL_PKEY_PARAM_GROUP_NAME, OSSL_PARAM_UTF8_STRING),
     describe(OSSL_PKEY_PARAM_PUB_KEY, OSSL_PARAM_OCTET_STRING),
     END,
@@ -316,6 +305,45 @@ unsafe extern "C" fn gettable_params<const T: u8>(_provctx: *mut c_void) -> *con
     }
 }
 
+/// EVP_PKEY_check and `openssl pkey -check`: the public half is checked in software (the
+/// point lies on its curve; the RSA modulus and exponent are plausible). A TPM key's
+/// private half is the TPM's: it is checked when the TPM loads it, at first use.
+fn validate(k: &Key, selection: c_int) -> Result<bool> {
+    if !has(k, selection) {
+        return Ok(false);
+    }
+    if selection & OSSL_KEYMGMT_SELECT_KEYPAIR == 0 {
+        return Ok(true);
+    }
+    match k.public()? {
+        PublicKey::Ec { curve, x, y } => {
+            ephemeral_ec::check_point(*curve, &crate::der::ec_point(x, y))?;
+        }
+        PublicKey::Rsa { modulus, exponent } => {
+            let odd = |last: Option<&u8>| last.is_some_and(|b| b & 1 == 1);
+            if !odd(modulus.last()) || k.bits()? < 1024 {
+                return Err(Error::BadInput(format!(
+                    "the RSA modulus ({} bits) is not a plausible RSA modulus",
+                    k.bits()?
+                )));
+            }
+            if *exponent < 3 || exponent & 1 == 0 {
+                return Err(Error::BadInput(format!(
+                    "the RSA public exponent {exponent} is not valid"
+                )));
+            }
+        }
+    }
+    Ok(true)
+}
+
+unsafe extern "C" fn validate_fn(keydata: *const c_void, selection: c_int, _check: c_int) -> c_int {
+    guard_bool("keymgmt validate", || {
+        // SAFETY: keydata is one of ours (or NULL, refused).
+        validate(unsafe { key::keydata(keydata) }?, selection)
+    })
+}
+
 unsafe extern "C" fn query_operation_name<const T: u8>(op: c_int) -> *const c_char {
     match (key_type(T), op) {
         (KeyType::Ec, OSSL_OP_SIGNATURE) => c"ECDSA".as_ptr(),
@@ -335,7 +363,7 @@ struct GenCtx {
     bits: u32,
     password: Option<Zeroizing<Vec<u8>>>,
     parent: Option<u32>,
-    parent_auth: Option<Zeroizing<String>>,
+    parent_auth: Option<Zeroizing<Vec<u8>>>,
     persist: Option<u32>,
 }
 
@@ -365,7 +393,7 @@ fn gen_set_params(g: &mut GenCtx, params: &Params) -> Result<()> {
             }
             b"user-auth" => g.password = Some(Zeroizing::new(p.utf8()?.into_bytes())),
             b"parent" => g.parent = Some(handle_param("parent", &p.utf8()?)?),
-            b"parent-auth" => g.parent_auth = Some(Zeroizing::new(p.utf8()?)),
+            b"parent-auth" => g.parent_auth = Some(Zeroizing::new(p.utf8()?.into_bytes())),
             b"persist" => g.persist = Some(handle_param("persist", &p.utf8()?)?),
             _ => {}
         }
@@ -441,10 +469,12 @@ fn generate(g: &GenCtx) -> Result<Key> {
             }
         },
     };
-    if let Some(auth) = &g.parent_auth {
-        provider::set_parent_auth(auth)?;
-    }
-    let key = TpmKey::generate(spec, g.password.as_deref().map(|p| &p[..]), g.parent)?;
+    let key = TpmKey::generate_under(
+        spec,
+        g.password.as_deref().map(|p| &p[..]),
+        g.parent,
+        g.parent_auth.as_deref().map(|a| &a[..]),
+    )?;
     if let Some(handle) = g.persist {
         // The blob stays the key written out; the persistent copy answers at handle:.
         key.persist(handle)?;
@@ -462,11 +492,6 @@ unsafe extern "C" fn gen_fn(
         let g = unsafe { gen_ctx(genctx) }?;
         Ok(key::into_keydata(generate(g)?))
     })
-}
-
-unsafe extern "C" fn gen_cleanup(genctx: *mut c_void) {
-    // SAFETY: the core cleans up each generation context once.
-    unsafe { opctx::free::<GenCtx>(genctx) }
 }
 
 /// The object reference decoders and the store hand out: the address of a key object they
@@ -508,13 +533,14 @@ macro_rules! keymgmt_table {
             OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS => gen_set_params_fn,
             OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS => gen_settable_params,
             OSSL_FUNC_KEYMGMT_GEN => gen_fn,
-            OSSL_FUNC_KEYMGMT_GEN_CLEANUP => gen_cleanup,
+            OSSL_FUNC_KEYMGMT_GEN_CLEANUP => opctx::freectx::<GenCtx>,
             OSSL_FUNC_KEYMGMT_LOAD => load::<{ $t }>,
             OSSL_FUNC_KEYMGMT_GET_PARAMS => get_params_fn,
             OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS => gettable_params::<{ $t }>,
             OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME => query_operation_name::<{ $t }>,
             OSSL_FUNC_KEYMGMT_HAS => has_fn,
             OSSL_FUNC_KEYMGMT_MATCH => match_fn,
+            OSSL_FUNC_KEYMGMT_VALIDATE => validate_fn,
             OSSL_FUNC_KEYMGMT_IMPORT => import_fn,
             OSSL_FUNC_KEYMGMT_IMPORT_TYPES => types::<{ $t }>,
             OSSL_FUNC_KEYMGMT_EXPORT => export_fn,
@@ -527,7 +553,7 @@ static EC_FUNCTIONS: &[OSSL_DISPATCH] = keymgmt_table!(EC);
 static RSA_FUNCTIONS: &[OSSL_DISPATCH] = keymgmt_table!(RSA);
 static RSA_PSS_FUNCTIONS: &[OSSL_DISPATCH] = keymgmt_table!(RSA_PSS);
 
-pub static ALGORITHMS: [OSSL_ALGORITHM; 4] = [
+pub static ALGORITHMS: [OSSL_ALGORITHM; 5] = [
     algorithm!(
         c"EC:id-ecPublicKey:1.2.840.10045.2.1",
         PROPERTIES,
@@ -542,6 +568,11 @@ pub static ALGORITHMS: [OSSL_ALGORITHM; 4] = [
         c"RSA-PSS:RSASSA-PSS:1.2.840.113549.1.1.10",
         PROPERTIES,
         RSA_PSS_FUNCTIONS
+    ),
+    algorithm!(
+        ephemeral_ec::NAME,
+        PROPERTIES,
+        ephemeral_ec::keymgmt::FUNCTIONS
     ),
     OSSL_ALGORITHM::END,
 ];

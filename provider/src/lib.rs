@@ -7,9 +7,11 @@
 pub mod asym_cipher;
 pub mod bio;
 pub mod buffer;
+pub mod capabilities;
 pub mod decoder;
 pub mod der;
 pub mod encoder;
+pub mod ephemeral_ec;
 pub mod error;
 pub mod ffi;
 pub mod key;

@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use tpmkey::{Error, Result};
 
 use crate::ffi::{
-    OSSL_PARAM, OSSL_PARAM_INTEGER, OSSL_PARAM_OCTET_PTR, OSSL_PARAM_OCTET_STRING,
+    OSSL_CALLBACK, OSSL_PARAM, OSSL_PARAM_INTEGER, OSSL_PARAM_OCTET_PTR, OSSL_PARAM_OCTET_STRING,
     OSSL_PARAM_UNMODIFIED, OSSL_PARAM_UNSIGNED_INTEGER, OSSL_PARAM_UTF8_PTR,
     OSSL_PARAM_UTF8_STRING,
 };
@@ -335,6 +335,26 @@ impl ParamList {
             v.reverse();
         }
         self.push(key, OSSL_PARAM_UNSIGNED_INTEGER, v)
+    }
+
+    /// Hands the list to a core callback (an export, a decoded object, a capability);
+    /// `what` names it in the error when the core refuses it.
+    ///
+    /// # Safety
+    /// `cb` and `arg` are a pair the core handed to the current call.
+    pub unsafe fn hand_to(
+        &mut self,
+        cb: Option<OSSL_CALLBACK>,
+        arg: *mut c_void,
+        what: &str,
+    ) -> Result<()> {
+        let cb = cb.ok_or_else(|| Error::BadInput(format!("{what}: no callback")))?;
+        // SAFETY: caller's contract; the array lives across the call.
+        if unsafe { cb(self.as_ptr(), arg) } == 1 {
+            Ok(())
+        } else {
+            Err(Error::BadInput(format!("OpenSSL did not accept {what}")))
+        }
     }
 
     /// The terminated array; valid while `self` is neither changed nor dropped.

@@ -4,7 +4,6 @@
 //! still loads, and each operation then names the TCTI and the cause.
 
 use std::ffi::{c_int, c_void};
-use std::sync::Mutex;
 
 use tpmkey::{connection, Error, Result};
 
@@ -13,11 +12,9 @@ use crate::error::{self, guard, guard_int, ErrorUpcall, REASON_STRINGS};
 use crate::ffi::*;
 use crate::params::{describe, ParamTable, Params, StringRequest, END};
 use crate::{
-    asym_cipher, decoder, dispatch_table, encoder, keyexch, keymgmt, rand, signature, store,
+    asym_cipher, capabilities, decoder, dispatch_table, encoder, keyexch, keymgmt, rand, signature,
+    store,
 };
-
-/// What the openssl.cnf section said, kept to add a genpkey `parent-auth` to it.
-static SECTION: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
 /// Hands `pairs` to the core configuration (they win over environment and file).
 fn configure(pairs: &[(String, String)]) -> Result<()> {
@@ -26,14 +23,6 @@ fn configure(pairs: &[(String, String)]) -> Result<()> {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     connection::configure(&borrowed).map(|_| ())
-}
-
-/// A genpkey `parent-auth`: the owner or parent password for this process from now on.
-pub fn set_parent_auth(auth: &str) -> Result<()> {
-    let mut pairs = SECTION.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    pairs.retain(|(k, _)| k != "parent-auth");
-    pairs.push(("parent-auth".into(), auth.into()));
-    configure(&pairs)
 }
 
 /// The provider context: this instance's core handle.
@@ -101,7 +90,6 @@ fn init(
             if !pairs.is_empty() {
                 configure(&pairs)?;
             }
-            *SECTION.lock().unwrap_or_else(|p| p.into_inner()) = pairs;
         }
     }
     // SAFETY: out and provctx are the core's out-pointers, checked non-NULL above.
@@ -211,4 +199,5 @@ static PROVIDER_FUNCTIONS: &[OSSL_DISPATCH] = dispatch_table![
     OSSL_FUNC_PROVIDER_GET_PARAMS => get_params,
     OSSL_FUNC_PROVIDER_QUERY_OPERATION => query_operation,
     OSSL_FUNC_PROVIDER_GET_REASON_STRINGS => get_reason_strings,
+    OSSL_FUNC_PROVIDER_GET_CAPABILITIES => capabilities::get_capabilities,
 ];

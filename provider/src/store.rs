@@ -92,14 +92,8 @@ unsafe extern "C" fn load(
             PublicKey::Rsa { .. } => KeyType::Rsa,
         };
         let key = Key::new(key_type, Material::Tpm(tpm));
-        let cb = object_cb.ok_or_else(|| Error::BadInput("store without a callback".into()))?;
-        let mut params = object_params(&key);
-        // SAFETY: the core's callback; params and key outlive the call.
-        if unsafe { cb(params.as_ptr(), object_cbarg) } == 1 {
-            Ok(())
-        } else {
-            Err(Error::BadInput("OpenSSL did not accept the TPM key".into()))
-        }
+        // SAFETY: the core's callback with its argument; key outlives the call.
+        unsafe { object_params(&key).hand_to(object_cb, object_cbarg, "the persistent TPM key") }
     })
 }
 

@@ -8,10 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{free_port, run, run_bounded, Background, Env, Order, WireTap};
+use common::{free_port, run, run_bounded, Background, Env, Order, WireTap, ORDERS};
 
 const TPM2_SIGN: u32 = 0x15D;
 const TPM2_RSA_DECRYPT: u32 = 0x159;
+const TPM2_CREATE: u32 = 0x153;
+const TPM2_CREATE_LOADED: u32 = 0x191;
 
 fn tapped_env() -> (Env, WireTap) {
     let mut env = Env::new();
@@ -70,6 +72,65 @@ fn tls_handshakes_cost_one_tpm_command_each() {
         assert!(startup <= 7, "{kind}: {per_handshake:x?}");
         for codes in &per_handshake[2..] {
             assert_eq!(codes, &vec![command], "{kind}: {per_handshake:x?}");
+        }
+    }
+}
+
+/// TLS 1.2 ECDHE-ECDSA with the NIST group forced, client and server both loading tpmkey in
+/// either order: the ephemeral keys are software (TPMKEY-EPHEMERAL-EC with tpmkey first,
+/// the default provider's otherwise), so a handshake costs the one signature, and libssl
+/// never makes a TPM key.
+#[test]
+fn tls12_nist_group_handshakes_cost_one_signature_both_orders() {
+    for order in ORDERS {
+        let (env, tap) = tapped_env();
+        let key = env.genkey("k.pem", "EC");
+        env.self_signed(&key, "k.crt");
+        tap.take_codes();
+        let port = free_port();
+        let mut server = env.openssl(order, "s_server");
+        server
+            .env("TPMKEY_OBJECTS", "keep")
+            .args(["-accept", &format!("127.0.0.1:{port}"), "-naccept", "5"])
+            .args([
+                "-key",
+                &key,
+                "-cert",
+                &env.file("k.crt"),
+                "-curves",
+                "P-256",
+            ]);
+        let mut server = Background::spawn(&mut server);
+        server.wait_listening(port);
+        let mut per_handshake = Vec::new();
+        for _ in 0..4 {
+            // X25519 offered too: see tls.rs, tls12_ecdsa_both_orders; the server allows
+            // P-256 only.
+            let out = run_bounded(
+                env.openssl(order, "s_client")
+                    .env("TPMKEY_OBJECTS", "keep")
+                    .args(["-connect", &format!("127.0.0.1:{port}"), "-brief"])
+                    .args(["-tls1_2", "-groups", "P-256:X25519"])
+                    .args(["-CAfile", &env.file("k.crt"), "-verify_return_error"]),
+                Duration::from_secs(30),
+            );
+            let report = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{order:?}: {report}");
+            assert!(
+                report.contains("ECDHE-ECDSA") && report.contains(", 256 bits\n"),
+                "{order:?}: not ECDHE on P-256:\n{report}"
+            );
+            per_handshake.push(tap.take_codes());
+        }
+        eprintln!("{order:?}: TPM commands per TLS 1.2 P-256 handshake: {per_handshake:x?}");
+        for codes in &per_handshake {
+            assert!(
+                !codes.contains(&TPM2_CREATE) && !codes.contains(&TPM2_CREATE_LOADED),
+                "{order:?}: a handshake created a TPM key: {per_handshake:x?}"
+            );
+        }
+        for codes in &per_handshake[2..] {
+            assert_eq!(codes, &vec![TPM2_SIGN], "{order:?}: {per_handshake:x?}");
         }
     }
 }

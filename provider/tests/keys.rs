@@ -142,3 +142,171 @@ fn genpkey_with_password_asks_for_it() {
     ]));
     env.dgst_verify_default(&env.file("pw.pub"), &["-sha256"], &sig, &msg);
 }
+
+/// genpkey's `parent` and `parent-auth` (tpm2-openssl's option names): the authorization
+/// is used for that generation only; a wrong one is a clear failure.
+#[test]
+fn genpkey_under_a_persistent_parent_with_parent_auth() {
+    let env = Env::new();
+    let primary = env.file("primary.ctx");
+    run(env.tpm.tpm2_command("tpm2_createprimary").args([
+        "-C",
+        "o",
+        "-g",
+        "sha256",
+        "-G",
+        "ecc256:null:aes128cfb",
+        "-a",
+        "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt",
+        "-p",
+        "parent-pw",
+        "-c",
+        &primary,
+    ]));
+    run(env
+        .tpm
+        .tpm2_command("tpm2_evictcontrol")
+        .args(["-C", "o", "-c", &primary, "0x81000010"]));
+    // Without a resource manager tpm2-tools leave the transient primary loaded.
+    run(env.tpm.tpm2_command("tpm2_flushcontext").arg("-t"));
+    let genpkey = |auth: &str, out: &str| {
+        let mut c = env.tpmkey_only("genpkey");
+        c.args(["-algorithm", "EC", "-pkeyopt", "parent:0x81000010"])
+            .args(["-pkeyopt", &format!("parent-auth:{auth}"), "-out", out]);
+        c
+    };
+    let failure = common::fails(&mut genpkey("wrong-pw", &env.file("bad.pem")));
+    assert!(
+        failure.contains("password") || failure.contains("auth"),
+        "{failure}"
+    );
+    run(&mut genpkey("parent-pw", &env.file("k.pem")));
+    let text = stdout(&run(env.openssl(Order::TpmkeyFirst, "pkey").args([
+        "-in",
+        &env.file("k.pem"),
+        "-text",
+        "-noout",
+    ])));
+    assert!(text.contains("parent: 0x81000010"), "{text}");
+    // Using the key later needs the parent's authorization from the configuration.
+    let conf = env.write(
+        "tpmkey.conf",
+        b"parent = 0x81000010\nparent-auth = parent-pw\n",
+    );
+    let msg = env.write("msg", b"under a persistent parent");
+    run(env
+        .openssl(Order::TpmkeyFirst, "dgst")
+        .env("TPMKEY_CONF", &conf)
+        .args([
+            "-sha256",
+            "-sign",
+            &env.file("k.pem"),
+            "-out",
+            &env.file("sig"),
+            &msg,
+        ]));
+    run(env.openssl(Order::DefaultFirst, "pkey").args([
+        "-in",
+        &env.file("k.pem"),
+        "-pubout",
+        "-out",
+        &env.file("k.pub"),
+    ]));
+    env.dgst_verify_default(&env.file("k.pub"), &["-sha256"], &env.file("sig"), &msg);
+}
+
+/// `genpkey -algorithm RSA-PSS` makes a TPM RSA key; a certificate signed with RSASSA-PSS by
+/// it (req -x509) and by it as CA (x509 -req) verifies with the default provider alone.
+#[test]
+fn genpkey_rsa_pss_then_pss_certificates() {
+    let env = Env::new();
+    run(env.tpmkey_only("genpkey").args([
+        "-algorithm",
+        "RSA-PSS",
+        "-pkeyopt",
+        "bits:2048",
+        "-out",
+        &env.file("pss.pem"),
+    ]));
+    let pss = [
+        "-sigopt",
+        "rsa_padding_mode:pss",
+        "-sigopt",
+        "rsa_pss_saltlen:digest",
+    ];
+    for order in ORDERS {
+        run(env
+            .openssl(order, "req")
+            .args([
+                "-new",
+                "-x509",
+                "-key",
+                &env.file("pss.pem"),
+                "-subj",
+                "/CN=pss-ca",
+            ])
+            .args(pss)
+            .args(["-out", &env.file("ca.crt")]));
+        let text = stdout(&run(env.plain("x509").args([
+            "-in",
+            &env.file("ca.crt"),
+            "-noout",
+            "-text",
+        ])));
+        assert!(text.contains("Signature Algorithm: rsassaPss"), "{text}");
+        run(env
+            .plain("verify")
+            .args(["-CAfile", &env.file("ca.crt"), &env.file("ca.crt")]));
+        // A leaf certificate for a software key, issued by the TPM key.
+        run(env.plain("req").args([
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &env.file("leaf.key"),
+            "-subj",
+            "/CN=leaf",
+            "-out",
+            &env.file("leaf.csr"),
+        ]));
+        run(env
+            .openssl(order, "x509")
+            .args([
+                "-req",
+                "-in",
+                &env.file("leaf.csr"),
+                "-CA",
+                &env.file("ca.crt"),
+            ])
+            .args(["-CAkey", &env.file("pss.pem"), "-CAcreateserial"])
+            .args(pss)
+            .args(["-out", &env.file("leaf.crt")]));
+        run(env
+            .plain("verify")
+            .args(["-CAfile", &env.file("ca.crt"), &env.file("leaf.crt")]));
+    }
+}
+
+/// `openssl pkey -check` / `-pubcheck` on TPM keys: the public half is checked in software.
+#[test]
+fn pkey_check_on_tpm_keys() {
+    let env = Env::new();
+    for kind in ["EC", "P-384", "RSA"] {
+        let key = env.genkey(&format!("{kind}.pem"), kind);
+        for order in ORDERS {
+            for check in ["-check", "-pubcheck"] {
+                let out = run(env
+                    .openssl(order, "pkey")
+                    .args(["-in", &key, check, "-noout"]));
+                let said = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    said.contains("Key is valid"),
+                    "{kind} {order:?} {check}: {said}"
+                );
+            }
+        }
+    }
+}

@@ -194,3 +194,88 @@ fn curl_presents_a_tpm_client_key() {
     let refused = curl(&env, nginx.port, &[]).output().unwrap();
     assert!(!refused.status.success());
 }
+
+/// The pids of the master's children (the workers), from /proc.
+fn worker_pids(nginx: &Nginx) -> Vec<u32> {
+    let master = nginx.process.0.id();
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: comm may hold spaces, so split after the ')'.
+            let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+            after.split_whitespace().nth(1) == Some(master.to_string().as_str())
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+fn requests(env: &Env, nginx: &Nginx, n: usize) -> Vec<Result<(), String>> {
+    (0..n)
+        .map(|_| {
+            let out = run_bounded(&mut curl(env, nginx.port, &[]), Duration::from_secs(40));
+            if out.status.success() && out.stdout == b"hello from the TPM\n" {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            }
+        })
+        .collect()
+}
+
+/// A TPM that goes away under a running nginx (swtpm without a resource manager, the
+/// default object policy): while it is down every request fails with a TLS handshake
+/// failure and the workers live on (same pids); once it is back (same state, same port)
+/// requests succeed again.
+#[test]
+fn nginx_survives_a_tpm_that_goes_away_and_comes_back() {
+    let mut env = Env::new();
+    let key = env.genkey("server.pem", "EC");
+    env.self_signed(&key, "server.crt");
+    let nginx = start_nginx(&env, "");
+    let log = |env: &Env| String::from_utf8_lossy(&env.read("error.log")).into_owned();
+    for r in requests(&env, &nginx, 8) {
+        r.unwrap_or_else(|e| panic!("before: {e}\n{}", log(&env)));
+    }
+    let workers = worker_pids(&nginx);
+    assert_eq!(workers.len(), 2, "workers: {workers:?}");
+
+    env.tpm.stop();
+    for (i, r) in requests(&env, &nginx, 6).into_iter().enumerate() {
+        let e = r.expect_err("a request succeeded while the TPM was down");
+        if i == 0 {
+            eprintln!("while the TPM is down, curl says: {e}");
+        }
+        assert!(
+            e.contains("SSL") || e.contains("TLS") || e.contains("handshake"),
+            "not a TLS failure: {e}"
+        );
+    }
+    assert_eq!(
+        worker_pids(&nginx),
+        workers,
+        "a worker died:\n{}",
+        log(&env)
+    );
+    let errors = log(&env);
+    assert!(
+        errors.contains("TPM unreachable") || errors.contains(&env.tcti),
+        "nginx's log does not name the cause:\n{errors}"
+    );
+
+    env.tpm.restart();
+    for r in requests(&env, &nginx, 8) {
+        r.unwrap_or_else(|e| panic!("after the restart: {e}\n{}", log(&env)));
+    }
+    assert_eq!(
+        worker_pids(&nginx),
+        workers,
+        "a worker died:\n{}",
+        log(&env)
+    );
+    for pid in &workers {
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+}

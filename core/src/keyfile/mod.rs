@@ -19,7 +19,7 @@
 //! (tpm2-openssl), parent handles written as negative INTEGERs (old tools), non-minimal
 //! lengths. Files are written in strict DER. Nothing here panics, whatever the input.
 
-mod der;
+pub mod der;
 
 use std::fmt;
 
@@ -313,23 +313,7 @@ impl KeyFile {
     /// Encodes as PEM: "-----BEGIN TSS2 PRIVATE KEY-----", base64 in 64-character lines,
     /// "-----END TSS2 PRIVATE KEY-----", each line ended by "\n".
     pub fn to_pem(&self) -> String {
-        let b64 = base64_encode(&self.to_der());
-        let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 70);
-        out.push_str("-----BEGIN ");
-        out.push_str(PEM_LABEL);
-        out.push_str("-----\n");
-        let mut rest = b64.as_str();
-        while !rest.is_empty() {
-            // base64 text is ASCII, so any byte index is a char boundary.
-            let (line, tail) = rest.split_at(rest.len().min(64));
-            out.push_str(line);
-            out.push('\n');
-            rest = tail;
-        }
-        out.push_str("-----END ");
-        out.push_str(PEM_LABEL);
-        out.push_str("-----\n");
-        out
+        pem_encode(PEM_LABEL, &self.to_der())
     }
 
     /// Ok if tpmkey can use this key as it is: a loadable key without policy, import secret
@@ -472,6 +456,28 @@ fn base64_value(c: u8) -> Option<u32> {
 }
 
 /// Standard base64 with padding, no line breaks.
+/// PEM armour: "-----BEGIN label-----", base64 in 64-character lines, "-----END label-----",
+/// each line ended by "\n".
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    let b64 = base64_encode(der);
+    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 32);
+    out.push_str("-----BEGIN ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    let mut rest = b64.as_str();
+    while !rest.is_empty() {
+        // base64 text is ASCII, so any byte index is a char boundary.
+        let (line, tail) = rest.split_at(rest.len().min(64));
+        out.push_str(line);
+        out.push('\n');
+        rest = tail;
+    }
+    out.push_str("-----END ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    out
+}
+
 fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
