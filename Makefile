@@ -59,9 +59,19 @@ fuzz:
 	fi
 	cd core/fuzz && $(CARGO) +nightly fuzz run $(FUZZ_TARGET) -- -max_total_time=$(FUZZ_SECONDS)
 
-install:
-	@echo "make install: not implemented yet (placeholder)" >&2
-	@exit 1
+install: build
+	@modules="$$(openssl version -m | sed -n 's/^MODULESDIR: "\(.*\)"/\1/p')"; \
+	p11dir="$$(pkg-config --variable=p11_module_path p11-kit-1)"; \
+	p11conf="$$(pkg-config --variable=p11_module_configs p11-kit-1)"; \
+	test -n "$$modules" -a -n "$$p11dir" -a -n "$$p11conf" || { echo "make install: cannot find the OpenSSL or p11-kit module directories (make deps)" >&2; exit 1; }; \
+	install -D -m 0755 target/release/libtpmkey_provider.so "$(DESTDIR)$$modules/tpmkey.so"; \
+	install -D -m 0755 target/release/libtpmkey_pkcs11.so "$(DESTDIR)$$p11dir/libtpmkey_pkcs11.so"; \
+	install -D -m 0644 conf/tpmkey.module "$(DESTDIR)$$p11conf/tpmkey.module"; \
+	install -D -m 0644 include/tpmkey.h "$(DESTDIR)/usr/include/tpmkey.h"; \
+	if [ -f include/tpmkey_pkcs11.h ]; then install -D -m 0644 include/tpmkey_pkcs11.h "$(DESTDIR)/usr/include/tpmkey_pkcs11.h"; fi; \
+	install -D -m 0644 conf/openssl-tpmkey.cnf "$(DESTDIR)/usr/share/doc/tpmkey/openssl-tpmkey.cnf"; \
+	if [ ! -e "$(DESTDIR)/etc/tpmkey/tpmkey.conf" ]; then install -D -m 0644 conf/tpmkey.conf "$(DESTDIR)/etc/tpmkey/tpmkey.conf"; fi; \
+	echo "installed: $$modules/tpmkey.so, $$p11dir/libtpmkey_pkcs11.so, $$p11conf/tpmkey.module, /etc/tpmkey/tpmkey.conf (kept if present)"
 
 clean:
 	$(CARGO) clean

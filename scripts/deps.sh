@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config libssl-dev libtss2-dev
     swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus
-    tpm2-openssl nginx curl opensc gnutls-bin p11-kit
+    tpm2-openssl nginx curl opensc gnutls-bin p11-kit libp11-kit-dev
     openssh-server openssh-client apache2 strongswan
     # pki, swanctl and the pkcs11 plugin are not in the strongswan metapackage on Debian 12
     strongswan-pki strongswan-swanctl libstrongswan-extra-plugins
