@@ -3,13 +3,14 @@
 //! counts TPM commands. Rows run in interleaved rounds; figures are medians over rounds and
 //! ratios are taken inside a round. See bench/README in the report header for the knobs.
 //!
-//! The same binary is its own row worker: `worker`, `startup`, `signer` and `token-setup`
-//! are child modes the runner starts.
+//! The same binary is its own row worker: `worker`, `startup`, `signer`, `token-setup` and
+//! `tls-client` are child modes the runner starts.
 
 mod bench;
 mod bus;
 mod core_api;
 mod evp;
+mod nginx;
 mod operation;
 mod parts;
 mod raw;
@@ -19,6 +20,8 @@ mod scale;
 mod startup;
 mod subject;
 mod throughput;
+mod tls;
+mod tls_client;
 mod token;
 mod worker;
 
@@ -31,10 +34,11 @@ fn main() -> ExitCode {
         Some("startup") => startup::child(&args[1..]),
         Some("signer") => scale::child(&args[1..]),
         Some("token-setup") => token::setup(&args[1..]),
+        Some("tls-client") => tls_client::child(&args[1..]),
         None => runner::run(),
         Some(other) => Err(format!(
             "unknown mode \"{other}\" (run without arguments; the modes worker, startup, \
-             signer and token-setup are for the bench's own children)"
+             signer, token-setup and tls-client are for the bench's own children)"
         )),
     };
     match result {

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::bench::{Bench, Settings};
 use crate::operation::Op;
 use crate::report::{json_str, Row, Status, Table};
-use crate::{scale, startup, throughput};
+use crate::{scale, startup, throughput, tls};
 
 pub fn run() -> Result<(), String> {
     let settings = Settings::from_env()?;
@@ -34,7 +34,7 @@ pub fn run() -> Result<(), String> {
         tables.push(token_scale(&bench));
     }
     if bench.settings.runs("tls") {
-        tables.push(tls(&bench));
+        tables.push(tls::run(&bench));
     }
     let stamp = timestamp();
     let header = header(&bench, &stamp);
@@ -107,25 +107,6 @@ fn token_scale(bench: &Bench) -> Table {
         "C_Initialize, 1,000 objects",
         "C_FindObjects, 1,000 objects",
     ] {
-        t.rows.push(Row::not_available(name, reason.clone()));
-    }
-    t
-}
-
-/// TLS 1.3 handshakes against nginx: needs the provider.
-fn tls(bench: &Bench) -> Table {
-    let mut t = Table::new(
-        "TLS 1.3 full handshakes, nginx (2 workers), provider via openssl.cnf",
-        crate::report::Kind::Rate,
-        "software key",
-    );
-    let reason = bench
-        .parts
-        .provider
-        .clone()
-        .or_else(|| bench.parts.nginx.clone())
-        .unwrap_or_else(|| "not measured yet: the nginx rows come with the provider".into());
-    for name in ["P-256 TPM key", "RSA-2048 TPM key"] {
         t.rows.push(Row::not_available(name, reason.clone()));
     }
     t

@@ -445,9 +445,14 @@ impl TpmKey {
                     )
                 };
                 match &self.location {
-                    KeyLocation::Blob { private, .. } => {
-                        with_blob_loaded(tpm, p, private, &self.public.blob, &self.public.name, change)
-                    }
+                    KeyLocation::Blob { private, .. } => with_blob_loaded(
+                        tpm,
+                        p,
+                        private,
+                        &self.public.blob,
+                        &self.public.name,
+                        change,
+                    ),
                     KeyLocation::Persistent(handle) => change(tpm, *handle),
                 }
             })?;

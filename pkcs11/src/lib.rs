@@ -8,7 +8,9 @@
 //! is a short shim in [`ffi`]: pointer checks, `catch_unwind`, a safe function of the
 //! group module returning [`error::Result`], the CK_RV. The modules follow the
 //! specification's function groups: [`general`], [`slot_token`], [`session`], [`object`],
-//! [`key_management`], [`sign_verify`], [`encrypt_decrypt`], [`digest`], [`random`].
+//! [`key_management`], [`sign_verify`], [`encrypt_decrypt`], [`digest`], [`random`]; an
+//! active operation's life (ended by its last call, kept on CKR_BUFFER_TOO_SMALL) is
+//! [`operation`].
 //!
 //! # State
 //! One lock over the global state ([`state`]); handles are never reused within a process.
@@ -36,6 +38,13 @@
 //! entropy, so keys are noDA and a wrong PIN never locks a key. C_SetPIN is one
 //! TPM2_ObjectChangeAuth and rewrites one file. Private data objects' CKA_VALUE is
 //! sealed by the TPM (at most 128 bytes).
+//!
+//! # Importing TPM keys
+//! An existing TPM key (a TSS2 PRIVATE KEY file, or a persistent handle whose parent is the
+//! storage key the module uses) joins a token through C_CreateObject of a private key with
+//! the vendor attributes of `include/tpmkey_pkcs11.h` (see [`key_management::import`]):
+//! TPM2_ObjectChangeAuth gives it the token's derived authValue, so the token never stores
+//! the key's own password, and the file or persistent object handed in keeps it.
 //!
 //! # Mechanisms
 //! See [`mechanism`]. Signatures and decryption in the TPM (one command per signature

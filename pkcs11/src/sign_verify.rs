@@ -312,7 +312,7 @@ pub fn verify_init(
         }
         .ok_or_else(|| Error::new(CKR_KEY_TYPE_INCONSISTENT, "verification needs a public key"))?;
         let key_type = get_ulong(&attrs, CKA_KEY_TYPE).unwrap_or(CK_UNAVAILABLE_INFORMATION);
-        let bits = tpmkey_bits(&public);
+        let bits = public.bits();
         let resolved = resolve(mech, key_type, bits)?;
         mechanism::allowed(&attrs, mech.kind)?;
         if class(&attrs) == Some(CKO_PUBLIC_KEY) {
@@ -325,16 +325,6 @@ pub fn verify_init(
         });
         Ok(())
     })
-}
-
-fn tpmkey_bits(public: &PublicKey) -> u32 {
-    match public {
-        PublicKey::Ec { curve, .. } => curve.bits(),
-        PublicKey::Rsa { modulus, .. } => {
-            let m = &modulus[modulus.iter().take_while(|b| **b == 0).count()..];
-            (m.len() as u32 * 8).saturating_sub(m.first().map_or(8, |b| b.leading_zeros()))
-        }
-    }
 }
 
 fn verify_with(op: &VerifyOp, data: &[u8], signature: &[u8]) -> Result<()> {

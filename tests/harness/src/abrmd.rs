@@ -36,6 +36,12 @@ impl Abrmd {
     /// Starts a private session bus and tpm2-abrmd on it, connected to `swtpm`, and waits
     /// until `tpm2_getrandom 8` succeeds through it. Panics with the daemons' output if not.
     pub fn start(swtpm: &Swtpm) -> Abrmd {
+        Abrmd::start_on(&swtpm.tcti())
+    }
+
+    /// Like [`Abrmd::start`], but reaches the TPM through `swtpm_tcti` (for example a
+    /// [`crate::WireTap`]'s TCTI, to count what abrmd sends to swtpm).
+    pub fn start_on(swtpm_tcti: &str) -> Abrmd {
         let dir = TempDir::new("abrmd");
         let socket = dir.path().join("bus");
         if socket.as_os_str().len() > MAX_SOCKET_PATH {
@@ -55,7 +61,7 @@ impl Abrmd {
             dbus: None,
             dir,
             bus_name,
-            swtpm_tcti: swtpm.tcti(),
+            swtpm_tcti: swtpm_tcti.to_owned(),
         };
         this.start_bus(&socket);
         this.start_abrmd();

@@ -1,0 +1,418 @@
+//! TLS rows: full TLS 1.3 handshakes per second (no resumption) from a client on loopback
+//! against nginx with 2 workers, serving a TPM key (tpmkey provider activated by
+//! openssl.cnf, no property query; through tpm2-abrmd; Debian's tpm2-openssl) or a software
+//! key of the same type. One nginx runs at a time (swtpm has 3 object slots and no resource
+//! manager here); every ratio is to the software key of the same type in the same round.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{HasPublic, PKey, PKeyRef, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::{X509Builder, X509NameBuilder};
+use tpmkey::public_key::KeyPublic;
+use tpmkey::KeyFile;
+use tpmkey_testenv::Abrmd;
+
+use crate::bench::Bench;
+use crate::nginx::{Nginx, Site};
+use crate::operation::{public_pkey, Op};
+use crate::parts::{release_dir, tpm2_openssl_module};
+use crate::report::{Kind, Round, Row, Status, Table, Target};
+use crate::worker::Worker;
+
+/// Untimed handshakes before each batch, so that both workers have loaded their key.
+const WARM_UP: Duration = Duration::from_millis(300);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyType {
+    P256,
+    Rsa2048,
+}
+
+impl KeyType {
+    fn label(self) -> &'static str {
+        match self {
+            KeyType::P256 => "P-256",
+            KeyType::Rsa2048 => "RSA-2048",
+        }
+    }
+
+    fn op(self) -> Op {
+        match self {
+            KeyType::P256 => Op::EcdsaP256,
+            KeyType::Rsa2048 => Op::RsaSign,
+        }
+    }
+
+    /// The issue's target: TPM handshakes / software handshakes.
+    fn target(self) -> f64 {
+        match self {
+            KeyType::P256 => 0.65,
+            KeyType::Rsa2048 => 0.50,
+        }
+    }
+
+    fn reference(self) -> &'static str {
+        match self {
+            KeyType::P256 => "reference (tpm2-openssl with a property query): 0.43, 3 cmds",
+            KeyType::Rsa2048 => "reference (tpm2-openssl with a property query): 0.32",
+        }
+    }
+}
+
+/// Who holds the key nginx signs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Serving {
+    /// A software key, OpenSSL's default provider only: the baseline.
+    Software,
+    /// The tpmkey provider straight on swtpm with this object policy.
+    Tpmkey(&'static str),
+    /// The tpmkey provider through tpm2-abrmd (objects=auto, which keeps them there).
+    TpmkeyAbrmd,
+    /// Debian's tpm2-openssl activated the same way (no property query).
+    Tpm2Openssl,
+}
+
+const SERVINGS: [Serving; 5] = [
+    Serving::Software,
+    Serving::Tpmkey("keep"),
+    Serving::Tpmkey("per-operation"),
+    Serving::TpmkeyAbrmd,
+    Serving::Tpm2Openssl,
+];
+
+impl Serving {
+    fn label(self) -> String {
+        match self {
+            Serving::Software => "software key (default provider)".into(),
+            Serving::Tpmkey(objects) => format!("TPM key, tpmkey provider, objects={objects}"),
+            Serving::TpmkeyAbrmd => "TPM key, tpmkey provider via tpm2-abrmd (objects=auto)".into(),
+            Serving::Tpm2Openssl => {
+                "TPM key, tpm2-openssl 1.1.1 via openssl.cnf, no property query".into()
+            }
+        }
+    }
+
+    fn id(self) -> &'static str {
+        match self {
+            Serving::Software => "software",
+            Serving::Tpmkey("keep") => "tpmkey-keep",
+            Serving::Tpmkey(_) => "tpmkey-per-operation",
+            Serving::TpmkeyAbrmd => "tpmkey-abrmd",
+            Serving::Tpm2Openssl => "tpm2-openssl",
+        }
+    }
+
+    fn target(self, key: KeyType) -> Target {
+        let tpmkey = matches!(self, Serving::Tpmkey(_) | Serving::TpmkeyAbrmd);
+        Target {
+            min_ratio: matches!(self, Serving::Tpmkey("keep") | Serving::TpmkeyAbrmd)
+                .then(|| key.target()),
+            max_commands: (self == Serving::Tpmkey("keep")).then_some(1.0),
+            zero_failures: tpmkey,
+        }
+    }
+}
+
+struct Case {
+    key: KeyType,
+    serving: Serving,
+    row: Row,
+    site: Option<Site>,
+    traffic: String,
+    first_error: String,
+}
+
+fn ssl(what: &str) -> impl Fn(openssl::error::ErrorStack) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// A certificate for `public` (CN=localhost), issued by `issuer`: the client does not
+/// check it, the server only needs one that matches its key.
+fn certificate<T: HasPublic>(
+    public: &PKeyRef<T>,
+    issuer: &PKey<Private>,
+) -> Result<Vec<u8>, String> {
+    let mut name = X509NameBuilder::new().map_err(ssl("name"))?;
+    name.append_entry_by_text("CN", "localhost")
+        .map_err(ssl("name"))?;
+    let name = name.build();
+    let mut b = X509Builder::new().map_err(ssl("certificate"))?;
+    b.set_version(2).map_err(ssl("version"))?;
+    let serial = BigNum::from_u32(1)
+        .and_then(|n| n.to_asn1_integer())
+        .map_err(ssl("serial"))?;
+    b.set_serial_number(&serial).map_err(ssl("serial"))?;
+    b.set_subject_name(&name).map_err(ssl("subject"))?;
+    b.set_issuer_name(&name).map_err(ssl("issuer"))?;
+    b.set_pubkey(public).map_err(ssl("public key"))?;
+    let not_before = Asn1Time::days_from_now(0).map_err(ssl("time"))?;
+    let not_after = Asn1Time::days_from_now(7).map_err(ssl("time"))?;
+    b.set_not_before(&not_before).map_err(ssl("time"))?;
+    b.set_not_after(&not_after).map_err(ssl("time"))?;
+    b.sign(issuer, MessageDigest::sha256())
+        .map_err(ssl("signing"))?;
+    b.build().to_pem().map_err(ssl("PEM"))
+}
+
+fn software_key(key: KeyType) -> Result<PKey<Private>, String> {
+    match key {
+        KeyType::P256 => EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)
+            .and_then(|g| EcKey::generate(&g))
+            .and_then(PKey::from_ec_key)
+            .map_err(ssl("P-256 key")),
+        KeyType::Rsa2048 => Rsa::generate(2048)
+            .and_then(PKey::from_rsa)
+            .map_err(ssl("RSA-2048 key")),
+    }
+}
+
+/// openssl.cnf activating the default provider and `name` (module file, its settings).
+fn provider_cnf(name: &str, module: &str, settings: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "openssl_conf = init\n[init]\nproviders = provs\n[provs]\ndefault = dflt\n\
+         {name} = extra\n[dflt]\nactivate = 1\n[extra]\nmodule = {module}\nactivate = 1\n"
+    );
+    for (k, v) in settings {
+        s.push_str(&format!("{k} = {v}\n"));
+    }
+    s
+}
+
+/// Writes the keys, certificates and openssl.cnf files of every case; its nginx site.
+fn prepare(
+    bench: &Bench,
+    issuer: &PKey<Private>,
+    key: KeyType,
+    serving: Serving,
+    abrmd: Option<&Abrmd>,
+) -> Result<Site, String> {
+    let work = bench.work();
+    let path = |name: String| work.join(name);
+    let write = |p: &PathBuf, data: &[u8]| {
+        std::fs::write(p, data).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let tag = format!("tls-{}-{}", key.label(), serving.id());
+    let (key_path, cert) = match serving {
+        Serving::Software => {
+            let k = software_key(key)?;
+            let p = path(format!("{tag}.key"));
+            write(&p, &k.private_key_to_pem_pkcs8().map_err(ssl("PEM"))?)?;
+            (p, certificate(&*k, issuer)?)
+        }
+        _ => {
+            let p = work.join(key.op().key_file_name());
+            let pem = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let file = KeyFile::from_pem(&pem).map_err(|e| e.to_string())?;
+            let public = KeyPublic::parse(&file.public).map_err(|e| e.to_string())?;
+            (p, certificate(&*public_pkey(&public.key)?, issuer)?)
+        }
+    };
+    let cert_path = path(format!("{tag}.crt"));
+    write(&cert_path, &cert)?;
+    let tpmkey = release_dir()?.join("libtpmkey_provider.so");
+    let tpmkey = tpmkey.display().to_string();
+    let tcti = bench.tcti();
+    let (cnf, env) = match serving {
+        Serving::Software => (String::new(), Vec::new()),
+        Serving::Tpmkey(objects) => (
+            provider_cnf("tpmkey", &tpmkey, &[("tcti", &tcti), ("objects", objects)]),
+            Vec::new(),
+        ),
+        Serving::TpmkeyAbrmd => {
+            let abrmd = abrmd.ok_or("tpm2-abrmd is not running")?;
+            (
+                provider_cnf("tpmkey", &tpmkey, &[("tcti", &abrmd.tcti())]),
+                abrmd.env(),
+            )
+        }
+        Serving::Tpm2Openssl => (
+            provider_cnf("tpm2", &tpm2_openssl_module()?.display().to_string(), &[]),
+            vec![("TPM2OPENSSL_TCTI".to_string(), tcti.clone())],
+        ),
+    };
+    let cnf_path = path(format!("{tag}.cnf"));
+    write(&cnf_path, cnf.as_bytes())?;
+    Ok(Site {
+        dir: path(format!("{tag}-nginx")),
+        key: key_path,
+        certificate: cert_path,
+        openssl_conf: cnf_path,
+        env,
+    })
+}
+
+/// Client threads (BENCH_TLS_THREADS, 2: one per core of the machine this was tuned on).
+fn client_threads() -> String {
+    std::env::var("BENCH_TLS_THREADS")
+        .ok()
+        .filter(|v| v.parse::<usize>().is_ok_and(|n| n > 0))
+        .unwrap_or_else(|| "2".into())
+}
+
+/// `done <ok> <failed> <nanos> <first error>` from the client.
+fn parse_done(reply: &str) -> Result<(u64, u64, Duration, String), String> {
+    let mut w = reply.splitn(5, ' ');
+    let (Some("done"), Some(ok), Some(failed), Some(nanos)) =
+        (w.next(), w.next(), w.next(), w.next())
+    else {
+        return Err(format!("client answered \"{reply}\""));
+    };
+    let n = |v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| format!("bad client reply \"{reply}\""))
+    };
+    Ok((
+        n(ok)?,
+        n(failed)?,
+        Duration::from_nanos(n(nanos)?),
+        w.next().unwrap_or_default().to_string(),
+    ))
+}
+
+/// nginx up, a warm-up, a timed batch counted on the wire, nginx down.
+fn measure(bench: &Bench, site: &Site) -> Result<(Round, String, String), String> {
+    let mut nginx = Nginx::start(site)?;
+    let port = nginx.port.to_string();
+    let env = vec![(
+        "OPENSSL_CONF".to_string(),
+        bench.work().join("openssl.cnf").display().to_string(),
+    )];
+    let log = site.dir.join("client.log");
+    let mut client = Worker::spawn("tls-client", &[&port, &client_threads()], &env, &log)?;
+    let (ok, _, _, error) = parse_done(&client.ask(&format!("run {}", WARM_UP.as_millis()))?)?;
+    if ok == 0 {
+        return Err(format!(
+            "no handshake succeeds ({error}); nginx: {}",
+            nginx.log_tail(&site.dir)
+        ));
+    }
+    bench.traffic();
+    let reply = client.ask(&format!("run {}", bench.settings.duration.as_millis()))?;
+    let traffic = bench.traffic();
+    drop(client);
+    nginx.stop();
+    let (ok, failed, elapsed, error) = parse_done(&reply)?;
+    Ok((
+        Round {
+            ops: ok,
+            seconds: elapsed.as_secs_f64(),
+            commands: Some(traffic.total),
+            ratio: None,
+            failures: failed,
+        },
+        traffic.per_op(ok),
+        error,
+    ))
+}
+
+fn unavailable(bench: &Bench, serving: Serving) -> Option<String> {
+    let parts = &bench.parts;
+    let nginx = parts.nginx.clone();
+    match serving {
+        Serving::Software => nginx,
+        Serving::Tpmkey(_) | Serving::TpmkeyAbrmd => parts.provider.clone().or(nginx),
+        Serving::Tpm2Openssl => parts.tpm2_openssl.clone().or(nginx),
+    }
+}
+
+pub fn run(bench: &Bench) -> Table {
+    let mut table = Table::new(
+        "TLS 1.3 full handshakes/s, nginx 1.22 (2 workers), provider via openssl.cnf",
+        Kind::Rate,
+        "software key, same type",
+    );
+    let abrmd = std::panic::catch_unwind(|| Abrmd::start_on(&bench.tcti()))
+        .map_err(|_| "tpm2-abrmd did not start (see the panic above)".to_string());
+    bench.traffic();
+    let issuer = software_key(KeyType::P256);
+    let mut cases = Vec::new();
+    for key in [KeyType::P256, KeyType::Rsa2048] {
+        for serving in SERVINGS {
+            let name = format!("{}, {}", key.label(), serving.label());
+            let mut row = match unavailable(bench, serving) {
+                Some(reason) => Row::not_available(name, reason),
+                None => Row::new(name, serving.target(key)),
+            };
+            row.peer = serving == Serving::Tpm2Openssl;
+            let site = match (&issuer, &abrmd, serving) {
+                (_, Err(e), Serving::TpmkeyAbrmd) => Err(e.clone()),
+                (Err(e), _, _) => Err(e.clone()),
+                (Ok(issuer), abrmd, _) => prepare(bench, issuer, key, serving, abrmd.as_ref().ok()),
+            };
+            let site = site.map_err(|e| row.fail(e)).ok();
+            cases.push(Case {
+                key,
+                serving,
+                row,
+                site,
+                traffic: String::new(),
+                first_error: String::new(),
+            });
+        }
+    }
+    for round in 0..bench.settings.rounds {
+        eprintln!("  tls round {}/{}", round + 1, bench.settings.rounds);
+        for c in cases.iter_mut() {
+            let Some(site) = c.site.clone().filter(|_| c.row.status == Status::Ran) else {
+                continue;
+            };
+            let result = measure(bench, &site);
+            c.row.left(bench.check_leftovers());
+            match result {
+                Ok((r, traffic, error)) => {
+                    c.traffic = traffic;
+                    if c.first_error.is_empty() {
+                        c.first_error = error;
+                    }
+                    c.row.rounds.push(r);
+                }
+                Err(e) => c.row.fail(format!("round {}: {e}", round + 1)),
+            }
+        }
+        for key in [KeyType::P256, KeyType::Rsa2048] {
+            let software = cases
+                .iter()
+                .find(|c| c.key == key && c.serving == Serving::Software)
+                .and_then(|c| c.row.rounds.get(round))
+                .map(Round::rate)
+                .filter(|r| *r > 0.0);
+            for c in cases.iter_mut().filter(|c| c.key == key) {
+                if let (Some(sw), Some(r)) = (software, c.row.rounds.get_mut(round)) {
+                    r.ratio = Some(r.rate() / sw);
+                }
+            }
+        }
+    }
+    for c in cases {
+        let mut row = c.row;
+        let mut notes = vec![c.traffic];
+        if row.failures() > 0 {
+            notes.push(format!(
+                "{} failed handshakes; first: {}",
+                row.failures(),
+                c.first_error
+            ));
+        }
+        match c.serving {
+            Serving::TpmkeyAbrmd => notes.push("TPM cmds: abrmd to swtpm, on the tap".into()),
+            Serving::Tpm2Openssl => notes.push(c.key.reference().into()),
+            _ => {}
+        }
+        row.notes = notes
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        table.rows.push(row);
+    }
+    drop(abrmd);
+    bench.flush_leftovers();
+    table
+}
