@@ -109,8 +109,10 @@ fn child_exits_without_shutdown() {
         return;
     }
     let key = TpmKey::generate(KeySpec::EcP256, None, None).unwrap();
-    key.sign(SignScheme::Ecdsa(Hash::Sha256), &[5u8; 32]).unwrap();
-    key.sign(SignScheme::Ecdsa(Hash::Sha256), &[5u8; 32]).unwrap();
+    key.sign(SignScheme::Ecdsa(Hash::Sha256), &[5u8; 32])
+        .unwrap();
+    key.sign(SignScheme::Ecdsa(Hash::Sha256), &[5u8; 32])
+        .unwrap();
     println!("CHILD-DONE");
 }
 
@@ -118,16 +120,31 @@ fn child_exits_without_shutdown() {
 fn exit_without_shutdown_leaves_nothing_loaded() {
     let tpm = common::tpm();
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_exits_without_shutdown", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_exits_without_shutdown",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(EXIT_CHILD, "1")
         .env("TPMKEY_TCTI", tpm.swtpm.tcti())
         .env("TPMKEY_OBJECTS", "keep")
         .env("TPMKEY_CONF", "/dev/null")
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("CHILD-DONE"), "{out:?}");
-    for what in ["handles-transient", "handles-loaded-session", "handles-saved-session"] {
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("CHILD-DONE"),
+        "{out:?}"
+    );
+    for what in [
+        "handles-transient",
+        "handles-loaded-session",
+        "handles-saved-session",
+    ] {
         let out = tpm.swtpm.tpm2_tools(["tpm2_getcap", what]);
-        assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty(), "{what}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+            "{what}: {out:?}"
+        );
     }
 }
