@@ -395,27 +395,7 @@ impl Tpm {
         private: &[u8],
         public: &[u8],
     ) -> Result<(u32, Vec<u8>)> {
-        let mut w = Writer::new();
-        w.bytes(private).bytes(public);
-        let rsp = self.execute(&Command {
-            code: CommandCode::Load,
-            handles: &[parent],
-            names: &[parent_name],
-            auth: Some(parent_auth),
-            params: w.into_vec(),
-            secret_in: false,
-            secret_out: false,
-            response_handles: 1,
-            before_session: false,
-        })?;
-        let mut r = Reader::new(&rsp.params);
-        let name = r.tpm2b()?.to_vec();
-        let handle = rsp
-            .handles
-            .first()
-            .copied()
-            .ok_or_else(|| Error::Integrity("no handle".into()))?;
-        Ok((handle, name))
+        self.load_with(&[parent_name], parent, parent_auth, false, private, public)
     }
 
     /// TPM2_Load under a parent whose authValue is empty, before any session exists: the
@@ -426,18 +406,30 @@ impl Tpm {
         private: &[u8],
         public: &[u8],
     ) -> Result<(u32, Vec<u8>)> {
+        self.load_with(&[], parent, &[], true, private, public)
+    }
+
+    fn load_with(
+        &mut self,
+        names: &[&[u8]],
+        parent: u32,
+        parent_auth: &[u8],
+        before_session: bool,
+        private: &[u8],
+        public: &[u8],
+    ) -> Result<(u32, Vec<u8>)> {
         let mut w = Writer::new();
         w.bytes(private).bytes(public);
         let rsp = self.execute(&Command {
             code: CommandCode::Load,
             handles: &[parent],
-            names: &[],
-            auth: Some(&[]),
+            names,
+            auth: Some(parent_auth),
             params: w.into_vec(),
             secret_in: false,
             secret_out: false,
             response_handles: 1,
-            before_session: true,
+            before_session,
         })?;
         let name = Reader::new(&rsp.params).tpm2b()?.to_vec();
         let handle = rsp

@@ -235,30 +235,7 @@ fn key_file_round_trip_loads_in_a_new_connection() {
 #[test]
 fn keys_under_a_persistent_storage_key() {
     let tpm = common::tpm();
-    let dir = std::env::temp_dir().join(format!("tpmkey-srk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ctx = dir.join("srk.ctx");
-    let ctx = ctx.to_str().unwrap();
-    tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_createprimary").args([
-        "-C",
-        "o",
-        "-g",
-        "sha256",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-c",
-        ctx,
-    ]));
-    tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_evictcontrol").args([
-        "-C",
-        "o",
-        "-c",
-        ctx,
-        "0x81000001",
-    ]));
-    // Without a resource manager tpm2-tools leave their objects loaded.
-    tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_flushcontext").arg("-t"));
-    std::fs::remove_dir_all(&dir).ok();
+    common::persistent_storage_key(&tpm.swtpm, "0x81000001");
     tpmkey::connection::configure(&[("tcti", &tpm.swtpm.tcti()), ("parent", "0x81000001")])
         .unwrap();
     let key = TpmKey::generate(KeySpec::EcP256, None, None).unwrap();

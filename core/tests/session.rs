@@ -227,25 +227,7 @@ fn command_counts_per_operation() {
 #[test]
 fn command_counts_with_a_persistent_storage_key() {
     let (tpm, tap) = common::tapped_tpm(&[("objects", "keep")]);
-    let ctx = std::env::temp_dir().join(format!("tpmkey-srk-{}.ctx", std::process::id()));
-    let ctx = ctx.to_str().unwrap();
-    tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_createprimary").args([
-        "-C",
-        "o",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-c",
-        ctx,
-    ]));
-    tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_evictcontrol").args([
-        "-C",
-        "o",
-        "-c",
-        ctx,
-        "0x81000001",
-    ]));
-    tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_flushcontext").arg("-t"));
-    std::fs::remove_file(ctx).ok();
+    common::persistent_storage_key(&tpm.swtpm, "0x81000001");
     let settings = [
         ("tcti", tap.tcti()),
         ("objects", "keep".into()),

@@ -81,3 +81,27 @@ pub fn tapped_tpm(extra: &[(&str, &str)]) -> (TestTpm, wire_tap::WireTap) {
     tpmkey::connection::configure(&settings).expect("configure");
     (t, tap)
 }
+
+/// Makes the tpm2-openssl storage primary persistent at `handle` with tpm2-tools (which,
+/// without a resource manager, leave their objects loaded: flushed here).
+pub fn persistent_storage_key(swtpm: &Swtpm, handle: &str) {
+    let ctx = std::env::temp_dir().join(format!("tpmkey-srk-{}-{handle}.ctx", std::process::id()));
+    let ctx = ctx.to_str().unwrap();
+    tpmkey_testenv::run(swtpm.tpm2_command("tpm2_createprimary").args([
+        "-C",
+        "o",
+        "-g",
+        "sha256",
+        "-G",
+        "ecc256:null:aes128cfb",
+        "-c",
+        ctx,
+    ]));
+    tpmkey_testenv::run(
+        swtpm
+            .tpm2_command("tpm2_evictcontrol")
+            .args(["-C", "o", "-c", ctx, handle]),
+    );
+    tpmkey_testenv::run(swtpm.tpm2_command("tpm2_flushcontext").arg("-t"));
+    std::fs::remove_file(ctx).ok();
+}
