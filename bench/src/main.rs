@@ -3,8 +3,8 @@
 //! counts TPM commands. Rows run in interleaved rounds; figures are medians over rounds and
 //! ratios are taken inside a round. See bench/README in the report header for the knobs.
 //!
-//! The same binary is its own row worker: `worker`, `startup`, `signer`, `token-setup` and
-//! `tls-client` are child modes the runner starts.
+//! The same binary is its own row worker: `worker`, `startup`, `signer`, `token-setup`,
+//! `token-fill`, `token-scale` and `tls-client` are child modes the runner starts.
 
 mod bench;
 mod bus;
@@ -23,6 +23,7 @@ mod throughput;
 mod tls;
 mod tls_client;
 mod token;
+mod token_scale;
 mod worker;
 
 use std::process::ExitCode;
@@ -35,10 +36,12 @@ fn main() -> ExitCode {
         Some("signer") => scale::child(&args[1..]),
         Some("token-setup") => token::setup(&args[1..]),
         Some("tls-client") => tls_client::child(&args[1..]),
+        Some("token-fill") => token_scale::fill(&args[1..]),
+        Some("token-scale") => token_scale::child(&args[1..]),
         None => runner::run(),
         Some(other) => Err(format!(
             "unknown mode \"{other}\" (run without arguments; the modes worker, startup, \
-             signer, token-setup and tls-client are for the bench's own children)"
+             signer, token-setup, token-fill, token-scale and tls-client are for the bench's own children)"
         )),
     };
     match result {

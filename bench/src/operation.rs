@@ -95,6 +95,8 @@ pub enum Output {
     Rsa(Vec<u8>),
     /// An OAEP plaintext or an ECDH shared secret.
     Secret(Vec<u8>),
+    /// How many things a lookup found (slots, objects).
+    Count(usize),
 }
 
 /// The inputs of one operation on one key, and what its result must be.

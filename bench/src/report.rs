@@ -178,6 +178,32 @@ impl Row {
     }
 }
 
+/// Sets each row's ratio in `round` to its rate over the first row's (the baseline's) rate
+/// in that round.
+pub fn ratios_to_first(rows: &mut [&mut Row], round: usize) {
+    let base = rows
+        .first()
+        .and_then(|r| r.rounds.get(round))
+        .map(Round::rate)
+        .filter(|r| *r > 0.0);
+    let Some(base) = base else { return };
+    for row in rows.iter_mut() {
+        if let Some(r) = row.rounds.get_mut(round) {
+            r.ratio = Some(r.rate() / base);
+        }
+    }
+}
+
+/// The non-empty notes, joined with "; ".
+pub fn join_notes<S: AsRef<str>>(notes: impl IntoIterator<Item = S>) -> String {
+    notes
+        .into_iter()
+        .filter(|s| !s.as_ref().is_empty())
+        .map(|s| s.as_ref().to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::bench::{Bench, Settings};
 use crate::operation::Op;
 use crate::report::{json_str, Row, Status, Table};
-use crate::{scale, startup, throughput, tls};
+use crate::{scale, startup, throughput, tls, token_scale};
 
 pub fn run() -> Result<(), String> {
     let settings = Settings::from_env()?;
@@ -31,7 +31,7 @@ pub fn run() -> Result<(), String> {
         tables.push(scale::run(&bench));
     }
     if bench.settings.runs("token") {
-        tables.push(token_scale(&bench));
+        tables.push(token_scale::run(&bench));
     }
     if bench.settings.runs("tls") {
         tables.push(tls::run(&bench));
@@ -91,27 +91,6 @@ fn results_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results"))
 }
 
-/// Token scale: C_Initialize and C_FindObjects with 10 and with 1,000 objects.
-fn token_scale(bench: &Bench) -> Table {
-    let mut t = Table::new(
-        "Token scale: C_Initialize and C_FindObjects, 10 vs 1,000 objects",
-        crate::report::Kind::Rate,
-        "10 objects",
-    );
-    let reason = bench
-        .parts
-        .pkcs11
-        .clone()
-        .unwrap_or_else(|| "not measured yet: comes with the module's object store".into());
-    for name in [
-        "C_Initialize, 1,000 objects",
-        "C_FindObjects, 1,000 objects",
-    ] {
-        t.rows.push(Row::not_available(name, reason.clone()));
-    }
-    t
-}
-
 fn command_line(program: &str, args: &[&str]) -> String {
     Command::new(program)
         .args(args)
@@ -142,7 +121,7 @@ fn header(bench: &Bench, stamp: &str) -> String {
          - TPM: {} on 127.0.0.1, every command counted by the wire tap; no resource manager \
          unless the row says tpm2-abrmd\n\
          - {}; {}; commit {}; {} CPUs\n\
-         - knobs: BENCH_ROUNDS, BENCH_SECONDS, BENCH_PROCESSES, BENCH_ONLY \
+         - knobs: BENCH_ROUNDS, BENCH_SECONDS, BENCH_PROCESSES, BENCH_TLS_THREADS, BENCH_ONLY \
          (throughput,startup,scale,token,tls)\n\
          - n/a: the part is not built or not installed; FAILED: the part exists and the row broke\n",
         s.rounds,

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::bench::{Bench, PERSISTENT_CONF, PERSISTENT_KEY_FILE};
 use crate::operation::Op;
-use crate::report::{Kind, Round, Row, Table, Target};
+use crate::report::{join_notes, Kind, Round, Row, Table, Target};
 use crate::subject::{self, Subject, KEY_FILE_VAR};
 use crate::worker::parse_args;
 
@@ -127,11 +127,7 @@ pub fn run(bench: &Bench) -> Table {
         }
     }
     for (case, (mut row, traffic, _)) in CASES.iter().zip(rows) {
-        row.notes = [traffic.as_str(), case.note]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ");
+        row.notes = join_notes([traffic.as_str(), case.note]);
         table.rows.push(row);
     }
     table

@@ -3,7 +3,7 @@
 
 use crate::bench::Bench;
 use crate::operation::Op;
-use crate::report::{Kind, Round, Row, Status, Table, Target};
+use crate::report::{join_notes, Kind, Round, Row, Status, Table, Target};
 use crate::subject::{self, Subject, ALL};
 use crate::worker::Worker;
 
@@ -117,11 +117,7 @@ pub fn run(bench: &Bench, op: Op) -> Table {
     for l in live {
         let mut row = l.row;
         let reference = reference_note(op, l.subject);
-        row.notes = [l.traffic.as_str(), reference]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ");
+        row.notes = join_notes([l.traffic.as_str(), reference]);
         table.rows.push(row);
     }
     table.rows.sort_by_key(|r| {
@@ -146,7 +142,7 @@ fn not_offered(subject: Subject, error: &str) -> bool {
 }
 
 /// acquire (untimed, checked), a timed batch counted on the wire, release.
-fn measure(bench: &Bench, worker: &mut Worker) -> Result<(Round, String), String> {
+pub fn measure(bench: &Bench, worker: &mut Worker) -> Result<(Round, String), String> {
     worker.acquire()?;
     bench.traffic();
     let (ops, elapsed) = worker.run(bench.settings.duration)?;

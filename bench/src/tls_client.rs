@@ -80,10 +80,14 @@ fn batch(ctx: &SslContext, port: u16, threads: usize, duration: Duration) -> Str
 /// `tls-client <port> <threads>`.
 pub fn child(args: &[String]) -> Result<(), String> {
     let [port, threads] = args else {
-        return Err(format!("tls-client: expected <port> <threads>, got {args:?}"));
+        return Err(format!(
+            "tls-client: expected <port> <threads>, got {args:?}"
+        ));
     };
     let port: u16 = port.parse().map_err(|_| format!("bad port {port}"))?;
-    let threads: usize = threads.parse().map_err(|_| format!("bad threads {threads}"))?;
+    let threads: usize = threads
+        .parse()
+        .map_err(|_| format!("bad threads {threads}"))?;
     let ctx = context()?;
     for line in std::io::stdin().lock().lines() {
         let line = line.map_err(|e| format!("stdin: {e}"))?;

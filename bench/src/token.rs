@@ -67,7 +67,7 @@ impl TokenStack {
     }
 }
 
-fn p11(what: &str) -> impl Fn(cryptoki::error::Error) -> String + '_ {
+pub fn p11(what: &str) -> impl Fn(cryptoki::error::Error) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
@@ -75,7 +75,7 @@ fn pin(p: &str) -> AuthPin {
     AuthPin::from(p.to_string())
 }
 
-fn open(module: &Path) -> Result<Pkcs11, String> {
+pub fn open(module: &Path) -> Result<Pkcs11, String> {
     let pkcs11 = Pkcs11::new(module).map_err(p11("loading the module"))?;
     pkcs11
         .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
@@ -122,27 +122,14 @@ pub fn setup(args: &[String]) -> Result<(), String> {
     let (stack, dir) = (TokenStack::parse(stack)?, PathBuf::from(dir));
     let pkcs11 = open(&stack.module()?)?;
     if step == "init" {
-        let slot = find_slot(&pkcs11, true)?;
-        pkcs11
-            .init_token(slot, &pin(SO_PIN), TOKEN_LABEL)
-            .map_err(p11("C_InitToken"))?;
-        let slot = find_slot(&pkcs11, false)?;
-        let session = pkcs11.open_rw_session(slot).map_err(p11("C_OpenSession"))?;
-        session
-            .login(UserType::So, Some(&pin(SO_PIN)))
-            .map_err(p11("C_Login(SO)"))?;
-        session.init_pin(&pin(USER_PIN)).map_err(p11("C_InitPIN"))?;
+        initialise(&pkcs11)?;
     } else {
         let op = match step.as_str() {
             "ec" => Op::EcdsaP256,
             "rsa" => Op::RsaSign,
             _ => return Err(format!("token-setup: unknown step \"{step}\"")),
         };
-        let slot = find_slot(&pkcs11, false)?;
-        let session = pkcs11.open_rw_session(slot).map_err(p11("C_OpenSession"))?;
-        session
-            .login(UserType::User, Some(&pin(USER_PIN)))
-            .map_err(p11("C_Login(user)"))?;
+        let session = log_in(&pkcs11)?;
         let public = generate(&session, op)?;
         let pem = public_pkey(&public)?
             .public_key_to_pem()
@@ -153,6 +140,30 @@ pub fn setup(args: &[String]) -> Result<(), String> {
     pkcs11.finalize().map_err(p11("C_Finalize"))?;
     println!("ok");
     Ok(())
+}
+
+/// Initialises the first empty token as ours and sets its user PIN.
+pub fn initialise(pkcs11: &Pkcs11) -> Result<(), String> {
+    let slot = find_slot(pkcs11, true)?;
+    pkcs11
+        .init_token(slot, &pin(SO_PIN), TOKEN_LABEL)
+        .map_err(p11("C_InitToken"))?;
+    let slot = find_slot(pkcs11, false)?;
+    let session = pkcs11.open_rw_session(slot).map_err(p11("C_OpenSession"))?;
+    session
+        .login(UserType::So, Some(&pin(SO_PIN)))
+        .map_err(p11("C_Login(SO)"))?;
+    session.init_pin(&pin(USER_PIN)).map_err(p11("C_InitPIN"))
+}
+
+/// A R/W session on our token, logged in as the user.
+pub fn log_in(pkcs11: &Pkcs11) -> Result<Session, String> {
+    let slot = find_slot(pkcs11, false)?;
+    let session = pkcs11.open_rw_session(slot).map_err(p11("C_OpenSession"))?;
+    session
+        .login(UserType::User, Some(&pin(USER_PIN)))
+        .map_err(p11("C_Login(user)"))?;
+    Ok(session)
 }
 
 fn generate(session: &Session, op: Op) -> Result<PublicKey, String> {
@@ -273,11 +284,7 @@ impl Operation for TokenOperation {
             return Ok(());
         }
         let pkcs11 = open(&self.module)?;
-        let slot = find_slot(&pkcs11, false)?;
-        let session = pkcs11.open_rw_session(slot).map_err(p11("C_OpenSession"))?;
-        session
-            .login(UserType::User, Some(&pin(USER_PIN)))
-            .map_err(p11("C_Login"))?;
+        let session = log_in(&pkcs11)?;
         let key = session
             .find_objects(&[
                 Attribute::Class(ObjectClass::PRIVATE_KEY),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::operation::{Inputs, Op, Output};
+use crate::operation::{Op, Output};
 use crate::subject::Subject;
 
 /// One row's stack, as the worker drives it.
@@ -28,12 +28,21 @@ pub trait Operation {
 /// Serves the runner until stdin closes: the `worker <subject> <op> <dir>` mode.
 pub fn serve(args: &[String]) -> Result<(), String> {
     let (subject, op, dir) = parse_args(args)?;
-    let (mut operation, inputs) = subject.open(op, &dir)?;
+    let (operation, inputs) = subject.open(op, &dir)?;
+    serve_operation(operation, &|out| inputs.check(out))
+}
+
+/// Serves the runner's requests for `operation` until stdin closes; `check` judges the
+/// result of the operation `acquire` runs.
+pub fn serve_operation(
+    mut operation: Box<dyn Operation>,
+    check: &dyn Fn(&Output) -> Result<(), String>,
+) -> Result<(), String> {
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
     for line in stdin.lock().lines() {
         let line = line.map_err(|e| format!("reading stdin: {e}"))?;
-        let reply = match answer(operation.as_mut(), &inputs, line.trim()) {
+        let reply = match answer(operation.as_mut(), check, line.trim()) {
             Ok(r) => r,
             Err(e) => format!("err {}", e.replace('\n', " | ")),
         };
@@ -44,13 +53,17 @@ pub fn serve(args: &[String]) -> Result<(), String> {
     operation.release()
 }
 
-fn answer(op: &mut dyn Operation, inputs: &Inputs, line: &str) -> Result<String, String> {
+fn answer(
+    op: &mut dyn Operation,
+    check: &dyn Fn(&Output) -> Result<(), String>,
+    line: &str,
+) -> Result<String, String> {
     let mut words = line.split_whitespace();
     match (words.next(), words.next()) {
         (Some("acquire"), None) => {
             op.acquire()?;
             let out = op.once()?;
-            inputs.check(&out)?;
+            check(&out)?;
             Ok("ok".into())
         }
         (Some("run"), Some(ms)) => {
