@@ -148,8 +148,8 @@ fn objects_commit_by_record_and_survive_damage() {
     let uids: Vec<String> = token
         .objects()
         .unwrap()
-        .into_iter()
-        .map(|(u, _)| u)
+        .iter()
+        .map(|(u, _)| u.clone())
         .collect();
     assert_eq!(uids.len(), 2, "{uids:?}");
     assert_eq!(

@@ -303,7 +303,7 @@ pub fn find_init(session: CK_SESSION_HANDLE, template: &Template) -> Result<()> 
         let user = slot.user_logged_in();
         let visible = |a: &Attributes| (user || !is_private(a)) && matches(a, &wanted);
         let mut found = Vec::new();
-        for (uid, record) in slot.token.objects()? {
+        for (uid, record) in slot.token.objects()?.iter() {
             for (part, attrs) in record.parts.iter().enumerate() {
                 if !attrs.is_empty() && visible(attrs) {
                     found.push(ObjRef::Token {

@@ -85,7 +85,33 @@ pub fn clean_label(label: &str) -> Result<String> {
 #[derive(Debug, Default)]
 struct Cache {
     generation: Option<u64>,
+    /// The generation file's identity when last read: a `stat` tells whether it changed.
+    stamp: Option<FileStamp>,
     records: HashMap<String, (u64, Arc<Record>)>,
+    /// `records` sorted by uid, rebuilt only when they change.
+    sorted: Arc<Vec<(String, Arc<Record>)>>,
+}
+
+/// Every write of the generation file is a rename of a new file: inode and times change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    ino: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    len: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            ino: m.ino(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+            len: m.len(),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -264,22 +290,28 @@ impl Token {
         files::random_hex(16)
     }
 
-    /// The token's objects by uid, re-reading only what changed since the last call (one
-    /// small read when nothing did). A damaged record is skipped, never half-used.
-    pub fn objects(&mut self) -> Result<Vec<(String, Arc<Record>)>> {
-        let generation = self.generation()?;
-        if self.cache.generation != Some(generation) {
-            self.rescan()?;
-            self.cache.generation = Some(generation);
+    /// The token's objects sorted by uid, re-reading only what changed since the last call
+    /// (one `stat` when nothing did, whatever the number of objects). A damaged record is
+    /// skipped, never half-used.
+    pub fn objects(&mut self) -> Result<Arc<Vec<(String, Arc<Record>)>>> {
+        let stamp = FileStamp::of(&self.dir.join(GENERATION_FILE));
+        if stamp.is_none() || stamp != self.cache.stamp {
+            let generation = self.generation()?;
+            if self.cache.generation != Some(generation) {
+                self.rescan()?;
+                let mut sorted: Vec<(String, Arc<Record>)> = self
+                    .cache
+                    .records
+                    .iter()
+                    .map(|(uid, (_, r))| (uid.clone(), r.clone()))
+                    .collect();
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                self.cache.sorted = Arc::new(sorted);
+                self.cache.generation = Some(generation);
+            }
+            self.cache.stamp = stamp;
         }
-        let mut out: Vec<(String, Arc<Record>)> = self
-            .cache
-            .records
-            .iter()
-            .map(|(uid, (_, r))| (uid.clone(), r.clone()))
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        Ok(self.cache.sorted.clone())
     }
 
     fn rescan(&mut self) -> Result<()> {
