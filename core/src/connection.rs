@@ -80,6 +80,10 @@ pub struct Link {
     /// until an operation does not, then goes: behind a resource manager every loaded
     /// context costs commands on every command).
     storage_key_used: bool,
+    /// Whether the current operation used a key: only then does an unneeded storage key go
+    /// (a GetCapability or GetRandom between login and the first signature must not cost a
+    /// save and a reload of it).
+    key_used: bool,
     /// Our session's context while it is not loaded (per-operation policy).
     saved_session: Option<Vec<u8>>,
     /// Transient objects we have loaded, least recently used first.
@@ -246,6 +250,7 @@ impl Link {
             config,
             storage_key: None,
             storage_key_used: false,
+            key_used: false,
             saved_session: None,
             loaded: Vec::new(),
             contexts: HashMap::new(),
@@ -274,6 +279,7 @@ impl Link {
         let mut attempt: u32 = 0;
         loop {
             self.storage_key_used = false;
+            self.key_used = false;
             let result = f(self);
             self.after_operation();
             let Err(e) = result else { return result };
@@ -307,6 +313,7 @@ impl Link {
     fn prepare(&mut self, need: Need<'_>) -> Result<Option<Target>> {
         if self.tpm.use_session && self.tpm.session.is_none() {
             if let Need::Key(key, auth) = need {
+                self.key_used = true;
                 if let Some((handle, name)) = self.load_and_salt(key)? {
                     let auth = Zeroizing::new(auth.to_vec());
                     return Ok(Some(Target { handle, name, auth }));
@@ -323,6 +330,7 @@ impl Link {
         match need {
             Need::Nothing => Ok(None),
             Need::Key(k, auth) => {
+                self.key_used = true;
                 let (handle, name) = self.ensure_loaded(k)?;
                 Ok(Some(Target {
                     handle,
@@ -641,7 +649,7 @@ impl Link {
     fn after_operation(&mut self) {
         match self.policy {
             ObjectPolicy::PerOperation => self.release_all_loaded(),
-            _ if !self.storage_key_used => {
+            _ if self.key_used && !self.storage_key_used => {
                 if let Some(i) = self.loaded.iter().position(|(id, _)| *id == STORAGE_KEY_ID) {
                     let (id, h) = self.loaded.remove(i);
                     let _ = self.unload(id, h);
