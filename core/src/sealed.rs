@@ -13,12 +13,11 @@ use crate::keyfile::{KeyFile, KeyFileType};
 use crate::keys::{create_object, with_blob_loaded};
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::templates;
-use crate::wire::{tpm2b_contents, TPM_ALG_SHA256};
+use crate::wire::{tpm2b_contents, TPM_ALG_KEYEDHASH, TPM_ALG_SHA256};
 
 /// The TPM's MAX_SYM_DATA: the most a sealed data object holds.
 pub const MAX_SEALED_LEN: usize = 128;
 
-const TPM_ALG_KEYEDHASH: u16 = 0x0008;
 const ATTR_NO_DA: u32 = 1 << 10;
 
 #[derive(Clone)]

@@ -9,13 +9,8 @@ pub const TPM_ST_SESSIONS: u16 = 0x8002;
 pub const TPM_RH_OWNER: u32 = 0x4000_0001;
 pub const TPM_RH_NULL: u32 = 0x4000_0007;
 pub const TPM_RS_PW: u32 = 0x4000_0009;
-pub const TPM_RH_LOCKOUT: u32 = 0x4000_000A;
-pub const TPM_RH_ENDORSEMENT: u32 = 0x4000_000B;
-pub const TPM_RH_PLATFORM: u32 = 0x4000_000C;
 
-pub const TPM_ALG_RSA: u16 = 0x0001;
 pub const TPM_ALG_SHA1: u16 = 0x0004;
-pub const TPM_ALG_HMAC: u16 = 0x0005;
 pub const TPM_ALG_AES: u16 = 0x0006;
 pub const TPM_ALG_KEYEDHASH: u16 = 0x0008;
 pub const TPM_ALG_SHA256: u16 = 0x000B;
@@ -23,13 +18,9 @@ pub const TPM_ALG_SHA384: u16 = 0x000C;
 pub const TPM_ALG_SHA512: u16 = 0x000D;
 pub const TPM_ALG_NULL: u16 = 0x0010;
 pub const TPM_ALG_RSASSA: u16 = 0x0014;
-pub const TPM_ALG_RSAES: u16 = 0x0015;
 pub const TPM_ALG_RSAPSS: u16 = 0x0016;
 pub const TPM_ALG_OAEP: u16 = 0x0017;
 pub const TPM_ALG_ECDSA: u16 = 0x0018;
-pub const TPM_ALG_ECDH: u16 = 0x0019;
-pub const TPM_ALG_ECC: u16 = 0x0023;
-pub const TPM_ALG_SYMCIPHER: u16 = 0x0025;
 pub const TPM_ALG_CFB: u16 = 0x0043;
 
 pub const TPM_ECC_NIST_P256: u16 = 0x0003;
@@ -37,7 +28,6 @@ pub const TPM_ECC_NIST_P384: u16 = 0x0004;
 
 pub const TPM_SE_HMAC: u8 = 0x00;
 
-pub const TPM_CAP_HANDLES: u32 = 0x0000_0001;
 pub const TPM_CAP_TPM_PROPERTIES: u32 = 0x0000_0006;
 
 /// Command codes tpmkey sends, with the names its errors print.
@@ -62,9 +52,6 @@ pub enum CommandCode {
     GetRandom = 0x17B,
     ReadPublic = 0x173,
     StirRandom = 0x146,
-    PolicyPcr = 0x17F,
-    PolicyGetDigest = 0x189,
-    PcrRead = 0x17E,
 }
 
 impl CommandCode {
@@ -88,9 +75,6 @@ impl CommandCode {
             CommandCode::GetRandom => "GetRandom",
             CommandCode::ReadPublic => "ReadPublic",
             CommandCode::StirRandom => "StirRandom",
-            CommandCode::PolicyPcr => "PolicyPCR",
-            CommandCode::PolicyGetDigest => "PolicyGetDigest",
-            CommandCode::PcrRead => "PCR_Read",
         }
     }
 }

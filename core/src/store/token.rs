@@ -81,6 +81,9 @@ pub fn clean_label(label: &str) -> Result<String> {
     Ok(label.to_string())
 }
 
+/// A token's objects by uid, sorted, shared between calls until something changes.
+pub type ObjectList = Arc<Vec<(String, Arc<Record>)>>;
+
 /// Records read so far, valid while the token's generation is unchanged.
 #[derive(Debug, Default)]
 struct Cache {
@@ -89,7 +92,7 @@ struct Cache {
     stamp: Option<FileStamp>,
     records: HashMap<String, (u64, Arc<Record>)>,
     /// `records` sorted by uid, rebuilt only when they change.
-    sorted: Arc<Vec<(String, Arc<Record>)>>,
+    sorted: ObjectList,
 }
 
 /// Every write of the generation file is a rename of a new file: inode and times change.
@@ -293,7 +296,7 @@ impl Token {
     /// The token's objects sorted by uid, re-reading only what changed since the last call
     /// (one `stat` when nothing did, whatever the number of objects). A damaged record is
     /// skipped, never half-used.
-    pub fn objects(&mut self) -> Result<Arc<Vec<(String, Arc<Record>)>>> {
+    pub fn objects(&mut self) -> Result<ObjectList> {
         let stamp = FileStamp::of(&self.dir.join(GENERATION_FILE));
         if stamp.is_none() || stamp != self.cache.stamp {
             let generation = self.generation()?;
