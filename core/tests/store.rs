@@ -98,8 +98,8 @@ fn objects_commit_by_record_and_survive_damage() {
         .unwrap();
     let objects = token.objects().unwrap();
     assert_eq!(objects.len(), 1);
-    assert!(objects[0].1.has_key);
-    assert_eq!(objects[0].1.parts[1][&3], b"priv");
+    assert!(objects.records()[0].1.has_key);
+    assert_eq!(objects.records()[0].1.parts[1][&3], b"priv");
     // The key file is a TSS2 PRIVATE KEY the provider can load.
     let file = token.key_file(&uid).unwrap();
     let loaded = TpmKey::from_key_file(&file, Some(&secret.object_auth(&uid))).unwrap();
@@ -148,6 +148,7 @@ fn objects_commit_by_record_and_survive_damage() {
     let uids: Vec<String> = token
         .objects()
         .unwrap()
+        .records()
         .iter()
         .map(|(u, _)| u.clone())
         .collect();

@@ -302,18 +302,17 @@ pub fn find_init(session: CK_SESSION_HANDLE, template: &Template) -> Result<()> 
         let slot = m.slot(slot_id)?;
         let user = slot.user_logged_in();
         let visible = |a: &Attributes| (user || !is_private(a)) && matches(a, &wanted);
-        let mut found = Vec::new();
-        for (uid, record) in slot.token.objects()?.iter() {
-            for (part, attrs) in record.parts.iter().enumerate() {
-                if !attrs.is_empty() && visible(attrs) {
-                    found.push(ObjRef::Token {
-                        slot: slot_id,
-                        uid: uid.clone(),
-                        part,
-                    });
-                }
-            }
-        }
+        let objects = slot.token.objects()?;
+        let mut found: Vec<ObjRef> = objects
+            .candidates(&wanted)
+            .into_iter()
+            .filter(|(_, _, attrs)| !attrs.is_empty() && visible(attrs))
+            .map(|(uid, part, _)| ObjRef::Token {
+                slot: slot_id,
+                uid: uid.to_string(),
+                part,
+            })
+            .collect();
         let mut session_objects: Vec<CK_OBJECT_HANDLE> = m
             .session_objects
             .iter()

@@ -403,6 +403,10 @@ fn attributes_find_and_objects() {
     let visible = s.find_objects(&[]).unwrap();
     assert!(visible.contains(&public) && visible.contains(&cert));
     assert!(!visible.contains(&private) && !visible.contains(&data));
+    assert!(s
+        .find_objects(&[Attribute::Label("secret".into())])
+        .unwrap()
+        .is_empty());
     s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
         .unwrap();
     s.destroy_object(cert).unwrap();

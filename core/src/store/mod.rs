@@ -8,12 +8,14 @@
 //! `~/.local/share/tpmkey`) for other users.
 
 mod files;
+pub mod objects;
 pub mod pin;
 pub mod record;
 pub mod token;
 
 use std::path::{Path, PathBuf};
 
+pub use objects::Objects;
 pub use pin::{Role, TokenSecret};
 pub use record::{Attributes, Record};
 pub use token::Token;

@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use super::files::{self, WriteLock, TEMP_PREFIX};
 use super::pin::{pin_auth, Role, TokenSecret, SECRET_LEN};
+use super::objects::Objects;
 use super::record::Record;
 use crate::error::{Error, Result};
 use crate::keyfile::KeyFile;
@@ -81,9 +82,6 @@ pub fn clean_label(label: &str) -> Result<String> {
     Ok(label.to_string())
 }
 
-/// A token's objects by uid, sorted, shared between calls until something changes.
-pub type ObjectList = Arc<Vec<(String, Arc<Record>)>>;
-
 /// Records read so far, valid while the token's generation is unchanged.
 #[derive(Debug, Default)]
 struct Cache {
@@ -91,8 +89,8 @@ struct Cache {
     /// The generation file's identity when last read: a `stat` tells whether it changed.
     stamp: Option<FileStamp>,
     records: HashMap<String, (u64, Arc<Record>)>,
-    /// `records` sorted by uid, rebuilt only when they change.
-    sorted: ObjectList,
+    /// `records` sorted and indexed, rebuilt only when they change.
+    snapshot: Arc<Objects>,
 }
 
 /// Every write of the generation file is a rename of a new file: inode and times change.
@@ -293,28 +291,22 @@ impl Token {
         files::random_hex(16)
     }
 
-    /// The token's objects sorted by uid, re-reading only what changed since the last call
-    /// (one `stat` when nothing did, whatever the number of objects). A damaged record is
-    /// skipped, never half-used.
-    pub fn objects(&mut self) -> Result<ObjectList> {
+    /// The token's objects, re-reading only what changed since the last call (one `stat`
+    /// when nothing did, whatever the number of objects). A damaged record is skipped, never
+    /// half-used.
+    pub fn objects(&mut self) -> Result<Arc<Objects>> {
         let stamp = FileStamp::of(&self.dir.join(GENERATION_FILE));
         if stamp.is_none() || stamp != self.cache.stamp {
             let generation = self.generation()?;
             if self.cache.generation != Some(generation) {
                 self.rescan()?;
-                let mut sorted: Vec<(String, Arc<Record>)> = self
-                    .cache
-                    .records
-                    .iter()
-                    .map(|(uid, (_, r))| (uid.clone(), r.clone()))
-                    .collect();
-                sorted.sort_by(|a, b| a.0.cmp(&b.0));
-                self.cache.sorted = Arc::new(sorted);
+                let records = self.cache.records.iter().map(|(uid, (_, r))| (uid, r));
+                self.cache.snapshot = Arc::new(Objects::new(records));
                 self.cache.generation = Some(generation);
             }
             self.cache.stamp = stamp;
         }
-        Ok(self.cache.sorted.clone())
+        Ok(self.cache.snapshot.clone())
     }
 
     fn rescan(&mut self) -> Result<()> {
