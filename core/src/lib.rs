@@ -18,6 +18,7 @@ pub mod session;
 pub mod session_crypto;
 pub mod tcti;
 pub mod templates;
+pub mod tpm_identity;
 pub mod wire;
 
 pub use error::{Error, Result};

@@ -68,6 +68,10 @@ fn token_pins_are_checked_by_the_tpm() {
     assert!(token.login(Role::User, b"1234").unwrap_err().is_bad_auth());
     let again = store.open(token.serial()).unwrap();
     assert_eq!(again.label(), "my token");
+    // The token records the TPM it was made on (swtpm: vendor "IBM").
+    let (vendor, model) = again.tpm_vendor_model().unwrap();
+    assert_eq!(vendor, "IBM");
+    assert!(!model.is_empty());
     assert_eq!(
         *again.login(Role::User, b"5678").unwrap().object_auth("ab"),
         *so.object_auth("ab")
@@ -76,6 +80,19 @@ fn token_pins_are_checked_by_the_tpm() {
         .change_pin(Role::User, b"bad", b"x")
         .unwrap_err()
         .is_bad_auth());
+
+    // A token made before tpmkey recorded the TPM still opens.
+    let info = token.dir().join("token");
+    let text = std::fs::read_to_string(&info).unwrap();
+    let old: String = text
+        .lines()
+        .filter(|l| !l.starts_with("tpm-"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&info, old).unwrap();
+    let old = store.open(token.serial()).unwrap();
+    assert_eq!(old.label(), "my token");
+    assert!(old.tpm_vendor_model().is_none());
 }
 
 #[test]

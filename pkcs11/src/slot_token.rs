@@ -3,17 +3,16 @@
 
 use cryptoki_sys::*;
 use tpmkey::store::Role;
+use tpmkey::tpm_identity::TpmIdentity;
 
 use crate::error::{pin_error, Error, Result};
 use crate::general::{padded, version};
 use crate::mechanism;
-use crate::state::{self, Module, Slot, TpmInfo};
+use crate::state::{self, Module, Slot};
 
 pub const MIN_PIN_LEN: usize = 4;
 pub const MAX_PIN_LEN: usize = 255;
 
-const TPM_PT_MANUFACTURER: u32 = 0x105;
-const TPM_PT_FIRMWARE_VERSION_1: u32 = 0x10B;
 const TPM_PT_LOCKOUT_COUNTER: u32 = 0x20E;
 const TPM_PT_MAX_AUTH_FAIL: u32 = 0x20F;
 
@@ -43,7 +42,7 @@ pub fn slot_info(id: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
         let tpm = tpm_info(m);
         Ok(CK_SLOT_INFO {
             slotDescription: padded(&format!("tpmkey slot {id} ({})", tpm.model)),
-            manufacturerID: padded(&tpm.manufacturer),
+            manufacturerID: padded(&manufacturer(&tpm.vendor)),
             flags: CKF_TOKEN_PRESENT | CKF_HW_SLOT,
             hardwareVersion: CK_VERSION { major: 0, minor: 0 },
             firmwareVersion: CK_VERSION {
@@ -54,39 +53,22 @@ pub fn slot_info(id: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
     })
 }
 
+fn manufacturer(vendor: &str) -> String {
+    format!("TPM {vendor}")
+}
+
 /// Manufacturer, model and firmware of the TPM, asked once per C_Initialize.
-fn tpm_info(m: &mut Module) -> TpmInfo {
+fn tpm_info(m: &mut Module) -> TpmIdentity {
     if let Some(i) = &m.tpm_info {
         return i.clone();
     }
-    let info = match tpmkey::keys::tpm_properties(TPM_PT_MANUFACTURER, 7) {
-        Ok(props) => {
-            let text = |first: u32, n: u32| -> String {
-                let bytes: Vec<u8> = (first..first + n)
-                    .filter_map(|p| props.iter().find(|(k, _)| *k == p).map(|(_, v)| *v))
-                    .flat_map(u32::to_be_bytes)
-                    .filter(|b| b.is_ascii_graphic() || *b == b' ')
-                    .collect();
-                String::from_utf8_lossy(&bytes).trim().to_string()
-            };
-            let fw = props
-                .iter()
-                .find(|(k, _)| *k == TPM_PT_FIRMWARE_VERSION_1)
-                .map_or(0, |(_, v)| *v);
-            TpmInfo {
-                manufacturer: format!("TPM {}", text(TPM_PT_MANUFACTURER, 1)),
-                model: text(TPM_PT_MANUFACTURER + 1, 4),
-                firmware: ((fw >> 16) as u8, fw as u8),
-            }
-        }
-        // Token information is still useful without the TPM's own; operations will say
-        // what is wrong with the TPM.
-        Err(_) => TpmInfo {
-            manufacturer: "TPM (not reachable)".into(),
-            model: "TPM 2.0".into(),
-            firmware: (0, 0),
-        },
-    };
+    // Token information is still useful without the TPM's own; operations will say what is
+    // wrong with the TPM.
+    let info = TpmIdentity::read().unwrap_or_else(|_| TpmIdentity {
+        vendor: "(not reachable)".into(),
+        model: "TPM 2.0".into(),
+        firmware: (0, 0),
+    });
     m.tpm_info = Some(info.clone());
     info
 }
@@ -119,7 +101,6 @@ fn pin_flags() -> CK_FLAGS {
 pub fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
     state::with(|m| {
         slot_id_check(m, id)?;
-        let tpm = tpm_info(m);
         let sessions: Vec<bool> = m
             .sessions
             .values()
@@ -127,24 +108,34 @@ pub fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
             .map(|s| s.rw)
             .collect();
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED | pin_flags();
-        let (label, serial) = if id == m.empty_slot {
-            (String::new(), String::new())
+        let (label, serial, recorded) = if id == m.empty_slot {
+            (String::new(), String::new(), None)
         } else {
             let slot = m.slot(id)?;
             flags |= CKF_TOKEN_INITIALIZED;
             if slot.token.user_pin_initialized() {
                 flags |= CKF_USER_PIN_INITIALIZED;
             }
+            let recorded = slot
+                .token
+                .tpm_vendor_model()
+                .map(|(v, m)| (v.to_string(), m.to_string()));
             (
                 slot.token.label().to_string(),
                 slot.token.serial().to_string(),
+                recorded,
             )
         };
+        // The token's own record of its TPM, else the TPM asked.
+        let (vendor, model) = recorded.unwrap_or_else(|| {
+            let tpm = tpm_info(m);
+            (tpm.vendor, tpm.model)
+        });
         let unavailable = CK_UNAVAILABLE_INFORMATION;
         Ok(CK_TOKEN_INFO {
             label: padded(&label),
-            manufacturerID: padded(&tpm.manufacturer),
-            model: padded(&tpm.model),
+            manufacturerID: padded(&manufacturer(&vendor)),
+            model: padded(&model),
             serialNumber: padded(&serial),
             flags,
             ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,

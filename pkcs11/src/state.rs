@@ -147,13 +147,6 @@ pub struct SessionObject {
 }
 
 /// What the TPM says about itself, read once per C_Initialize.
-#[derive(Clone, Debug)]
-pub struct TpmInfo {
-    pub manufacturer: String,
-    pub model: String,
-    pub firmware: (u8, u8),
-}
-
 #[derive(Debug)]
 pub struct Module {
     pid: u32,
@@ -166,7 +159,7 @@ pub struct Module {
     handles: HashMap<CK_OBJECT_HANDLE, ObjRef>,
     refs: HashMap<ObjRef, CK_OBJECT_HANDLE>,
     pub session_objects: HashMap<CK_OBJECT_HANDLE, SessionObject>,
-    pub tpm_info: Option<TpmInfo>,
+    pub tpm_info: Option<tpmkey::tpm_identity::TpmIdentity>,
 }
 
 impl Module {

@@ -146,6 +146,15 @@ fn token_pins_checked_by_the_tpm() {
         .unwrap();
     s.logout().unwrap();
     assert_eq!(rv(s.logout().unwrap_err()), RvError::UserNotLoggedIn);
+
+    // After a new C_Initialize the GetCapability that reads the TPM's identity reads its
+    // dictionary-attack counter too (the TPM forgets one failure per second here).
+    drop(s);
+    p.finalize().unwrap();
+    let p = load();
+    let info = p.get_token_info(slot).unwrap();
+    assert!(info.manufacturer_id().starts_with("TPM IBM"));
+    assert!(info.user_pin_count_low());
 }
 
 #[test]
@@ -555,6 +564,8 @@ fn tpm_commands_per_login_and_signature() {
     let tap = tpmkey_testenv::WireTap::start(env.swtpm.port());
     std::env::set_var("TPMKEY_TCTI", tap.tcti());
     let p = load();
+    // As applications do: find the token by its label first.
+    assert_eq!(p.get_token_info(slot).unwrap().label(), "count");
     let s = p.open_ro_session(slot).unwrap();
     s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
         .unwrap();
@@ -567,7 +578,7 @@ fn tpm_commands_per_login_and_signature() {
     s.sign(&Mechanism::EcdsaSha256, key, b"second").unwrap();
     let second = tap.take_codes();
     eprintln!(
-        "C_Initialize + C_Login + first C_Sign: {} TPM commands {first:x?}",
+        "C_Initialize + C_GetTokenInfo + C_Login + first C_Sign: {} TPM commands {first:x?}",
         first.len()
     );
     eprintln!("next C_Sign: {} TPM commands {second:x?}", second.len());

@@ -18,6 +18,7 @@ use super::record::Record;
 use crate::error::{Error, Result};
 use crate::keyfile::KeyFile;
 use crate::sealed::SealedData;
+use crate::tpm_identity::TpmIdentity;
 
 const INFO_FILE: &str = "token";
 const LOCK_FILE: &str = "lock";
@@ -29,22 +30,29 @@ const SEALED_EXT: &str = ".sealed";
 /// PKCS#11 token labels are 32 bytes.
 pub const MAX_LABEL_LEN: usize = 32;
 
-/// What `token` says: label, serial number (also the directory name), PIN salt.
+/// What `token` says: label, serial number (also the directory name), PIN salt, and the
+/// vendor and model of the TPM the token was made on (its keys work on no other), so that
+/// C_GetTokenInfo needs no TPM command for them. Tokens made before have no TPM lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Description {
     label: String,
     serial: String,
     salt: Vec<u8>,
+    tpm: Option<(String, String)>,
 }
 
 impl Description {
     fn encode(&self) -> String {
-        format!(
+        let mut text = format!(
             "label={}\nserial={}\nsalt={}\n",
             self.label,
             self.serial,
             crate::connection::hex(&self.salt)
-        )
+        );
+        if let Some((vendor, model)) = &self.tpm {
+            text.push_str(&format!("tpm-vendor={vendor}\ntpm-model={model}\n"));
+        }
+        text
     }
 
     fn decode(path: &Path, text: &str) -> Result<Description> {
@@ -67,6 +75,7 @@ impl Description {
             label: get("label")?,
             serial: get("serial")?,
             salt,
+            tpm: get("tpm-vendor").ok().zip(get("tpm-model").ok()),
         })
     }
 }
@@ -142,6 +151,7 @@ impl Token {
             label: clean_label(label)?,
             serial,
             salt: random_bytes(16)?.to_vec(),
+            tpm: tpm_vendor_model()?,
         };
         let built = Self::write_fresh(&tmp, &description, so_pin)
             .and_then(|()| std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir.display(), e)))
@@ -182,6 +192,12 @@ impl Token {
 
     pub fn serial(&self) -> &str {
         &self.description.serial
+    }
+
+    /// Vendor and model of the TPM the token was made on, when the token records them.
+    pub fn tpm_vendor_model(&self) -> Option<(&str, &str)> {
+        let (vendor, model) = self.description.tpm.as_ref()?;
+        Some((vendor, model))
     }
 
     pub fn dir(&self) -> &Path {
@@ -255,6 +271,7 @@ impl Token {
             label: clean_label(label)?,
             serial: self.description.serial.clone(),
             salt: random_bytes(16)?.to_vec(),
+            tpm: tpm_vendor_model()?,
         };
         Self::write_fresh(&self.dir, &description, so_pin)?;
         self.description = description;
@@ -446,6 +463,11 @@ impl Token {
 }
 
 /// Object ids are hex: nothing a caller hands in can name a path outside the token.
+fn tpm_vendor_model() -> Result<Option<(String, String)>> {
+    let identity = TpmIdentity::read()?;
+    Ok(Some((identity.vendor, identity.model)))
+}
+
 fn check_uid(uid: &str) -> Result<()> {
     if uid.is_empty() || uid.len() > 64 || !uid.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::BadInput(format!("object id {uid:?} is not hex")));
