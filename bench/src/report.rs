@@ -57,6 +57,9 @@ pub struct Row {
     pub peer: bool,
     /// What the row left in the TPM after releasing (or exiting), when it did.
     pub leftovers: Vec<String>,
+    /// TPM commands per operation counted in a pass of their own, through the wire tap,
+    /// for rows timed without the tap in the path.
+    pub counted_commands: Option<f64>,
 }
 
 impl Row {
@@ -69,6 +72,7 @@ impl Row {
             notes: String::new(),
             peer: false,
             leftovers: Vec::new(),
+            counted_commands: None,
         }
     }
 
@@ -97,6 +101,9 @@ impl Row {
     }
 
     pub fn median_commands(&self) -> Option<f64> {
+        if self.counted_commands.is_some() {
+            return self.counted_commands;
+        }
         median(
             self.rounds
                 .iter()

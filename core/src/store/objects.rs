@@ -74,7 +74,11 @@ impl Objects {
         let narrowest = INDEXED
             .iter()
             .filter_map(|t| template.get(t).map(|v| (*t, v)))
-            .map(|(t, v)| self.index.get(&(t, v.clone())).map_or(&[][..], Vec::as_slice))
+            .map(|(t, v)| {
+                self.index
+                    .get(&(t, v.clone()))
+                    .map_or(&[][..], Vec::as_slice)
+            })
             .min_by_key(|hits| hits.len());
         match narrowest {
             None => self.all(),
@@ -110,7 +114,10 @@ mod tests {
             ("b".to_string(), record(&[&[(0, b"\x01"), (3, b"x")]])),
             (
                 "a".to_string(),
-                record(&[&[(3, b"x"), (0x102, b"\x07")], &[(3, b"y"), (0x102, b"\x07")]]),
+                record(&[
+                    &[(3, b"x"), (0x102, b"\x07")],
+                    &[(3, b"y"), (0x102, b"\x07")],
+                ]),
             ),
             ("c".to_string(), record(&[&[(0, b"\x02")]])),
         ]
@@ -124,7 +131,10 @@ mod tests {
             pairs.iter().map(|(t, v)| (*t, v.to_vec())).collect()
         };
         let ids = |found: Vec<ObjectPart<'_>>| -> Vec<(String, usize)> {
-            found.into_iter().map(|(u, p, _)| (u.to_string(), p)).collect()
+            found
+                .into_iter()
+                .map(|(u, p, _)| (u.to_string(), p))
+                .collect()
         };
         assert_eq!(
             ids(objects.candidates(&template(&[(3, b"x")]))),

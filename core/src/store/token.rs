@@ -12,8 +12,8 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::files::{self, WriteLock, TEMP_PREFIX};
-use super::pin::{pin_auth, Role, TokenSecret, SECRET_LEN};
 use super::objects::Objects;
+use super::pin::{pin_auth, Role, TokenSecret, SECRET_LEN};
 use super::record::Record;
 use crate::error::{Error, Result};
 use crate::keyfile::KeyFile;
