@@ -8,9 +8,10 @@ PACKAGES=(
     swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus
     tpm2-openssl nginx curl opensc gnutls-bin p11-kit libp11-kit-dev
     openssh-server openssh-client apache2 strongswan
-    # pki, swanctl and the pkcs11 plugin are not in the strongswan metapackage on Debian 12
-    strongswan-pki strongswan-swanctl libstrongswan-extra-plugins
-    libtpm2-pkcs11-1 libengine-pkcs11-openssl iproute2 procps
+    # pki, swanctl and the pkcs11 plugin are not in the strongswan metapackage on Debian 12;
+    # the openssl plugin (ECDSA in the IKEv2 test) is in the standard plugins
+    strongswan-pki strongswan-swanctl libstrongswan-extra-plugins libstrongswan-standard-plugins
+    libtpm2-pkcs11-1 libengine-pkcs11-openssl iproute2 procps iputils-ping
 )
 
 die() {
@@ -51,7 +52,7 @@ fi
 fail=0
 for prog in swtpm swtpm_setup tpm2_startup tpm2_getrandom tpm2_dictionarylockout tpm2-abrmd \
     dbus-daemon openssl nginx curl pkcs11-tool p11tool p11-kit ssh ssh-keygen sshd pki swanctl \
-    ss pgrep; do
+    ss pgrep ip ping mount; do
     if ! command -v "$prog" >/dev/null 2>&1; then
         echo "deps.sh: ERROR: required program '$prog' not found" >&2
         fail=1
@@ -61,8 +62,18 @@ if ! command -v apache2 >/dev/null 2>&1 && [ ! -x /usr/sbin/apache2 ]; then
     echo "deps.sh: ERROR: required program 'apache2' not found" >&2
     fail=1
 fi
-if [ ! -f /usr/lib/ipsec/plugins/libstrongswan-pkcs11.so ]; then
-    echo "deps.sh: ERROR: strongSwan pkcs11 plugin (libstrongswan-extra-plugins) not found" >&2
+for plugin in pkcs11 kernel-libipsec openssl curve25519; do
+    if [ ! -f "/usr/lib/ipsec/plugins/libstrongswan-$plugin.so" ]; then
+        echo "deps.sh: ERROR: strongSwan $plugin plugin not found (libstrongswan-*-plugins)" >&2
+        fail=1
+    fi
+done
+if [ ! -x /usr/lib/ipsec/charon ]; then
+    echo "deps.sh: ERROR: /usr/lib/ipsec/charon not found (strongswan-charon)" >&2
+    fail=1
+fi
+if [ ! -c /dev/net/tun ]; then
+    echo "deps.sh: ERROR: /dev/net/tun missing (the IKEv2 test's kernel-libipsec needs TUN)" >&2
     fail=1
 fi
 [ "$fail" -eq 0 ] || die "required programs are missing (see above)"

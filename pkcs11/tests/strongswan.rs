@@ -2,7 +2,7 @@
 //! plugin (`pki --self --keyid <CKA_ID hex>`): ECDSA and RSA PKCS#1 v1.5; openssl verifies
 //! them and finds the token keys' public keys in them. (`--rsa-padding pss` is refused by
 //! the strongSwan 5.9.8 pkcs11 plugin itself, "signature scheme RSA_EMSA_PSS not
-//! supported", before the module is asked.) The IKEv2 part of the issue is not here.
+//! supported", before the module is asked.) IKEv2 with token keys is in ikev2.rs.
 //!
 //! The plugin is configured in a temporary strongswan.conf (STRONGSWAN_CONF) under `pki`.
 //! Its plugin list leaves out `openssl`: that plugin would first try the key through the

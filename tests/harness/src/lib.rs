@@ -4,6 +4,8 @@
 //! private loopback port pair, optionally fronted by tpm2-abrmd on a private D-Bus bus
 //! ([`Abrmd::start`]). Nothing is mocked, the default TCTI and port 2321 are never used, and
 //! every process is stopped by its pid when its owner is dropped, also when the test panics.
+//! [`UnixBridge`] puts a swtpm's port pair behind unix sockets, for clients in another
+//! network namespace.
 //! A machine where swtpm cannot start makes the tests fail, never skip.
 //!
 //! ```no_run
@@ -22,6 +24,7 @@
 mod abrmd;
 mod process;
 mod swtpm;
+pub mod unix_bridge;
 pub mod wire_tap;
 
 use std::ffi::OsStr;
@@ -30,6 +33,7 @@ use std::process::{Command, Output};
 pub use abrmd::Abrmd;
 pub use process::pid_exists;
 pub use swtpm::Swtpm;
+pub use unix_bridge::UnixBridge;
 pub use wire_tap::WireTap;
 
 /// What a client needs to reach a TPM: a TCTI string and some environment. Implemented by
