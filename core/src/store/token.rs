@@ -151,7 +151,7 @@ impl Token {
             label: clean_label(label)?,
             serial,
             salt: random_bytes(16)?.to_vec(),
-            tpm: tpm_vendor_model()?,
+            tpm: Some(this_tpm()?),
         };
         let built = Self::write_fresh(&tmp, &description, so_pin)
             .and_then(|()| std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir.display(), e)))
@@ -271,7 +271,7 @@ impl Token {
             label: clean_label(label)?,
             serial: self.description.serial.clone(),
             salt: random_bytes(16)?.to_vec(),
-            tpm: tpm_vendor_model()?,
+            tpm: Some(this_tpm()?),
         };
         Self::write_fresh(&self.dir, &description, so_pin)?;
         self.description = description;
@@ -463,9 +463,10 @@ impl Token {
 }
 
 /// Object ids are hex: nothing a caller hands in can name a path outside the token.
-fn tpm_vendor_model() -> Result<Option<(String, String)>> {
+/// Vendor and model of the TPM this process talks to, for a token made now.
+fn this_tpm() -> Result<(String, String)> {
     let identity = TpmIdentity::read()?;
-    Ok(Some((identity.vendor, identity.model)))
+    Ok((identity.vendor, identity.model))
 }
 
 fn check_uid(uid: &str) -> Result<()> {

@@ -96,16 +96,41 @@ fn accept(listener: &UnixListener, upstream: u16, stop: &AtomicBool) {
     }
 }
 
-fn forward(client: UnixStream, tpm: TcpStream) -> io::Result<()> {
-    let (mut client_in, mut tpm_out) = (client.try_clone()?, tpm.try_clone()?);
-    let (mut client_out, mut tpm_in) = (client, tpm);
+/// A connection that can be split into two handles and shut down: TCP or unix.
+pub(crate) trait Duplex: io::Read + io::Write + Send + Sized + 'static {
+    fn split(&self) -> io::Result<Self>;
+    fn close(&self);
+}
+
+impl Duplex for TcpStream {
+    fn split(&self) -> io::Result<Self> {
+        self.try_clone()
+    }
+    fn close(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+impl Duplex for UnixStream {
+    fn split(&self) -> io::Result<Self> {
+        self.try_clone()
+    }
+    fn close(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+/// Copies both ways between `a` and `b` on two threads; a close on either side is passed on.
+pub(crate) fn forward<A: Duplex, B: Duplex>(a: A, b: B) -> io::Result<()> {
+    let (mut a_in, mut b_out) = (a.split()?, b.split()?);
+    let (mut a_out, mut b_in) = (a, b);
     thread::spawn(move || {
-        let _ = io::copy(&mut client_in, &mut tpm_out);
-        let _ = tpm_out.shutdown(Shutdown::Both);
+        let _ = io::copy(&mut a_in, &mut b_out);
+        b_out.close();
     });
     thread::spawn(move || {
-        let _ = io::copy(&mut tpm_in, &mut client_out);
-        let _ = client_out.shutdown(Shutdown::Both);
+        let _ = io::copy(&mut b_in, &mut a_out);
+        a_out.close();
     });
     Ok(())
 }

@@ -51,17 +51,8 @@ impl WireTap {
                 let Ok(up) = TcpStream::connect(("127.0.0.1", upstream_port + 1)) else {
                     continue;
                 };
-                let (mut c2, mut u2) = (client.try_clone().unwrap(), up.try_clone().unwrap());
-                let (mut c1, mut u1) = (client, up);
                 // swtpm serves one control connection at a time: pass every close on.
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c1, &mut u1);
-                    let _ = u1.shutdown(std::net::Shutdown::Both);
-                });
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut u2, &mut c2);
-                    let _ = c2.shutdown(std::net::Shutdown::Both);
-                });
+                crate::unix_bridge::forward(client, up).unwrap();
             }
         });
         let shared = Arc::new(Mutex::new(Shared::default()));
