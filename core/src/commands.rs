@@ -27,7 +27,8 @@ pub struct Command<'a> {
     pub handles: &'a [u32],
     pub names: &'a [&'a [u8]],
     pub auth: Option<&'a [u8]>,
-    pub params: Vec<u8>,
+    /// Zeroized on drop: parameters carry sensitive areas, new authValues and plaintext.
+    pub params: Zeroizing<Vec<u8>>,
     /// The first command parameter is a secret TPM2B: encrypt it (session "decrypt").
     pub secret_in: bool,
     /// The first response parameter is a secret TPM2B: have it encrypted (session "encrypt").
@@ -44,7 +45,7 @@ struct KeyCommand<'a> {
     key: u32,
     name: &'a [u8],
     auth: &'a [u8],
-    params: Vec<u8>,
+    params: Zeroizing<Vec<u8>>,
     secret_in: bool,
     secret_out: bool,
 }
@@ -111,8 +112,8 @@ impl Tpm {
 
     fn execute_once(&mut self, cmd: &Command<'_>) -> Result<Response> {
         let with_session = self.wants_session(cmd);
-        let mut params = Zeroizing::new(cmd.params.clone());
-        let mut auth_area = Vec::new();
+        let mut params = cmd.params.clone();
+        let mut auth_area = Zeroizing::new(Vec::new());
         let mut session_attrs = 0u8;
         let mut nonce_caller = [0u8; 32];
         if with_session {
@@ -130,7 +131,7 @@ impl Tpm {
                 cmd.auth.unwrap_or(&[]),
                 session_attrs,
             )?;
-            auth_area = area;
+            auth_area = Zeroizing::new(area);
             nonce_caller = nonce;
         } else if let Some(auth) = cmd.auth {
             let mut w = Writer::new();
@@ -138,7 +139,7 @@ impl Tpm {
                 .tpm2b(&[])
                 .u8(ATTR_CONTINUE_SESSION)
                 .tpm2b(auth);
-            auth_area = w.into_vec();
+            auth_area = w.into_secret();
         }
         let tag = if auth_area.is_empty() {
             TPM_ST_NO_SESSIONS
@@ -154,7 +155,7 @@ impl Tpm {
             w.u32(auth_area.len() as u32).bytes(&auth_area);
         }
         w.bytes(&params);
-        let mut bytes = Zeroizing::new(w.into_vec());
+        let mut bytes = w.into_secret();
         let len = (bytes.len() as u32).to_be_bytes();
         bytes[2..6].copy_from_slice(&len);
 
@@ -186,7 +187,10 @@ impl Tpm {
         }
         if with_session {
             if rtag != TPM_ST_SESSIONS {
-                self.session = None;
+                // The TPM may still hold the session: flush it rather than leak a slot.
+                if let Some(s) = self.session.take() {
+                    let _ = self.flush_context(s.handle);
+                }
                 return Err(Error::Integrity(
                     "response lacks the session's authorisation".into(),
                 ));
@@ -231,7 +235,7 @@ impl Tpm {
             handles: &[salt_handle, TPM_RH_NULL],
             names: &[],
             auth: None,
-            params,
+            params: Zeroizing::new(params),
             secret_in: false,
             secret_out: false,
             response_handles: 1,
@@ -258,7 +262,7 @@ impl Tpm {
             handles,
             names: &[],
             auth: None,
-            params,
+            params: Zeroizing::new(params),
             secret_in: false,
             secret_out: false,
             response_handles,
@@ -330,7 +334,7 @@ impl Tpm {
             handles: &[hierarchy],
             names: &[&name],
             auth: Some(hierarchy_auth),
-            params: w.into_vec(),
+            params: w.into_secret(),
             secret_in: false,
             secret_out: false,
             response_handles: 1,
@@ -365,16 +369,15 @@ impl Tpm {
     ) -> Result<(Vec<u8>, Vec<u8>)> {
         let mut sensitive = Writer::new();
         sensitive.tpm2b(user_auth).tpm2b(data);
-        let sensitive = Zeroizing::new(sensitive.into_vec());
+        let sensitive = sensitive.into_secret();
         let mut w = Writer::new();
         w.tpm2b(&sensitive).tpm2b(template).tpm2b(&[]).u32(0);
-        let params = Zeroizing::new(w.into_vec());
         let rsp = self.execute(&Command {
             code: CommandCode::Create,
             handles: &[parent],
             names: &[parent_name],
             auth: Some(parent_auth),
-            params: params.to_vec(),
+            params: w.into_secret(),
             secret_in: true,
             secret_out: false,
             response_handles: 0,
@@ -425,7 +428,7 @@ impl Tpm {
             handles: &[parent],
             names,
             auth: Some(parent_auth),
-            params: w.into_vec(),
+            params: w.into_secret(),
             secret_in: false,
             secret_out: false,
             response_handles: 1,
@@ -457,7 +460,7 @@ impl Tpm {
             handles: &[TPM_RH_OWNER, object],
             names: &[&owner, object_name],
             auth: Some(owner_auth),
-            params: w.into_vec(),
+            params: w.into_secret(),
             secret_in: false,
             secret_out: false,
             response_handles: 0,
@@ -483,7 +486,7 @@ impl Tpm {
             handles: &[object, parent],
             names: &[object_name, parent_name],
             auth: Some(auth),
-            params: Zeroizing::new(w.into_vec()).to_vec(),
+            params: w.into_secret(),
             secret_in: true,
             secret_out: false,
             response_handles: 0,
@@ -531,7 +534,7 @@ impl Tpm {
             key,
             name: key_name,
             auth,
-            params: w.into_vec(),
+            params: w.into_secret(),
             secret_in: true,
             secret_out: false,
         })?;
@@ -561,7 +564,7 @@ impl Tpm {
             key,
             name: key_name,
             auth,
-            params: w.into_vec(),
+            params: w.into_secret(),
             secret_in: true,
             secret_out: true,
         })?;
@@ -587,7 +590,7 @@ impl Tpm {
             key,
             name: key_name,
             auth,
-            params: w.into_vec(),
+            params: w.into_secret(),
             secret_in: true,
             secret_out: true,
         })?;
@@ -609,7 +612,7 @@ impl Tpm {
             key: item,
             name: item_name,
             auth,
-            params: Vec::new(),
+            params: Zeroizing::new(Vec::new()),
             secret_in: false,
             secret_out: true,
         })?;
@@ -626,7 +629,7 @@ impl Tpm {
             handles: &[],
             names: &[],
             auth: None,
-            params: w.into_vec(),
+            params: w.into_secret(),
             secret_in: false,
             secret_out: true,
             response_handles: 0,
@@ -645,7 +648,7 @@ impl Tpm {
             handles: &[],
             names: &[],
             auth: None,
-            params: w.into_vec(),
+            params: w.into_secret(),
             secret_in: true,
             secret_out: false,
             response_handles: 0,

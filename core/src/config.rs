@@ -1,6 +1,6 @@
 //! Configuration, highest first: values handed in by a front end (openssl.cnf section,
 //! module config) > environment (`TPMKEY_TCTI`, `TPMKEY_OBJECTS`, `TPMKEY_SESSION`,
-//! `TPMKEY_STORE`) > the config file (`TPMKEY_CONF`, default /etc/tpmkey/tpmkey.conf,
+//! `TPMKEY_STORE`, `TPMKEY_STATE`) > the config file (`TPMKEY_CONF`, default /etc/tpmkey/tpmkey.conf,
 //! `key = value` lines, `#` comments) > defaults. tpm2-tss is never left to probe for a TPM.
 
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ pub const KEYS: &[&str] = &[
     "parent-auth",
     "storage-key-name",
     "store",
+    "state",
 ];
 
 /// How long a key stays loaded in the TPM's few object slots.
@@ -57,6 +58,8 @@ pub struct Config {
     /// The pinned Name of the storage key that salts the session (hex in the file).
     pub storage_key_name: Option<Vec<u8>>,
     pub store: Option<PathBuf>,
+    /// tpmkey's own state (the storage keys pinned on first use); see [`Config::state_dir`].
+    pub state: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -75,6 +78,7 @@ impl std::fmt::Debug for Config {
                 },
             )
             .field("store", &self.store)
+            .field("state", &self.state)
             .finish()
     }
 }
@@ -89,6 +93,7 @@ impl Default for Config {
             parent_auth: Zeroizing::new(Vec::new()),
             storage_key_name: None,
             store: None,
+            state: None,
         }
     }
 }
@@ -129,6 +134,7 @@ impl Config {
             ("TPMKEY_OBJECTS", "objects"),
             ("TPMKEY_SESSION", "session"),
             ("TPMKEY_STORE", "store"),
+            ("TPMKEY_STATE", "state"),
         ] {
             if let Ok(v) = std::env::var(var) {
                 c.set(key, &v)
@@ -149,12 +155,10 @@ impl Config {
                 continue;
             }
             let at = || format!("{}, line {}", path.display(), i + 1);
-            let (k, v) = line.split_once('=').ok_or_else(|| {
-                Error::Config(format!(
-                    "{}: expected `key = value`, found \"{line}\"",
-                    at()
-                ))
-            })?;
+            // The line itself is not echoed: it may hold a secret (`parent-auth`).
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| Error::Config(format!("{}: expected `key = value`", at())))?;
             self.set(k.trim(), v.trim())
                 .map_err(|m| Error::Config(format!("{}: {m}", at())))?;
         }
@@ -198,6 +202,7 @@ impl Config {
                 self.storage_key_name = Some(parse_hex(value).ok_or_else(|| bad("expected hex"))?);
             }
             "store" => self.store = Some(PathBuf::from(value)),
+            "state" => self.state = Some(PathBuf::from(value)),
             _ => {
                 return Err(format!(
                     "unknown key \"{key}\" (known: {})",
@@ -206,6 +211,23 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// tpmkey's state directory: `state`, else `/var/lib/tpmkey` for root and
+    /// `$XDG_STATE_HOME/tpmkey` (or `~/.local/state/tpmkey`) for other users.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state {
+            return dir.clone();
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            return PathBuf::from("/var/lib/tpmkey");
+        }
+        match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+            Some(d) => PathBuf::from(d).join("tpmkey"),
+            None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".local/state/tpmkey"),
+        }
     }
 
     /// The object policy with `auto` resolved from the TCTI.
@@ -244,6 +266,10 @@ mod tests {
             .apply_file(Path::new("/x.conf"), "tcti swtpm\n")
             .unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
+        let e = c
+            .apply_file(Path::new("/x.conf"), "parent-auth: s3cret\n")
+            .unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "a secret echoed: {e}");
         assert_eq!(c.tcti, "swtpm:port=1");
     }
 

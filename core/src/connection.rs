@@ -15,6 +15,7 @@ use crate::public_key::{Curve, KeyPublic, PublicKey};
 use crate::response_code::{TPM_RC_INITIALIZE, TPM_RC_OBJECT_MEMORY, TPM_RC_SESSION_MEMORY};
 use crate::session::SaltKey;
 use crate::session_crypto::RustCrypto;
+use crate::storage_key_pin;
 use crate::tcti::Tcti;
 use crate::templates;
 use crate::wire::TPM_RH_OWNER;
@@ -92,6 +93,8 @@ pub struct Link {
     contexts: HashMap<u64, Vec<u8>>,
     /// Public areas of persistent objects, read once.
     persistent: HashMap<u32, KeyPublic>,
+    /// Storage keys whose Name this connection has checked against the pin.
+    pins_checked: Vec<u32>,
 }
 
 impl std::fmt::Debug for Link {
@@ -121,7 +124,6 @@ fn classify(e: &Error) -> Failure {
                 Failure::Busy
             } else if *command == "ContextLoad"
                 || (0x910..=0x91E).contains(&base)
-                || base == 0x8B
                 || base == 0x150
                 || base == TPM_RC_INITIALIZE
             {
@@ -134,7 +136,8 @@ fn classify(e: &Error) -> Failure {
     }
 }
 
-static EXPLICIT: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+/// Values handed in by the front end; `parent-auth` is a secret, so values are zeroized.
+static EXPLICIT: Mutex<Vec<(String, Zeroizing<String>)>> = Mutex::new(Vec::new());
 static LINK: Mutex<Option<Link>> = Mutex::new(None);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -149,7 +152,7 @@ pub fn configure(explicit: &[(&str, &str)]) -> Result<Config> {
     let config = Config::load(&pairs)?;
     *lock(&EXPLICIT) = pairs
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.to_string(), Zeroizing::new(v.to_string())))
         .collect();
     shutdown();
     Ok(config)
@@ -255,6 +258,7 @@ impl Link {
             loaded: Vec::new(),
             contexts: HashMap::new(),
             persistent: HashMap::new(),
+            pins_checked: Vec::new(),
         })
     }
 
@@ -357,8 +361,11 @@ impl Link {
         }
     }
 
-    /// Forgets all state and reconnects (the TPM restarted, or the TCTI broke).
+    /// Forgets all state and reconnects (the TPM restarted, or the TCTI broke). What this
+    /// process holds is flushed first: if the TPM is still there, a session left behind
+    /// would count against its few session slots until the TPM is reset.
     fn reset(&mut self) -> Result<()> {
+        self.release_all();
         let config = self.config.clone();
         let fresh = Link::open(config)?;
         let old = std::mem::replace(self, fresh);
@@ -370,9 +377,12 @@ impl Link {
         if self.tpm.session.is_some() {
             if let Some(ctx) = &self.saved_session {
                 if let Err(e) = self.tpm.context_load(ctx) {
-                    // Full TPM: keep the saved session for the retry. Otherwise it is gone.
+                    // Full TPM: keep the saved session for the retry. Otherwise give it up,
+                    // flushing it in case the TPM still holds it.
                     if classify(&e) != Failure::Busy {
-                        self.tpm.session = None;
+                        if let Some(s) = self.tpm.session.take() {
+                            let _ = self.tpm.flush_context(s.handle);
+                        }
                         self.saved_session = None;
                     }
                     return Err(e);
@@ -390,15 +400,13 @@ impl Link {
 
     /// Starts the session salted with the key about to be used, when that key can salt
     /// (an ECC P-256 decryption key) and loads without a secret (empty parent authValue).
-    /// Its public area comes from the key file or an earlier ReadPublic, so no
-    /// unauthenticated TPM answer is trusted, and it saves the storage key's ReadPublic:
-    /// process start to first signature is Load, StartAuthSession, Sign.
+    /// Only a key file's key qualifies: its public area comes from the file, so no
+    /// unauthenticated TPM answer is trusted. A persistent key's public area comes from
+    /// ReadPublic, which a bus attacker can answer; such keys use the pinned storage key.
+    /// Process start to first signature with a key file: Load, StartAuthSession, Sign.
     fn load_and_salt(&mut self, key: &Loadable<'_>) -> Result<Option<(u32, Vec<u8>)>> {
         let (handle, name, public) = match key {
-            Loadable::Persistent { handle, name } => match self.persistent.get(handle) {
-                Some(public) => (*handle, name.to_vec(), public.clone()),
-                None => return Ok(None),
-            },
+            Loadable::Persistent { .. } => return Ok(None),
             Loadable::Blob {
                 id,
                 parent,
@@ -465,7 +473,7 @@ impl Link {
                 }
             }
         };
-        self.check_pinned(&public.name)?;
+        self.check_pinned(handle, &public.name)?;
         match public.key {
             PublicKey::Ec { curve: Curve::P256, x, y } => Ok((handle, SaltKey { x, y })),
             _ => Err(Error::Unsupported(format!(
@@ -474,15 +482,15 @@ impl Link {
         }
     }
 
-    fn check_pinned(&self, name: &[u8]) -> Result<()> {
-        match &self.config.storage_key_name {
-            Some(pinned) if pinned.as_slice() != name => Err(Error::Integrity(format!(
-                "storage key Name {} does not match the pinned storage-key-name {}: refusing to salt the session",
-                hex(name),
-                hex(pinned)
-            ))),
-            _ => Ok(()),
+    /// The storage key `parent` may salt sessions and carry secrets only with the Name
+    /// pinned for it (configured, or recorded on first use); checked once per connection.
+    fn check_pinned(&mut self, parent: u32, name: &[u8]) -> Result<()> {
+        if self.pins_checked.contains(&parent) {
+            return Ok(());
         }
+        storage_key_pin::check(&self.config, parent, name)?;
+        self.pins_checked.push(parent);
+        Ok(())
     }
 
     fn persistent_public(&mut self, handle: u32) -> Result<KeyPublic> {
@@ -523,7 +531,7 @@ impl Link {
                 };
                 let (h, public, _) = self.tpm.create_primary(TPM_RH_OWNER, &auth, &template)?;
                 let public = KeyPublic::parse(&public)?;
-                if let Err(e) = self.check_pinned(&public.name) {
+                if let Err(e) = self.check_pinned(TPM_RH_OWNER, &public.name) {
                     let _ = self.tpm.flush_context(h);
                     return Err(e);
                 }
@@ -714,9 +722,7 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(1 + u64::from(u16::from_be_bytes(r)) % (cap * 2))
 }
 
-pub fn hex(v: &[u8]) -> String {
-    v.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::hex::hex;
 
 /// TPM commands this process has sent on its current connection (for tests and benchmarks).
 pub fn commands_sent() -> u64 {

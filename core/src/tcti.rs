@@ -45,7 +45,7 @@ impl Tcti {
         if rc != 0 || context.is_null() {
             return Err(Error::Tcti {
                 tcti: conf.into(),
-                cause: format!("cannot open: {}", ResponseCode(rc)),
+                cause: open_failure(conf, rc),
             });
         }
         Ok(Tcti {
@@ -108,11 +108,47 @@ impl Tcti {
     }
 }
 
+/// Why a TCTI did not open. The raw device admits one open file at a time, which after a
+/// fork the parent still holds: say so, and name the device that fits.
+fn open_failure(conf: &str, rc: u32) -> String {
+    let mut cause = format!("cannot open: {}", ResponseCode(rc));
+    let device = conf.strip_prefix("device:").unwrap_or_default();
+    if conf.starts_with("device:") && !device.contains("tpmrm") {
+        cause.push_str(&format!(
+            "; {} admits one process at a time, so it fails while another process (or the \
+             parent of this one, before fork) holds it: use the kernel resource manager \
+             device:/dev/tpmrm0 instead",
+            if device.is_empty() {
+                "/dev/tpm0"
+            } else {
+                device
+            }
+        ));
+    }
+    cause
+}
+
 impl Drop for Tcti {
     fn drop(&mut self) {
         if !self.context.is_null() {
             // SAFETY: context came from Tss2_TctiLdr_Initialize and is finalized once.
             unsafe { sys::Tss2_TctiLdr_Finalize(&mut self.context) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_device_failure_names_the_resource_manager() {
+        let m = open_failure("device:/dev/tpm0", 0xA000A);
+        assert!(
+            m.contains("one process at a time") && m.contains("/dev/tpmrm0"),
+            "{m}"
+        );
+        assert!(!open_failure("device:/dev/tpmrm0", 0xA000A).contains("one process"));
+        assert!(!open_failure("swtpm:port=1", 0xA000A).contains("one process"));
     }
 }

@@ -1,6 +1,8 @@
 //! TPM 2.0 wire format: constants of Part 2 that tpmkey sends, and bounds-checked
 //! big-endian marshalling for command and response buffers.
 
+use zeroize::Zeroizing;
+
 use crate::error::{Error, Result};
 
 pub const TPM_ST_NO_SESSIONS: u16 = 0x8001;
@@ -80,28 +82,42 @@ impl CommandCode {
 }
 
 /// A growing big-endian buffer.
+/// Marshals big-endian TPM structures. Its buffer may hold secrets (sensitive areas,
+/// authValues, plaintext), so it never leaves a copy behind: growing zeroizes the old
+/// allocation, and dropping zeroizes the buffer.
 #[derive(Default, Debug)]
 pub struct Writer {
-    pub buf: Vec<u8>,
+    buf: Zeroizing<Vec<u8>>,
 }
 
 impl Writer {
     pub fn new() -> Self {
         Self::default()
     }
+    /// Makes room for `n` more bytes without a reallocation that would leave the old
+    /// bytes in freed memory.
+    fn reserve(&mut self, n: usize) {
+        let needed = self.buf.len().saturating_add(n);
+        if needed <= self.buf.capacity() {
+            return;
+        }
+        let mut grown = Zeroizing::new(Vec::with_capacity(
+            needed.max(2 * self.buf.capacity()).max(64),
+        ));
+        grown.extend_from_slice(&self.buf);
+        self.buf = grown;
+    }
     pub fn u8(&mut self, v: u8) -> &mut Self {
-        self.buf.push(v);
-        self
+        self.bytes(&[v])
     }
     pub fn u16(&mut self, v: u16) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
+        self.bytes(&v.to_be_bytes())
     }
     pub fn u32(&mut self, v: u32) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
+        self.bytes(&v.to_be_bytes())
     }
     pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
+        self.reserve(v.len());
         self.buf.extend_from_slice(v);
         self
     }
@@ -111,7 +127,12 @@ impl Writer {
         self.u16(u16::try_from(v.len()).unwrap_or(u16::MAX))
             .bytes(v)
     }
-    pub fn into_vec(self) -> Vec<u8> {
+    /// The bytes, for data that is not secret.
+    pub fn into_vec(mut self) -> Vec<u8> {
+        std::mem::take(&mut *self.buf)
+    }
+    /// The bytes, zeroized when dropped.
+    pub fn into_secret(self) -> Zeroizing<Vec<u8>> {
         self.buf
     }
 }
@@ -192,4 +213,20 @@ pub fn with_size_prefix(v: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
     w.tpm2b(v);
     w.into_vec()
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use super::*;
+
+    #[test]
+    fn writer_grows_without_losing_bytes_and_hands_out_zeroizing_buffers() {
+        let mut w = Writer::new();
+        for i in 0..1000u32 {
+            w.u32(i);
+        }
+        let secret: Zeroizing<Vec<u8>> = w.into_secret();
+        assert_eq!(secret.len(), 4000);
+        assert_eq!(&secret[3996..], &999u32.to_be_bytes());
+    }
 }

@@ -7,7 +7,7 @@
 //! `store =`), else `/var/lib/tpmkey` for root and `$XDG_DATA_HOME/tpmkey` (or
 //! `~/.local/share/tpmkey`) for other users.
 
-mod files;
+pub(crate) mod files;
 pub mod objects;
 pub mod pin;
 pub mod record;

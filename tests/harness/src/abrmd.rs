@@ -32,6 +32,13 @@ pub struct Abrmd {
     swtpm_tcti: String,
 }
 
+impl Drop for Abrmd {
+    fn drop(&mut self) {
+        // Its unique bus name is in the TCTI, so in the name of tpmkey's storage-key record.
+        crate::pins::forget(&self.bus_name);
+    }
+}
+
 impl Abrmd {
     /// Starts a private session bus and tpm2-abrmd on it, connected to `swtpm`, and waits
     /// until `tpm2_getrandom 8` succeeds through it. Panics with the daemons' output if not.

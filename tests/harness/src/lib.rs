@@ -22,6 +22,7 @@
 #![allow(clippy::panic)]
 
 mod abrmd;
+mod pins;
 mod process;
 mod swtpm;
 pub mod unix_bridge;

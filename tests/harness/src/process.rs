@@ -326,6 +326,7 @@ impl PortPair {
             }
             reserved.insert(candidate);
             reserved.insert(next);
+            crate::pins::forget_port(candidate);
             return PortPair { base: candidate };
         }
         panic!("tpmkey-testenv: no free loopback port pair found after 1000 candidates")
@@ -344,6 +345,7 @@ impl Drop for PortPair {
         };
         reserved.remove(&self.base);
         reserved.remove(&(self.base + 1));
+        crate::pins::forget_port(self.base);
     }
 }
 

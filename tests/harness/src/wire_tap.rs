@@ -45,6 +45,7 @@ impl WireTap {
             }
         };
         let port = listener.local_addr().unwrap().port();
+        crate::pins::forget_port(port);
         std::thread::spawn(move || {
             for client in control.incoming() {
                 let Ok(client) = client else { return };
