@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use crate::commands::Tpm;
-use crate::config::{Config, ObjectPolicy};
+use crate::config::{behind_resource_manager, Config, ObjectPolicy};
 use crate::error::{Error, Result};
+use crate::keep_lease::KeepLease;
 use crate::public_key::{Curve, KeyPublic, PublicKey};
-use crate::response_code::{TPM_RC_INITIALIZE, TPM_RC_OBJECT_MEMORY, TPM_RC_SESSION_MEMORY};
+use crate::response_code::{
+    TPM_RC_INITIALIZE, TPM_RC_OBJECT_MEMORY, TPM_RC_SESSION_MEMORY, TPM_RC_VALUE,
+};
 use crate::session::SaltKey;
 use crate::session_crypto::RustCrypto;
 use crate::storage_key_pin;
@@ -95,6 +98,9 @@ pub struct Link {
     persistent: HashMap<u32, KeyPublic>,
     /// Storage keys whose Name this connection has checked against the pin.
     pins_checked: Vec<u32>,
+    /// Held while this process keeps objects loaded on a TPM without a resource manager,
+    /// where every process shares the TPM's few slots.
+    keep_lease: Option<KeepLease>,
 }
 
 impl std::fmt::Debug for Link {
@@ -125,6 +131,9 @@ fn classify(e: &Error) -> Failure {
             } else if *command == "ContextLoad"
                 || (0x910..=0x91E).contains(&base)
                 || base == 0x150
+                // Behind a resource manager, the handles it gave out stop working when the
+                // TPM restarts: tpm2-abrmd answers TPM_RC_VALUE on the handle.
+                || (base == TPM_RC_VALUE && rc.handle_number().is_some())
                 || base == TPM_RC_INITIALIZE
             {
                 Failure::Lost
@@ -246,10 +255,19 @@ extern "C" fn flush_at_exit() {
 impl Link {
     fn open(config: Config) -> Result<Link> {
         let tcti = Tcti::open(&config.tcti)?;
+        let mut policy = config.object_policy();
+        let mut keep_lease = None;
+        if policy == ObjectPolicy::Keep && !behind_resource_manager(&config.tcti) {
+            keep_lease = KeepLease::try_acquire(&config);
+            if keep_lease.is_none() {
+                policy = ObjectPolicy::PerOperation;
+            }
+        }
         Ok(Link {
             pid: std::process::id(),
             tpm: Tpm::new(tcti, config.session),
-            policy: config.object_policy(),
+            policy,
+            keep_lease,
             config,
             storage_key: None,
             storage_key_used: false,
@@ -288,6 +306,13 @@ impl Link {
             self.after_operation();
             let Err(e) = result else { return result };
             match classify(&e) {
+                // A resource manager gives each connection slots of its own, so "full" there
+                // means its state for this connection is broken (tpm2-abrmd after its TPM
+                // restarted): a new connection starts clean.
+                Failure::Busy if !reset_done && behind_resource_manager(&self.config.tcti) => {
+                    reset_done = true;
+                    self.reset()?;
+                }
                 Failure::Busy if start.elapsed() <= BUSY_DEADLINE => {
                     self.release_all_loaded();
                     attempt = attempt.saturating_add(1);
@@ -521,8 +546,22 @@ impl Link {
             return Ok(h);
         }
         self.make_room(&[])?;
-        let handle = match self.storage_key.as_ref().and_then(|sk| sk.context.clone()) {
-            Some(ctx) => self.tpm.context_load(&ctx)?,
+        let saved = self.storage_key.as_ref().and_then(|sk| sk.context.clone());
+        let reloaded = match saved {
+            Some(ctx) => match self.tpm.context_load(&ctx) {
+                Ok(h) => Some(h),
+                Err(e) if self.context_is_stale(&e) => {
+                    if let Some(sk) = self.storage_key.as_mut() {
+                        sk.context = None;
+                    }
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let handle = match reloaded {
+            Some(h) => h,
             None => {
                 let template = templates::storage_key()?;
                 let auth = match owner_auth {
@@ -630,9 +669,16 @@ impl Link {
         }
         if let Some(ctx) = self.contexts.get(&id).cloned() {
             self.make_room(&[])?;
-            let handle = self.tpm.context_load(&ctx)?;
-            self.loaded.push((id, handle));
-            return Ok((handle, name.to_vec()));
+            match self.tpm.context_load(&ctx) {
+                Ok(handle) => {
+                    self.loaded.push((id, handle));
+                    return Ok((handle, name.to_vec()));
+                }
+                Err(e) if self.context_is_stale(&e) => {
+                    self.contexts.remove(&id);
+                }
+                Err(e) => return Err(e),
+            }
         }
         let (parent_handle, parent_name, parent_auth) = self.parent(parent)?;
         self.make_room(&[STORAGE_KEY_ID])?;
@@ -652,12 +698,24 @@ impl Link {
         Ok((handle, name.to_vec()))
     }
 
+    /// A saved context that will not load although this process holds nothing loaded: a
+    /// resource manager whose TPM restarted refuses such contexts (tpm2-abrmd answers
+    /// TPM_RC_OBJECT_MEMORY), so the object is re-created from its blob or template instead
+    /// of retrying the same ContextLoad until the deadline.
+    fn context_is_stale(&self, e: &Error) -> bool {
+        classify(e) == Failure::Busy
+            && self.loaded.is_empty()
+            && behind_resource_manager(&self.config.tcti)
+    }
+
     /// Per-operation: nothing of ours stays loaded. Keep: the storage key goes after the
-    /// first operation that did not need it.
+    /// first operation that did not need it; without a resource manager (this process holds
+    /// the keep lease), as soon as the key load it served is done, so that the one keeping
+    /// process holds one object slot and leaves the two a first load needs to the others.
     fn after_operation(&mut self) {
         match self.policy {
             ObjectPolicy::PerOperation => self.release_all_loaded(),
-            _ if self.key_used && !self.storage_key_used => {
+            _ if self.key_used && (self.keep_lease.is_some() || !self.storage_key_used) => {
                 if let Some(i) = self.loaded.iter().position(|(id, _)| *id == STORAGE_KEY_ID) {
                     let (id, h) = self.loaded.remove(i);
                     let _ = self.unload(id, h);
@@ -691,6 +749,12 @@ impl Link {
             let _ = self.tpm.flush_context(s.handle);
         }
         self.saved_session = None;
+    }
+
+    /// Whether the key `id` is loaded or has a saved context on this connection (so the
+    /// TPM has accepted its blob).
+    pub fn holds(&self, id: u64) -> bool {
+        self.loaded.iter().any(|(k, _)| *k == id) || self.contexts.contains_key(&id)
     }
 
     /// The public area of a persistent object (read once, then cached).

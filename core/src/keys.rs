@@ -226,6 +226,16 @@ impl TpmKey {
         self.auth = Zeroizing::new(password.to_vec());
     }
 
+    /// Loads the key into the TPM now (its first operation will not need to), so that a
+    /// key file that is corrupt or belongs to another TPM fails when an application opens
+    /// it, not at its first use. Needs no password: only the parent authorises TPM2_Load.
+    pub fn load(&self) -> Result<()> {
+        if with_link(|link| Ok(link.holds(self.id)))? {
+            return Ok(());
+        }
+        self.with_key(|_, _, _, _| Ok(()))
+    }
+
     /// The key as a TSS2 PRIVATE KEY file; `None` for persistent keys.
     pub fn key_file(&self) -> Option<KeyFile> {
         match &self.location {

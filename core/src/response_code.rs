@@ -15,6 +15,7 @@ pub const TPM_RC_TESTING: u32 = 0x90A;
 pub const TPM_RC_LOCKOUT: u32 = 0x921;
 pub const TPM_RC_INITIALIZE: u32 = 0x100;
 pub const TPM_RC_REFERENCE_H0: u32 = 0x910;
+pub const TPM_RC_VALUE: u32 = 0x084;
 
 const FMT1: u32 = 0x080;
 const VER1: u32 = 0x100;
@@ -262,6 +263,15 @@ impl ResponseCode {
         } else {
             rc & 0xFFF
         }
+    }
+
+    /// For a format-one error about a handle (not a parameter or session), which handle
+    /// of the command it names (1 = the first).
+    pub fn handle_number(self) -> Option<u32> {
+        let rc = self.0;
+        let about_handle = rc >> 16 == 0 && rc & FMT1 != 0 && rc & 0x040 == 0 && rc & 0x800 == 0;
+        let n = (rc >> 8) & 0x7;
+        (about_handle && n != 0).then_some(n)
     }
 
     pub fn is_bad_auth(self) -> bool {

@@ -123,9 +123,11 @@ mod tests {
     #[test]
     fn first_name_is_recorded_then_enforced() {
         let dir = std::env::temp_dir().join(format!("tpmkey-pin-{}", std::process::id()));
-        let mut config = Config::default();
-        config.state = Some(dir.clone());
-        config.tcti = "swtpm:host=127.0.0.1,port=1".into();
+        let mut config = Config {
+            state: Some(dir.clone()),
+            tcti: "swtpm:host=127.0.0.1,port=1".into(),
+            ..Config::default()
+        };
         check(&config, 0x4000_0001, b"\x00\x0bfirst").unwrap();
         check(&config, 0x4000_0001, b"\x00\x0bfirst").unwrap();
         let e = check(&config, 0x4000_0001, b"\x00\x0bother").unwrap_err();

@@ -15,13 +15,13 @@ use common::{free_port, run, run_bounded, Background, Env};
 const CLIENTS: usize = 4;
 const REQUESTS: usize = 50;
 
-/// openssl.cnf: default first, then tpmkey with the TCTI in its section (nginx strips the
-/// workers' environment).
-fn openssl_cnf(env: &Env) -> String {
+/// openssl.cnf: default first, then tpmkey with the TCTI and `settings` in its section
+/// (nginx strips the workers' environment).
+fn openssl_cnf(env: &Env, settings: &str) -> String {
     let cnf = format!(
         "openssl_conf = init\n[init]\nproviders = provs\n\
          [provs]\ndefault = dflt\ntpmkey = tpmk\n[dflt]\nactivate = 1\n\
-         [tpmk]\nmodule = {}\nactivate = 1\ntcti = {}\n",
+         [tpmk]\nmodule = {}\nactivate = 1\ntcti = {}\n{settings}\n",
         env.modules.join("tpmkey.so").display(),
         env.tcti
     );
@@ -56,11 +56,24 @@ fn start_nginx(env: &Env, extra: &str) -> Nginx {
 /// `main` goes into nginx.conf's main context (`env NAME;`), `vars` into the master's
 /// environment.
 fn start_nginx_with(env: &Env, main: &str, vars: &[(String, String)], extra: &str) -> Nginx {
+    start_nginx_workers(env, main, vars, extra, 2, "")
+}
+
+/// [`start_nginx_with`] with `workers` worker processes and `settings` for tpmkey's
+/// openssl.cnf section.
+fn start_nginx_workers(
+    env: &Env,
+    main: &str,
+    vars: &[(String, String)],
+    extra: &str,
+    workers: usize,
+    settings: &str,
+) -> Nginx {
     let port = free_port();
     let dir = env.dir.path().display().to_string();
     std::fs::create_dir_all(env.path("tmp")).unwrap();
     let conf = format!(
-        "{main}\ndaemon off;\nmaster_process on;\nworker_processes 2;\npid {dir}/nginx.pid;\n\
+        "{main}\ndaemon off;\nmaster_process on;\nworker_processes {workers};\npid {dir}/nginx.pid;\n\
          error_log {dir}/error.log info;\nevents {{ worker_connections 64; }}\n\
          http {{\n access_log off;\n client_body_temp_path {dir}/tmp;\n\
          proxy_temp_path {dir}/tmp;\n fastcgi_temp_path {dir}/tmp;\n\
@@ -71,7 +84,7 @@ fn start_nginx_with(env: &Env, main: &str, vars: &[(String, String)], extra: &st
     );
     let conf = env.write("nginx.conf", conf.as_bytes());
     let mut cmd = Command::new("nginx");
-    cmd.env("OPENSSL_CONF", openssl_cnf(env))
+    cmd.env("OPENSSL_CONF", openssl_cnf(env, settings))
         .env("TPMKEY_CONF", "/dev/null")
         .env_remove("TPMKEY_TCTI")
         .envs(vars.iter().map(|(k, v)| (k, v)))
@@ -277,5 +290,75 @@ fn nginx_survives_a_tpm_that_goes_away_and_comes_back() {
     );
     for pid in &workers {
         assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+}
+
+/// `total` TLS handshakes (each a new connection and one HTTP request) from `clients`
+/// threads; the failures, with their errors.
+fn handshakes(env: &Env, nginx: &Nginx, clients: usize, total: usize) -> Vec<String> {
+    use std::io::{Read, Write};
+    let mut builder =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
+    builder.set_ca_file(env.path("server.crt")).unwrap();
+    let connector = builder.build();
+    let port = nginx.port;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let connector = connector.clone();
+                s.spawn(move || {
+                    let mut failed = Vec::new();
+                    for _ in 0..total / clients {
+                        let attempt = || -> Result<Vec<u8>, String> {
+                            let tcp = std::net::TcpStream::connect(("127.0.0.1", port))
+                                .map_err(|e| e.to_string())?;
+                            tcp.set_read_timeout(Some(Duration::from_secs(30))).ok();
+                            let mut tls = connector
+                                .connect("localhost", tcp)
+                                .map_err(|e| e.to_string())?;
+                            tls.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                                .map_err(|e| e.to_string())?;
+                            let mut body = Vec::new();
+                            let _ = tls.read_to_end(&mut body);
+                            Ok(body)
+                        };
+                        match attempt() {
+                            Ok(b) if b.ends_with(b"hello from the TPM\n") => {}
+                            Ok(b) => failed.push(String::from_utf8_lossy(&b).into_owned()),
+                            Err(e) => failed.push(e),
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+/// `objects = keep` straight on swtpm (no resource manager), where every process shares the
+/// TPM's three object and session slots: workers that each kept a key and a session loaded
+/// starved each other (0 handshakes in 120 s in a review). One worker at a time keeps (a
+/// lease) and holds only its key; the others load per operation: 2,000 handshakes from one
+/// client, none failing, with 2 workers and an EC key and with 4 workers and an RSA key.
+#[test]
+fn nginx_workers_under_keep_without_a_resource_manager() {
+    for (workers, kind) in [(2, "EC"), (4, "RSA")] {
+        let env = Env::new();
+        let key = env.genkey("server.pem", kind);
+        env.self_signed(&key, "server.crt");
+        let nginx = start_nginx_workers(&env, "", &[], "", workers, "objects = keep");
+        // One client: while one worker idles, the other must still find room in the TPM.
+        let failures = handshakes(&env, &nginx, 1, 2000);
+        assert!(
+            failures.is_empty(),
+            "{workers} workers, {kind}: {} of 2000 handshakes failed: {:?}\n{}",
+            failures.len(),
+            &failures[..failures.len().min(3)],
+            String::from_utf8_lossy(&env.read("error.log"))
+        );
     }
 }

@@ -1,8 +1,14 @@
-//! The TCTI: libtss2-tctildr turns a configuration string (`device:`, `swtpm:`, `mssim:`,
-//! `tabrmd:`) into a byte pipe to the TPM. This is the only place that calls into tpm2-tss.
+//! The TCTI: a configuration string (`device:`, `swtpm:`, `mssim:`, `tabrmd:`) turned into a
+//! byte pipe to the TPM. libtss2-tctildr opens all but `tabrmd:`, which tpmkey reaches itself
+//! ([`tabrmd`]) because the library's GLib threads do not survive fork. This is the only
+//! place that calls into tpm2-tss.
+
+mod dbus;
+mod tabrmd;
 
 use std::ffi::CString;
 use std::ptr;
+use std::time::Duration;
 
 use tss_esapi_sys as sys;
 
@@ -15,7 +21,9 @@ const MAX_RESPONSE: usize = 8192;
 const RESPONSE_TIMEOUT_MS: i32 = 180_000;
 
 pub struct Tcti {
+    /// libtss2-tctildr's context; null for a native transport or once abandoned.
     context: *mut sys::TSS2_TCTI_CONTEXT,
+    native: Option<tabrmd::Tabrmd>,
     conf: String,
 }
 
@@ -37,6 +45,19 @@ impl Tcti {
                 "empty TCTI: tpmkey never lets tpm2-tss probe for a TPM".into(),
             ));
         }
+        if conf.starts_with("tabrmd") {
+            let native =
+                tabrmd::Tabrmd::open(conf, Duration::from_millis(RESPONSE_TIMEOUT_MS as u64))
+                    .map_err(|cause| Error::Tcti {
+                        tcti: conf.into(),
+                        cause,
+                    })?;
+            return Ok(Tcti {
+                context: ptr::null_mut(),
+                native: Some(native),
+                conf: conf.into(),
+            });
+        }
         let c_conf = CString::new(conf)
             .map_err(|_| Error::Config(format!("TCTI \"{conf}\" contains a NUL byte")))?;
         let mut context: *mut sys::TSS2_TCTI_CONTEXT = ptr::null_mut();
@@ -50,6 +71,7 @@ impl Tcti {
         }
         Ok(Tcti {
             context,
+            native: None,
             conf: conf.into(),
         })
     }
@@ -60,6 +82,17 @@ impl Tcti {
 
     /// Sends one command and returns the TPM's response bytes.
     pub fn execute(&mut self, command: &[u8]) -> Result<Vec<u8>> {
+        if let Some(native) = self.native.as_mut() {
+            return native
+                .execute(command, MAX_RESPONSE)
+                .map_err(|cause| Error::Tcti {
+                    tcti: self.conf.clone(),
+                    cause,
+                });
+        }
+        if self.context.is_null() {
+            return Err(self.error("the connection was abandoned", 0));
+        }
         let common = self.context.cast::<sys::TSS2_TCTI_CONTEXT_COMMON_V1>();
         // SAFETY: every TCTI context starts with the v1 common header (tss2_tcti.h).
         let (transmit, receive) = unsafe { ((*common).transmit, (*common).receive) };
@@ -102,7 +135,8 @@ impl Tcti {
     }
 
     /// Forgets the context without closing it: a forked child must not tear down the
-    /// parent's connection (tabrmd's finalizer talks to D-Bus).
+    /// parent's connection (a TCTI finalizer may send on the shared socket). A native
+    /// socket is closed: that drops only the child's reference to it.
     pub fn abandon(mut self) {
         self.context = ptr::null_mut();
     }

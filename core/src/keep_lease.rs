@@ -1,0 +1,47 @@
+//! `objects = keep` without a resource manager. There the TPM's three object and three
+//! session slots are shared by every process, and processes that each keep a key and a
+//! session loaded exhaust them and wait on each other for ever (two nginx workers managed 0
+//! handshakes in 120 s). So one process at a time keeps its objects: it holds a lease, a
+//! POSIX record lock on `<state>/keep-leases/<TPM>.lock`, for the life of its connection.
+//! The others run `per-operation`, which always leaves room. A POSIX lock (unlike flock) is
+//! not inherited by a forked child, and the kernel drops it when its holder exits.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+use crate::config::Config;
+
+pub const DIR: &str = "keep-leases";
+
+#[derive(Debug)]
+pub struct KeepLease {
+    _file: File,
+}
+
+impl KeepLease {
+    /// The lease for the TPM of `config`, if no other process holds it. `None` also when the
+    /// lock file cannot be made: then this process does not keep (the safe side).
+    pub fn try_acquire(config: &Config) -> Option<KeepLease> {
+        let dir = config.state_dir().join(DIR);
+        crate::store::files::create_dir(&dir).ok()?;
+        let bus = std::env::var("DBUS_SESSION_BUS_ADDRESS").ok();
+        let name = crate::storage_key_pin::record_file_name(&config.tcti, bus.as_deref(), 0);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(dir.join(format!("{name}.lock")))
+            .ok()?;
+        // SAFETY: flock is plain data; all-zero is a valid starting value.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = libc::F_WRLCK as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        // SAFETY: fcntl on a descriptor we own, with a valid flock for F_SETLK (no wait).
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) };
+        (rc == 0).then_some(KeepLease { _file: file })
+    }
+}
