@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod hash;
+pub mod implicit_rejection;
 pub mod keyfile;
 pub mod keys;
 pub mod public_key;

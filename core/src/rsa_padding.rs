@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 
-fn mgf1(hash: Hash, seed: &[u8], len: usize) -> Result<Vec<u8>> {
+/// MGF1 (RFC 8017, B.2.1).
+pub(crate) fn mgf1(hash: Hash, seed: &[u8], len: usize) -> Result<Vec<u8>> {
     let too_long = || Error::BadInput(format!("MGF1 output of {len} bytes is too long"));
     let mut out = Vec::with_capacity(len.checked_add(hash.len()).ok_or_else(too_long)?);
     let mut counter: u32 = 0;

@@ -330,7 +330,7 @@ pub fn find_init(session: CK_SESSION_HANDLE, template: &Template) -> Result<()> 
 pub fn find(session: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
     state::with(|m| {
         let op = crate::operation::active(&mut m.session(session)?.find)?;
-        let end = (op.next + max).min(op.handles.len());
+        let end = op.next.saturating_add(max).min(op.handles.len());
         let out = op.handles[op.next..end].to_vec();
         op.next = end;
         Ok(out)

@@ -1,0 +1,184 @@
+//! Issue 9 (security review) findings in the module, each driven through the built module
+//! against a real swtpm: C_FindObjects with the largest count (finding 6), OAEP labels that
+//! are not UTF-8 and a pending plaintext bound to its ciphertext (finding 10), and
+//! CKM_RSA_PKCS decryption with implicit rejection (finding 4).
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::ffi::CString;
+
+use common::*;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use cryptoki_sys::*;
+
+/// The module's function list, for calls the `cryptoki` crate cannot make (counts and
+/// buffers it chooses itself). The module is already loaded by `load()`.
+fn raw() -> &'static CK_FUNCTION_LIST {
+    let path = CString::new(module_path().to_str().unwrap()).unwrap();
+    // SAFETY: dlopen/dlsym of the module this process loaded; C_GetFunctionList's
+    // signature is the PKCS#11 one; the list it returns lives as long as the module.
+    unsafe {
+        let h = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
+        assert!(!h.is_null(), "module not loaded");
+        let sym = libc::dlsym(h, c"C_GetFunctionList".as_ptr());
+        assert!(!sym.is_null());
+        let get: unsafe extern "C" fn(CK_FUNCTION_LIST_PTR_PTR) -> CK_RV = std::mem::transmute(sym);
+        let mut list: CK_FUNCTION_LIST_PTR = std::ptr::null_mut();
+        assert_eq!(get(&mut list), CKR_OK);
+        &*list
+    }
+}
+
+fn rsa_pair(s: &Session) -> (ObjectHandle, ObjectHandle) {
+    s.generate_key_pair(
+        &Mechanism::RsaPkcsKeyPairGen,
+        &[
+            Attribute::Token(true),
+            Attribute::ModulusBits(2048.into()),
+            Attribute::PublicExponent(vec![1, 0, 1]),
+        ],
+        &[Attribute::Token(true)],
+    )
+    .unwrap()
+}
+
+#[test]
+fn find_objects_with_the_largest_count() {
+    let _env = TestEnv::new("per-operation");
+    let p = load();
+    let slot = init_token(&p, "find");
+    let s = user_session(&p, slot);
+    for i in 0..3u8 {
+        s.create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Id(vec![i]),
+        ])
+        .unwrap();
+    }
+    let f = raw();
+    let mut handles = [0 as CK_OBJECT_HANDLE; 16];
+    let mut count: CK_ULONG = 0;
+    // SAFETY: a live session; `handles` has room for every object there is (the caller's
+    // promise of CK_ULONG::MAX entries is what the module must not compute with).
+    unsafe {
+        assert_eq!(
+            f.C_FindObjectsInit.unwrap()(s.handle(), std::ptr::null_mut(), 0),
+            CKR_OK
+        );
+        let rv =
+            f.C_FindObjects.unwrap()(s.handle(), handles.as_mut_ptr(), CK_ULONG::MAX, &mut count);
+        assert_eq!(rv, CKR_OK, "C_FindObjects(max = ULONG_MAX)");
+        assert_eq!(count, 3);
+        let rv =
+            f.C_FindObjects.unwrap()(s.handle(), handles.as_mut_ptr(), CK_ULONG::MAX, &mut count);
+        assert_eq!((rv, count), (CKR_OK, 0));
+        assert_eq!(f.C_FindObjectsFinal.unwrap()(s.handle()), CKR_OK);
+    }
+}
+
+#[test]
+fn oaep_labels_are_any_bytes() {
+    let _env = TestEnv::new("per-operation");
+    let p = load();
+    let slot = init_token(&p, "oaep");
+    let s = user_session(&p, slot);
+    let (public, private) = rsa_pair(&s);
+    let label = [0xFFu8, 0x00, 0xC3, 0x28];
+    let oaep = PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::data_specified(&label),
+    );
+    let ct = s
+        .encrypt(&Mechanism::RsaPkcsOaep(oaep), public, b"binary label")
+        .unwrap();
+    assert_eq!(
+        s.decrypt(&Mechanism::RsaPkcsOaep(oaep), private, &ct)
+            .unwrap(),
+        b"binary label"
+    );
+}
+
+#[test]
+fn a_pending_plaintext_belongs_to_its_ciphertext() {
+    let _env = TestEnv::new("per-operation");
+    let p = load();
+    let slot = init_token(&p, "pending");
+    let s = user_session(&p, slot);
+    let (public, private) = rsa_pair(&s);
+    let first = s
+        .encrypt(&Mechanism::RsaPkcs, public, b"the first secret")
+        .unwrap();
+    let second = s.encrypt(&Mechanism::RsaPkcs, public, b"second").unwrap();
+    let f = raw();
+    let mut mech = CK_MECHANISM {
+        mechanism: CKM_RSA_PKCS,
+        pParameter: std::ptr::null_mut(),
+        ulParameterLen: 0,
+    };
+    let mut out = [0u8; 256];
+    // SAFETY: a live session and key; buffers with the lengths given.
+    unsafe {
+        assert_eq!(
+            f.C_DecryptInit.unwrap()(s.handle(), &mut mech, private.handle()),
+            CKR_OK
+        );
+        let mut len: CK_ULONG = 4;
+        let rv = f.C_Decrypt.unwrap()(
+            s.handle(),
+            first.as_ptr() as *mut u8,
+            first.len() as CK_ULONG,
+            out.as_mut_ptr(),
+            &mut len,
+        );
+        assert_eq!((rv, len), (CKR_BUFFER_TOO_SMALL, 16));
+        // The next call hands in another ciphertext: it gets that one's plaintext.
+        let mut len = out.len() as CK_ULONG;
+        let rv = f.C_Decrypt.unwrap()(
+            s.handle(),
+            second.as_ptr() as *mut u8,
+            second.len() as CK_ULONG,
+            out.as_mut_ptr(),
+            &mut len,
+        );
+        assert_eq!(rv, CKR_OK);
+        assert_eq!(&out[..len as usize], b"second");
+    }
+}
+
+#[test]
+fn rsa_pkcs_decryption_rejects_implicitly() {
+    let _env = TestEnv::new("per-operation");
+    let p = load();
+    let slot = init_token(&p, "reject");
+    let s = user_session(&p, slot);
+    let (public, private) = rsa_pair(&s);
+    let ct = s
+        .encrypt(&Mechanism::RsaPkcs, public, b"the secret")
+        .unwrap();
+    assert_eq!(
+        s.decrypt(&Mechanism::RsaPkcs, private, &ct).unwrap(),
+        b"the secret"
+    );
+    let mut corrupt = ct.clone();
+    corrupt[5] ^= 0x20;
+    // CKR_OK with a synthetic message, the same each time (and in another session).
+    let first = s.decrypt(&Mechanism::RsaPkcs, private, &corrupt).unwrap();
+    let other_session = p.open_rw_session(slot).unwrap();
+    let second = other_session
+        .decrypt(&Mechanism::RsaPkcs, private, &corrupt)
+        .unwrap();
+    assert_eq!(first, second);
+    assert_ne!(first, b"the secret");
+    corrupt[200] ^= 1;
+    assert_ne!(
+        s.decrypt(&Mechanism::RsaPkcs, private, &corrupt).unwrap(),
+        first
+    );
+}
