@@ -1,7 +1,8 @@
 //! Issue 9 (security review) findings in the module, each driven through the built module
 //! against a real swtpm: C_FindObjects with the largest count (finding 6), OAEP labels that
-//! are not UTF-8 and a pending plaintext bound to its ciphertext (finding 10), and
-//! CKM_RSA_PKCS decryption with implicit rejection (finding 4).
+//! are not UTF-8, a pending plaintext bound to its ciphertext and token key files that
+//! say their key has a password (finding 10), and CKM_RSA_PKCS decryption with implicit
+//! rejection (finding 4).
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -180,5 +181,33 @@ fn rsa_pkcs_decryption_rejects_implicitly() {
     assert_ne!(
         s.decrypt(&Mechanism::RsaPkcs, private, &corrupt).unwrap(),
         first
+    );
+}
+
+#[test]
+fn token_key_files_say_their_key_has_an_auth_value() {
+    let env = TestEnv::new("per-operation");
+    let p = load();
+    let slot = init_token(&p, "auth");
+    let s = user_session(&p, slot);
+    rsa_pair(&s);
+    let mut key_files = Vec::new();
+    let mut dirs = vec![env.store.0.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "key") {
+                key_files.push(path);
+            }
+        }
+    }
+    assert_eq!(key_files.len(), 1, "{key_files:?}");
+    let file = tpmkey::KeyFile::from_pem(&std::fs::read(&key_files[0]).unwrap()).unwrap();
+    assert!(
+        !file.empty_auth,
+        "{}: emptyAuth TRUE",
+        key_files[0].display()
     );
 }
