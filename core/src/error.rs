@@ -61,6 +61,12 @@ impl Error {
         self.response_code().is_some_and(|rc| rc.is_lockout())
     }
 
+    /// True for a store file that exists but does not say what it should (the message
+    /// names the file and what is wrong).
+    pub fn is_damaged_store(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::InvalidData)
+    }
+
     pub fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_string(),

@@ -303,6 +303,19 @@ pub fn find_init(session: CK_SESSION_HANDLE, template: &Template) -> Result<()> 
         let user = slot.user_logged_in();
         let visible = |a: &Attributes| (user || !is_private(a)) && matches(a, &wanted);
         let objects = slot.token.objects()?;
+        let damaged = slot.token.damaged_records();
+        if !damaged.is_empty() {
+            let files: Vec<String> = damaged
+                .iter()
+                .map(|(file, why)| format!("{}: {why}", file.display()))
+                .collect();
+            let files = files.join("; ");
+            crate::error::log(&format!("damaged object records: {files}"));
+            return Err(Error::new(
+                CKR_DEVICE_ERROR,
+                format!("damaged object records: {files}"),
+            ));
+        }
         let mut found: Vec<ObjRef> = objects
             .candidates(&wanted)
             .into_iter()
