@@ -75,7 +75,7 @@ unsafe fn template(p: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<Template> {
         .map(|a| {
             // SAFETY: each attribute's pValue holds ulValueLen bytes (or is NULL with 0).
             let v = unsafe { bytes(a.pValue as *const u8, a.ulValueLen) }?;
-            Ok((a.type_, v.to_vec()))
+            Ok((a.type_, zeroize::Zeroizing::new(v.to_vec())))
         })
         .collect()
 }

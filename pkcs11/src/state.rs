@@ -11,7 +11,7 @@ use cryptoki_sys::*;
 use tpmkey::store::{Attributes, Role, Store, Token, TokenSecret};
 use tpmkey::TpmKey;
 
-use crate::attributes::{get_bool, is_private};
+use crate::attributes::{get_bool, is_private, SecretAttributes};
 use crate::digest::DigestOp;
 use crate::encrypt_decrypt::{DecryptOp, EncryptOp};
 use crate::error::{Error, Result};
@@ -142,7 +142,7 @@ pub enum ObjRef {
 pub struct SessionObject {
     pub session: CK_SESSION_HANDLE,
     pub slot: CK_SLOT_ID,
-    pub attrs: Attributes,
+    pub attrs: SecretAttributes,
     /// The TPM key of a session private key.
     pub key: Option<TpmKey>,
 }
@@ -270,7 +270,7 @@ impl Module {
         &mut self,
         session: CK_SESSION_HANDLE,
         h: CK_OBJECT_HANDLE,
-    ) -> Result<(ObjRef, Attributes)> {
+    ) -> Result<(ObjRef, SecretAttributes)> {
         let (slot_id, _) = self.session_slot(session)?;
         let invalid = || Error::new(CKR_OBJECT_HANDLE_INVALID, format!("object {h}"));
         let r = self.handles.get(&h).cloned().ok_or_else(invalid)?;
@@ -294,6 +294,7 @@ impl Module {
                     .filter(|p| !p.is_empty())
                     .cloned()
                     .ok_or_else(invalid)?
+                    .into()
             }
         };
         if is_private(&attrs) && !self.slot(slot_id)?.user_logged_in() {
