@@ -15,7 +15,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -26,29 +26,6 @@ const SO_PIN: &[u8] = b"so-secret";
 const USER_PIN: &[u8] = b"123456";
 const TPM_PT_LOCKOUT_COUNTER: u32 = 0x20E;
 const ROUNDS: usize = 20;
-
-struct TempStore(PathBuf);
-
-impl TempStore {
-    fn new() -> TempStore {
-        let dir = std::env::temp_dir().join(format!(
-            "tpmkey-reinit-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempStore(dir)
-    }
-}
-
-impl Drop for TempStore {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn lockout_counter() -> u32 {
     tpmkey::keys::tpm_properties(TPM_PT_LOCKOUT_COUNTER, 1).unwrap()[0].1
@@ -69,8 +46,8 @@ fn a_process_with_the_token_open_logs_in_after_a_reinit() {
         return;
     }
     let _tpm = common::tpm();
-    let tmp = TempStore::new();
-    let store = Store::new(&tmp.0);
+    let tmp = tpmkey_testenv::TempDir::new("reinit");
+    let store = Store::new(tmp.path());
     let mut token = store.create_token("before", SO_PIN).unwrap();
     let so = token.login(Role::SecurityOfficer, SO_PIN).unwrap();
     token.init_user_pin(&so, USER_PIN).unwrap();
@@ -123,16 +100,8 @@ fn reinit_child() {
     }
 }
 
-/// A pseudo-random delay (the clock's nanoseconds) so kills land at varied moments.
-fn random_delay(max_ms: u64) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    Duration::from_millis(10 + u64::from(nanos) % max_ms)
-}
-
-fn kill_a_reinit(store: &Path, tcti: &str) {
+/// Runs a re-initialiser and kills it with SIGKILL `delay` after it started.
+fn kill_a_reinit(store: &Path, tcti: &str, delay: Duration) {
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "reinit_child",
@@ -154,7 +123,7 @@ fn kill_a_reinit(store: &Path, tcti: &str) {
         lines.by_ref().map_while(|l| l.ok()).any(|l| l == "ready"),
         "the child did not start"
     );
-    std::thread::sleep(random_delay(400));
+    std::thread::sleep(delay);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 }
@@ -165,8 +134,8 @@ fn reinit_killed_at_any_moment_leaves_a_usable_token() {
         return;
     }
     let tpm = common::tpm();
-    let tmp = TempStore::new();
-    let store = Store::new(&tmp.0);
+    let tmp = tpmkey_testenv::TempDir::new("reinit");
+    let store = Store::new(tmp.path());
     let serial = store
         .create_token("start", SO_PIN)
         .unwrap()
@@ -181,7 +150,9 @@ fn reinit_killed_at_any_moment_leaves_a_usable_token() {
             token.objects().unwrap().len()
         };
         tpmkey::connection::shutdown();
-        kill_a_reinit(&tmp.0, &tpm.swtpm.tcti());
+        // Kills spread over the 10 to 410 ms a few re-initialisations take.
+        let delay = Duration::from_millis(10 + (round as u64 * 97) % 400);
+        kill_a_reinit(tmp.path(), &tpm.swtpm.tcti(), delay);
         for what in ["-t", "-l", "-s"] {
             tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_flushcontext").arg(what));
         }
@@ -207,7 +178,7 @@ fn reinit_killed_at_any_moment_leaves_a_usable_token() {
         .unwrap()
         .reinitialize(SO_PIN, "end")
         .unwrap();
-    let names: Vec<String> = std::fs::read_dir(&tmp.0)
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();

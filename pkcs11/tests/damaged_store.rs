@@ -12,16 +12,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use cryptoki::error::{Error, RvError};
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::types::AuthPin;
-
-fn rv(e: Error) -> RvError {
-    match e {
-        Error::Pkcs11(rv, _) => rv,
-        other => panic!("expected a PKCS#11 error, got {other}"),
-    }
-}
 
 fn token_dir(store: &std::path::Path) -> PathBuf {
     std::fs::read_dir(store)

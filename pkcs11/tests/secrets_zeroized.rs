@@ -22,20 +22,6 @@ const CKA_TPMKEY_KEY_FILE: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x5450_4B01;
 const CKA_TPMKEY_KEY_AUTH: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x5450_4B03;
 const MASK: u8 = 0x5A;
 
-fn function_list() -> &'static CK_FUNCTION_LIST {
-    let path = std::ffi::CString::new(module_path().to_str().unwrap()).unwrap();
-    // SAFETY: the module this process loaded; C_GetFunctionList has the PKCS#11 signature.
-    unsafe {
-        let h = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
-        assert!(!h.is_null());
-        let get: unsafe extern "C" fn(CK_FUNCTION_LIST_PTR_PTR) -> CK_RV =
-            std::mem::transmute(libc::dlsym(h, c"C_GetFunctionList".as_ptr()));
-        let mut list: CK_FUNCTION_LIST_PTR = std::ptr::null_mut();
-        assert_eq!(get(&mut list), CKR_OK);
-        &*list
-    }
-}
-
 /// How often `masked` (XOR MASK) occurs in the process's anonymous writable mappings.
 /// `maps` and `buf` are allocated before the secret is handed in, so that the scan
 /// allocates nothing that could reuse (and overwrite) a freed copy.

@@ -8,31 +8,22 @@
 
 mod common;
 
-use std::ffi::CString;
-
 use common::*;
+use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
 
-/// The module's function list, for calls the `cryptoki` crate cannot make (counts and
-/// buffers it chooses itself). The module is already loaded by `load()`.
-fn raw() -> &'static CK_FUNCTION_LIST {
-    let path = CString::new(module_path().to_str().unwrap()).unwrap();
-    // SAFETY: dlopen/dlsym of the module this process loaded; C_GetFunctionList's
-    // signature is the PKCS#11 one; the list it returns lives as long as the module.
-    unsafe {
-        let h = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
-        assert!(!h.is_null(), "module not loaded");
-        let sym = libc::dlsym(h, c"C_GetFunctionList".as_ptr());
-        assert!(!sym.is_null());
-        let get: unsafe extern "C" fn(CK_FUNCTION_LIST_PTR_PTR) -> CK_RV = std::mem::transmute(sym);
-        let mut list: CK_FUNCTION_LIST_PTR = std::ptr::null_mut();
-        assert_eq!(get(&mut list), CKR_OK);
-        &*list
-    }
+/// A swtpm and store, the module, a user session on a new token and an RSA-2048 key pair.
+fn rsa_key(label: &str) -> (TestEnv, Pkcs11, Session, ObjectHandle, ObjectHandle) {
+    let env = TestEnv::new("per-operation");
+    let p = load();
+    let slot = init_token(&p, label);
+    let s = user_session(&p, slot);
+    let (public, private) = rsa_pair(&s);
+    (env, p, s, public, private)
 }
 
 fn rsa_pair(s: &Session) -> (ObjectHandle, ObjectHandle) {
@@ -62,7 +53,7 @@ fn find_objects_with_the_largest_count() {
         ])
         .unwrap();
     }
-    let f = raw();
+    let f = function_list();
     let mut handles = [0 as CK_OBJECT_HANDLE; 16];
     let mut count: CK_ULONG = 0;
     // SAFETY: a live session; `handles` has room for every object there is (the caller's
@@ -85,11 +76,7 @@ fn find_objects_with_the_largest_count() {
 
 #[test]
 fn oaep_labels_are_any_bytes() {
-    let _env = TestEnv::new("per-operation");
-    let p = load();
-    let slot = init_token(&p, "oaep");
-    let s = user_session(&p, slot);
-    let (public, private) = rsa_pair(&s);
+    let (_env, _p, s, public, private) = rsa_key("oaep");
     let label = [0xFFu8, 0x00, 0xC3, 0x28];
     let oaep = PkcsOaepParams::new(
         MechanismType::SHA256,
@@ -108,16 +95,12 @@ fn oaep_labels_are_any_bytes() {
 
 #[test]
 fn a_pending_plaintext_belongs_to_its_ciphertext() {
-    let _env = TestEnv::new("per-operation");
-    let p = load();
-    let slot = init_token(&p, "pending");
-    let s = user_session(&p, slot);
-    let (public, private) = rsa_pair(&s);
+    let (_env, _p, s, public, private) = rsa_key("pending");
     let first = s
         .encrypt(&Mechanism::RsaPkcs, public, b"the first secret")
         .unwrap();
     let second = s.encrypt(&Mechanism::RsaPkcs, public, b"second").unwrap();
-    let f = raw();
+    let f = function_list();
     let mut mech = CK_MECHANISM {
         mechanism: CKM_RSA_PKCS,
         pParameter: std::ptr::null_mut(),
@@ -155,11 +138,7 @@ fn a_pending_plaintext_belongs_to_its_ciphertext() {
 
 #[test]
 fn rsa_pkcs_decryption_rejects_implicitly() {
-    let _env = TestEnv::new("per-operation");
-    let p = load();
-    let slot = init_token(&p, "reject");
-    let s = user_session(&p, slot);
-    let (public, private) = rsa_pair(&s);
+    let (_env, p, s, public, private) = rsa_key("reject");
     let ct = s
         .encrypt(&Mechanism::RsaPkcs, public, b"the secret")
         .unwrap();
@@ -171,7 +150,7 @@ fn rsa_pkcs_decryption_rejects_implicitly() {
     corrupt[5] ^= 0x20;
     // CKR_OK with a synthetic message, the same each time (and in another session).
     let first = s.decrypt(&Mechanism::RsaPkcs, private, &corrupt).unwrap();
-    let other_session = p.open_rw_session(slot).unwrap();
+    let other_session = p.open_rw_session(token_slots(&p)[0]).unwrap();
     let second = other_session
         .decrypt(&Mechanism::RsaPkcs, private, &corrupt)
         .unwrap();
