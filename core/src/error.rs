@@ -33,6 +33,9 @@ pub enum Error {
     },
     /// A panic was caught at an FFI boundary.
     Panic(String),
+    /// What this process knows of a token (its secret, its objects) belongs to a token that
+    /// another process has since re-initialised: log in again.
+    StaleToken(String),
 }
 
 impl Error {
@@ -89,6 +92,10 @@ impl fmt::Display for Error {
             Error::BadInput(m) => write!(f, "invalid argument: {m}"),
             Error::Io { path, source } => write!(f, "{path}: {source}"),
             Error::Panic(m) => write!(f, "internal error (panic caught): {m}"),
+            Error::StaleToken(serial) => write!(
+                f,
+                "token {serial} was re-initialised by another process: log in again"
+            ),
         }
     }
 }

@@ -70,6 +70,8 @@ impl From<tpmkey::Error> for Error {
                 CKR_TOKEN_WRITE_PROTECTED
             }
             tpmkey::Error::Panic(_) | tpmkey::Error::Config(_) => CKR_GENERAL_ERROR,
+            // C_Logout and C_Login again make the session current.
+            tpmkey::Error::StaleToken(_) => CKR_USER_NOT_LOGGED_IN,
             _ => CKR_DEVICE_ERROR,
         };
         Error::new(rv, e.to_string())

@@ -344,10 +344,7 @@ impl Token {
     fn lock(&self) -> Result<WriteLock> {
         let lock = WriteLock::acquire(&self.dir.join(LOCK_FILE))?;
         if files::inode(&self.dir)? != self.dir_ino.load(Ordering::Relaxed) {
-            return Err(Error::BadInput(format!(
-                "token {} was re-initialised by another process: log in again",
-                self.description.serial
-            )));
+            return Err(Error::StaleToken(self.description.serial.clone()));
         }
         Ok(lock)
     }
