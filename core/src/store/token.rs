@@ -332,8 +332,9 @@ impl Token {
         // The new token is in place; what follows only tidies up.
         let _ = files::sync_dir(&root);
         let _ = std::fs::remove_dir_all(&tmp);
-        self.dir_ino
-            .store(files::inode(&self.dir)?, Ordering::Relaxed);
+        if let Ok(ino) = files::inode(&self.dir) {
+            self.dir_ino.store(ino, Ordering::Relaxed);
+        }
         self.description = description;
         self.cache = Cache::default();
         self.leftovers_checked = false;
