@@ -33,6 +33,9 @@ pub enum Error {
     },
     /// A panic was caught at an FFI boundary.
     Panic(String),
+    /// What this process knows of a token (its secret, its objects) belongs to a token that
+    /// another process has since re-initialised: log in again.
+    StaleToken(String),
 }
 
 impl Error {
@@ -61,6 +64,12 @@ impl Error {
         self.response_code().is_some_and(|rc| rc.is_lockout())
     }
 
+    /// True for a store file that exists but does not say what it should (the message
+    /// names the file and what is wrong).
+    pub fn is_damaged_store(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::InvalidData)
+    }
+
     pub fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_string(),
@@ -83,6 +92,10 @@ impl fmt::Display for Error {
             Error::BadInput(m) => write!(f, "invalid argument: {m}"),
             Error::Io { path, source } => write!(f, "{path}: {source}"),
             Error::Panic(m) => write!(f, "internal error (panic caught): {m}"),
+            Error::StaleToken(serial) => write!(
+                f,
+                "token {serial} was re-initialised by another process: log in again"
+            ),
         }
     }
 }

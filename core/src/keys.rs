@@ -241,7 +241,9 @@ impl TpmKey {
         match &self.location {
             KeyLocation::Blob { parent, private } => Some(KeyFile {
                 key_type: KeyFileType::Loadable,
-                empty_auth: !self.has_password,
+                // A derived authValue (token keys) is a password too: only a key with no
+                // authValue at all says emptyAuth TRUE.
+                empty_auth: !self.has_password && self.auth.is_empty(),
                 policy: None,
                 secret: None,
                 auth_policy: None,

@@ -10,6 +10,7 @@ pub mod connection;
 pub mod error;
 pub mod hash;
 pub mod hex;
+pub mod implicit_rejection;
 pub mod keep_lease;
 pub mod keyfile;
 pub mod keys;

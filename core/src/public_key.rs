@@ -1,10 +1,13 @@
 //! What tpmkey knows of a TPM object from its public area alone: algorithm, size, public
 //! key, attributes and Name. Front ends answer key parameters from this, never the TPM.
 
+use p256::elliptic_curve::sec1::FromEncodedPoint;
 use tss_esapi::attributes::ObjectAttributes;
 use tss_esapi::interface_types::ecc::EccCurve;
+use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::structures::Public;
 use tss_esapi::traits::UnMarshall;
+use tss_esapi::tss2_esys::TPMI_RSA_KEY_BITS;
 
 use crate::error::{Error, Result};
 use crate::session_crypto::{SessionCrypto, CRYPTO};
@@ -92,6 +95,60 @@ fn pad(v: &[u8], len: usize) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// RSA key sizes tpmkey takes. 1024-bit keys are refused (below the 112-bit security level
+/// that NIST SP 800-131A allows); 4096 is taken for TPMs that make such keys (every
+/// padding routine works on any modulus length).
+const RSA_KEY_BITS: [u32; 3] = [2048, 3072, 4096];
+
+/// An RSA public area is used only when its modulus has exactly the declared keyBits: a
+/// hostile key file with a short or empty modulus would otherwise reach the padding code.
+fn check_rsa(key: &PublicKey, key_bits: RsaKeyBits) -> Result<()> {
+    let PublicKey::Rsa { modulus, exponent } = key else {
+        return Ok(());
+    };
+    let bits = u32::from(TPMI_RSA_KEY_BITS::from(key_bits));
+    if !RSA_KEY_BITS.contains(&bits) {
+        return Err(Error::Unsupported(format!(
+            "{bits}-bit RSA keys (tpmkey takes 2048, 3072 and 4096 bits)"
+        )));
+    }
+    if modulus.len() != bits as usize / 8 || key.bits() != bits {
+        return Err(Error::KeyFile(format!(
+            "RSA public area: the modulus is {} bytes ({} bits), its keyBits say {bits}",
+            modulus.len(),
+            key.bits()
+        )));
+    }
+    if exponent % 2 == 0 || *exponent < 3 {
+        return Err(Error::KeyFile(format!(
+            "RSA public area: exponent {exponent} is not an odd number above 1"
+        )));
+    }
+    Ok(())
+}
+
+/// An EC public point must lie on its curve (a point that does not is a hostile or
+/// damaged key file, and software verification or ECDH must never see it).
+fn check_on_curve(curve: Curve, x: &[u8], y: &[u8]) -> Result<()> {
+    let on_curve = match curve {
+        Curve::P256 => {
+            let point = p256::EncodedPoint::from_affine_coordinates(x.into(), y.into(), false);
+            bool::from(p256::PublicKey::from_encoded_point(&point).is_some())
+        }
+        Curve::P384 => {
+            let point = p384::EncodedPoint::from_affine_coordinates(x.into(), y.into(), false);
+            bool::from(p384::PublicKey::from_encoded_point(&point).is_some())
+        }
+    };
+    if !on_curve {
+        return Err(Error::KeyFile(format!(
+            "EC public area: the point is not on {}",
+            curve.name()
+        )));
+    }
+    Ok(())
+}
+
 impl KeyPublic {
     /// Parses a TPM2B_PUBLIC (with size prefix).
     pub fn parse(tpm2b_public: &[u8]) -> Result<KeyPublic> {
@@ -119,20 +176,20 @@ impl KeyPublic {
                     other => return Err(Error::Unsupported(format!("ECC curve {other:?}"))),
                 };
                 let n = curve.coordinate_len();
-                PublicKey::Ec {
-                    curve,
-                    x: pad(unique.x().value(), n)?,
-                    y: pad(unique.y().value(), n)?,
-                }
+                let (x, y) = (pad(unique.x().value(), n)?, pad(unique.y().value(), n)?);
+                check_on_curve(curve, &x, &y)?;
+                PublicKey::Ec { curve, x, y }
             }
             Public::Rsa {
                 parameters, unique, ..
             } => {
                 let e = parameters.exponent().value();
-                PublicKey::Rsa {
+                let key = PublicKey::Rsa {
                     modulus: unique.value().to_vec(),
                     exponent: if e == 0 { 65537 } else { e },
-                }
+                };
+                check_rsa(&key, parameters.key_bits())?;
+                key
             }
             _ => {
                 return Err(Error::Unsupported(

@@ -112,13 +112,12 @@ pub fn key(spec: KeySpec, has_password: bool) -> Result<Vec<u8>> {
         }
         KeySpec::Rsa(bits) => {
             let key_bits = match bits {
-                1024 => RsaKeyBits::Rsa1024,
                 2048 => RsaKeyBits::Rsa2048,
                 3072 => RsaKeyBits::Rsa3072,
                 4096 => RsaKeyBits::Rsa4096,
                 _ => {
                     return Err(Error::Unsupported(format!(
-                        "RSA key size {bits} (use 2048 or 3072)"
+                        "RSA key size {bits} (use 2048, 3072 or 4096)"
                     )))
                 }
             };

@@ -3,11 +3,60 @@
 
 use cryptoki_sys::*;
 use tpmkey::store::Attributes;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 
-/// A caller's template, copied out of its CK_ATTRIBUTE array.
-pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
+/// A caller's template, copied out of its CK_ATTRIBUTE array; the copies zeroize when
+/// dropped (a template may carry a key password or a secret value).
+pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>)>;
+
+/// Attributes that may hold secrets (a template's key password, an ECDH secret, a session
+/// object's value): every value is zeroized when the map is dropped. Token objects'
+/// attributes, stored in files, hold no secrets (private values are sealed by the TPM).
+#[derive(Clone, Default)]
+pub struct SecretAttributes(Attributes);
+
+impl SecretAttributes {
+    /// The attributes, to be kept where no secret is (a token object's record).
+    pub fn into_inner(mut self) -> Attributes {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl From<Attributes> for SecretAttributes {
+    fn from(attrs: Attributes) -> Self {
+        SecretAttributes(attrs)
+    }
+}
+
+impl std::ops::Deref for SecretAttributes {
+    type Target = Attributes;
+    fn deref(&self) -> &Attributes {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SecretAttributes {
+    fn deref_mut(&mut self) -> &mut Attributes {
+        &mut self.0
+    }
+}
+
+impl Drop for SecretAttributes {
+    fn drop(&mut self) {
+        for v in self.0.values_mut() {
+            v.zeroize();
+        }
+    }
+}
+
+/// Attribute types only: values may be secret.
+impl std::fmt::Debug for SecretAttributes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
 
 /// tpmkey's vendor-defined attributes (include/tpmkey_pkcs11.h): importing a TPM key.
 pub const CKA_TPMKEY_VENDOR: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x5450_4B00;
@@ -90,8 +139,8 @@ fn expected_len(t: CK_ATTRIBUTE_TYPE) -> Option<usize> {
 }
 
 /// A template as an attribute map; a value of the wrong size is rejected.
-pub fn to_map(template: &Template) -> Result<Attributes> {
-    let mut out = Attributes::new();
+pub fn to_map(template: &Template) -> Result<SecretAttributes> {
+    let mut out = SecretAttributes::default();
     for (t, v) in template {
         if expected_len(*t).is_some_and(|n| n != v.len()) {
             return Err(Error::new(
@@ -99,7 +148,7 @@ pub fn to_map(template: &Template) -> Result<Attributes> {
                 format!("attribute 0x{t:x} has {} bytes", v.len()),
             ));
         }
-        out.insert(*t, v.clone());
+        out.insert(*t, v.to_vec());
     }
     Ok(out)
 }
@@ -112,7 +161,8 @@ pub fn matches(attrs: &Attributes, template: &Attributes) -> bool {
 /// C_GetAttributeValue's answer for one attribute.
 #[derive(Debug)]
 pub enum Answer {
-    Value(Vec<u8>),
+    /// A copy of the value, zeroized when dropped (it may be a secret).
+    Value(Zeroizing<Vec<u8>>),
     Sensitive,
     Invalid,
 }

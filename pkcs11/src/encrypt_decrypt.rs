@@ -1,6 +1,15 @@
 //! Encryption and decryption with RSA keys: CKM_RSA_PKCS and CKM_RSA_PKCS_OAEP (any label).
 //! Decryption is the TPM's raw RSA operation with the padding removed on the host;
 //! encryption uses the public key in software. Single-part only, as the mechanisms are.
+//!
+//! CKM_RSA_PKCS decryption does implicit rejection: a malformed block decrypts to a
+//! synthetic message derived from the ciphertext and a secret only the key can produce
+//! (`tpmkey::implicit_rejection`), with CKR_OK, never CKR_ENCRYPTED_DATA_INVALID. PKCS#11
+//! asks for CKR_ENCRYPTED_DATA_INVALID only when a token "has determined" a ciphertext
+//! invalid; one that does not determine it may return data, and that is the one behaviour
+//! that is no padding oracle (and, as tpmkey's RSA keys also sign, no signature-forgery
+//! oracle). The same ciphertext gives the same bytes in every process, so applications
+//! that check what they decrypt (a key's length, a MAC) fail as for a wrong key.
 
 use cryptoki_sys::*;
 use tpmkey::public_key::PublicKey;
@@ -24,27 +33,17 @@ fn padding(mech: &Mechanism) -> Result<Padding> {
             let (Some(hash), Some(mgf1)) = (hash_of(*hash), mgf_hash(*mgf)) else {
                 return Err(Error::new(CKR_MECHANISM_PARAM_INVALID, "OAEP hash or MGF"));
             };
-            let label = String::from_utf8(label.clone()).map_err(|_| {
-                Error::new(
-                    CKR_MECHANISM_PARAM_INVALID,
-                    "OAEP labels must be UTF-8 here",
-                )
-            })?;
-            Ok(Padding::Oaep { hash, mgf1, label })
+            Ok(Padding::Oaep {
+                hash,
+                mgf1,
+                label: label.clone(),
+            })
         }
         (CKM_RSA_PKCS | CKM_RSA_PKCS_OAEP, _) => Err(Error::rv(CKR_MECHANISM_PARAM_INVALID)),
         _ => {
             mechanism::info(mech.kind)?;
             Err(Error::rv(CKR_MECHANISM_INVALID))
         }
-    }
-}
-
-/// OAEP labels are arbitrary bytes for decryption (the host removes the padding).
-fn oaep_label(mech: &Mechanism) -> Vec<u8> {
-    match &mech.param {
-        Param::Oaep { label, .. } => label.clone(),
-        _ => Vec::new(),
     }
 }
 
@@ -111,8 +110,9 @@ pub struct DecryptOp {
     label: Vec<u8>,
     key: TpmKey,
     modulus_len: usize,
-    /// A plaintext the caller's buffer was too short for, kept for the next call.
-    pending: Option<Zeroizing<Vec<u8>>>,
+    /// A plaintext the caller's buffer was too short for, kept for the next call with the
+    /// same ciphertext (another ciphertext is decrypted afresh).
+    pending: Option<(Vec<u8>, Zeroizing<Vec<u8>>)>,
     /// CKA_ALWAYS_AUTHENTICATE: a C_Login(CKU_CONTEXT_SPECIFIC) must come first.
     pub needs_login: bool,
 }
@@ -128,9 +128,9 @@ pub fn decrypt_init(
         }
         let (r, attrs) = key_object(m, session, key)?;
         mechanism::check(mech.kind, CKF_DECRYPT)?;
-        let padding = match padding(mech)? {
-            Padding::Pkcs1 => RsaPadding::Pkcs1,
-            Padding::Oaep { hash, mgf1, .. } => RsaPadding::Oaep { hash, mgf1 },
+        let (padding, label) = match padding(mech)? {
+            Padding::Pkcs1 => (RsaPadding::Pkcs1, Vec::new()),
+            Padding::Oaep { hash, mgf1, label } => (RsaPadding::Oaep { hash, mgf1 }, label),
         };
         if class(&attrs) != Some(CKO_PRIVATE_KEY)
             || get_ulong(&attrs, CKA_KEY_TYPE) != Some(CKK_RSA)
@@ -149,7 +149,7 @@ pub fn decrypt_init(
         };
         m.session(session)?.decrypt = Some(DecryptOp {
             padding,
-            label: oaep_label(mech),
+            label,
             key,
             modulus_len,
             pending: None,
@@ -163,36 +163,43 @@ pub fn decrypt(
     session: CK_SESSION_HANDLE,
     data: &[u8],
     capacity: Option<usize>,
-) -> Result<Vec<u8>> {
+) -> Result<Zeroizing<Vec<u8>>> {
     state::with(|m| {
         operation::finish(&mut m.session(session)?.decrypt, |op| {
             if op.needs_login {
                 return Err(Error::rv(CKR_USER_NOT_LOGGED_IN));
             }
+            let pending = op.pending.take().filter(|(c, _)| c.as_slice() == data);
             let Some(capacity) = capacity else {
-                let n = op.pending.as_ref().map_or(op.modulus_len, |p| p.len());
+                let n = pending.as_ref().map_or(op.modulus_len, |(_, p)| p.len());
+                op.pending = pending;
                 return Err(Error::buffer_too_small(n));
             };
-            let plain = match op.pending.take() {
-                Some(p) => p,
-                None => {
-                    if data.len() != op.modulus_len {
-                        return Err(Error::rv(CKR_ENCRYPTED_DATA_LEN_RANGE));
-                    }
-                    op.key
-                        .decrypt(op.padding, &op.label, data)
-                        .map_err(|e| match e {
-                            tpmkey::Error::BadInput(m) => Error::new(CKR_ENCRYPTED_DATA_INVALID, m),
-                            e => e.into(),
-                        })?
-                }
+            let plain = match pending {
+                Some((_, p)) => p,
+                None => decrypt_once(op, data)?,
             };
             if plain.len() > capacity {
                 let n = plain.len();
-                op.pending = Some(plain);
+                op.pending = Some((data.to_vec(), plain));
                 return Err(Error::buffer_too_small(n));
             }
-            Ok(plain.to_vec())
+            Ok(plain)
         })
+    })
+}
+
+/// One decryption in the TPM, the padding removed (PKCS#1 v1.5 with implicit rejection).
+fn decrypt_once(op: &DecryptOp, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    if data.len() != op.modulus_len {
+        return Err(Error::rv(CKR_ENCRYPTED_DATA_LEN_RANGE));
+    }
+    let plain = match op.padding {
+        RsaPadding::Pkcs1 => tpmkey::implicit_rejection::pkcs1_v15_decrypt(&op.key, data),
+        padding => op.key.decrypt(padding, &op.label, data),
+    };
+    plain.map_err(|e| match e {
+        tpmkey::Error::BadInput(m) => Error::new(CKR_ENCRYPTED_DATA_INVALID, m),
+        e => e.into(),
     })
 }

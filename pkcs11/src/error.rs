@@ -1,5 +1,7 @@
 //! The one error type of the module: a CK_RV, the cause in words (for the debug log) and,
-//! for CKR_BUFFER_TOO_SMALL, the size the caller needs.
+//! for CKR_BUFFER_TOO_SMALL, the size the caller needs. A damaged store is CKR_DEVICE_ERROR
+//! for a damaged record or PIN file and CKR_TOKEN_NOT_RECOGNIZED for a token whose
+//! description is unreadable, each with a [`log`] line naming the file and the cause.
 
 use cryptoki_sys::*;
 
@@ -56,6 +58,9 @@ impl Error {
 /// have a specific meaning in their function (a wrong PIN, bad padding) before this.
 impl From<tpmkey::Error> for Error {
     fn from(e: tpmkey::Error) -> Error {
+        if e.is_damaged_store() {
+            log(&format!("damaged store file: {e}"));
+        }
         let rv = match &e {
             tpmkey::Error::BadInput(_) => CKR_DATA_INVALID,
             tpmkey::Error::Unsupported(_) => CKR_FUNCTION_FAILED,
@@ -65,10 +70,19 @@ impl From<tpmkey::Error> for Error {
                 CKR_TOKEN_WRITE_PROTECTED
             }
             tpmkey::Error::Panic(_) | tpmkey::Error::Config(_) => CKR_GENERAL_ERROR,
+            // C_Logout and C_Login again make the session current.
+            tpmkey::Error::StaleToken(_) => CKR_USER_NOT_LOGGED_IN,
             _ => CKR_DEVICE_ERROR,
         };
         Error::new(rv, e.to_string())
     }
+}
+
+/// The module's log (standard error, where PKCS#11 hosts collect a module's messages):
+/// what an administrator must see whatever the debug setting, such as a damaged store.
+/// Never secrets.
+pub fn log(message: &str) {
+    eprintln!("tpmkey-pkcs11: {message}");
 }
 
 /// A core error from checking a PIN: the TPM's verdict becomes the PIN return codes.

@@ -75,7 +75,7 @@ unsafe fn template(p: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<Template> {
         .map(|a| {
             // SAFETY: each attribute's pValue holds ulValueLen bytes (or is NULL with 0).
             let v = unsafe { bytes(a.pValue as *const u8, a.ulValueLen) }?;
-            Ok((a.type_, v.to_vec()))
+            Ok((a.type_, zeroize::Zeroizing::new(v.to_vec())))
         })
         .collect()
 }
@@ -167,16 +167,17 @@ unsafe fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
 ///
 /// # Safety
 /// `buf` is NULL or points to `*len` writable bytes; `len` is NULL or a writable CK_ULONG.
-unsafe fn write_output(
+unsafe fn write_output<V: AsRef<[u8]>>(
     buf: *mut u8,
     len: *mut CK_ULONG,
-    produce: impl FnOnce(Option<usize>) -> Result<Vec<u8>>,
+    produce: impl FnOnce(Option<usize>) -> Result<V>,
 ) -> Result<()> {
     // SAFETY: per this function's contract.
     let len = unsafe { out(len) }?;
     let capacity = (!buf.is_null()).then_some(*len as usize);
     match produce(capacity) {
         Ok(v) => {
+            let v = v.as_ref();
             if v.len() > capacity.unwrap_or(0) {
                 return Err(Error::rv(CKR_GENERAL_ERROR));
             }
@@ -876,11 +877,13 @@ unsafe extern "C" fn C_GenerateRandom(
         if buf.is_null() && len != 0 {
             return Err(bad());
         }
-        let mut bytes = zeroize::Zeroizing::new(vec![0u8; len as usize]);
-        random::generate(session, &mut bytes)?;
+        if len == 0 {
+            return random::generate(session, &mut []);
+        }
+        // Filled in place: a huge `len` must not become an allocation that aborts.
         // SAFETY: `buf` has `len` writable bytes (checked non-NULL when len > 0).
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len()) };
-        Ok(())
+        let out = unsafe { std::slice::from_raw_parts_mut(buf, len as usize) };
+        random::generate(session, out)
     })
 }
 

@@ -8,8 +8,8 @@ use tpmkey::{KeySpec, TpmKey};
 use zeroize::Zeroizing;
 
 use crate::attributes::{
-    boolean, class, get_bool, get_ulong, parse_ulong, to_map, ulong, Template, CKA_TPMKEY_KEY_AUTH,
-    CKA_TPMKEY_KEY_FILE, CKA_TPMKEY_PERSISTENT_HANDLE,
+    boolean, class, get_bool, get_ulong, parse_ulong, to_map, ulong, SecretAttributes, Template,
+    CKA_TPMKEY_KEY_AUTH, CKA_TPMKEY_KEY_FILE, CKA_TPMKEY_PERSISTENT_HANDLE,
 };
 use crate::error::{Error, Result};
 use crate::mechanism::{Mechanism, Param};
@@ -312,7 +312,7 @@ pub fn is_import(attrs: &Attributes) -> bool {
 /// the token's authValue for a new object by TPM2_ObjectChangeAuth and is stored as a key
 /// pair; the key file or persistent object handed in keeps its own password. Returns the
 /// private key's handle.
-pub fn import(session: CK_SESSION_HANDLE, mut attrs: Attributes) -> Result<CK_OBJECT_HANDLE> {
+pub fn import(session: CK_SESSION_HANDLE, mut attrs: SecretAttributes) -> Result<CK_OBJECT_HANDLE> {
     let password = Zeroizing::new(attrs.remove(&CKA_TPMKEY_KEY_AUTH).unwrap_or_default());
     let key = match (
         attrs.remove(&CKA_TPMKEY_KEY_FILE),
@@ -440,7 +440,7 @@ pub fn derive_key(
         if len == 0 || len > z.len() {
             return Err(Error::new(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN"));
         }
-        let mut out: Attributes = [
+        let mut out = SecretAttributes::from(Attributes::from([
             (CKA_CLASS, ulong(CKO_SECRET_KEY)),
             (CKA_KEY_TYPE, ulong(CKK_GENERIC_SECRET)),
             (CKA_TOKEN, boolean(false)),
@@ -453,14 +453,12 @@ pub fn derive_key(
             (CKA_MODIFIABLE, boolean(true)),
             (CKA_DESTROYABLE, boolean(true)),
             (CKA_DERIVE, boolean(false)),
-        ]
-        .into_iter()
-        .collect();
+        ]));
         wanted.remove(&CKA_VALUE);
-        out.extend(wanted);
+        out.extend(wanted.into_inner());
         out.insert(CKA_VALUE, z[..len].to_vec());
         out.insert(CKA_VALUE_LEN, ulong(len as CK_ULONG));
-        let handles = store(m, session, None, vec![out], None, None)?;
+        let handles = store(m, session, None, vec![out.into_inner()], None, None)?;
         handles
             .first()
             .copied()

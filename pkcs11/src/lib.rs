@@ -27,7 +27,12 @@
 //! `/var/lib/tpmkey` for root, `$XDG_DATA_HOME/tpmkey` (or `~/.local/share/tpmkey`)
 //! otherwise. Daemons that strip the environment work from the config file alone.
 //! The store is `tpmkey::store`: a directory per token, a file per object, key pairs as
-//! one record plus a TSS2 PRIVATE KEY file, written atomically under a file lock.
+//! one record plus a TSS2 PRIVATE KEY file, written atomically under a file lock. A damaged
+//! store is never hidden: a token whose description is damaged keeps a slot answering
+//! CKR_TOKEN_NOT_RECOGNIZED (never initialised over), a damaged record fails
+//! C_FindObjectsInit with CKR_DEVICE_ERROR, each named on standard error
+//! ([`error::log`]). After another process re-initialised a token, writes with the old
+//! login are CKR_USER_NOT_LOGGED_IN until C_Logout and C_Login.
 //!
 //! # PINs
 //! C_InitToken seals a random 32-byte token secret under an authValue SHA-256(salt || SO

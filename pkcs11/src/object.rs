@@ -12,6 +12,7 @@ use crate::attributes::{
 };
 use crate::error::{Error, Result};
 use crate::state::{self, new_handle, Module, ObjRef, SessionObject};
+use zeroize::Zeroizing;
 
 /// An active C_FindObjects: the handles found at C_FindObjectsInit, handed out in turn.
 #[derive(Debug)]
@@ -131,7 +132,7 @@ pub fn store(
                 SessionObject {
                     session,
                     slot,
-                    attrs,
+                    attrs: attrs.into(),
                     key: key.clone().filter(|_| is_private_key),
                 },
             );
@@ -170,7 +171,7 @@ pub fn create(session: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJE
                 uid = Some(id);
             }
         }
-        let handles = store(m, session, uid, vec![attrs], None, sealed)?;
+        let handles = store(m, session, uid, vec![attrs.into_inner()], None, sealed)?;
         handles
             .first()
             .copied()
@@ -219,7 +220,7 @@ pub fn get_attributes(
             let answer = if is_sensitive(&attrs, *t) {
                 Answer::Sensitive
             } else if let Some(v) = attrs.get(t) {
-                Answer::Value(v.clone())
+                Answer::Value(Zeroizing::new(v.clone()))
             } else if *t == CKA_VALUE && class(&attrs) == Some(CKO_DATA) {
                 Answer::Value(unseal_value(m, &r)?)
             } else {
@@ -232,17 +233,17 @@ pub fn get_attributes(
 }
 
 /// The sealed CKA_VALUE of a private data object (one TPM2_Unseal).
-fn unseal_value(m: &mut Module, r: &ObjRef) -> Result<Vec<u8>> {
+fn unseal_value(m: &mut Module, r: &ObjRef) -> Result<Zeroizing<Vec<u8>>> {
     let ObjRef::Token { slot, uid, .. } = r else {
-        return Ok(Vec::new());
+        return Ok(Zeroizing::new(Vec::new()));
     };
     let auth = m.user_secret(*slot)?.object_auth(uid);
     let token = &mut m.slot(*slot)?.token;
     let has_sealed = token.object(uid)?.is_some_and(|rec| rec.has_sealed);
     if !has_sealed {
-        return Ok(Vec::new());
+        return Ok(Zeroizing::new(Vec::new()));
     }
-    Ok(token.sealed(uid)?.unseal(&auth)?.to_vec())
+    Ok(token.sealed(uid)?.unseal(&auth)?)
 }
 
 pub fn set_attributes(
@@ -266,7 +267,7 @@ pub fn set_attributes(
         match &r {
             ObjRef::Session(_) => {
                 if let Some(o) = m.session_objects.get_mut(&h) {
-                    o.attrs.extend(changes);
+                    o.attrs.extend(changes.into_inner());
                 }
             }
             ObjRef::Token { slot, uid, part } => {
@@ -276,7 +277,7 @@ pub fn set_attributes(
                     .ok_or_else(|| Error::rv(CKR_OBJECT_HANDLE_INVALID))?;
                 let mut record = (*record).clone();
                 if let Some(p) = record.parts.get_mut(*part) {
-                    p.extend(changes);
+                    p.extend(changes.into_inner());
                 }
                 token.update(uid, &record)?;
             }
@@ -303,6 +304,19 @@ pub fn find_init(session: CK_SESSION_HANDLE, template: &Template) -> Result<()> 
         let user = slot.user_logged_in();
         let visible = |a: &Attributes| (user || !is_private(a)) && matches(a, &wanted);
         let objects = slot.token.objects()?;
+        let damaged = slot.token.damaged_records();
+        if !damaged.is_empty() {
+            let files: Vec<String> = damaged
+                .iter()
+                .map(|(file, why)| format!("{}: {why}", file.display()))
+                .collect();
+            let files = files.join("; ");
+            crate::error::log(&format!("damaged object records: {files}"));
+            return Err(Error::new(
+                CKR_DEVICE_ERROR,
+                format!("damaged object records: {files}"),
+            ));
+        }
         let mut found: Vec<ObjRef> = objects
             .candidates(&wanted)
             .into_iter()
@@ -330,7 +344,7 @@ pub fn find_init(session: CK_SESSION_HANDLE, template: &Template) -> Result<()> 
 pub fn find(session: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
     state::with(|m| {
         let op = crate::operation::active(&mut m.session(session)?.find)?;
-        let end = (op.next + max).min(op.handles.len());
+        let end = op.next.saturating_add(max).min(op.handles.len());
         let out = op.handles[op.next..end].to_vec();
         op.next = end;
         Ok(out)

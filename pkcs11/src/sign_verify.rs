@@ -8,14 +8,13 @@ use tpmkey::hash::Hash;
 use tpmkey::public_key::PublicKey;
 use tpmkey::{SignScheme, Signature, TpmKey};
 
-use crate::attributes::{class, get_bool, get_ulong};
+use crate::attributes::{class, get_bool, get_ulong, SecretAttributes};
 use crate::error::{Error, Result};
 use crate::mechanism::{self, hash_of, mgf_hash, prehash, Mechanism, Param};
 use crate::operation;
 use crate::public_key;
 use crate::software;
 use crate::state::{self, Module, ObjRef};
-use tpmkey::store::Attributes;
 
 /// How a mechanism turns data into a signature, once the optional prehash is applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +157,7 @@ pub fn key_object(
     m: &mut Module,
     session: CK_SESSION_HANDLE,
     h: CK_OBJECT_HANDLE,
-) -> Result<(ObjRef, Attributes)> {
+) -> Result<(ObjRef, SecretAttributes)> {
     m.object(session, h).map_err(|e| {
         if e.code() == CKR_OBJECT_HANDLE_INVALID {
             Error::new(CKR_KEY_HANDLE_INVALID, e.cause())

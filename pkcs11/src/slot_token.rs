@@ -21,7 +21,7 @@ const TPM_PT_MAX_AUTH_FAIL: u32 = 0x20F;
 pub fn slot_list(_token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
     state::with(|m| {
         m.refresh_slots()?;
-        let mut ids: Vec<CK_SLOT_ID> = m.slots.keys().copied().collect();
+        let mut ids: Vec<CK_SLOT_ID> = m.slots.keys().chain(m.damaged.keys()).copied().collect();
         ids.push(m.empty_slot);
         ids.sort_unstable();
         Ok(ids)

@@ -5,7 +5,8 @@
 use cryptoki_sys::*;
 use digest::DynDigest;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
-use rsa::{BigUint, Oaep, Pkcs1v15Encrypt, Pkcs1v15Sign, Pss, RsaPublicKey};
+use rsa::traits::PublicKeyParts;
+use rsa::{BigUint, Pkcs1v15Encrypt, Pkcs1v15Sign, Pss, RsaPublicKey};
 use tpmkey::hash::Hash;
 use tpmkey::public_key::{Curve, PublicKey};
 
@@ -110,7 +111,7 @@ pub enum Padding {
     Oaep {
         hash: Hash,
         mgf1: Hash,
-        label: String,
+        label: Vec<u8>,
     },
 }
 
@@ -127,15 +128,17 @@ pub fn encrypt(modulus: &[u8], exponent: u32, padding: &Padding, data: &[u8]) ->
     let mut rng = rand_core::OsRng;
     let out = match padding {
         Padding::Pkcs1 => key.encrypt(&mut rng, Pkcs1v15Encrypt, data),
-        Padding::Oaep { hash, mgf1, label } => key.encrypt(
-            &mut rng,
-            Oaep {
-                digest: dyn_digest(*hash),
-                mgf_digest: dyn_digest(*mgf1),
-                label: (!label.is_empty()).then(|| label.clone()),
-            },
-            data,
-        ),
+        // The core's encoding: OAEP labels are any bytes (the rsa crate takes only UTF-8).
+        Padding::Oaep { hash, mgf1, label } => {
+            let k = modulus.iter().skip_while(|b| **b == 0).count();
+            let em = tpmkey::rsa_padding::oaep_encode(*hash, *mgf1, label, data, k)
+                .map_err(|e| Error::new(CKR_DATA_LEN_RANGE, e.to_string()))?;
+            let c = BigUint::from_bytes_be(&em).modpow(key.e(), key.n());
+            let mut out = vec![0u8; k];
+            let c = c.to_bytes_be();
+            out[k - c.len()..].copy_from_slice(&c);
+            return Ok(out);
+        }
     };
     out.map_err(|e| Error::new(CKR_DATA_LEN_RANGE, format!("RSA encryption: {e}")))
 }

@@ -11,7 +11,7 @@ use cryptoki_sys::*;
 use tpmkey::store::{Attributes, Role, Store, Token, TokenSecret};
 use tpmkey::TpmKey;
 
-use crate::attributes::{get_bool, is_private};
+use crate::attributes::{get_bool, is_private, SecretAttributes};
 use crate::digest::DigestOp;
 use crate::encrypt_decrypt::{DecryptOp, EncryptOp};
 use crate::error::{Error, Result};
@@ -55,6 +55,7 @@ pub fn initialize() -> Result<()> {
         pid: std::process::id(),
         store: Store::new(tpmkey::store::default_root(&config)),
         slots: BTreeMap::new(),
+        damaged: BTreeMap::new(),
         empty_slot: 0,
         next_slot: 1,
         sessions: HashMap::new(),
@@ -141,7 +142,7 @@ pub enum ObjRef {
 pub struct SessionObject {
     pub session: CK_SESSION_HANDLE,
     pub slot: CK_SLOT_ID,
-    pub attrs: Attributes,
+    pub attrs: SecretAttributes,
     /// The TPM key of a session private key.
     pub key: Option<TpmKey>,
 }
@@ -152,6 +153,9 @@ pub struct Module {
     pid: u32,
     pub store: Store,
     pub slots: BTreeMap<CK_SLOT_ID, Slot>,
+    /// Slots whose token is damaged: (serial, what is wrong). They are listed, report
+    /// CKR_TOKEN_NOT_RECOGNIZED for everything, and are never initialised over.
+    pub damaged: BTreeMap<CK_SLOT_ID, (String, String)>,
     /// The slot without a token, where C_InitToken creates one.
     pub empty_slot: CK_SLOT_ID,
     next_slot: CK_SLOT_ID,
@@ -168,15 +172,33 @@ impl Module {
         let serials = self.store.serials()?;
         self.slots
             .retain(|_, s| serials.iter().any(|x| x == s.token.serial()));
+        self.damaged.retain(|_, (x, _)| serials.contains(x));
         for serial in serials {
             if self.slots.values().any(|s| s.token.serial() == serial) {
                 continue;
             }
-            let Ok(token) = self.store.open(&serial) else {
-                continue;
-            };
-            let id = self.allocate_slot();
-            self.slots.insert(id, Slot { token, login: None });
+            let damaged_id = self
+                .damaged
+                .iter()
+                .find(|(_, (x, _))| *x == serial)
+                .map(|(id, _)| *id);
+            match self.store.open(&serial) {
+                Ok(token) => {
+                    // A damaged token that was repaired keeps its slot.
+                    let id = damaged_id.unwrap_or_else(|| self.allocate_slot());
+                    self.damaged.remove(&id);
+                    self.slots.insert(id, Slot { token, login: None });
+                }
+                Err(e) if damaged_id.is_none() => {
+                    let why = e.to_string();
+                    crate::error::log(&format!(
+                        "token {serial} is damaged and left alone (CKR_TOKEN_NOT_RECOGNIZED): {why}"
+                    ));
+                    let id = self.allocate_slot();
+                    self.damaged.insert(id, (serial, why));
+                }
+                Err(_) => {}
+            }
         }
         if self.empty_slot == 0 || self.slots.contains_key(&self.empty_slot) {
             self.empty_slot = self.allocate_slot();
@@ -191,12 +213,18 @@ impl Module {
     }
 
     pub fn is_slot(&self, id: CK_SLOT_ID) -> bool {
-        id == self.empty_slot || self.slots.contains_key(&id)
+        id == self.empty_slot || self.slots.contains_key(&id) || self.damaged.contains_key(&id)
     }
 
     pub fn slot(&mut self, id: CK_SLOT_ID) -> Result<&mut Slot> {
         if id == self.empty_slot {
             return Err(Error::rv(CKR_TOKEN_NOT_PRESENT));
+        }
+        if let Some((serial, why)) = self.damaged.get(&id) {
+            return Err(Error::new(
+                CKR_TOKEN_NOT_RECOGNIZED,
+                format!("token {serial} is damaged: {why}"),
+            ));
         }
         self.slots
             .get_mut(&id)
@@ -242,7 +270,7 @@ impl Module {
         &mut self,
         session: CK_SESSION_HANDLE,
         h: CK_OBJECT_HANDLE,
-    ) -> Result<(ObjRef, Attributes)> {
+    ) -> Result<(ObjRef, SecretAttributes)> {
         let (slot_id, _) = self.session_slot(session)?;
         let invalid = || Error::new(CKR_OBJECT_HANDLE_INVALID, format!("object {h}"));
         let r = self.handles.get(&h).cloned().ok_or_else(invalid)?;
@@ -266,6 +294,7 @@ impl Module {
                     .filter(|p| !p.is_empty())
                     .cloned()
                     .ok_or_else(invalid)?
+                    .into()
             }
         };
         if is_private(&attrs) && !self.slot(slot_id)?.user_logged_in() {

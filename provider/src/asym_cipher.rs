@@ -1,6 +1,9 @@
 //! ASYM_CIPHER RSA: decryption with the TPM's raw RSA operation and the padding removed on
 //! the host (OAEP with any digest and label, PKCS#1 v1.5, and TLS key transport with
-//! implicit rejection); encryption with the public key in software.
+//! implicit rejection); encryption with the public key in software. PKCS#1 v1.5
+//! decryption does implicit rejection by default, as OpenSSL 3.2+ does (a malformed block
+//! decrypts to a deterministic synthetic message, see `tpmkey::implicit_rejection`); the
+//! `implicit-rejection` parameter set to 0 turns it off.
 
 use std::ffi::{c_int, c_uchar, c_void};
 
@@ -17,6 +20,10 @@ use crate::params::{describe, ParamList, ParamTable, Params, END};
 use crate::signature::Padding;
 use crate::{algorithm, dispatch_table, opctx, software, PROPERTIES};
 
+/// OpenSSL 3.2+'s OSSL_ASYM_CIPHER_PARAM_IMPLICIT_REJECTION (an unsigned integer, 0 turns
+/// implicit rejection off); not in the 3.0 headers the names in `ffi` are checked against.
+const OSSL_ASYM_CIPHER_PARAM_IMPLICIT_REJECTION: &std::ffi::CStr = c"implicit-rejection";
+
 #[derive(Clone, Debug)]
 struct CipherCtx {
     key: Option<Key>,
@@ -26,6 +33,7 @@ struct CipherCtx {
     label: Zeroizing<Vec<u8>>,
     client_version: u16,
     alt_version: Option<u16>,
+    implicit_rejection: bool,
 }
 
 impl CipherCtx {
@@ -47,6 +55,7 @@ impl CipherCtx {
                     let v = version(p.int()?)?;
                     self.alt_version = (v != 0).then_some(v);
                 }
+                b"implicit-rejection" => self.implicit_rejection = p.int()? != 0,
                 _ => {}
             }
         }
@@ -67,6 +76,9 @@ impl CipherCtx {
                 &self.label,
                 ciphertext,
             ),
+            Padding::Pkcs1 if self.implicit_rejection => {
+                tpmkey::implicit_rejection::pkcs1_v15_decrypt(tpm, ciphertext)
+            }
             Padding::Pkcs1 => tpm.decrypt(RsaPadding::Pkcs1, &[], ciphertext),
             Padding::None => tpm.decrypt(RsaPadding::None, &[], ciphertext),
             Padding::Pkcs1Tls => {
@@ -119,6 +131,7 @@ unsafe extern "C" fn newctx(_provctx: *mut c_void) -> *mut c_void {
             label: Zeroizing::new(Vec::new()),
             client_version: 0,
             alt_version: None,
+            implicit_rejection: true,
         }))
     })
 }
@@ -136,6 +149,7 @@ unsafe extern "C" fn init(
         }
         c.key = Some(k.clone());
         c.padding = Padding::Pkcs1;
+        c.implicit_rejection = true;
         c.set_params(&params)
     })
 }
@@ -187,6 +201,7 @@ unsafe extern "C" fn get_ctx_params(c: *mut c_void, params: *mut OSSL_PARAM) -> 
                 b"digest" => p.set_utf8(c.oaep.name())?,
                 b"mgf1-digest" => p.set_utf8(c.mgf1.unwrap_or(c.oaep).name())?,
                 b"oaep-label" => p.set_octets(&c.label)?,
+                b"implicit-rejection" => p.set_int(i64::from(c.implicit_rejection))?,
                 _ => {}
             }
         }
@@ -207,6 +222,10 @@ static GETTABLE: ParamTable = ParamTable(&[
     describe(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, OSSL_PARAM_UTF8_STRING),
     describe(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, OSSL_PARAM_UTF8_STRING),
     describe(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, OSSL_PARAM_OCTET_STRING),
+    describe(
+        OSSL_ASYM_CIPHER_PARAM_IMPLICIT_REJECTION,
+        OSSL_PARAM_UNSIGNED_INTEGER,
+    ),
     END,
 ]);
 static SETTABLE: ParamTable = ParamTable(&[
@@ -220,6 +239,10 @@ static SETTABLE: ParamTable = ParamTable(&[
     ),
     describe(
         OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION,
+        OSSL_PARAM_UNSIGNED_INTEGER,
+    ),
+    describe(
+        OSSL_ASYM_CIPHER_PARAM_IMPLICIT_REJECTION,
         OSSL_PARAM_UNSIGNED_INTEGER,
     ),
     END,

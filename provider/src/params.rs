@@ -122,8 +122,12 @@ impl Param<'_> {
             }
             _ => return Err(wrong_type(self.key(), "an integer")),
         };
-        if b.is_empty() || b.len() > 8 {
+        if b.len() > 8 {
             return Err(wrong_type(self.key(), "an integer of at most 64 bits"));
+        }
+        // OSSL_PARAM_allocate_from_text (openssl -pkeyopt name:0) gives zero as no bytes.
+        if b.is_empty() {
+            return Ok(0);
         }
         let mut le = [0u8; 8];
         if cfg!(target_endian = "little") {

@@ -1,6 +1,6 @@
 //! File primitives of the token store: atomic replacement (temp file, fsync, rename,
-//! directory fsync), private permissions (files 0600, directories 0700) and the
-//! inter-process write lock (flock on a lock file).
+//! directory fsync), atomic exchange of two directories, private permissions (files 0600,
+//! directories 0700) and the inter-process write lock (flock on a lock file).
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
@@ -18,6 +18,53 @@ pub fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     CRYPTO.random(&mut b);
     crate::connection::hex(&b)
+}
+
+/// Bytes from hex text (as `connection::hex` writes it); None when it is not hex.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect()
+}
+
+/// The inode of `path` (a token directory's identity: a re-initialised token is another).
+pub fn inode(path: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path)
+        .map(|m| m.ino())
+        .map_err(|e| Error::io(path.display(), e))
+}
+
+/// Swaps the directories `a` and `b` in one step (renameat2 RENAME_EXCHANGE): a reader or a
+/// crash sees one or the other under each name, never a mix or neither.
+pub fn exchange(a: &Path, b: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| Error::BadInput(format!("{}: NUL in path", p.display())))
+    };
+    let (ca, cb) = (c(a)?, c(b)?);
+    // SAFETY: two NUL-terminated paths that live across the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::io(b.display(), std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Creates `dir` (and missing parents) with mode 0700.
@@ -96,7 +143,15 @@ impl WriteLock {
             // SAFETY: flock on a file descriptor we own and keep open for the lock's life.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
             if rc == 0 {
-                return Ok(WriteLock { _file: file });
+                // The token directory may have been exchanged (re-initialised) while we
+                // waited: the lock that counts is the one `path` names now.
+                use std::os::unix::fs::MetadataExt;
+                let held = file.metadata().map(|m| m.ino()).ok();
+                if held.is_some() && held == fs::metadata(path).map(|m| m.ino()).ok() {
+                    return Ok(WriteLock { _file: file });
+                }
+                drop(file);
+                return Self::acquire(path);
             }
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {

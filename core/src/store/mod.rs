@@ -56,7 +56,9 @@ impl Store {
         &self.root
     }
 
-    /// Serial numbers of the tokens in the store, sorted; a missing store has none.
+    /// Serial numbers of the tokens in the store, sorted; a missing store has none. A token
+    /// directory whose description is missing is listed too (its [`Store::open`] fails with
+    /// the cause): a damaged token is reported, never taken for an empty slot.
     pub fn serials(&self) -> Result<Vec<String>> {
         let entries = match files::list(&self.root) {
             Ok(e) => e,
@@ -69,8 +71,10 @@ impl Store {
             .into_iter()
             .map(|(name, _)| name)
             .filter(|name| {
+                let dir = self.root.join(name);
+                let made_here = name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit());
                 !name.starts_with(files::TEMP_PREFIX)
-                    && self.root.join(name).join("token").is_file()
+                    && (dir.join("token").is_file() || (made_here && dir.is_dir()))
             })
             .collect();
         serials.sort();

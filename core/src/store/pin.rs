@@ -3,10 +3,28 @@
 //! PIN, in dictionary-attack protected sealed objects, so guesses count toward the TPM's
 //! lockout. Objects' authValues derive from the token secret, high-entropy, so the objects
 //! themselves are noDA and a wrong PIN never locks a key.
+//!
+//! A PIN file carries its own salt (a `pin-salt=` line before the PEM block), so the salt
+//! and the sealed object it was made with are read together, in one atomic file: a process
+//! never tries a PIN with a salt from another generation of the token (a wrong-salt try
+//! would cost a dictionary-attack count). Files of older tokens without the line use the
+//! salt of the token's description, which only re-initialisation changed, and
+//! re-initialisation now writes the line.
+
+use std::path::Path;
 
 use zeroize::Zeroizing;
 
+use super::files;
+use crate::error::Result;
+use crate::keyfile::KeyFile;
+use crate::sealed::SealedData;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
+
+const SALT_LINE: &str = "pin-salt=";
+
+/// Length of a PIN salt.
+pub const SALT_LEN: usize = 16;
 
 pub const SECRET_LEN: usize = 32;
 
@@ -60,4 +78,34 @@ impl TokenSecret {
 /// of different tokens apart; the TPM's lockout is what stops guessing.
 pub fn pin_auth(salt: &[u8], pin: &[u8]) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(CRYPTO.sha256(&[salt, pin]).to_vec())
+}
+
+/// A PIN file: the salt line, then the sealed token secret as a TSS2 key file (text before
+/// the PEM block is allowed there).
+pub(crate) fn encode_pin_file(salt: &[u8], sealed: &SealedData) -> String {
+    format!(
+        "{SALT_LINE}{}\n{}",
+        crate::connection::hex(salt),
+        sealed.key_file().to_pem()
+    )
+}
+
+/// The salt (None for a file written before PIN files carried it) and sealed object of a
+/// PIN file; a damaged file is an error naming it.
+pub(crate) fn decode_pin_file(path: &Path, data: &[u8]) -> Result<(Option<Vec<u8>>, SealedData)> {
+    let salt = match data.strip_prefix(SALT_LINE.as_bytes()) {
+        Some(rest) => {
+            let line = rest.split(|b| *b == b'\n').next().unwrap_or_default();
+            let salt = std::str::from_utf8(line)
+                .ok()
+                .and_then(files::unhex)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| files::corrupt(path, "the pin-salt line is not hex"))?;
+            Some(salt)
+        }
+        None => None,
+    };
+    let file = KeyFile::from_pem(data).map_err(|e| files::corrupt(path, e))?;
+    let sealed = SealedData::from_key_file(&file).map_err(|e| files::corrupt(path, e))?;
+    Ok((salt, sealed))
 }

@@ -4,20 +4,35 @@
 //! rename commits the object) with `<uid>.key` (TSS2 PRIVATE KEY) or `<uid>.sealed`.
 //! Companion files without their record are leftovers of a killed writer, removed under the
 //! lock. Readers take no lock: every file appears by rename, complete.
+//!
+//! Re-initialisation builds the new token whole in a temporary directory beside it and
+//! exchanges the two directories in one rename (RENAME_EXCHANGE): a crash at any moment
+//! leaves the old token or the new one, both complete; the old one, then under the
+//! temporary name, is removed afterwards (or by the next re-initialisation). A process
+//! that had the token open notices the exchange (the directory is another inode) and
+//! refuses writes made with what it knew of the old token.
+//!
+//! Damage is reported, never hidden: an unreadable description or PIN file is an error
+//! naming the file (`Error::is_damaged_store`); damaged records are listed by
+//! [`Token::damaged_records`]; a damaged `generation` file is rewritten.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
 use super::files::{self, WriteLock, TEMP_PREFIX};
 use super::objects::Objects;
-use super::pin::{pin_auth, Role, TokenSecret, SECRET_LEN};
+use super::pin::{
+    decode_pin_file, encode_pin_file, pin_auth, Role, TokenSecret, SALT_LEN, SECRET_LEN,
+};
 use super::record::Record;
 use crate::error::{Error, Result};
 use crate::keyfile::KeyFile;
 use crate::sealed::SealedData;
+use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::tpm_identity::TpmIdentity;
 
 const INFO_FILE: &str = "token";
@@ -62,15 +77,8 @@ impl Description {
                 .map(str::to_string)
                 .ok_or_else(|| files::corrupt(path, format!("no \"{key}=\" line")))
         };
-        let salt = get("salt")?;
-        let salt = (0..salt.len())
-            .step_by(2)
-            .map(|i| {
-                salt.get(i..i + 2)
-                    .and_then(|b| u8::from_str_radix(b, 16).ok())
-            })
-            .collect::<Option<Vec<u8>>>()
-            .ok_or_else(|| files::corrupt(path, "salt is not hex"))?;
+        let salt =
+            files::unhex(&get("salt")?).ok_or_else(|| files::corrupt(path, "salt is not hex"))?;
         Ok(Description {
             label: get("label")?,
             serial: get("serial")?,
@@ -100,6 +108,8 @@ struct Cache {
     records: HashMap<String, (u64, Arc<Record>)>,
     /// `records` sorted and indexed, rebuilt only when they change.
     snapshot: Arc<Objects>,
+    /// Record files that do not decode: (file, what is wrong).
+    damaged: Vec<(PathBuf, String)>,
 }
 
 /// Every write of the generation file is a rename of a new file: inode and times change.
@@ -127,6 +137,9 @@ impl FileStamp {
 #[derive(Debug)]
 pub struct Token {
     dir: PathBuf,
+    /// The token directory's inode when opened or last logged in to: another one means it
+    /// was re-initialised since, and what this process knows of it is stale.
+    dir_ino: AtomicU64,
     description: Description,
     cache: Cache,
     leftovers_checked: bool,
@@ -153,7 +166,7 @@ impl Token {
             salt: random_bytes(16)?.to_vec(),
             tpm: Some(this_tpm()?),
         };
-        let built = Self::write_fresh(&tmp, &description, so_pin)
+        let built = Self::write_fresh(&tmp, &description, so_pin, 0)
             .and_then(|()| std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir.display(), e)))
             .and_then(|()| files::sync_dir(root));
         if let Err(e) = built {
@@ -163,23 +176,37 @@ impl Token {
         Self::open(dir)
     }
 
-    /// Writes a new description and SO PIN object with a new token secret.
-    fn write_fresh(dir: &Path, description: &Description, so_pin: &[u8]) -> Result<()> {
+    /// Writes a new token (description, SO PIN object with a new token secret, generation)
+    /// into the empty directory `dir`, which is not yet the token's.
+    fn write_fresh(
+        dir: &Path,
+        description: &Description,
+        so_pin: &[u8],
+        generation: u64,
+    ) -> Result<()> {
         let secret = random_bytes(SECRET_LEN)?;
-        let sealed = SealedData::seal(&secret, &pin_auth(&description.salt, so_pin), true, None)?;
+        let salt = &description.salt;
+        let sealed = SealedData::seal(&secret, &pin_auth(salt, so_pin), true, None)?;
         files::write_atomic(
             &dir.join(Role::SecurityOfficer.file()),
-            sealed.key_file().to_pem().as_bytes(),
+            encode_pin_file(salt, &sealed).as_bytes(),
+        )?;
+        files::write_atomic(
+            &dir.join(GENERATION_FILE),
+            format!("{generation}\n").as_bytes(),
         )?;
         files::write_atomic(&dir.join(INFO_FILE), description.encode().as_bytes())
     }
 
-    /// Opens the token in `dir` (reads its description only).
+    /// Opens the token in `dir` (reads its description only). A missing or damaged
+    /// description is an error naming the file (`Error::is_damaged_store` when damaged).
     pub fn open(dir: &Path) -> Result<Token> {
         let path = dir.join(INFO_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
+        let text = std::fs::read(&path).map_err(|e| Error::io(path.display(), e))?;
+        let text = String::from_utf8(text).map_err(|_| files::corrupt(&path, "not UTF-8 text"))?;
         Ok(Token {
             dir: dir.to_path_buf(),
+            dir_ino: AtomicU64::new(files::inode(dir)?),
             description: Description::decode(&path, &text)?,
             cache: Cache::default(),
             leftovers_checked: false,
@@ -208,52 +235,60 @@ impl Token {
         self.dir.join(Role::User.file()).exists()
     }
 
-    fn pin_object(&self, role: Role) -> Result<SealedData> {
+    /// The salt and sealed object of `role`'s PIN, read together from its one file.
+    fn pin_object(&self, role: Role) -> Result<(Vec<u8>, SealedData)> {
         let path = self.dir.join(role.file());
-        let data = files::read(&path)?;
-        let file = KeyFile::from_pem(&data).map_err(|e| files::corrupt(&path, e))?;
-        SealedData::from_key_file(&file).map_err(|e| files::corrupt(&path, e))
+        let (salt, sealed) = decode_pin_file(&path, &files::read(&path)?)?;
+        let salt = match salt {
+            Some(salt) => salt,
+            // An older token: its description holds the salt, read afresh.
+            None => {
+                let info = self.dir.join(INFO_FILE);
+                let text =
+                    std::fs::read_to_string(&info).map_err(|e| Error::io(info.display(), e))?;
+                Description::decode(&info, &text)?.salt
+            }
+        };
+        Ok((salt, sealed))
     }
 
     /// Unseals the token secret with `role`'s PIN: the TPM checks the PIN. A wrong PIN is
     /// `Error::is_bad_auth`, a locked-out TPM `Error::is_lockout`.
     pub fn login(&self, role: Role, pin: &[u8]) -> Result<TokenSecret> {
-        let object = self.pin_object(role)?;
-        let secret = object.unseal(&pin_auth(&self.description.salt, pin))?;
+        let dir_ino = files::inode(&self.dir)?;
+        let (salt, object) = self.pin_object(role)?;
+        let secret = object.unseal(&pin_auth(&salt, pin))?;
         if secret.len() != SECRET_LEN {
             return Err(files::corrupt(
                 &self.dir.join(role.file()),
                 "sealed token secret has the wrong length",
             ));
         }
+        // The secret is this token's: writes made with it are current again.
+        self.dir_ino.store(dir_ino, Ordering::Relaxed);
         Ok(TokenSecret::new(secret))
     }
 
     /// Sets the user PIN (C_InitPIN: the SO is logged in and holds the token secret).
     pub fn init_user_pin(&self, secret: &TokenSecret, pin: &[u8]) -> Result<()> {
-        let sealed = SealedData::seal(
-            secret.bytes(),
-            &pin_auth(&self.description.salt, pin),
-            true,
-            None,
-        )?;
+        let mut salt = vec![0u8; SALT_LEN];
+        CRYPTO.random(&mut salt);
+        let sealed = SealedData::seal(secret.bytes(), &pin_auth(&salt, pin), true, None)?;
         let _lock = self.lock()?;
         files::write_atomic(
             &self.dir.join(Role::User.file()),
-            sealed.key_file().to_pem().as_bytes(),
+            encode_pin_file(&salt, &sealed).as_bytes(),
         )
     }
 
     /// Changes a PIN: one TPM2_ObjectChangeAuth (the TPM checks the old PIN) and one file.
     pub fn change_pin(&self, role: Role, old: &[u8], new: &[u8]) -> Result<()> {
         let _lock = self.lock()?;
-        let salt = &self.description.salt;
-        let changed = self
-            .pin_object(role)?
-            .change_auth(&pin_auth(salt, old), &pin_auth(salt, new))?;
+        let (salt, object) = self.pin_object(role)?;
+        let changed = object.change_auth(&pin_auth(&salt, old), &pin_auth(&salt, new))?;
         files::write_atomic(
             &self.dir.join(role.file()),
-            changed.key_file().to_pem().as_bytes(),
+            encode_pin_file(&salt, &changed).as_bytes(),
         )
     }
 
@@ -262,45 +297,90 @@ impl Token {
     pub fn reinitialize(&mut self, so_pin: &[u8], label: &str) -> Result<()> {
         self.login(Role::SecurityOfficer, so_pin)?;
         let _lock = self.lock()?;
-        let objects = self.dir.join(OBJECTS_DIR);
-        for (name, _) in files::list(&objects)? {
-            files::remove(&objects.join(name))?;
+        let root = self
+            .dir
+            .parent()
+            .ok_or_else(|| Error::BadInput(format!("{}: no parent", self.dir.display())))?
+            .to_path_buf();
+        let serial = self.description.serial.clone();
+        // Old tokens left by an earlier re-initialisation that was killed before removing them.
+        let leftover = format!("{TEMP_PREFIX}reinit-{serial}-");
+        for (name, _) in files::list(&root)? {
+            if name.starts_with(&leftover) {
+                let _ = std::fs::remove_dir_all(root.join(name));
+            }
         }
-        files::remove(&self.dir.join(Role::User.file()))?;
         let description = Description {
             label: clean_label(label)?,
-            serial: self.description.serial.clone(),
-            salt: random_bytes(16)?.to_vec(),
+            serial: serial.clone(),
+            salt: random_bytes(SALT_LEN)?.to_vec(),
             tpm: Some(this_tpm()?),
         };
-        Self::write_fresh(&self.dir, &description, so_pin)?;
+        // A generation the caches of other processes do not hold.
+        let generation = match self.generation()? {
+            Some(g) => g.wrapping_add(1),
+            None => random_generation(),
+        };
+        let tmp = root.join(format!("{leftover}{}", files::random_hex(8)));
+        let built = files::create_dir(&tmp.join(OBJECTS_DIR))
+            .and_then(|()| Self::write_fresh(&tmp, &description, so_pin, generation))
+            .and_then(|()| files::exchange(&tmp, &self.dir));
+        if let Err(e) = built {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        // The new token is in place; what follows only tidies up.
+        let _ = files::sync_dir(&root);
+        let _ = std::fs::remove_dir_all(&tmp);
+        if let Ok(ino) = files::inode(&self.dir) {
+            self.dir_ino.store(ino, Ordering::Relaxed);
+        }
         self.description = description;
-        self.bump_generation()
+        self.cache = Cache::default();
+        self.leftovers_checked = false;
+        Ok(())
     }
 
+    /// The write lock, for a token that is still the one this process opened.
     fn lock(&self) -> Result<WriteLock> {
-        WriteLock::acquire(&self.dir.join(LOCK_FILE))
+        let lock = WriteLock::acquire(&self.dir.join(LOCK_FILE))?;
+        if files::inode(&self.dir)? != self.dir_ino.load(Ordering::Relaxed) {
+            return Err(Error::StaleToken(self.description.serial.clone()));
+        }
+        Ok(lock)
     }
 
-    fn generation(&self) -> Result<u64> {
+    /// The change counter; None when the file is damaged (it is rewritten at the next change).
+    fn generation(&self) -> Result<Option<u64>> {
         let path = self.dir.join(GENERATION_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(t) => t
-                .trim()
-                .parse()
-                .map_err(|_| files::corrupt(&path, "not a number")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Ok(t) => Ok(t.trim().parse().ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(0)),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(None),
             Err(e) => Err(Error::io(path.display(), e)),
         }
     }
 
-    /// Called with the lock held, after every change of objects.
+    /// Called with the lock held, after every change of objects. A damaged counter is
+    /// replaced by a random one (no other process's cache holds it).
     fn bump_generation(&self) -> Result<()> {
-        let next = self.generation()?.wrapping_add(1);
+        let next = match self.generation()? {
+            Some(g) => g.wrapping_add(1),
+            None => random_generation(),
+        };
         files::write_atomic(
             &self.dir.join(GENERATION_FILE),
             format!("{next}\n").as_bytes(),
         )
+    }
+
+    /// After a change is committed: tells other processes, but never turns the change into
+    /// a failure. If the counter cannot be written, this process forgets its cache so it
+    /// sees its own change; others see it at the next change that is counted.
+    fn announce_change(&mut self) {
+        if self.bump_generation().is_err() {
+            self.cache = Cache::default();
+        }
     }
 
     /// A fresh object id (also what the object's authValue derives from).
@@ -314,7 +394,17 @@ impl Token {
     pub fn objects(&mut self) -> Result<Arc<Objects>> {
         let stamp = FileStamp::of(&self.dir.join(GENERATION_FILE));
         if stamp.is_none() || stamp != self.cache.stamp {
-            let generation = self.generation()?;
+            let generation = match self.generation()? {
+                Some(g) => g,
+                // Damaged: rewritten under the lock, then read again.
+                None => {
+                    let _lock = self.lock()?;
+                    if self.generation()?.is_none() {
+                        self.bump_generation()?;
+                    }
+                    self.generation()?.unwrap_or_default()
+                }
+            };
             if self.cache.generation != Some(generation) {
                 self.rescan()?;
                 let records = self.cache.records.iter().map(|(uid, (_, r))| (uid, r));
@@ -329,6 +419,7 @@ impl Token {
     fn rescan(&mut self) -> Result<()> {
         let dir = self.dir.join(OBJECTS_DIR);
         let mut seen = HashMap::new();
+        let mut damaged = Vec::new();
         for (name, ino) in files::list(&dir)? {
             let Some(uid) = name.strip_suffix(RECORD_EXT) else {
                 continue;
@@ -345,12 +436,22 @@ impl Token {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(Error::io(dir.join(&name).display(), e)),
             };
-            if let Ok(record) = Record::decode(&data) {
-                seen.insert(uid.to_string(), (ino, Arc::new(record)));
+            match Record::decode(&data) {
+                Ok(record) => {
+                    seen.insert(uid.to_string(), (ino, Arc::new(record)));
+                }
+                Err(why) => damaged.push((dir.join(&name), why)),
             }
         }
         self.cache.records = seen;
+        self.cache.damaged = damaged;
         Ok(())
+    }
+
+    /// Record files of the last [`Token::objects`] that do not decode, with what is wrong:
+    /// their objects are left out, and the caller reports them.
+    pub fn damaged_records(&self) -> &[(PathBuf, String)] {
+        &self.cache.damaged
     }
 
     pub fn object(&mut self, uid: &str) -> Result<Option<Arc<Record>>> {
@@ -388,7 +489,8 @@ impl Token {
             ..record.clone()
         };
         files::write_atomic(&self.object_path(uid, RECORD_EXT), &record.encode())?;
-        self.bump_generation()
+        self.announce_change();
+        Ok(())
     }
 
     /// Replaces the record of an existing object (new attributes, or one half of a key
@@ -400,13 +502,15 @@ impl Token {
             return Err(Error::BadInput(format!("object {uid} no longer exists")));
         }
         files::write_atomic(&self.object_path(uid, RECORD_EXT), &record.encode())?;
+        // Committed: leftover companion files are removed by the next writer if this fails.
         if !record.has_key {
-            files::remove(&self.object_path(uid, KEY_EXT))?;
+            let _ = files::remove(&self.object_path(uid, KEY_EXT));
         }
         if !record.has_sealed {
-            files::remove(&self.object_path(uid, SEALED_EXT))?;
+            let _ = files::remove(&self.object_path(uid, SEALED_EXT));
         }
-        self.bump_generation()
+        self.announce_change();
+        Ok(())
     }
 
     /// Removes an object: the record first (the object is gone at once), then the rest.
@@ -414,10 +518,12 @@ impl Token {
         check_uid(uid)?;
         let _lock = self.lock()?;
         files::remove(&self.object_path(uid, RECORD_EXT))?;
-        files::sync_dir(&self.dir.join(OBJECTS_DIR))?;
-        files::remove(&self.object_path(uid, KEY_EXT))?;
-        files::remove(&self.object_path(uid, SEALED_EXT))?;
-        self.bump_generation()
+        // Gone: the companion files are leftovers the next writer removes if this fails.
+        let _ = files::sync_dir(&self.dir.join(OBJECTS_DIR));
+        let _ = files::remove(&self.object_path(uid, KEY_EXT));
+        let _ = files::remove(&self.object_path(uid, SEALED_EXT));
+        self.announce_change();
+        Ok(())
     }
 
     /// The key file of a key pair record.
@@ -474,6 +580,13 @@ fn check_uid(uid: &str) -> Result<()> {
         return Err(Error::BadInput(format!("object id {uid:?} is not hex")));
     }
     Ok(())
+}
+
+/// A change counter no cache holds (a damaged counter's replacement).
+fn random_generation() -> u64 {
+    let mut b = [0u8; 8];
+    CRYPTO.random(&mut b);
+    u64::from_le_bytes(b)
 }
 
 /// Random bytes from the TPM (token secrets and salts).

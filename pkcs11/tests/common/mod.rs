@@ -311,3 +311,30 @@ pub fn child(name: &str, role: &str) -> std::process::Command {
 pub fn child_role() -> Option<String> {
     std::env::var(CHILD_ROLE).ok()
 }
+
+/// The CK_RV of a PKCS#11 error.
+pub fn rv(e: cryptoki::error::Error) -> cryptoki::error::RvError {
+    match e {
+        cryptoki::error::Error::Pkcs11(rv, _) => rv,
+        other => panic!("expected a PKCS#11 error, got {other}"),
+    }
+}
+
+/// The loaded module's function list, for calls the `cryptoki` crate cannot make (counts
+/// and buffers of the caller's choosing). `load()` must have run.
+pub fn function_list() -> &'static cryptoki_sys::CK_FUNCTION_LIST {
+    use cryptoki_sys::{CKR_OK, CK_FUNCTION_LIST_PTR, CK_FUNCTION_LIST_PTR_PTR, CK_RV};
+    let path = std::ffi::CString::new(module_path().to_str().unwrap()).unwrap();
+    // SAFETY: dlopen/dlsym of the module this process loaded; C_GetFunctionList has the
+    // PKCS#11 signature; the list it returns lives as long as the module, which stays loaded.
+    unsafe {
+        let h = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
+        assert!(!h.is_null(), "module not loaded");
+        let sym = libc::dlsym(h, c"C_GetFunctionList".as_ptr());
+        assert!(!sym.is_null());
+        let get: unsafe extern "C" fn(CK_FUNCTION_LIST_PTR_PTR) -> CK_RV = std::mem::transmute(sym);
+        let mut list: CK_FUNCTION_LIST_PTR = std::ptr::null_mut();
+        assert_eq!(get(&mut list), CKR_OK);
+        &*list
+    }
+}

@@ -32,7 +32,7 @@ use std::ffi::OsStr;
 use std::process::{Command, Output};
 
 pub use abrmd::Abrmd;
-pub use process::pid_exists;
+pub use process::{pid_exists, TempDir};
 pub use swtpm::Swtpm;
 pub use unix_bridge::UnixBridge;
 pub use wire_tap::WireTap;

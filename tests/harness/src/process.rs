@@ -158,12 +158,12 @@ impl Drop for Managed {
 /// Its name `tpmkey-KIND-OWNERPID-N-RANDOM` lets a later run find and clean the directories
 /// (and processes) of a test process that was killed (see [`sweep_stale`]).
 #[derive(Debug)]
-pub(crate) struct TempDir {
+pub struct TempDir {
     path: PathBuf,
 }
 
 impl TempDir {
-    pub(crate) fn new(kind: &str) -> TempDir {
+    pub fn new(kind: &str) -> TempDir {
         sweep_stale_once();
         let base = std::env::temp_dir();
         let mut last_err = None;
@@ -192,7 +192,7 @@ impl TempDir {
         )
     }
 
-    pub(crate) fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.path
     }
 }
