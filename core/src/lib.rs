@@ -11,6 +11,7 @@ pub mod error;
 pub mod hash;
 pub mod keyfile;
 pub mod keys;
+pub mod policy;
 pub mod public_key;
 pub mod response_code;
 pub mod rsa_padding;
