@@ -331,7 +331,7 @@ mod tests {
         d.policy_or(&[a.clone(), b.clone()]).unwrap();
         let want = Hash::Sha256.digest(&[&[0; 32], &[0, 0, 1, 0x71], &a, &b]);
         assert_eq!(d.value(), want);
-        assert!(d.policy_or(&[a.clone()]).is_err());
+        assert!(d.policy_or(std::slice::from_ref(&a)).is_err());
         assert!(d.policy_or(&[a.clone(), vec![1; 20]]).is_err());
         let mut d = PolicyDigest::default();
         d.policy_command_code(0x15D);

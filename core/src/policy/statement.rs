@@ -545,9 +545,11 @@ fn counter_timer_checked(
 }
 
 /// Engine form: operandB (raw) ‖ UINT16 offset ‖ UINT16 operation; command form:
-/// TPM2B_OPERAND ‖ offset ‖ operation. When both fit (only for an operandB whose first two
-/// bytes equal its length minus 2, e.g. a clock beyond 2^49 ms), the engine form wins: it is
-/// the only known writer of this statement in key files.
+/// TPM2B_OPERAND ‖ offset ‖ operation. Every command-form body also parses as an engine
+/// body (its size prefix taken as operand bytes), so the command form wins when its size
+/// prefix equals the operand length that follows: an engine operand would have to start
+/// with its own length minus 2, i.e. a clock or time of 2^49 ms (17,800 years) or more, a
+/// resetCount of 2^17 or more.
 fn decode_counter_timer(body: &[u8], what: &str) -> Result<PolicyCounterTimer> {
     let Some(split) = body.len().checked_sub(4) else {
         return Err(body_err(
@@ -558,22 +560,21 @@ fn decode_counter_timer(body: &[u8], what: &str) -> Result<PolicyCounterTimer> {
     let (operand, tail) = body.split_at(split);
     let offset = u16::from_be_bytes([tail[0], tail[1]]);
     let operation = u16::from_be_bytes([tail[2], tail[3]]);
-    let engine = counter_timer_checked(operand, offset, operation, BodyForm::Engine);
-    if let Ok(c) = engine {
-        return Ok(c);
-    }
     let command = match operand.split_first_chunk::<2>() {
         Some((size, rest)) if usize::from(u16::from_be_bytes(*size)) == rest.len() => {
             counter_timer_checked(rest, offset, operation, BodyForm::Command)
         }
         _ => Err("no TPM2B_OPERAND size prefix matching the body".into()),
     };
-    command.map_err(|c| {
+    if let Ok(c) = command {
+        return Ok(c);
+    }
+    counter_timer_checked(operand, offset, operation, BodyForm::Engine).map_err(|e| {
         body_err(
             what,
             format!(
-                "neither the engine form ({}) nor the command form ({c})",
-                engine.err().unwrap_or_default()
+                "neither the engine form ({e}) nor the command form ({})",
+                command.err().unwrap_or_default()
             ),
         )
     })
@@ -622,6 +623,244 @@ impl fmt::Display for Statement {
             }
             Statement::Or(list) => write!(f, "PolicyOR of {} branches", list.len()),
             Statement::CommandCode(c) => write!(f, "PolicyCommandCode 0x{c:x}"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let d: Vec<u8> = s.bytes().filter(|c| c.is_ascii_hexdigit()).collect();
+        d.chunks(2)
+            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    fn decode(cc: u32, body: &[u8]) -> Result<Statement> {
+        Statement::decode(
+            &TpmPolicy {
+                command_code: cc,
+                command_policy: body.to_vec(),
+            },
+            "policy [1] statement 1",
+        )
+    }
+
+    fn round_trip(st: &Statement, body: &[u8]) {
+        let enc = st.encode().unwrap();
+        assert_eq!(enc.command_policy, body, "{st}");
+        assert_eq!(&decode(enc.command_code, body).unwrap(), st);
+    }
+
+    /// platform-trust.md §1.3: the engine's tests/policies/policy_pcr.txt line shape.
+    const ENGINE_PCR16: &str = "00000001 000b 03 000001 \
+        2c28901f2c28901f2c28901f2c28901f2c28901f2c28901f2c28901f2c28901f";
+
+    #[test]
+    fn policy_pcr_both_forms_by_exact_length() {
+        let engine = hex(ENGINE_PCR16);
+        assert_eq!(engine.len(), 42);
+        let Statement::Pcr(p) = decode(cc::POLICY_PCR, &engine).unwrap() else {
+            panic!()
+        };
+        assert_eq!(p.form, BodyForm::Engine);
+        assert_eq!(p.selection.to_string(), "sha256:16");
+        assert_eq!(p.pcr_digest, engine[10..]);
+        round_trip(&Statement::Pcr(p.clone()), &engine);
+
+        // GRUB / pcr-oracle: empty TPM2B_DIGEST, then the selection (12 bytes).
+        let grub = hex("0000 00000001 000b 03 000001");
+        let Statement::Pcr(g) = decode(cc::POLICY_PCR, &grub).unwrap() else {
+            panic!()
+        };
+        assert_eq!(g.form, BodyForm::Command);
+        assert!(g.pcr_digest.is_empty());
+        assert_eq!(g.selection, p.selection);
+        round_trip(&Statement::Pcr(g), &grub);
+
+        // Command form with a digest (44 bytes), and the engine statement re-encoded in it.
+        let cmd = Statement::Pcr(p).in_form(BodyForm::Command);
+        let body = cmd.encode().unwrap().command_policy;
+        assert_eq!(body.len(), 44);
+        assert_eq!(body[..2], [0x00, 0x20]);
+        round_trip(&cmd, &body);
+        // Engine form with an empty digest is the bare selection.
+        round_trip(
+            &Statement::Pcr(PolicyPcr {
+                selection: PcrSelection::parse("sha256:7,16").unwrap(),
+                pcr_digest: Vec::new(),
+                form: BodyForm::Engine,
+            }),
+            &hex("00000001 000b 03 800001"),
+        );
+    }
+
+    #[test]
+    fn policy_pcr_bad_bodies_are_named() {
+        for (body, want) in [
+            ("00000001 0012 03 000001", "PCR bank 0x0012 out of range"),
+            ("00000001 000b 04 00000008", "PCR index 27 out of range"),
+            ("00000001 000b 03 000001 2c28", "a PCR digest of 2 bytes"),
+            ("00000001 000b 03 00", "truncated"),
+            ("", "truncated"),
+            ("00000011 000b 03 000001", "count 17 out of range"),
+        ] {
+            let e = decode(cc::POLICY_PCR, &hex(body)).unwrap_err().to_string();
+            assert!(e.contains(want), "{body}: {e}");
+            assert!(e.contains("policy [1] statement 1 (PolicyPCR)"), "{e}");
+        }
+    }
+
+    #[test]
+    fn unknown_commands_are_refused_by_name() {
+        let e = decode(cc::POLICY_SIGNED, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("unsupported policy command PolicySigned (0x160) in policy [1] statement 1"),
+            "{e}"
+        );
+        let e = decode(0x192, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("unsupported policy command PolicyAuthorizeNV"),
+            "{e}"
+        );
+        let e = decode(0x1234, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("unsupported policy command (unknown) (0x1234)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn simple_statements() {
+        round_trip(&Statement::AuthValue, &[]);
+        round_trip(&Statement::Password, &[]);
+        round_trip(&Statement::Locality(0x1f), &[0x1f]);
+        round_trip(&Statement::CommandCode(0x15D), &[0, 0, 1, 0x5D]);
+        assert!(decode(cc::POLICY_AUTH_VALUE, &[0]).is_err());
+        assert!(decode(cc::POLICY_LOCALITY, &[]).is_err());
+        assert!(decode(cc::POLICY_LOCALITY, &[0]).is_err());
+        assert!(decode(cc::POLICY_COMMAND_CODE, &[0, 0, 1]).is_err());
+        let or = Statement::Or(vec![vec![1; 32], vec![2; 32]]);
+        let body = or.encode().unwrap().command_policy;
+        assert_eq!(body.len(), 4 + 2 * 34);
+        round_trip(&or, &body);
+        assert!(decode(cc::POLICY_OR, &body[..body.len() - 1]).is_err());
+        let one = [&[0, 0, 0, 1, 0, 32][..], &[1; 32]].concat();
+        let e = decode(cc::POLICY_OR, &one).unwrap_err().to_string();
+        assert!(e.contains("1 branches"), "{e}");
+        let secret = Statement::Secret(PolicySecret {
+            handle_hint: 0x4000_000B,
+            object_name: vec![0x40, 0, 0, 0x0B],
+            policy_ref: Vec::new(),
+        });
+        round_trip(&secret, &hex("4000000b 0004 4000000b 0000"));
+        assert!(decode(cc::POLICY_SECRET, &hex("4000000b 0004 4000")).is_err());
+        assert!(decode(cc::POLICY_SECRET, &hex("4000000b 0004 4000000b 0000 00")).is_err());
+    }
+
+    #[test]
+    fn counter_timer_both_forms() {
+        // The engine's test: clock (offset 8) <= value, operation UNSIGNED_LE (9).
+        let engine = hex("00000000000927c0 0008 0009");
+        let Statement::CounterTimer(c) = decode(cc::POLICY_COUNTER_TIMER, &engine).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (c.offset, c.operation, c.form, c.operand_b.len()),
+            (8, Operation::UnsignedLe, BodyForm::Engine, 8)
+        );
+        round_trip(&Statement::CounterTimer(c.clone()), &engine);
+        let cmd = Statement::CounterTimer(c).in_form(BodyForm::Command);
+        let body = cmd.encode().unwrap().command_policy;
+        assert_eq!(body, hex("0008 00000000000927c0 0008 0009"));
+        round_trip(&cmd, &body);
+        // resetCount (offset 16, 4 bytes) in the command form.
+        round_trip(
+            &Statement::CounterTimer(PolicyCounterTimer {
+                operand_b: vec![0, 0, 0, 5],
+                offset: 16,
+                operation: Operation::UnsignedLe,
+                form: BodyForm::Command,
+            }),
+            &hex("0004 00000005 0010 0009"),
+        );
+        for (body, want) in [
+            ("0008 0009", "empty operandB"),
+            ("00 0008", "too short"),
+            ("00000000000927c0 0008 000c", "operation 12 is not a TPM_EO"),
+            ("00000000000927c0 0018 0009", "runs past TPMS_TIME_INFO"),
+        ] {
+            let e = decode(cc::POLICY_COUNTER_TIMER, &hex(body))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn no_panic_on_mutated_bodies() {
+        let mut bodies = vec![
+            (cc::POLICY_PCR, hex(ENGINE_PCR16)),
+            (cc::POLICY_PCR, hex("0000 00000001 000b 03 000001")),
+            (
+                cc::POLICY_COUNTER_TIMER,
+                hex("0008 00000000000927c0 0008 0009"),
+            ),
+            (cc::POLICY_SECRET, hex("4000000b 0004 4000000b 0000")),
+            (
+                cc::POLICY_OR,
+                Statement::Or(vec![vec![1; 32], vec![2; 32]])
+                    .encode()
+                    .unwrap()
+                    .command_policy,
+            ),
+        ];
+        let signer = crate::policy::signer::SignerKey::new(crate::public_key::PublicKey::Ec {
+            curve: crate::public_key::Curve::P256,
+            x: vec![1; 32],
+            y: vec![2; 32],
+        })
+        .unwrap();
+        bodies.push((
+            cc::POLICY_AUTHORIZE,
+            Statement::Authorize(PolicyAuthorize {
+                key_sign: signer.tpm2b_public(),
+                policy_ref: vec![9; 32],
+                signature: TpmSignature::Ecdsa {
+                    hash: Hash::Sha256,
+                    r: vec![3; 32],
+                    s: vec![4; 32],
+                },
+            })
+            .encode()
+            .unwrap()
+            .command_policy,
+        ));
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for (code, body) in &bodies {
+            let st = decode(*code, body).unwrap();
+            round_trip(&st, body);
+            for len in 0..body.len() {
+                let _ = decode(*code, &body[..len]);
+            }
+            for _ in 0..3000 {
+                let mut m = body.clone();
+                let pos = (next() as usize) % m.len();
+                m[pos] = next() as u8;
+                if let Ok(st) = decode(*code, &m) {
+                    // Whatever decodes encodes back to the same bytes.
+                    assert_eq!(st.encode().unwrap().command_policy, m, "{st}");
+                }
+            }
         }
     }
 }
