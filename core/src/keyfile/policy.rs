@@ -36,17 +36,29 @@ pub struct TpmAuthPolicy {
     pub policy: Vec<TpmPolicy>,
 }
 
-/// Reads the content of `[n] EXPLICIT SEQUENCE OF TPMPolicy`.
-pub(super) fn read_policies(content: &[u8], field: &str) -> Result<Vec<TpmPolicy>> {
+/// Reads the content of `[n] EXPLICIT SEQUENCE OF T`: each element a SEQUENCE read by
+/// `item`, named "{field} {unit} {i}" in errors.
+fn read_sequence_of<T>(
+    content: &[u8],
+    field: &str,
+    unit: &str,
+    structure: &str,
+    item: impl Fn(&[u8], &str) -> Result<T>,
+) -> Result<Vec<T>> {
     let seq = der::read_single(content, TAG_SEQUENCE, field, &format!("{field} SEQUENCE"))?;
     let mut r = Reader::new(&seq);
     let mut out = Vec::new();
     while !r.is_empty() {
-        let what = format!("{field} statement {}", out.len() + 1);
-        let body = r.read(TAG_SEQUENCE, &format!("{what} (TPMPolicy SEQUENCE)"))?;
-        out.push(read_policy(body, &what)?);
+        let what = format!("{field} {unit} {}", out.len() + 1);
+        let body = r.read(TAG_SEQUENCE, &format!("{what} ({structure} SEQUENCE)"))?;
+        out.push(item(body, &what)?);
     }
     Ok(out)
+}
+
+/// Reads the content of `[n] EXPLICIT SEQUENCE OF TPMPolicy`.
+pub(super) fn read_policies(content: &[u8], field: &str) -> Result<Vec<TpmPolicy>> {
+    read_sequence_of(content, field, "statement", "TPMPolicy", read_policy)
 }
 
 fn read_policy(body: &[u8], what: &str) -> Result<TpmPolicy> {
@@ -75,34 +87,30 @@ fn read_policy(body: &[u8], what: &str) -> Result<TpmPolicy> {
 
 /// Reads the content of `[3] EXPLICIT SEQUENCE OF TPMAuthPolicy`.
 pub(super) fn read_auth_policies(content: &[u8], field: &str) -> Result<Vec<TpmAuthPolicy>> {
-    let seq = der::read_single(content, TAG_SEQUENCE, field, &format!("{field} SEQUENCE"))?;
-    let mut r = Reader::new(&seq);
-    let mut out = Vec::new();
-    while !r.is_empty() {
-        let what = format!("{field} entry {}", out.len() + 1);
-        let body = r.read(TAG_SEQUENCE, &format!("{what} (TPMAuthPolicy SEQUENCE)"))?;
-        let mut e = Reader::new(body);
-        let name = if e.peek_tag() == Some(tag_explicit(0)) {
-            let n = e.read(tag_explicit(0), &format!("{what} name [0]"))?;
-            let n = der::read_single(
-                n,
-                TAG_UTF8_STRING,
-                &format!("{what} name [0]"),
-                &format!("{what} name UTF8String"),
-            )?;
-            Some(
-                String::from_utf8(n)
-                    .map_err(|_| malformed(format!("{what} name UTF8String is not valid UTF-8")))?,
-            )
-        } else {
-            None
-        };
-        let policy = e.read(tag_explicit(1), &format!("{what} policy [1]"))?;
-        let policy = read_policies(policy, &format!("{what} policy [1]"))?;
-        e.finish(&format!("{what} (TPMAuthPolicy SEQUENCE)"))?;
-        out.push(TpmAuthPolicy { name, policy });
-    }
-    Ok(out)
+    read_sequence_of(content, field, "entry", "TPMAuthPolicy", read_auth_policy)
+}
+
+fn read_auth_policy(body: &[u8], what: &str) -> Result<TpmAuthPolicy> {
+    let mut e = Reader::new(body);
+    let name = if e.peek_tag() == Some(tag_explicit(0)) {
+        let n = e.read(tag_explicit(0), &format!("{what} name [0]"))?;
+        let n = der::read_single(
+            n,
+            TAG_UTF8_STRING,
+            &format!("{what} name [0]"),
+            &format!("{what} name UTF8String"),
+        )?;
+        Some(
+            String::from_utf8(n)
+                .map_err(|_| malformed(format!("{what} name UTF8String is not valid UTF-8")))?,
+        )
+    } else {
+        None
+    };
+    let policy = e.read(tag_explicit(1), &format!("{what} policy [1]"))?;
+    let policy = read_policies(policy, &format!("{what} policy [1]"))?;
+    e.finish(&format!("{what} (TPMAuthPolicy SEQUENCE)"))?;
+    Ok(TpmAuthPolicy { name, policy })
 }
 
 /// `SEQUENCE OF TPMPolicy` in strict DER.

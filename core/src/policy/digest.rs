@@ -191,13 +191,7 @@ pub fn policy_digest(statements: &[Statement]) -> Result<Vec<u8>> {
 mod tests {
     use super::super::statement::{BodyForm, Operation, PolicyPcr, PolicySecret};
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let d: Vec<u8> = s.bytes().filter(|c| c.is_ascii_hexdigit()).collect();
-        d.chunks(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-            .collect()
-    }
+    use crate::policy::hex;
 
     fn pcr16_zero() -> Statement {
         let selection = PcrSelection::parse("sha256:16").unwrap();

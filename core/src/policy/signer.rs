@@ -376,13 +376,7 @@ impl TpmSignature {
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let d: Vec<u8> = s.bytes().filter(|c| c.is_ascii_hexdigit()).collect();
-        d.chunks(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-            .collect()
-    }
+    use crate::policy::hex;
 
     /// Test vectors of systemd's test-tpm2.c (tpm2b_public_from_openssl_pkey): PEM public
     /// keys (hex of the PEM text) and the Names and fingerprints systemd computes.

@@ -631,13 +631,7 @@ impl fmt::Display for Statement {
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let d: Vec<u8> = s.bytes().filter(|c| c.is_ascii_hexdigit()).collect();
-        d.chunks(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-            .collect()
-    }
+    use crate::policy::hex;
 
     fn decode(cc: u32, body: &[u8]) -> Result<Statement> {
         Statement::decode(
