@@ -53,14 +53,7 @@ fn approved_pcr16() -> Vec<u8> {
 
 fn approved_pcr16_statement() -> Statement {
     let selection = PcrSelection::parse("sha256:16").unwrap();
-    let pcr_digest = selection
-        .pcr_digest(&[approved_pcr16()], Hash::Sha256)
-        .unwrap();
-    Statement::Pcr(PolicyPcr {
-        selection,
-        pcr_digest,
-        form: BodyForm::Engine,
-    })
+    Statement::Pcr(PolicyPcr::from_values(selection, &[approved_pcr16()]).unwrap())
 }
 
 fn policy_of(k: &KeyFile) -> KeyPolicy {
@@ -502,4 +495,39 @@ fn systemd_pcr_signature_json() {
         let e = systemd::parse(bad.as_bytes()).unwrap_err().to_string();
         assert!(e.contains(want), "{bad}: {e}");
     }
+}
+
+/// A P-256 signer's policy signatures are checked in software before use; RSA ones are
+/// left to the TPM.
+#[test]
+fn offline_signature_check() {
+    let k = key("ec-signed.pem");
+    let signer = SignerKey::from_pem(&golden("signer.pub")).unwrap();
+    let s = &policy_of(&k).signed[0];
+    let ahash = s.authorization_hash(s.approved_policy.as_ref().unwrap());
+    assert!(signer
+        .verify_digest(&ahash, &s.authorize.signature)
+        .unwrap());
+    let mut wrong = ahash.clone();
+    wrong[0] ^= 1;
+    assert!(!signer
+        .verify_digest(&wrong, &s.authorize.signature)
+        .unwrap());
+    let TpmSignature::Ecdsa { hash, r, s: sv } = s.authorize.signature.clone() else {
+        panic!()
+    };
+    let swapped = TpmSignature::Ecdsa { hash, r: sv, s: r };
+    assert!(!signer.verify_digest(&ahash, &swapped).unwrap());
+    let rsa = SignerKey::from_spki_der(
+        &PKey::from_rsa(Rsa::generate(2048).unwrap())
+            .unwrap()
+            .public_key_to_der()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = rsa
+        .verify_digest(&ahash, &s.authorize.signature)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the TPM checks it"), "{e}");
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use tpmkey::hash::Hash;
 use tpmkey::policy::{
-    policy_digest, BodyForm, Operation, PcrSelection, PolicyCounterTimer, PolicyDigest, PolicyPcr,
+    policy_digest, BodyForm, PcrSelection, PolicyCounterTimer, PolicyDigest, PolicyPcr,
     PolicySecret, SignerKey, Statement,
 };
 use tpmkey_testenv::Swtpm;
@@ -117,12 +117,7 @@ fn host_digests_equal_swtpm_trial_digests() {
     );
 
     // PolicyCounterTimer: clock < 0x100000 and resetCount <= 5.
-    let clock = Statement::CounterTimer(PolicyCounterTimer {
-        operand_b: 0x10_0000u64.to_be_bytes().to_vec(),
-        offset: 8,
-        operation: Operation::UnsignedLt,
-        form: BodyForm::Engine,
-    });
+    let clock = Statement::CounterTimer(PolicyCounterTimer::clock_before(0x10_0000));
     assert_eq!(
         trial(
             &tpm,
@@ -131,12 +126,7 @@ fn host_digests_equal_swtpm_trial_digests() {
         ),
         policy_digest(&[clock]).unwrap()
     );
-    let resets = Statement::CounterTimer(PolicyCounterTimer {
-        operand_b: 5u32.to_be_bytes().to_vec(),
-        offset: 16,
-        operation: Operation::UnsignedLe,
-        form: BodyForm::Engine,
-    });
+    let resets = Statement::CounterTimer(PolicyCounterTimer::reset_count_at_most(5));
     assert_eq!(
         trial(
             &tpm,

@@ -80,6 +80,19 @@ pub struct PolicyPcr {
     pub form: BodyForm,
 }
 
+impl PolicyPcr {
+    /// PolicyPCR binding `selection` to `values` (one per PCR, selection order) for a
+    /// SHA-256 policy session, in the engine form.
+    pub fn from_values(selection: PcrSelection, values: &[Vec<u8>]) -> Result<PolicyPcr> {
+        let pcr_digest = selection.pcr_digest(values, Hash::Sha256)?;
+        Ok(PolicyPcr {
+            selection,
+            pcr_digest,
+            form: BodyForm::Engine,
+        })
+    }
+}
+
 /// TPM_EO: how PolicyCounterTimer compares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u16)]
@@ -127,6 +140,30 @@ pub struct PolicyCounterTimer {
     pub offset: u16,
     pub operation: Operation,
     pub form: BodyForm,
+}
+
+impl PolicyCounterTimer {
+    /// Usable while the TPM's clock (milliseconds powered on; it never goes back, and
+    /// TPM2_ClockSet only moves it forward) is below `clock_ms`: an expiry date.
+    pub fn clock_before(clock_ms: u64) -> PolicyCounterTimer {
+        PolicyCounterTimer {
+            operand_b: clock_ms.to_be_bytes().to_vec(),
+            offset: time_info::CLOCK,
+            operation: Operation::UnsignedLt,
+            form: BodyForm::Engine,
+        }
+    }
+
+    /// Usable while the TPM's resetCount (incremented by every TPM reset, i.e. boot) is at
+    /// most `reset_count`: the current count plus N allows N more boots.
+    pub fn reset_count_at_most(reset_count: u32) -> PolicyCounterTimer {
+        PolicyCounterTimer {
+            operand_b: reset_count.to_be_bytes().to_vec(),
+            offset: time_info::RESET_COUNT,
+            operation: Operation::UnsignedLe,
+            form: BodyForm::Engine,
+        }
+    }
 }
 
 /// TPM2_PolicySecret: proof of knowing another object's authorisation.
@@ -771,6 +808,20 @@ mod tests {
         let body = cmd.encode().unwrap().command_policy;
         assert_eq!(body, hex("0008 00000000000927c0 0008 0009"));
         round_trip(&cmd, &body);
+        assert_eq!(
+            Statement::CounterTimer(PolicyCounterTimer::clock_before(0x927c0))
+                .encode()
+                .unwrap()
+                .command_policy,
+            hex("00000000000927c0 0008 0005")
+        );
+        assert_eq!(
+            Statement::CounterTimer(PolicyCounterTimer::reset_count_at_most(7))
+                .encode()
+                .unwrap()
+                .command_policy,
+            hex("00000007 0010 0009")
+        );
         // resetCount (offset 16, 4 bytes) in the command form.
         round_trip(
             &Statement::CounterTimer(PolicyCounterTimer {
