@@ -266,10 +266,10 @@ impl Statement {
 
     /// Decodes one stored statement; `what` says where it is ("policy [1] statement 2").
     /// An unknown or unexecutable command is refused by name.
-    pub fn decode(p: &TpmPolicy, what: &str) -> Result<Statement> {
+    pub fn decode(p: &TpmPolicy, location: &str) -> Result<Statement> {
         let body = p.command_policy.as_slice();
         let name = command_name(p.command_code);
-        let what = format!("{what} ({})", name.unwrap_or("unknown command"));
+        let what = format!("{location} ({})", name.unwrap_or("unknown command"));
         let st = match p.command_code {
             cc::POLICY_PCR => Statement::Pcr(decode_pcr(body, &what)?),
             cc::POLICY_AUTH_VALUE | cc::POLICY_PASSWORD => {
@@ -378,9 +378,8 @@ impl Statement {
             },
             other => {
                 return Err(Error::KeyFile(format!(
-                    "unsupported policy command {} (0x{other:x}) in {}",
+                    "unsupported policy command {} (0x{other:x}) in {location}",
                     name.unwrap_or("(unknown)"),
-                    what.split(" (").next().unwrap_or_default()
                 )))
             }
         };
@@ -467,6 +466,22 @@ impl Statement {
     /// Encodes a whole statement list.
     pub fn encode_all(statements: &[Statement]) -> Result<Vec<TpmPolicy>> {
         statements.iter().map(Statement::encode).collect()
+    }
+
+    /// The parameter area of the TPM2_Policy* command that runs this statement (after the
+    /// policySession handle), for the statements that need nothing from the TPM at run time;
+    /// None for PolicySecret (nonceTPM, the object's authorisation) and PolicyAuthorize (the
+    /// approved policy and the VerifySignature ticket). PolicyPassword is run as
+    /// PolicyAuthValue. A PolicyPCR with a digest makes the TPM fail the command itself
+    /// (TPM_RC_VALUE) when the PCRs differ; an empty one defers the check to the use.
+    pub fn command_parameters(&self) -> Result<Option<(u32, Vec<u8>)>> {
+        let code = match self {
+            Statement::Secret(_) | Statement::Authorize(_) => return Ok(None),
+            Statement::Password => cc::POLICY_AUTH_VALUE,
+            other => other.command_code(),
+        };
+        let body = self.in_form(BodyForm::Command).encode()?.command_policy;
+        Ok(Some((code, body)))
     }
 
     /// The same statement with PolicyPCR/PolicyCounterTimer bodies in `form` (e.g.
@@ -762,6 +777,42 @@ mod tests {
             e.contains("unsupported policy command (unknown) (0x1234)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn command_parameters_are_the_command_order() {
+        let Statement::Pcr(p) = decode(cc::POLICY_PCR, &hex(ENGINE_PCR16)).unwrap() else {
+            panic!()
+        };
+        let (code, params) = Statement::Pcr(p.clone())
+            .command_parameters()
+            .unwrap()
+            .unwrap();
+        assert_eq!(code, cc::POLICY_PCR);
+        assert_eq!(
+            params,
+            [
+                &[0, 0x20][..],
+                &p.pcr_digest,
+                &hex("00000001 000b 03 000001")
+            ]
+            .concat()
+        );
+        assert_eq!(
+            Statement::Password.command_parameters().unwrap(),
+            Some((cc::POLICY_AUTH_VALUE, Vec::new()))
+        );
+        let ct = Statement::CounterTimer(PolicyCounterTimer::reset_count_at_most(3));
+        assert_eq!(
+            ct.command_parameters().unwrap().unwrap().1,
+            hex("0004 00000003 0010 0009")
+        );
+        let secret = Statement::Secret(PolicySecret {
+            handle_hint: 0x4000_0001,
+            object_name: vec![0x40, 0, 0, 1],
+            policy_ref: Vec::new(),
+        });
+        assert_eq!(secret.command_parameters().unwrap(), None);
     }
 
     #[test]
