@@ -230,3 +230,81 @@ fn rsa_signer_name_equals_the_tpms() {
         "RSA-{bits}"
     );
 }
+
+/// systemd-measure's own signed PCR 11 policies (a fake UKI, signed against swtpm): tpmkey
+/// reads the JSON, picks the entries by the signer's fingerprint, and each `pol` equals the
+/// PolicyPCR digest tpmkey computes from the PCR 11 value `systemd-measure calculate`
+/// predicts for the same phase; each `sig` verifies with OpenSSL.
+#[test]
+fn systemd_measure_signatures_are_read() {
+    const MEASURE: &str = "/usr/lib/systemd/systemd-measure";
+    let tpm = Swtpm::start();
+    let dir = Dir::new("policy-systemd-measure");
+    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+    let private = openssl::pkey::PKey::from_rsa(rsa).unwrap();
+    let sk = write(
+        &dir.file("sk.pem"),
+        &private.private_key_to_pem_pkcs8().unwrap(),
+    );
+    let pk = write(&dir.file("pk.pem"), &private.public_key_to_pem().unwrap());
+    let uki: Vec<String> = [
+        ("linux", &b"fake kernel v1"[..]),
+        ("osrel", b"ID=tpmkey-test\n"),
+        ("cmdline", b"quiet"),
+    ]
+    .iter()
+    .map(|(section, content)| format!("--{section}={}", write(&dir.file(section), content)))
+    .collect();
+    let run_measure = |args: &[&str]| -> Vec<u8> {
+        let mut cmd = std::process::Command::new(MEASURE);
+        cmd.args(args)
+            .args(&uki)
+            .args(["--bank=sha256", "--json=short"]);
+        tpmkey_testenv::run(&mut cmd).stdout
+    };
+    let device = format!("--tpm2-device={}", tpm.tcti());
+    let signed = run_measure(&[
+        "sign",
+        &format!("--private-key={sk}"),
+        &format!("--public-key={pk}"),
+        &device,
+    ]);
+    let predicted = run_measure(&["calculate"]);
+
+    let signer = SignerKey::from_pem(&std::fs::read(&pk).unwrap()).unwrap();
+    let entries = tpmkey::policy::systemd::parse(&signed).unwrap();
+    let mine = tpmkey::policy::systemd::for_signer(&entries, &signer);
+    assert_eq!(
+        mine.len(),
+        4,
+        "four boot phases: {}",
+        String::from_utf8_lossy(&signed)
+    );
+
+    // calculate: {"sha256":[{"phase":..,"pcr":11,"hash":"<hex>"}, ...]} in the same order.
+    let text = String::from_utf8(predicted).unwrap();
+    let hashes: Vec<Vec<u8>> = text
+        .split("\"hash\":\"")
+        .skip(1)
+        .map(|t| {
+            let h = &t[..64];
+            (0..32)
+                .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(hashes.len(), 4, "{text}");
+    for (entry, pcr11) in mine.iter().zip(&hashes) {
+        assert_eq!(entry.selection.to_string(), "sha256:11");
+        let st = Statement::Pcr(
+            PolicyPcr::from_values(entry.selection.clone(), std::slice::from_ref(pcr11)).unwrap(),
+        );
+        assert_eq!(entry.approved_policy, policy_digest(&[st]).unwrap());
+        let mut v =
+            openssl::sign::Verifier::new(openssl::hash::MessageDigest::sha256(), &private).unwrap();
+        v.update(&entry.approved_policy).unwrap();
+        assert!(v.verify(&entry.signature).unwrap());
+        let entry = entry.to_auth_policy(Some("uki"), &signer).unwrap();
+        assert_eq!(entry.policy.len(), 2);
+    }
+}
