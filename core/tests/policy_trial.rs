@@ -308,3 +308,118 @@ fn systemd_measure_signatures_are_read() {
         assert_eq!(entry.policy.len(), 2);
     }
 }
+
+/// The signed-policy chain on a TPM with tpmkey's pieces: a PolicyPCR digest signed offline
+/// (aHash over approvedPolicy ‖ 32-byte nonce), the signature as tpmkey marshals it
+/// (TPMT_SIGNATURE) verified by TPM2_VerifySignature against the signer loaded with
+/// tpm2_loadexternal, the ticket accepted by PolicyAuthorize in a real policy session whose
+/// digest is then the authPolicy tpmkey computes; a changed signature is refused.
+#[test]
+fn signed_policy_chain_on_swtpm() {
+    let tpm = Swtpm::start();
+    let dir = Dir::new("policy-signed-chain");
+    let golden = |n: &str| {
+        format!(
+            "{}/tests/data/engine-golden/{n}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    let event = Hash::Sha256.digest(&[b"config-v1"]);
+    tpm.tpm2_tools_ok(["tpm2_pcrextend", &format!("16:sha256={}", hex(&event))]);
+    let pcr16 = Hash::Sha256.digest(&[&[0u8; 32], &event]);
+
+    let signer = SignerKey::from_pem(&std::fs::read(golden("signer.pub")).unwrap()).unwrap();
+    let policy_ref = tpmkey::policy::PolicyRefDialect::EngineNonce.new_policy_ref();
+    let selection = PcrSelection::parse("sha256:16").unwrap();
+    let approved = policy_digest(&[Statement::Pcr(
+        PolicyPcr::from_values(selection, &[pcr16]).unwrap(),
+    )])
+    .unwrap();
+    let private =
+        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(golden("signer.key")).unwrap())
+            .unwrap();
+    let mut sgn =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &private).unwrap();
+    sgn.update(&tpmkey::policy::signed_message(&approved, &policy_ref))
+        .unwrap();
+    let sig = signer
+        .signature(&sgn.sign_to_vec().unwrap(), Hash::Sha256)
+        .unwrap();
+    let ahash = tpmkey::policy::authorization_hash(&approved, &policy_ref);
+    assert!(signer.verify_digest(&ahash, &sig).unwrap());
+
+    let ctx = dir.file("signer.ctx");
+    let name = dir.file("signer.name");
+    tpm.tpm2_tools_ok([
+        "tpm2_loadexternal",
+        "-G",
+        "ecc",
+        "-C",
+        "o",
+        "-u",
+        &golden("signer.pub"),
+        "-c",
+        &ctx,
+        "-n",
+        &name,
+    ]);
+    let digest = write(&dir.file("ahash.bin"), &ahash);
+    let sig_file = write(&dir.file("sig.tss"), &sig.marshal());
+    let ticket = dir.file("verified.tkt");
+    tpm.tpm2_tools_ok([
+        "tpm2_verifysignature",
+        "-c",
+        &ctx,
+        "-d",
+        &digest,
+        "-s",
+        &sig_file,
+        "-t",
+        &ticket,
+    ]);
+    // One bit of the signature changed: TPM2_VerifySignature refuses it.
+    let mut bad = sig.marshal();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let bad_file = write(&dir.file("bad.tss"), &bad);
+    let out = tpm.tpm2_tools([
+        "tpm2_verifysignature",
+        "-c",
+        &ctx,
+        "-d",
+        &digest,
+        "-s",
+        &bad_file,
+        "-t",
+        &dir.file("bad.tkt"),
+    ]);
+    assert!(!out.status.success(), "a changed signature was accepted");
+    tpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
+
+    let session = dir.file("policy.ctx");
+    let result = dir.file("result.policy");
+    let approved_file = write(&dir.file("approved.policy"), &approved);
+    let ref_file = write(&dir.file("ref.bin"), &policy_ref);
+    tpm.tpm2_tools_ok(["tpm2_startauthsession", "--policy-session", "-S", &session]);
+    tpm.tpm2_tools_ok(["tpm2_policypcr", "-S", &session, "-l", "sha256:16"]);
+    tpm.tpm2_tools_ok([
+        "tpm2_policyauthorize",
+        "-S",
+        &session,
+        "-i",
+        &approved_file,
+        "-q",
+        &ref_file,
+        "-n",
+        &name,
+        "-t",
+        &ticket,
+        "-L",
+        &result,
+    ]);
+    tpm.tpm2_tools_ok(["tpm2_flushcontext", &session]);
+    assert_eq!(
+        std::fs::read(&result).unwrap(),
+        policy_digest(&[tpmkey::policy::authorize_statement(&signer, &policy_ref)]).unwrap()
+    );
+}
