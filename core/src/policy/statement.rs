@@ -5,10 +5,13 @@
 //! openssl_tpm2_engine writes the policy-hash order instead: PolicyPCR (engine:
 //! `TPML_PCR_SELECTION ‖ digest`; GRUB and pcr-oracle: `TPM2B_DIGEST ‖ TPML_PCR_SELECTION`)
 //! and PolicyCounterTimer (engine: raw `operandB ‖ offset ‖ operation`; command order:
-//! `TPM2B_OPERAND ‖ offset ‖ operation`). Both are read, told apart by which parse consumes
-//! the body exactly; the form read is kept so a statement encodes back to the same bytes.
-//! PolicyOR and PolicyCommandCode are not in the draft: their bodies are the command
-//! parameters (`TPML_DIGEST`, `TPM_CC`).
+//! `TPM2B_OPERAND ‖ offset ‖ operation`). Both are read, told apart by exact-length parsing
+//! (for PolicyCounterTimer the command form wins when its size prefix fits, see
+//! `decode_counter_timer`); the form read is kept so a statement encodes back to the same
+//! bytes. PolicyAuthorize (`TPM2B_PUBLIC ‖ policyRef ‖ TPMT_SIGNATURE`) and PolicySecret
+//! (`handleHint ‖ TPM2B_NAME ‖ policyRef`) have the draft's own layouts. PolicyOR and
+//! PolicyCommandCode are not in the draft: their bodies are the command parameters
+//! (`TPML_DIGEST`, `TPM_CC`).
 
 use std::fmt;
 
@@ -240,7 +243,7 @@ fn digest_len_ok(len: usize) -> bool {
     len == 0 || Hash::from_len(len).is_ok()
 }
 
-/// A reader over one statement body that reports truncation against the statement.
+/// An error about a statement body, naming the statement.
 fn body_err(what: &str, m: impl fmt::Display) -> Error {
     Error::KeyFile(format!("{what}: {m}"))
 }
@@ -264,7 +267,7 @@ impl Statement {
         command_name(self.command_code()).unwrap_or("policy command")
     }
 
-    /// Decodes one stored statement; `what` says where it is ("policy [1] statement 2").
+    /// Decodes one stored statement; `location` says where it is ("policy [1] statement 2").
     /// An unknown or unexecutable command is refused by name.
     pub fn decode(p: &TpmPolicy, location: &str) -> Result<Statement> {
         let body = p.command_policy.as_slice();
