@@ -198,37 +198,45 @@ fn host_digests_equal_swtpm_trial_digests() {
     assert_eq!(hex(&tpm_name), hex(&signer.name()));
 }
 
-/// An RSA signer (as systemd uses) loaded by tpm2_loadexternal has the Name tpmkey computes.
-/// (tpm2-tools 5.4 on swtpm 0.7.1 refuses to load a 3072-bit one: "RSA key-size 3072 is not
-/// supported".)
+/// RSA-2048 (as systemd uses) and ECC P-384 signers loaded by tpm2_loadexternal have the
+/// Names tpmkey computes. (tpm2-tools 5.4 on swtpm 0.7.1 refuses to load a 3072-bit RSA key:
+/// "RSA key-size 3072 is not supported".)
 #[test]
-fn rsa_signer_name_equals_the_tpms() {
+fn signer_names_equal_the_tpms() {
     let tpm = Swtpm::start();
-    let dir = Dir::new("policy-rsa-signer");
-    let bits = 2048;
-    let rsa = openssl::rsa::Rsa::generate(bits).unwrap();
-    let pem = write(&dir.file("rsa.pub"), &rsa.public_key_to_pem().unwrap());
-    let signer = SignerKey::from_pem(&std::fs::read(&pem).unwrap()).unwrap();
-    let name_file = dir.file("rsa.name");
-    tpm.tpm2_tools_ok([
-        "tpm2_loadexternal",
-        "-G",
-        "rsa",
-        "-C",
-        "o",
-        "-u",
-        &pem,
-        "-c",
-        &dir.file("rsa.ctx"),
-        "-n",
-        &name_file,
-    ]);
-    tpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
-    assert_eq!(
-        hex(&std::fs::read(&name_file).unwrap()),
-        hex(&signer.name()),
-        "RSA-{bits}"
-    );
+    let dir = Dir::new("policy-signer-names");
+    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+    let p384 = openssl::ec::EcKey::generate(
+        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::SECP384R1).unwrap(),
+    )
+    .unwrap();
+    for (alg, pem) in [
+        ("rsa", rsa.public_key_to_pem().unwrap()),
+        ("ecc", p384.public_key_to_pem().unwrap()),
+    ] {
+        let pem = write(&dir.file("signer.pub"), &pem);
+        let signer = SignerKey::from_pem(&std::fs::read(&pem).unwrap()).unwrap();
+        let name_file = dir.file("signer.name");
+        tpm.tpm2_tools_ok([
+            "tpm2_loadexternal",
+            "-G",
+            alg,
+            "-C",
+            "o",
+            "-u",
+            &pem,
+            "-c",
+            &dir.file("signer.ctx"),
+            "-n",
+            &name_file,
+        ]);
+        tpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
+        assert_eq!(
+            hex(&std::fs::read(&name_file).unwrap()),
+            hex(&signer.name()),
+            "{alg}"
+        );
+    }
 }
 
 /// systemd-measure's own signed PCR 11 policies (a fake UKI, signed against swtpm): tpmkey
