@@ -25,6 +25,13 @@ impl Hash {
         }
     }
 
+    /// The hash a TPM_ALG_ID names, if tpmkey knows it.
+    pub fn from_tpm_alg(alg: u16) -> Option<Hash> {
+        [Hash::Sha1, Hash::Sha256, Hash::Sha384, Hash::Sha512]
+            .into_iter()
+            .find(|h| h.tpm_alg() == alg)
+    }
+
     #[allow(clippy::len_without_is_empty)] // the digest size, never empty
     pub fn len(self) -> usize {
         match self {

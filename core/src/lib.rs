@@ -14,6 +14,7 @@ pub mod implicit_rejection;
 pub mod keep_lease;
 pub mod keyfile;
 pub mod keys;
+pub mod policy;
 pub mod public_key;
 pub mod response_code;
 pub mod rsa_padding;

@@ -223,18 +223,33 @@ pub fn decode_u32(content: &[u8], what: &str) -> Result<u32> {
 
 /// The content octets of a strict DER INTEGER holding `value` (non-negative).
 pub fn encode_u32(value: u32) -> Vec<u8> {
-    let bytes = value.to_be_bytes();
-    let start = bytes
-        .iter()
-        .position(|&b| b != 0)
-        .unwrap_or(bytes.len() - 1);
-    let significant = bytes.get(start..).unwrap_or(&bytes);
-    let mut out = Vec::with_capacity(5);
-    if significant.first().is_some_and(|&b| b & 0x80 != 0) {
+    encode_unsigned(&value.to_be_bytes())
+}
+
+/// The content octets of a strict DER INTEGER holding the non-negative big-endian `magnitude`
+/// (leading zeros dropped, a 0x00 added when the first bit is set).
+pub fn encode_unsigned(magnitude: &[u8]) -> Vec<u8> {
+    let start = magnitude.iter().take_while(|&&b| b == 0).count();
+    let significant = magnitude.get(start..).unwrap_or_default();
+    let mut out = Vec::with_capacity(significant.len() + 1);
+    if significant.first().is_none_or(|&b| b & 0x80 != 0) {
         out.push(0);
     }
     out.extend_from_slice(significant);
     out
+}
+
+/// The magnitude of a non-negative INTEGER's content octets, without leading zero bytes;
+/// a negative or empty INTEGER is refused.
+pub fn decode_unsigned<'a>(content: &'a [u8], what: &str) -> Result<&'a [u8]> {
+    match content.first() {
+        None => Err(malformed(format!("{what} is empty"))),
+        Some(b) if b & 0x80 != 0 => Err(malformed(format!("{what} is negative"))),
+        Some(_) => {
+            let start = content.iter().take_while(|&&b| b == 0).count();
+            Ok(content.get(start..).unwrap_or_default())
+        }
+    }
 }
 
 /// The dotted form of an OBJECT IDENTIFIER's content octets, or None if they are malformed.

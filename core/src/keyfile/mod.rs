@@ -18,8 +18,11 @@
 //! Files are read leniently, as real ones need: emptyAuth TRUE written as 0x01
 //! (tpm2-openssl), parent handles written as negative INTEGERs (old tools), non-minimal
 //! lengths. Files are written in strict DER. Nothing here panics, whatever the input.
+//! The policy fields are decoded to their ASN.1 structure here (`policy`); what the
+//! statements mean, and their digests, is `crate::policy`.
 
 pub mod der;
+pub mod policy;
 
 use std::fmt;
 
@@ -28,6 +31,7 @@ use der::{
     malformed, tag_explicit, Reader, CONTEXT_CONSTRUCTED, TAG_BOOLEAN, TAG_INTEGER,
     TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE, TAG_UTF8_STRING,
 };
+pub use policy::{TpmAuthPolicy, TpmPolicy};
 
 pub const OID_LOADABLE_KEY: &str = "2.23.133.10.1.3";
 pub const OID_IMPORTABLE_KEY: &str = "2.23.133.10.1.4";
@@ -97,12 +101,12 @@ pub struct KeyFile {
     pub key_type: KeyFileType,
     /// True: the key has no password.
     pub empty_auth: bool,
-    /// Raw DER content of `[1]` (the SEQUENCE OF TPMPolicy element), kept as-is.
-    pub policy: Option<Vec<u8>>,
+    /// `policy [1]`: the statements, ANDed in order (bodies interpreted by `crate::policy`).
+    pub policy: Option<Vec<TpmPolicy>>,
     /// Content of the `[2]` OCTET STRING.
     pub secret: Option<Vec<u8>>,
-    /// Raw DER content of `[3]` (the SEQUENCE OF TPMAuthPolicy element), kept as-is.
-    pub auth_policy: Option<Vec<u8>>,
+    /// `authPolicy [3]`: the signed policies, in the order they are tried.
+    pub auth_policy: Option<Vec<TpmAuthPolicy>>,
     /// Parent handle, e.g. 0x40000001 (owner hierarchy: the standard SRK) or 0x81000001.
     pub parent: u32,
     /// A TPM2B_PUBLIC: 2-byte big-endian size, then the TPMT_PUBLIC.
@@ -143,13 +147,6 @@ fn check_tpm2b(data: &[u8], field: &str, structure: &str) -> Result<()> {
         return Err(malformed(format!("{field}: empty {structure}")));
     }
     Ok(())
-}
-
-/// Checks that `content` is exactly one SEQUENCE element (a SEQUENCE OF kept raw).
-fn check_single_sequence(content: &[u8], field: &str) -> Result<()> {
-    let mut r = Reader::new(content);
-    r.read(TAG_SEQUENCE, &format!("{field} SEQUENCE"))?;
-    r.finish(field)
 }
 
 impl KeyFile {
@@ -216,10 +213,7 @@ impl KeyFile {
                     let b = der::read_single(content, TAG_BOOLEAN, &field, "emptyAuth BOOLEAN")?;
                     key.empty_auth = der::decode_bool(&b, "emptyAuth BOOLEAN")?;
                 }
-                1 => {
-                    check_single_sequence(content, &field)?;
-                    key.policy = Some(content.to_vec());
-                }
+                1 => key.policy = Some(policy::read_policies(content, &field)?),
                 2 => {
                     key.secret = Some(der::read_single(
                         content,
@@ -228,10 +222,7 @@ impl KeyFile {
                         "secret OCTET STRING",
                     )?);
                 }
-                3 => {
-                    check_single_sequence(content, &field)?;
-                    key.auth_policy = Some(content.to_vec());
-                }
+                3 => key.auth_policy = Some(policy::read_auth_policies(content, &field)?),
                 4 => {
                     // A human-readable label: nothing depends on it, so it is dropped.
                     der::read_single(content, TAG_UTF8_STRING, &field, "description UTF8String")?;
@@ -292,7 +283,7 @@ impl KeyFile {
             der::write_tlv(&mut body, tag_explicit(0), &der::tlv(TAG_BOOLEAN, &[0xFF]));
         }
         if let Some(policy) = &self.policy {
-            der::write_tlv(&mut body, tag_explicit(1), policy);
+            der::write_tlv(&mut body, tag_explicit(1), &policy::write_policies(policy));
         }
         if let Some(secret) = &self.secret {
             der::write_tlv(
@@ -302,7 +293,11 @@ impl KeyFile {
             );
         }
         if let Some(auth_policy) = &self.auth_policy {
-            der::write_tlv(&mut body, tag_explicit(3), auth_policy);
+            der::write_tlv(
+                &mut body,
+                tag_explicit(3),
+                &policy::write_auth_policies(auth_policy),
+            );
         }
         der::write_tlv(&mut body, TAG_INTEGER, &der::encode_u32(self.parent));
         der::write_tlv(&mut body, TAG_OCTET_STRING, &self.public);
@@ -360,7 +355,7 @@ fn show_label(label: &[u8]) -> String {
 }
 
 /// Decodes the first PEM block labelled `want`.
-fn pem_decode(data: &[u8], want: &str) -> Result<Vec<u8>> {
+pub fn pem_decode(data: &[u8], want: &str) -> Result<Vec<u8>> {
     const BEGIN: &[u8] = b"-----BEGIN ";
     const DASHES: &[u8] = b"-----";
     if data.is_empty() {
@@ -499,7 +494,7 @@ fn base64_encode(data: &[u8]) -> String {
 
 /// Standard base64 with padding; whitespace and line breaks are skipped. Bits after the data
 /// in a padded group are ignored. `first_line` numbers the lines in messages.
-fn base64_decode(text: &[u8], first_line: usize) -> Result<Vec<u8>> {
+pub(crate) fn base64_decode(text: &[u8], first_line: usize) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
     let mut acc: u32 = 0;
     let mut count = 0usize; // characters in the current group of 4
@@ -620,9 +615,12 @@ mod tests {
         KeyFile {
             key_type: KeyFileType::Importable,
             empty_auth: true,
-            policy: Some(hex(POLICY_HEX)),
+            policy: Some(vec![TpmPolicy {
+                command_code: 0x17F,
+                command_policy: vec![0xDE, 0xAD],
+            }]),
             secret: Some(vec![0x5E; 20]),
-            auth_policy: Some(hex("30 00")),
+            auth_policy: Some(Vec::new()),
             parent: 0x8100_0001,
             public: tpm2b(30, 1),
             private: tpm2b(12, 9),
@@ -1135,11 +1133,11 @@ mod tests {
         for (field, set) in [
             (
                 "policy [1]",
-                (|k: &mut KeyFile| k.policy = Some(hex("30 00"))) as fn(&mut KeyFile),
+                (|k: &mut KeyFile| k.policy = Some(Vec::new())) as fn(&mut KeyFile),
             ),
             ("secret [2]", |k: &mut KeyFile| k.secret = Some(vec![1])),
             ("authPolicy [3]", |k: &mut KeyFile| {
-                k.auth_policy = Some(hex("30 00"))
+                k.auth_policy = Some(Vec::new())
             }),
         ] {
             let mut k = golden();
