@@ -25,6 +25,19 @@ impl Hash {
         }
     }
 
+    /// By TPM_ALG_ID, as found in TPM structures.
+    pub fn from_tpm_alg(alg: u16) -> Result<Hash> {
+        match alg {
+            TPM_ALG_SHA1 => Ok(Hash::Sha1),
+            TPM_ALG_SHA256 => Ok(Hash::Sha256),
+            TPM_ALG_SHA384 => Ok(Hash::Sha384),
+            TPM_ALG_SHA512 => Ok(Hash::Sha512),
+            _ => Err(Error::Unsupported(format!(
+                "hash algorithm 0x{alg:04x} (TPM_ALG_ID)"
+            ))),
+        }
+    }
+
     #[allow(clippy::len_without_is_empty)] // the digest size, never empty
     pub fn len(self) -> usize {
         match self {
