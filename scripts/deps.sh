@@ -12,6 +12,8 @@ PACKAGES=(
     # the openssl plugin (ECDSA in the IKEv2 test) is in the standard plugins
     strongswan-pki strongswan-swanctl libstrongswan-extra-plugins libstrongswan-standard-plugins
     libtpm2-pkcs11-1 libengine-pkcs11-openssl iproute2 procps iputils-ping
+    # an independent CBOR decoder for the ACME attestation object test
+    python3-cbor2
 )
 
 die() {
