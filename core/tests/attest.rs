@@ -182,6 +182,7 @@ impl Device {
             cert_info: self.read("certinfo"),
             signature: self.read("certsig"),
             public: self.read(&format!("{key}.pub")),
+            creation_data: None,
         }
     }
 
@@ -373,12 +374,94 @@ fn certify_verifies_and_each_tampering_fails_with_its_own_message() {
         cert_info: q.quoted,
         signature: q.signature,
         public: bundle.public.clone(),
+        creation_data: None,
     };
     let f = only(&b, b"n");
     assert_eq!(
         f.to_string(),
         "certInfo is a TPM_ST_ATTEST_QUOTE attestation, expected TPM_ST_ATTEST_CERTIFY"
     );
+}
+
+#[test]
+fn certify_creation_reports_the_creation_pcrs() {
+    let d = Device::new("creation");
+    d.ek_and_ak("rsa", "ecc", "ecdsa");
+    d.key(
+        "cc",
+        &[
+            "-l",
+            "sha256:7,16",
+            "--creation-data",
+            &d.p("cc.data"),
+            "--creation-hash",
+            &d.p("cc.hash"),
+            "--creation-ticket",
+            &d.p("cc.ticket"),
+        ],
+    );
+    let nonce = b"creation nonce";
+    d.tools(&[
+        "tpm2_certifycreation",
+        "-C",
+        &d.p("ak.ctx"),
+        "-c",
+        &d.p("cc.ctx"),
+        "-d",
+        &d.p("cc.hash"),
+        "-t",
+        &d.p("cc.ticket"),
+        "-g",
+        "sha256",
+        "-q",
+        &hex(nonce),
+        "-o",
+        &d.p("cc.sig"),
+        "--attestation",
+        &d.p("cc.attest"),
+    ]);
+    let bundle = CertifyBundle {
+        cert_info: d.read("cc.attest"),
+        signature: d.read("cc.sig"),
+        public: d.read("cc.pub"),
+        creation_data: Some(d.read("cc.data")[2..].to_vec()),
+    };
+    let bundle = CertifyBundle::decode(bundle.to_pem().as_bytes()).unwrap();
+    let ak = d.ak_public("ak");
+    let report = certify::verify(&bundle, &ak, nonce).unwrap();
+    assert!(report.is_verified(), "{}", report.findings);
+    let creation = report.creation.unwrap();
+    assert_eq!(
+        tpmkey::attest::attestation::selection_text(&creation.pcr_selection),
+        "sha256:7,16"
+    );
+    // PCRs 7 and 16 of a fresh swtpm are zero.
+    assert_eq!(creation.pcr_digest, Hash::Sha256.digest(&[&[0u8; 64]]));
+    assert_eq!(creation.parent_name.len(), 34);
+
+    let mut b = bundle.clone();
+    let data = b.creation_data.as_mut().unwrap();
+    data[12] ^= 1;
+    let f = certify::verify(&b, &ak, nonce).unwrap().findings;
+    assert!(
+        matches!(f.0.as_slice(), [Finding::CreationHashMismatch { .. }]),
+        "{f}"
+    );
+    assert!(f.to_string().starts_with("creation data mismatch"), "{f}");
+    let f = certify::verify(&bundle, &ak, b"old nonce")
+        .unwrap()
+        .findings;
+    assert!(
+        matches!(f.0.as_slice(), [Finding::NonceMismatch { .. }]),
+        "{f}"
+    );
+    // Without its creation data the same evidence is not a plain certification.
+    let b = CertifyBundle {
+        creation_data: None,
+        ..bundle
+    };
+    let f = certify::verify(&b, &ak, nonce).unwrap().findings;
+    assert!(matches!(f.0.as_slice(), [Finding::WrongType { .. }]), "{f}");
 }
 
 #[test]

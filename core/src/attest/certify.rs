@@ -1,7 +1,8 @@
-//! TPM2_Certify evidence: the bundle `tpmkey attest` writes, and its offline verification.
-//! A verified bundle proves that the TPM holding the AK also holds the key whose public area
-//! is in the bundle; the report then says how that key may be used (its attributes and
-//! authPolicy).
+//! TPM2_Certify and TPM2_CertifyCreation evidence: the bundle `tpmkey attest` writes, and its
+//! offline verification. A verified bundle proves that the TPM holding the AK also holds the
+//! key whose public area is in the bundle; the report then says how that key may be used
+//! (its attributes and authPolicy) and, for CertifyCreation, the PCRs and parent it was
+//! created under.
 //!
 //! Bundle format (version 1), all integers big-endian:
 //!
@@ -10,6 +11,7 @@
 //! TPM2B_ATTEST    certInfo   (TPMS_ATTEST as the AK signed it)
 //! u16 size || TPMT_SIGNATURE  (the AK's signature, sized so the parser can check it)
 //! TPM2B_PUBLIC    pubArea    (the certified key's public area)
+//! [TPM2B_CREATION_DATA]      (only with CertifyCreation: the key's creationData)
 //! ```
 //!
 //! stored as PEM with the label "TPMKEY CERTIFY BUNDLE"; the binary form is accepted too.
@@ -25,7 +27,7 @@ use crate::keyfile::pem_encode;
 use crate::public_key::{KeyPublic, PublicKey};
 use crate::wire::{tpm2b_contents, Reader, Writer};
 
-use super::attestation::{message, AttestType, Attestation, Attested};
+use super::attestation::{message, AttestType, Attestation, Attested, PcrSelection};
 use super::signature::{AkPublic, TpmSignature};
 use super::{evidence, hex, pem_or_binary, truncated, Finding, Findings};
 
@@ -41,6 +43,8 @@ pub struct CertifyBundle {
     pub signature: Vec<u8>,
     /// TPM2B_PUBLIC of the certified key (with its size).
     pub public: Vec<u8>,
+    /// TPMS_CREATION_DATA (without the TPM2B size), for CertifyCreation evidence.
+    pub creation_data: Option<Vec<u8>>,
 }
 
 impl CertifyBundle {
@@ -50,6 +54,9 @@ impl CertifyBundle {
             .tpm2b(&self.cert_info)
             .tpm2b(&self.signature)
             .bytes(&self.public);
+        if let Some(c) = &self.creation_data {
+            w.tpm2b(c);
+        }
         w.into_vec()
     }
 
@@ -70,6 +77,11 @@ impl CertifyBundle {
         let cert_info = r.tpm2b().map_err(t)?.to_vec();
         let signature = r.tpm2b().map_err(t)?.to_vec();
         let public = r.tpm2b_raw().map_err(t)?.to_vec();
+        let creation_data = if r.is_empty() {
+            None
+        } else {
+            Some(r.tpm2b().map_err(t)?.to_vec())
+        };
         if !r.is_empty() {
             return Err(evidence("certify bundle has trailing bytes"));
         }
@@ -77,6 +89,7 @@ impl CertifyBundle {
             cert_info,
             signature,
             public,
+            creation_data,
         })
     }
 
@@ -202,6 +215,42 @@ impl CertifiedKey {
     }
 }
 
+/// TPMS_CREATION_DATA (Part 2, 15.1): the state the TPM recorded when it created the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreationData {
+    /// The PCRs selected at creation, and the digest of their values then.
+    pub pcr_selection: Vec<PcrSelection>,
+    pub pcr_digest: Vec<u8>,
+    pub locality: u8,
+    pub parent_name_alg: u16,
+    pub parent_name: Vec<u8>,
+    pub parent_qualified_name: Vec<u8>,
+    pub outside_info: Vec<u8>,
+}
+
+impl CreationData {
+    /// Parses TPMS_CREATION_DATA (without the TPM2B size).
+    pub fn parse(data: &[u8]) -> Result<CreationData> {
+        let t = |_| truncated("creationData (TPMS_CREATION_DATA)");
+        let mut r = Reader::new(data);
+        let pcr_selection = PcrSelection::read_list(&mut r)
+            .map_err(|e| evidence(format!("creationData: {}", message(&e))))?;
+        let c = CreationData {
+            pcr_selection,
+            pcr_digest: r.tpm2b().map_err(t)?.to_vec(),
+            locality: r.u8().map_err(t)?,
+            parent_name_alg: r.u16().map_err(t)?,
+            parent_name: r.tpm2b().map_err(t)?.to_vec(),
+            parent_qualified_name: r.tpm2b().map_err(t)?.to_vec(),
+            outside_info: r.tpm2b().map_err(t)?.to_vec(),
+        };
+        if !r.is_empty() {
+            return Err(evidence("creationData has trailing bytes"));
+        }
+        Ok(c)
+    }
+}
+
 /// The outcome of [`verify`]: what the evidence says, and every check that failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertifyReport {
@@ -209,6 +258,8 @@ pub struct CertifyReport {
     pub attestation: Option<Attestation>,
     /// The certified key (None when its public area does not parse).
     pub key: Option<CertifiedKey>,
+    /// The key's creation data, verified against creationHash (CertifyCreation only).
+    pub creation: Option<CreationData>,
     pub findings: Findings,
 }
 
@@ -229,15 +280,22 @@ impl CertifyReport {
 }
 
 /// Verifies a certify bundle against the AK and the verifier's nonce: the AK signature over
-/// certInfo, its magic and type, extraData == nonce, Name(pubArea) == the certified Name.
-/// Only a bundle that is not even a container is an error; failed checks are findings.
+/// certInfo, its magic and type (certify, or creation when the bundle holds creation data),
+/// extraData == nonce, Name(pubArea) == the certified Name, and for CertifyCreation
+/// creationHash == H(creationData). Only a bundle that is not even a container is an error;
+/// failed checks are findings.
 pub fn verify(bundle: &CertifyBundle, ak: &AkPublic, nonce: &[u8]) -> Result<CertifyReport> {
     let mut findings = Findings::default();
+    let want = if bundle.creation_data.is_some() {
+        AttestType::Creation
+    } else {
+        AttestType::Certify
+    };
     let attestation = check_signed_attestation(
         &bundle.cert_info,
         &bundle.signature,
         ak,
-        AttestType::Certify,
+        want,
         nonce,
         &mut findings,
     );
@@ -248,21 +306,58 @@ pub fn verify(bundle: &CertifyBundle, ak: &AkPublic, nonce: &[u8]) -> Result<Cer
             None
         }
     };
+    let mut creation = None;
     if let (Some(a), Some(k)) = (&attestation, &key) {
-        if let Attested::Certify { name, .. } = &a.attested {
-            if *name != k.name {
-                findings.push(Finding::NameMismatch {
-                    certified: name.clone(),
-                    computed: k.name.clone(),
-                });
+        let certified = match &a.attested {
+            Attested::Certify { name, .. } => Some(name),
+            Attested::Creation {
+                object_name,
+                creation_hash,
+            } => {
+                creation = check_creation(bundle, k, creation_hash, &mut findings);
+                Some(object_name)
             }
+            // check_signed_attestation returned no attestation of another type.
+            Attested::Quote { .. } => None,
+        };
+        if let Some(certified) = certified.filter(|c| **c != k.name) {
+            findings.push(Finding::NameMismatch {
+                certified: certified.clone(),
+                computed: k.name.clone(),
+            });
         }
     }
     Ok(CertifyReport {
         attestation,
         key,
+        creation,
         findings,
     })
+}
+
+/// creationHash == H_nameAlg(creationData), then the creation data parsed.
+fn check_creation(
+    bundle: &CertifyBundle,
+    key: &CertifiedKey,
+    creation_hash: &[u8],
+    findings: &mut Findings,
+) -> Option<CreationData> {
+    let data = bundle.creation_data.as_deref()?;
+    let computed = key.name_alg.digest(&[data]);
+    if computed != creation_hash {
+        findings.push(Finding::CreationHashMismatch {
+            certified: creation_hash.to_vec(),
+            computed,
+        });
+        return None;
+    }
+    match CreationData::parse(data) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            findings.push(Finding::Malformed(message(&e)));
+            None
+        }
+    }
 }
 
 /// The checks every signed attestation gets: the AK signature over the exact certInfo
@@ -323,6 +418,7 @@ mod tests {
             cert_info: parse_hex(CERT_INFO).unwrap(),
             signature: parse_hex(SIGNATURE).unwrap(),
             public: parse_hex(PUBLIC).unwrap(),
+            creation_data: None,
         }
     }
 

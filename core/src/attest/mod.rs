@@ -102,6 +102,11 @@ pub enum Finding {
         certified: Vec<u8>,
         computed: Vec<u8>,
     },
+    /// CertifyCreation: the creation data is not what the TPM hashed.
+    CreationHashMismatch {
+        certified: Vec<u8>,
+        computed: Vec<u8>,
+    },
     /// The key's authPolicy is not the expected policy digest.
     PolicyMismatch { expected: Vec<u8>, got: Vec<u8> },
     /// The quote covers other PCRs or banks than the verifier asked for.
@@ -150,6 +155,16 @@ impl fmt::Display for Finding {
             } => write!(
                 f,
                 "name mismatch: the TPM certified {}, the public area's Name is {}",
+                hex(certified),
+                hex(computed)
+            ),
+            Finding::CreationHashMismatch {
+                certified,
+                computed,
+            } => write!(
+                f,
+                "creation data mismatch: the TPM certified creationHash {}, the bundle's \
+                 creationData hashes to {}",
                 hex(certified),
                 hex(computed)
             ),

@@ -93,6 +93,14 @@ impl QuoteFile {
         let signature = r.tpm2b().map_err(t)?.to_vec();
         let selection = PcrSelection::read_list(&mut r)
             .map_err(|e| evidence(format!("quote file PCR selection: {}", message(&e))))?;
+        for (i, s) in selection.iter().enumerate() {
+            if selection[..i].iter().any(|o| o.hash == s.hash) {
+                return Err(evidence(format!(
+                    "quote file selects bank {} twice",
+                    bank_name(s.hash)
+                )));
+            }
+        }
         let count = r.u32().map_err(t)?;
         if count > MAX_VALUES {
             return Err(evidence(format!("quote file claims {count} PCR values")));
