@@ -297,7 +297,7 @@ fn certify_verifies_and_each_tampering_fails_with_its_own_message() {
         d.ak_public("ak"),
         AkPublic::parse(&d.read("ak.pub")).unwrap(),
     ] {
-        let report = certify::verify(&bundle, &ak, &TOOLS_NONCE).unwrap();
+        let report = certify::verify(&bundle, &ak, &TOOLS_NONCE);
         assert!(report.is_verified(), "{}", report.findings);
         let key = report.key.unwrap();
         let a = key.attributes;
@@ -312,7 +312,7 @@ fn certify_verifies_and_each_tampering_fails_with_its_own_message() {
 
     let ak = d.ak_public("ak");
     let only = |b: &CertifyBundle, nonce: &[u8]| {
-        let f = certify::verify(b, &ak, nonce).unwrap().findings;
+        let f = certify::verify(b, &ak, nonce).findings;
         assert_eq!(f.0.len(), 1, "{f}");
         f.0[0].clone()
     };
@@ -355,15 +355,11 @@ fn certify_verifies_and_each_tampering_fails_with_its_own_message() {
 
     // Another AK of the same TPM did not sign this.
     d.ak("ak2", "ecc", "ecdsa");
-    let f = certify::verify(&bundle, &d.ak_public("ak2"), &TOOLS_NONCE)
-        .unwrap()
-        .findings;
+    let f = certify::verify(&bundle, &d.ak_public("ak2"), &TOOLS_NONCE).findings;
     assert!(matches!(f.0.as_slice(), [Finding::BadSignature(_)]), "{f}");
     // An RSA AK's key cannot have made an ECDSA signature.
     d.ak("akrsa", "rsa", "rsassa");
-    let f = certify::verify(&bundle, &d.ak_public("akrsa"), &TOOLS_NONCE)
-        .unwrap()
-        .findings;
+    let f = certify::verify(&bundle, &d.ak_public("akrsa"), &TOOLS_NONCE).findings;
     assert!(
         f.to_string().contains("cannot come from the RSA-2048 AK"),
         "{f}"
@@ -428,7 +424,7 @@ fn certify_creation_reports_the_creation_pcrs() {
     };
     let bundle = CertifyBundle::decode(bundle.to_pem().as_bytes()).unwrap();
     let ak = d.ak_public("ak");
-    let report = certify::verify(&bundle, &ak, nonce).unwrap();
+    let report = certify::verify(&bundle, &ak, nonce);
     assert!(report.is_verified(), "{}", report.findings);
     let creation = report.creation.unwrap();
     assert_eq!(
@@ -442,15 +438,13 @@ fn certify_creation_reports_the_creation_pcrs() {
     let mut b = bundle.clone();
     let data = b.creation_data.as_mut().unwrap();
     data[12] ^= 1;
-    let f = certify::verify(&b, &ak, nonce).unwrap().findings;
+    let f = certify::verify(&b, &ak, nonce).findings;
     assert!(
         matches!(f.0.as_slice(), [Finding::CreationHashMismatch { .. }]),
         "{f}"
     );
     assert!(f.to_string().starts_with("creation data mismatch"), "{f}");
-    let f = certify::verify(&bundle, &ak, b"old nonce")
-        .unwrap()
-        .findings;
+    let f = certify::verify(&bundle, &ak, b"old nonce").findings;
     assert!(
         matches!(f.0.as_slice(), [Finding::NonceMismatch { .. }]),
         "{f}"
@@ -460,7 +454,7 @@ fn certify_creation_reports_the_creation_pcrs() {
         creation_data: None,
         ..bundle
     };
-    let f = certify::verify(&b, &ak, nonce).unwrap().findings;
+    let f = certify::verify(&b, &ak, nonce).findings;
     assert!(matches!(f.0.as_slice(), [Finding::WrongType { .. }]), "{f}");
 }
 
@@ -481,13 +475,11 @@ fn rsa_aks_sign_with_rsassa_and_rsapss() {
             sig.scheme_name(),
             if ak == "ak" { "RSASSA" } else { "RSAPSS" }
         );
-        let report = certify::verify(&bundle, &d.ak_public(ak), &TOOLS_NONCE).unwrap();
+        let report = certify::verify(&bundle, &d.ak_public(ak), &TOOLS_NONCE);
         assert!(report.is_verified(), "{ak}: {}", report.findings);
         let mut bad = bundle.clone();
         bad.signature[20] ^= 1;
-        let f = certify::verify(&bad, &d.ak_public(ak), &TOOLS_NONCE)
-            .unwrap()
-            .findings;
+        let f = certify::verify(&bad, &d.ak_public(ak), &TOOLS_NONCE).findings;
         assert!(matches!(f.0.as_slice(), [Finding::BadSignature(_)]), "{f}");
     }
 }
@@ -515,7 +507,7 @@ fn policy_bound_and_imported_keys_are_reported() {
         ],
     );
     let bundle = d.certify("bound", "ak");
-    let mut report = certify::verify(&bundle, &d.ak_public("ak"), &TOOLS_NONCE).unwrap();
+    let mut report = certify::verify(&bundle, &d.ak_public("ak"), &TOOLS_NONCE);
     assert!(report.is_verified(), "{}", report.findings);
     let key = report.key.clone().unwrap();
     assert!(!key.attributes.user_with_auth);
@@ -538,9 +530,7 @@ fn policy_bound_and_imported_keys_are_reported() {
     // Attestation proves the binding, not the state: still verifies after PCR 16 moves.
     d.tools(&["tpm2_pcrextend", &format!("16:sha256={}", "11".repeat(32))]);
     let bundle = d.certify("bound", "ak");
-    assert!(certify::verify(&bundle, &d.ak_public("ak"), &TOOLS_NONCE)
-        .unwrap()
-        .is_verified());
+    assert!(certify::verify(&bundle, &d.ak_public("ak"), &TOOLS_NONCE).is_verified());
 
     // An imported key: sensitiveDataOrigin clear.
     let ec = EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap();
@@ -566,7 +556,7 @@ fn policy_bound_and_imported_keys_are_reported() {
     ]);
     d.load("imported");
     let bundle = d.certify("imported", "ak");
-    let report = certify::verify(&bundle, &d.ak_public("ak"), &TOOLS_NONCE).unwrap();
+    let report = certify::verify(&bundle, &d.ak_public("ak"), &TOOLS_NONCE);
     assert!(report.is_verified(), "{}", report.findings);
     let key = report.key.unwrap();
     assert!(!key.attributes.sensitive_data_origin);
@@ -599,7 +589,7 @@ fn quote_verifies_then_names_the_pcr_that_moved() {
             })
             .collect(),
     };
-    let report = quote::verify(&q, &ak, &request).unwrap();
+    let report = quote::verify(&q, &ak, &request);
     assert!(report.is_verified(), "{}", report.findings);
     assert_eq!(
         tpmkey::attest::attestation::selection_text(&report.quoted_selection),
@@ -615,7 +605,7 @@ fn quote_verifies_then_names_the_pcr_that_moved() {
         nonce: new_nonce.clone(),
         ..request.clone()
     };
-    let f = quote::verify(&q2, &ak, &request2).unwrap().findings;
+    let f = quote::verify(&q2, &ak, &request2).findings;
     assert_eq!(f.0.len(), 1, "{f}");
     let new16 = Hash::Sha256.digest(&[&[0u8; 32], &parse_hex(&extend).unwrap()]);
     assert_eq!(
@@ -628,7 +618,7 @@ fn quote_verifies_then_names_the_pcr_that_moved() {
     );
 
     // A replayed quote: the old one under the new nonce.
-    let f = quote::verify(&q, &ak, &request2).unwrap().findings;
+    let f = quote::verify(&q, &ak, &request2).findings;
     assert!(
         matches!(f.0.as_slice(), [Finding::NonceMismatch { .. }]),
         "{f}"
@@ -637,7 +627,7 @@ fn quote_verifies_then_names_the_pcr_that_moved() {
     // Reported values that are not the quoted ones.
     let mut lying = q2.clone();
     lying.pcrs[2].value = vec![0; 32];
-    let f = quote::verify(&lying, &ak, &request2).unwrap().findings;
+    let f = quote::verify(&lying, &ak, &request2).findings;
     assert!(
         matches!(f.0.as_slice(), [Finding::PcrDigestMismatch { .. }]),
         "{f}"
@@ -651,12 +641,10 @@ fn quote_verifies_then_names_the_pcr_that_moved() {
     };
     let mut bad = q2.clone();
     bad.signature[12] ^= 1;
-    let f = quote::verify(&bad, &ak, &request2).unwrap().findings;
+    let f = quote::verify(&bad, &ak, &request2).findings;
     assert!(matches!(f.0.as_slice(), [Finding::BadSignature(_)]), "{f}");
     d.ak("ak2", "ecc", "ecdsa");
-    let f = quote::verify(&q2, &d.ak_public("ak2"), &request2)
-        .unwrap()
-        .findings;
+    let f = quote::verify(&q2, &d.ak_public("ak2"), &request2).findings;
     assert!(matches!(f.0.as_slice(), [Finding::BadSignature(_)]), "{f}");
 
     // A quote over another bank than asked.
@@ -665,7 +653,7 @@ fn quote_verifies_then_names_the_pcr_that_moved() {
         nonce: new_nonce.clone(),
         ..request
     };
-    let f = quote::verify(&q1, &ak, &request1).unwrap().findings;
+    let f = quote::verify(&q1, &ak, &request1).findings;
     let text = f.to_string();
     assert!(
         text.contains("quote for other PCRs than asked: it covers sha1:0,7,16, the verifier asked for sha256:0,7,16"),
@@ -898,13 +886,11 @@ fn acme_attestation_object_passes_step_ca_checks() {
         .public_key_to_der()
         .unwrap();
     let csr_key = public_key_from_spki(&tls_spki).unwrap();
-    let report = acme::verify(&parsed, key_authorization, Some(&csr_key)).unwrap();
+    let report = acme::verify(&parsed, key_authorization, Some(&csr_key));
     assert!(report.is_verified(), "{}", report.findings);
 
     // Each of step-ca's checks, failing.
-    let f = acme::verify(&parsed, "token-123.other", Some(&csr_key))
-        .unwrap()
-        .findings;
+    let f = acme::verify(&parsed, "token-123.other", Some(&csr_key)).findings;
     assert!(
         matches!(f.0.as_slice(), [Finding::NonceMismatch { .. }]),
         "{f}"
@@ -916,18 +902,14 @@ fn acme_attestation_object_passes_step_ca_checks() {
             .unwrap(),
     )
     .unwrap();
-    let f = acme::verify(&parsed, key_authorization, Some(&ak_pub))
-        .unwrap()
-        .findings;
+    let f = acme::verify(&parsed, key_authorization, Some(&ak_pub)).findings;
     assert!(f.to_string().starts_with("attested key mismatch"), "{f}");
     let (_, wrong_eku) = attestation_ca(&d.read("ak.pem"), "1.3.6.1.5.5.7.3.1");
     let wrong = AttestationObject {
         x5c: vec![wrong_eku.to_der().unwrap()],
         ..parsed.clone()
     };
-    let f = acme::verify(&wrong, key_authorization, None)
-        .unwrap()
-        .findings;
+    let f = acme::verify(&wrong, key_authorization, None).findings;
     assert_eq!(
         f.to_string(),
         "attestation statement: x5c[0] lacks the extended key usage tcg-kp-AIKCertificate 2.23.133.8.3 (it has: 1.3.6.1.5.5.7.3.1)"
@@ -936,9 +918,7 @@ fn acme_attestation_object_passes_step_ca_checks() {
         alg: acme::COSE_RS256,
         ..parsed.clone()
     };
-    let f = acme::verify(&rs256, key_authorization, None)
-        .unwrap()
-        .findings;
+    let f = acme::verify(&rs256, key_authorization, None).findings;
     assert!(
         f.to_string()
             .contains("alg -257 does not match the ECDSA SHA256 signature"),
@@ -986,7 +966,7 @@ fn bad_input_gives_clear_errors() {
     // Inner fields truncated: reported as findings, never a panic.
     let mut b = bundle.clone();
     b.cert_info.truncate(50);
-    let f = certify::verify(&b, &ak, &TOOLS_NONCE).unwrap().findings;
+    let f = certify::verify(&b, &ak, &TOOLS_NONCE).findings;
     assert!(
         f.to_string()
             .contains("certInfo (TPMS_ATTEST) is truncated"),
@@ -994,11 +974,11 @@ fn bad_input_gives_clear_errors() {
     );
     let mut b = bundle.clone();
     b.public = vec![0, 2, 0, 0x23];
-    let f = certify::verify(&b, &ak, &TOOLS_NONCE).unwrap().findings;
+    let f = certify::verify(&b, &ak, &TOOLS_NONCE).findings;
     assert!(f.to_string().contains("pubArea does not parse"), "{f}");
     let mut b = bundle.clone();
     b.signature.truncate(7);
-    let f = certify::verify(&b, &ak, &TOOLS_NONCE).unwrap().findings;
+    let f = certify::verify(&b, &ak, &TOOLS_NONCE).findings;
     assert!(
         f.to_string()
             .contains("signature (TPMT_SIGNATURE) is truncated"),

@@ -12,10 +12,10 @@ use crate::hash::Hash;
 use crate::public_key::PublicKey;
 use crate::wire::with_size_prefix;
 
-use super::attestation::{message, AttestType, Attested};
+use super::attestation::message;
 use super::cbor::Value;
 use super::certificate::{Certificate, OID_EKU_AIK_CERTIFICATE};
-use super::certify::{check_signed_attestation, CertifiedKey};
+use super::certify::{verify_parts, CertifiedKey};
 use super::signature::{key_description, AkPublic, TpmSignature};
 use super::{evidence, Finding, Findings};
 
@@ -169,7 +169,7 @@ pub fn verify(
     obj: &AttestationObject,
     key_authorization: &str,
     csr_key: Option<&PublicKey>,
-) -> Result<AcmeReport> {
+) -> AcmeReport {
     let mut findings = Findings::default();
     if ![COSE_ES256, COSE_RS256, COSE_RS1].contains(&obj.alg) {
         findings.push(Finding::Statement(format!(
@@ -229,34 +229,21 @@ pub fn verify(
         None => None,
     };
     let nonce = key_authorization_digest(key_authorization);
-    let attestation = match &ak {
-        Some(ak) => check_signed_attestation(
-            &obj.cert_info,
-            &obj.sig,
-            ak,
-            AttestType::Certify,
-            &nonce,
-            &mut findings,
-        ),
-        None => None,
-    };
-    let key = match CertifiedKey::parse(&with_size_prefix(&obj.pub_area)) {
-        Ok(k) => Some(k),
-        Err(e) => {
-            findings.push(Finding::Malformed(message(&e)));
-            None
+    let key = match &ak {
+        Some(ak) => {
+            let report = verify_parts(
+                &obj.cert_info,
+                &obj.sig,
+                &with_size_prefix(&obj.pub_area),
+                None,
+                ak,
+                &nonce,
+            );
+            findings.0.extend(report.findings.0);
+            report.key
         }
+        None => CertifiedKey::parse(&with_size_prefix(&obj.pub_area)).ok(),
     };
-    if let (Some(a), Some(k)) = (&attestation, &key) {
-        if let Attested::Certify { name, .. } = &a.attested {
-            if *name != k.name {
-                findings.push(Finding::NameMismatch {
-                    certified: name.clone(),
-                    computed: k.name.clone(),
-                });
-            }
-        }
-    }
     if let (Some(want), Some(k)) = (csr_key, &key) {
         match &k.key {
             Some(got) if got == want => {}
@@ -270,9 +257,9 @@ pub fn verify(
             )),
         }
     }
-    Ok(AcmeReport {
+    AcmeReport {
         ak_certificate,
         key,
         findings,
-    })
+    }
 }

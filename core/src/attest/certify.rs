@@ -29,7 +29,7 @@ use crate::wire::{tpm2b_contents, Reader, Writer};
 
 use super::attestation::{message, AttestType, Attestation, Attested, PcrSelection};
 use super::signature::{AkPublic, TpmSignature};
-use super::{evidence, hex, pem_or_binary, truncated, Finding, Findings};
+use super::{evidence, hex, pem_or_binary, read_version, truncated, Finding, Findings};
 
 pub const PEM_LABEL: &str = "TPMKEY CERTIFY BUNDLE";
 const VERSION: u16 = 1;
@@ -68,12 +68,7 @@ impl CertifyBundle {
     pub fn from_bytes(data: &[u8]) -> Result<CertifyBundle> {
         let t = |_| truncated("certify bundle");
         let mut r = Reader::new(data);
-        let version = r.u16().map_err(t)?;
-        if version != VERSION {
-            return Err(evidence(format!(
-                "certify bundle version {version} is not {VERSION}"
-            )));
-        }
+        read_version(&mut r, "certify bundle", VERSION)?;
         let cert_info = r.tpm2b().map_err(t)?.to_vec();
         let signature = r.tpm2b().map_err(t)?.to_vec();
         let public = r.tpm2b_raw().map_err(t)?.to_vec();
@@ -282,24 +277,36 @@ impl CertifyReport {
 /// Verifies a certify bundle against the AK and the verifier's nonce: the AK signature over
 /// certInfo, its magic and type (certify, or creation when the bundle holds creation data),
 /// extraData == nonce, Name(pubArea) == the certified Name, and for CertifyCreation
-/// creationHash == H(creationData). Only a bundle that is not even a container is an error;
-/// failed checks are findings.
-pub fn verify(bundle: &CertifyBundle, ak: &AkPublic, nonce: &[u8]) -> Result<CertifyReport> {
+/// creationHash == H(creationData). Every failed check is a finding.
+pub fn verify(bundle: &CertifyBundle, ak: &AkPublic, nonce: &[u8]) -> CertifyReport {
+    verify_parts(
+        &bundle.cert_info,
+        &bundle.signature,
+        &bundle.public,
+        bundle.creation_data.as_deref(),
+        ak,
+        nonce,
+    )
+}
+
+/// [`verify`] on the fields as they travel (TPM2B_PUBLIC with its size).
+pub(crate) fn verify_parts(
+    cert_info: &[u8],
+    signature: &[u8],
+    public: &[u8],
+    creation_data: Option<&[u8]>,
+    ak: &AkPublic,
+    nonce: &[u8],
+) -> CertifyReport {
     let mut findings = Findings::default();
-    let want = if bundle.creation_data.is_some() {
+    let want = if creation_data.is_some() {
         AttestType::Creation
     } else {
         AttestType::Certify
     };
-    let attestation = check_signed_attestation(
-        &bundle.cert_info,
-        &bundle.signature,
-        ak,
-        want,
-        nonce,
-        &mut findings,
-    );
-    let key = match CertifiedKey::parse(&bundle.public) {
+    let attestation =
+        check_signed_attestation(cert_info, signature, ak, want, nonce, &mut findings);
+    let key = match CertifiedKey::parse(public) {
         Ok(k) => Some(k),
         Err(e) => {
             findings.push(Finding::Malformed(message(&e)));
@@ -314,7 +321,8 @@ pub fn verify(bundle: &CertifyBundle, ak: &AkPublic, nonce: &[u8]) -> Result<Cer
                 object_name,
                 creation_hash,
             } => {
-                creation = check_creation(bundle, k, creation_hash, &mut findings);
+                creation = creation_data
+                    .and_then(|data| check_creation(data, k, creation_hash, &mut findings));
                 Some(object_name)
             }
             // check_signed_attestation returned no attestation of another type.
@@ -327,22 +335,21 @@ pub fn verify(bundle: &CertifyBundle, ak: &AkPublic, nonce: &[u8]) -> Result<Cer
             });
         }
     }
-    Ok(CertifyReport {
+    CertifyReport {
         attestation,
         key,
         creation,
         findings,
-    })
+    }
 }
 
 /// creationHash == H_nameAlg(creationData), then the creation data parsed.
 fn check_creation(
-    bundle: &CertifyBundle,
+    data: &[u8],
     key: &CertifiedKey,
     creation_hash: &[u8],
     findings: &mut Findings,
 ) -> Option<CreationData> {
-    let data = bundle.creation_data.as_deref()?;
     let computed = key.name_alg.digest(&[data]);
     if computed != creation_hash {
         findings.push(Finding::CreationHashMismatch {
@@ -427,7 +434,7 @@ mod tests {
         let ak = AkPublic::parse(AK_PEM.as_bytes()).unwrap();
         let b = CertifyBundle::decode(bundle().to_pem().as_bytes()).unwrap();
         assert_eq!(b, bundle());
-        let report = verify(&b, &ak, &[0, 0xff, 0x55, 0xaa]).unwrap();
+        let report = verify(&b, &ak, &[0, 0xff, 0x55, 0xaa]);
         assert!(report.is_verified(), "{}", report.findings);
         let key = report.key.unwrap();
         assert!(key.attributes.fixed_tpm && key.attributes.sensitive_data_origin);
@@ -442,21 +449,21 @@ mod tests {
         let nonce = [0, 0xff, 0x55, 0xaa];
         let mut b = bundle();
         b.cert_info[60] ^= 1;
-        let f = verify(&b, &ak, &nonce).unwrap().findings;
+        let f = verify(&b, &ak, &nonce).findings;
         assert!(matches!(f.0.as_slice(), [Finding::BadSignature(_)]), "{f}");
         let mut b = bundle();
         b.public[30] ^= 1;
-        let f = verify(&b, &ak, &nonce).unwrap().findings;
+        let f = verify(&b, &ak, &nonce).findings;
         assert!(
             matches!(f.0.as_slice(), [Finding::NameMismatch { .. }]),
             "{f}"
         );
-        let f = verify(&bundle(), &ak, b"other").unwrap().findings;
+        let f = verify(&bundle(), &ak, b"other").findings;
         assert!(
             matches!(f.0.as_slice(), [Finding::NonceMismatch { .. }]),
             "{f}"
         );
-        let mut r = verify(&bundle(), &ak, &nonce).unwrap();
+        let mut r = verify(&bundle(), &ak, &nonce);
         r.expect_policy(&[1; 32]);
         let want = Finding::PolicyMismatch {
             expected: vec![1; 32],

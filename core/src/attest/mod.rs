@@ -18,7 +18,7 @@
 //! # fn main() -> tpmkey::Result<()> {
 //! let ak = AkPublic::parse(&std::fs::read("ak.pem").unwrap())?;
 //! let bundle = certify::CertifyBundle::decode(&std::fs::read("bundle.pem").unwrap())?;
-//! let report = certify::verify(&bundle, &ak, b"my nonce")?;
+//! let report = certify::verify(&bundle, &ak, b"my nonce");
 //! if let Some(key) = &report.key {
 //!     println!("{}", key.attributes);
 //! }
@@ -30,7 +30,7 @@
 //!     selection: quote::PcrSelection::parse_list("sha256:0,7,16")?,
 //!     expected: vec![quote::ExpectedPcr::parse(&format!("sha256:16={}", "00".repeat(32)))?],
 //! };
-//! quote::verify(&quote, &ak, &request)?.findings.check()?;
+//! quote::verify(&quote, &ak, &request).findings.check()?;
 //! # Ok(()) }
 //! ```
 
@@ -247,6 +247,15 @@ impl fmt::Display for Findings {
         let all: Vec<String> = self.0.iter().map(ToString::to_string).collect();
         write!(f, "{}", all.join("; "))
     }
+}
+
+/// Reads the u16 format version that starts tpmkey's evidence files.
+pub(crate) fn read_version(r: &mut crate::wire::Reader, what: &str, version: u16) -> Result<()> {
+    let found = r.u16().map_err(|_| truncated(what))?;
+    if found != version {
+        return Err(evidence(format!("{what} version {found} is not {version}")));
+    }
+    Ok(())
 }
 
 /// Decodes `data` as the PEM block `label`, or returns it unchanged when it is not PEM.

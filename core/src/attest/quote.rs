@@ -23,7 +23,7 @@ pub use super::attestation::PcrSelection;
 use super::attestation::{bank_name, message, selection_text, AttestType, Attestation, Attested};
 use super::certify::check_signed_attestation;
 use super::signature::{AkPublic, TpmSignature};
-use super::{evidence, parse_hex, pem_or_binary, truncated, Finding, Findings};
+use super::{evidence, parse_hex, pem_or_binary, read_version, truncated, Finding, Findings};
 
 pub const PEM_LABEL: &str = "TPMKEY QUOTE";
 const VERSION: u16 = 1;
@@ -83,12 +83,7 @@ impl QuoteFile {
     pub fn from_bytes(data: &[u8]) -> Result<QuoteFile> {
         let t = |_| truncated("quote file");
         let mut r = Reader::new(data);
-        let version = r.u16().map_err(t)?;
-        if version != VERSION {
-            return Err(evidence(format!(
-                "quote file version {version} is not {VERSION}"
-            )));
-        }
+        read_version(&mut r, "quote file", VERSION)?;
         let quoted = r.tpm2b().map_err(t)?.to_vec();
         let signature = r.tpm2b().map_err(t)?.to_vec();
         let selection = PcrSelection::read_list(&mut r)
@@ -215,7 +210,7 @@ pub fn pcr_digest(hash: Hash, values: &[PcrValue]) -> Vec<u8> {
 /// Verifies a quote: AK signature, type, nonce, the PCRs quoted against those asked, the
 /// reported values against the signed PCR digest, and each expected value. Each failed check
 /// is its own finding.
-pub fn verify(quote: &QuoteFile, ak: &AkPublic, request: &QuoteRequest) -> Result<QuoteReport> {
+pub fn verify(quote: &QuoteFile, ak: &AkPublic, request: &QuoteRequest) -> QuoteReport {
     let mut findings = Findings::default();
     let attestation = check_signed_attestation(
         &quote.quoted,
@@ -279,11 +274,11 @@ pub fn verify(quote: &QuoteFile, ak: &AkPublic, request: &QuoteRequest) -> Resul
             Some(_) => {}
         }
     }
-    Ok(QuoteReport {
+    QuoteReport {
         attestation,
         quoted_selection,
         findings,
-    })
+    }
 }
 
 /// Same banks with the same PCRs, in any bank order (empty banks ignored).
