@@ -20,6 +20,7 @@ use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage};
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::{X509Builder, X509NameBuilder, X509StoreContext, X509};
 use tpmkey::attest::acme::{self, AttestationObject};
+use tpmkey::attest::certificate::{Certificate, OID_EKU_EK_CERTIFICATE};
 use tpmkey::attest::certify::{self, CertifyBundle, PolicyCheck};
 use tpmkey::attest::credential::{make_credential, Credential, EkPublic};
 use tpmkey::attest::quote::{self, ExpectedPcr, PcrSelection, PcrValue, QuoteFile, QuoteRequest};
@@ -78,7 +79,13 @@ impl Device {
         self.ak("ak", ak_alg, ak_scheme);
     }
 
+    /// An AK (`NAME.ctx`, `.pub`, `.name`, `.pem`); SHA-384 for P-384 AKs.
     fn ak(&self, name: &str, alg: &str, scheme: &str) {
+        let hash = if alg.ends_with("384") {
+            "sha384"
+        } else {
+            "sha256"
+        };
         self.tools(&[
             "tpm2_createak",
             "-C",
@@ -88,7 +95,7 @@ impl Device {
             "-G",
             alg,
             "-g",
-            "sha256",
+            hash,
             "-s",
             scheme,
             "-u",
@@ -459,22 +466,20 @@ fn certify_creation_reports_the_creation_pcrs() {
 }
 
 #[test]
-fn rsa_aks_sign_with_rsassa_and_rsapss() {
+fn rsa_and_p384_aks_sign_with_rsassa_rsapss_and_ecdsa_sha384() {
     let d = Device::new("rsa-ak");
     d.ek_and_ak("rsa", "rsa", "rsassa");
     d.ak("akpss", "rsa", "rsapss");
+    d.ak("ak384", "ecc384", "ecdsa");
     d.key("app", &[]);
-    for ak in ["ak", "akpss"] {
-        let bundle = if ak == "ak" {
-            d.certify("app", ak)
-        } else {
-            d.certify_with("app", ak, &["--scheme", "rsapss"])
-        };
+    for (ak, extra, scheme, hash) in [
+        ("ak", &[][..], "RSASSA", Hash::Sha256),
+        ("akpss", &["--scheme", "rsapss"][..], "RSAPSS", Hash::Sha256),
+        ("ak384", &["-g", "sha384"][..], "ECDSA", Hash::Sha384),
+    ] {
+        let bundle = d.certify_with("app", ak, extra);
         let sig = TpmSignature::parse(&bundle.signature).unwrap();
-        assert_eq!(
-            sig.scheme_name(),
-            if ak == "ak" { "RSASSA" } else { "RSAPSS" }
-        );
+        assert_eq!((sig.scheme_name(), sig.hash()), (scheme, hash));
         let report = certify::verify(&bundle, &d.ak_public(ak), &TOOLS_NONCE);
         assert!(report.is_verified(), "{ak}: {}", report.findings);
         let mut bad = bundle.clone();
@@ -683,6 +688,33 @@ fn make_credential_in_software_activates_only_for_its_ak() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(d.read("recovered"), secret);
+
+        // The EK as a verifier knows it from its certificate (EKU tcg-kp-EKCertificate).
+        d.tools(&[
+            "tpm2_readpublic",
+            "-c",
+            &d.p("ek.ctx"),
+            "-f",
+            "pem",
+            "-o",
+            &d.p("ek.pem"),
+        ]);
+        let (_, ek_cert) = attestation_ca(&d.read("ek.pem"), OID_EKU_EK_CERTIFICATE);
+        let cert = Certificate::parse(&ek_cert.to_der().unwrap()).unwrap();
+        assert!(cert.has_extended_key_usage(OID_EKU_EK_CERTIFICATE));
+        assert_eq!(cert.is_ca, Some(false));
+        assert_eq!(
+            cert.public_key().unwrap(),
+            ek.key,
+            "EK certificate does not match EK"
+        );
+        let from_cert = EkPublic::parse(&ek_cert.to_pem().unwrap()).unwrap();
+        assert_eq!(from_cert, ek);
+        let from_cert =
+            make_credential(&from_cert, &d.read("ak.name"), b"from the certificate").unwrap();
+        d.write("cred-cert.bin", &from_cert.to_tpm2_tools());
+        assert!(d.activate("ak", "cred-cert.bin").status.success());
+        assert_eq!(d.read("recovered"), b"from the certificate");
 
         // Made for ak, presented with ak2: the TPM's integrity check refuses it.
         let out = d.activate("ak2", "cred.bin");
