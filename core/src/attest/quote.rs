@@ -49,6 +49,48 @@ pub struct QuoteFile {
     pub pcrs: Vec<PcrValue>,
 }
 
+impl PcrValue {
+    /// Pairs digests read from the TPM (TPM2_PCR_Read's values, in order) with the selection
+    /// they answer, in selection order: banks in list order, PCRs ascending.
+    pub fn from_selection(
+        selection: &[PcrSelection],
+        digests: &[Vec<u8>],
+    ) -> Result<Vec<PcrValue>> {
+        let slots: Vec<(Hash, u8)> = selection
+            .iter()
+            .flat_map(|s| s.pcrs.iter().map(move |&p| (s.hash, p)))
+            .collect();
+        if slots.len() != digests.len() {
+            return Err(evidence(format!(
+                "{} PCR values for the {} PCRs of {}",
+                digests.len(),
+                slots.len(),
+                selection_text(selection)
+            )));
+        }
+        slots
+            .into_iter()
+            .zip(digests)
+            .map(|((hash, pcr), value)| {
+                if value.len() == hash.len() {
+                    Ok(PcrValue {
+                        hash,
+                        pcr,
+                        value: value.clone(),
+                    })
+                } else {
+                    Err(evidence(format!(
+                        "PCR {}:{pcr} has {} bytes, not {}",
+                        bank_name(hash),
+                        value.len(),
+                        hash.len()
+                    )))
+                }
+            })
+            .collect()
+    }
+}
+
 /// The selection of `values`, grouped by bank in order of first appearance.
 fn selection_of(values: &[PcrValue]) -> Vec<PcrSelection> {
     let mut list: Vec<PcrSelection> = Vec::new();
@@ -100,30 +142,12 @@ impl QuoteFile {
         if count > MAX_VALUES {
             return Err(evidence(format!("quote file claims {count} PCR values")));
         }
-        let slots: Vec<(Hash, u8)> = selection
-            .iter()
-            .flat_map(|s| s.pcrs.iter().map(move |&p| (s.hash, p)))
-            .collect();
-        if slots.len() != count as usize {
-            return Err(evidence(format!(
-                "quote file selects {} PCRs ({}) but holds {count} values",
-                slots.len(),
-                selection_text(&selection)
-            )));
+        let mut digests = Vec::new();
+        for _ in 0..count {
+            digests.push(r.tpm2b().map_err(t)?.to_vec());
         }
-        let mut pcrs = Vec::with_capacity(slots.len());
-        for (hash, pcr) in slots {
-            let value = r.tpm2b().map_err(t)?.to_vec();
-            if value.len() != hash.len() {
-                return Err(evidence(format!(
-                    "quote file: PCR {}:{pcr} has {} bytes, not {}",
-                    bank_name(hash),
-                    value.len(),
-                    hash.len()
-                )));
-            }
-            pcrs.push(PcrValue { hash, pcr, value });
-        }
+        let pcrs = PcrValue::from_selection(&selection, &digests)
+            .map_err(|e| evidence(format!("quote file: {}", message(&e))))?;
         if !r.is_empty() {
             return Err(evidence("quote file has trailing bytes"));
         }
@@ -324,6 +348,10 @@ mod tests {
             pcrs: values(),
         };
         assert_eq!(QuoteFile::decode(q.to_pem().as_bytes()).unwrap(), q);
+        let sel = PcrSelection::parse_list("sha256:0,7,16").unwrap();
+        let digests: Vec<Vec<u8>> = values().into_iter().map(|v| v.value).collect();
+        assert_eq!(PcrValue::from_selection(&sel, &digests).unwrap(), values());
+        assert!(PcrValue::from_selection(&sel, &digests[..2]).is_err());
         let bytes = q.to_bytes();
         for n in 0..bytes.len() {
             assert!(QuoteFile::from_bytes(&bytes[..n]).is_err(), "{n}");
