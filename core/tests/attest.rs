@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::str::FromStr;
 
+use openssl::asn1::Asn1Object;
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
@@ -16,10 +17,10 @@ use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::stack::Stack;
-use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage};
+use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, SubjectAlternativeName};
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::{X509Builder, X509NameBuilder, X509StoreContext, X509};
-use tpmkey::attest::acme::{self, AttestationObject};
+use tpmkey::attest::acme::{self, AttestationObject, Challenge};
 use tpmkey::attest::certificate::{Certificate, OID_EKU_EK_CERTIFICATE};
 use tpmkey::attest::certify::{self, CertifyBundle, PolicyCheck};
 use tpmkey::attest::credential::{make_credential, Credential, EkPublic};
@@ -788,6 +789,14 @@ fn attestation_ca(ak_pem: &[u8], eku: &str) -> (X509, X509) {
         .unwrap();
     c.append_extension(ExtendedKeyUsage::new().other(eku).build().unwrap())
         .unwrap();
+    // SAN otherName PermanentIdentifier { identifierValue "device-1234" } (RFC 4043).
+    let id = [&[0x30, 0x0d, 0x0c, 0x0b][..], b"device-1234"].concat();
+    let san = SubjectAlternativeName::new()
+        .critical()
+        .other_name2(Asn1Object::from_str("1.3.6.1.5.5.7.8.3").unwrap(), &id)
+        .build(&c.x509v3_context(Some(&ca), None))
+        .unwrap();
+    c.append_extension(san).unwrap();
     c.sign(&ca_key, MessageDigest::sha256()).unwrap();
     (ca, c.build())
 }
@@ -918,11 +927,28 @@ fn acme_attestation_object_passes_step_ca_checks() {
         .public_key_to_der()
         .unwrap();
     let csr_key = public_key_from_spki(&tls_spki).unwrap();
-    let report = acme::verify(&parsed, key_authorization, Some(&csr_key));
+    let challenge = Challenge {
+        key_authorization,
+        csr_key: Some(&csr_key),
+        permanent_identifier: Some("device-1234"),
+    };
+    let report = acme::verify(&parsed, &challenge);
+    assert_eq!(
+        report
+            .ak_certificate
+            .as_ref()
+            .unwrap()
+            .permanent_identifiers,
+        vec!["device-1234".to_string()]
+    );
     assert!(report.is_verified(), "{}", report.findings);
 
     // Each of step-ca's checks, failing.
-    let f = acme::verify(&parsed, "token-123.other", Some(&csr_key)).findings;
+    let other = Challenge {
+        key_authorization: "token-123.other",
+        ..challenge
+    };
+    let f = acme::verify(&parsed, &other).findings;
     assert!(
         matches!(f.0.as_slice(), [Finding::NonceMismatch { .. }]),
         "{f}"
@@ -934,14 +960,18 @@ fn acme_attestation_object_passes_step_ca_checks() {
             .unwrap(),
     )
     .unwrap();
-    let f = acme::verify(&parsed, key_authorization, Some(&ak_pub)).findings;
+    let other = Challenge {
+        csr_key: Some(&ak_pub),
+        ..challenge
+    };
+    let f = acme::verify(&parsed, &other).findings;
     assert!(f.to_string().starts_with("attested key mismatch"), "{f}");
     let (_, wrong_eku) = attestation_ca(&d.read("ak.pem"), "1.3.6.1.5.5.7.3.1");
     let wrong = AttestationObject {
         x5c: vec![wrong_eku.to_der().unwrap()],
         ..parsed.clone()
     };
-    let f = acme::verify(&wrong, key_authorization, None).findings;
+    let f = acme::verify(&wrong, &challenge).findings;
     assert_eq!(
         f.to_string(),
         "attestation statement: x5c[0] lacks the extended key usage tcg-kp-AIKCertificate 2.23.133.8.3 (it has: 1.3.6.1.5.5.7.3.1)"
@@ -950,7 +980,16 @@ fn acme_attestation_object_passes_step_ca_checks() {
         alg: acme::COSE_RS256,
         ..parsed.clone()
     };
-    let f = acme::verify(&rs256, key_authorization, None).findings;
+    let other = Challenge {
+        permanent_identifier: Some("device-9999"),
+        ..challenge
+    };
+    let f = acme::verify(&parsed, &other).findings;
+    assert_eq!(
+        f.to_string(),
+        "attestation statement: x5c[0] PermanentIdentifier device-1234 is not the challenged \"device-9999\""
+    );
+    let f = acme::verify(&rs256, &challenge).findings;
     assert!(
         f.to_string()
             .contains("alg -257 does not match the ECDSA SHA256 signature"),

@@ -35,6 +35,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(obj) = AttestationObject::from_cbor(data) {
         let again = AttestationObject::from_cbor(&obj.to_cbor()).expect("to_cbor output parses");
         assert_eq!(again, obj);
-        let _ = acme::verify(&obj, "token.thumbprint", None);
+        let _ = acme::verify(
+            &obj,
+            &acme::Challenge {
+                key_authorization: "token.thumbprint",
+                ..Default::default()
+            },
+        );
     }
 });

@@ -161,15 +161,23 @@ impl AcmeReport {
     }
 }
 
+/// What the ACME server knows of the challenge it sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Challenge<'a> {
+    /// token "." base64url(JWK thumbprint).
+    pub key_authorization: &'a str,
+    /// The public key of the order's CSR, when the order has one.
+    pub csr_key: Option<&'a PublicKey>,
+    /// The permanent-identifier being validated, when the order names one.
+    pub permanent_identifier: Option<&'a str>,
+}
+
 /// step-ca's checks of a "tpm" statement: alg accepted and matching sig; x5c[0] an AK
 /// certificate (EKU tcg-kp-AIKCertificate 2.23.133.8.3, not a CA) whose key verifies sig over
 /// certInfo; certInfo a TPM-generated certify of pubArea; extraData ==
-/// SHA-256(keyAuthorization); and, when given, pubArea's key == the CSR's key.
-pub fn verify(
-    obj: &AttestationObject,
-    key_authorization: &str,
-    csr_key: Option<&PublicKey>,
-) -> AcmeReport {
+/// SHA-256(keyAuthorization); when the AK certificate names PermanentIdentifiers, one of them
+/// is the challenged identifier; and, when given, pubArea's key == the CSR's key.
+pub fn verify(obj: &AttestationObject, challenge: &Challenge) -> AcmeReport {
     let mut findings = Findings::default();
     if ![COSE_ES256, COSE_RS256, COSE_RS1].contains(&obj.alg) {
         findings.push(Finding::Statement(format!(
@@ -210,6 +218,16 @@ pub fn verify(
                     }
                 )));
             }
+            if let Some(id) = challenge.permanent_identifier {
+                if !cert.permanent_identifiers.is_empty()
+                    && !cert.permanent_identifiers.iter().any(|p| p == id)
+                {
+                    findings.push(Finding::Statement(format!(
+                        "x5c[0] PermanentIdentifier {} is not the challenged \"{id}\"",
+                        cert.permanent_identifiers.join(", ")
+                    )));
+                }
+            }
             if cert.is_ca == Some(true) {
                 findings.push(Finding::Statement(
                     "x5c[0] is a CA certificate, not an AK certificate".into(),
@@ -228,7 +246,7 @@ pub fn verify(
         }
         None => None,
     };
-    let nonce = key_authorization_digest(key_authorization);
+    let nonce = key_authorization_digest(challenge.key_authorization);
     let key = match &ak {
         Some(ak) => {
             let report = verify_parts(
@@ -244,7 +262,7 @@ pub fn verify(
         }
         None => CertifiedKey::parse(&with_size_prefix(&obj.pub_area)).ok(),
     };
-    if let (Some(want), Some(k)) = (csr_key, &key) {
+    if let (Some(want), Some(k)) = (challenge.csr_key, &key) {
         match &k.key {
             Some(got) if got == want => {}
             Some(got) => findings.push(Finding::KeyMismatch(format!(

@@ -1,6 +1,7 @@
 //! The few fields of an X.509 certificate a TPM verifier reads: the subject public key (EK
 //! and AK certificates), extended key usages (tcg-kp-EKCertificate 2.23.133.8.1,
-//! tcg-kp-AIKCertificate 2.23.133.8.3), basicConstraints and whether the subject is empty.
+//! tcg-kp-AIKCertificate 2.23.133.8.3), basicConstraints, whether the subject is empty, and
+//! the PermanentIdentifier names of subjectAltName (RFC 4043, the ACME device identifier).
 //! Chains and certificate signatures are the caller's to check (a PKI library, or
 //! `openssl verify`): this module does not decide trust.
 
@@ -14,6 +15,11 @@ pub const OID_EKU_EK_CERTIFICATE: &str = "2.23.133.8.1";
 pub const OID_EKU_AIK_CERTIFICATE: &str = "2.23.133.8.3";
 const OID_EXTENDED_KEY_USAGE: &str = "2.5.29.37";
 const OID_BASIC_CONSTRAINTS: &str = "2.5.29.19";
+const OID_SUBJECT_ALT_NAME: &str = "2.5.29.17";
+const OID_PERMANENT_IDENTIFIER: &str = "1.3.6.1.5.5.7.8.3";
+/// GeneralName otherName: [0] IMPLICIT, constructed.
+const TAG_OTHER_NAME: u8 = 0xA0;
+const TAG_UTF8_STRING: u8 = 0x0C;
 
 /// What a verifier reads from one certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +32,8 @@ pub struct Certificate {
     pub is_ca: Option<bool>,
     /// True when the subject Name has no RDN (AK certificates per the EK profile).
     pub subject_empty: bool,
+    /// identifierValue of each subjectAltName PermanentIdentifier (RFC 4043).
+    pub permanent_identifiers: Vec<String>,
 }
 
 fn cert_error(e: Error) -> Error {
@@ -62,6 +70,7 @@ impl Certificate {
             extended_key_usages: Vec::new(),
             is_ca: None,
             subject_empty: subject.is_empty(),
+            permanent_identifiers: Vec::new(),
         };
         while let Some(tag) = t.peek_tag() {
             let (_, content) = t.read_any("optional tbsCertificate field")?;
@@ -103,7 +112,38 @@ impl Certificate {
                     };
                     self.is_ca = Some(ca);
                 }
+                OID_SUBJECT_ALT_NAME => self.read_subject_alt_name(value)?,
                 _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// GeneralNames; only otherName PermanentIdentifier is kept.
+    fn read_subject_alt_name(&mut self, value: &[u8]) -> Result<()> {
+        let names = der::read_single(value, TAG_SEQUENCE, "subjectAltName", "GeneralNames")?;
+        let mut r = Reader::new(&names);
+        while !r.is_empty() {
+            let (tag, name) = r.read_any("GeneralName")?;
+            if tag != TAG_OTHER_NAME {
+                continue;
+            }
+            let mut other = Reader::new(name);
+            let oid = der::oid_to_string(other.read(TAG_OID, "otherName type-id")?);
+            if oid.as_deref() != Some(OID_PERMANENT_IDENTIFIER) {
+                continue;
+            }
+            let id = der::read_single(
+                other.read(der::tag_explicit(0), "otherName value")?,
+                TAG_SEQUENCE,
+                "otherName value [0]",
+                "PermanentIdentifier",
+            )?;
+            let mut fields = Reader::new(&id);
+            if fields.peek_tag() == Some(TAG_UTF8_STRING) {
+                let value = fields.read(TAG_UTF8_STRING, "identifierValue")?;
+                self.permanent_identifiers
+                    .push(String::from_utf8_lossy(value).into_owned());
             }
         }
         Ok(())
