@@ -14,6 +14,8 @@ PACKAGES=(
     libtpm2-pkcs11-1 libengine-pkcs11-openssl iproute2 procps iputils-ping
     # systemd-measure: signed PCR policies of a fake UKI (core/tests/policy_trial.rs)
     systemd
+    # an independent CBOR decoder for the ACME attestation object test
+    python3-cbor2
 )
 
 die() {

@@ -26,6 +26,9 @@ pub enum Error {
     Unsupported(String),
     /// A caller's argument is wrong (size, algorithm, handle range).
     BadInput(String),
+    /// Attestation evidence (certInfo, a quote, a bundle, a credential) is malformed or
+    /// does not verify; the message names the field or the check.
+    Evidence(String),
     /// A file system operation failed.
     Io {
         path: String,
@@ -90,6 +93,7 @@ impl fmt::Display for Error {
             Error::KeyFile(m) => write!(f, "TSS2 key file: {m}"),
             Error::Unsupported(m) => write!(f, "not supported: {m}"),
             Error::BadInput(m) => write!(f, "invalid argument: {m}"),
+            Error::Evidence(m) => write!(f, "attestation evidence rejected: {m}"),
             Error::Io { path, source } => write!(f, "{path}: {source}"),
             Error::Panic(m) => write!(f, "internal error (panic caught): {m}"),
             Error::StaleToken(serial) => write!(

@@ -4,6 +4,7 @@
 //! [`connection::configure`]; everything below them (commands, session, TCTI) is the
 //! TPM path, which never re-enters libcrypto.
 
+pub mod attest;
 pub mod commands;
 pub mod config;
 pub mod connection;
