@@ -24,6 +24,8 @@
 mod abrmd;
 mod process;
 mod swtpm;
+pub mod tpm_command;
+pub mod tpm_model;
 pub mod unix_bridge;
 pub mod wire_tap;
 
@@ -33,6 +35,7 @@ use std::process::{Command, Output};
 pub use abrmd::Abrmd;
 pub use process::pid_exists;
 pub use swtpm::Swtpm;
+pub use tpm_model::Profile;
 pub use unix_bridge::UnixBridge;
 pub use wire_tap::WireTap;
 

@@ -1,0 +1,203 @@
+//! The model section: what a user of a real TPM waits for. Under each latency profile
+//! (bench/profiles, BENCH_PROFILE) the wire tap holds every command for the modelled TPM's
+//! service time, one command at a time over all connections, and the rows run through it:
+//! TLS 1.3 handshakes against nginx, process start to the first signature, `openssl req`
+//! of a certificate. The figures are model time, not machine noise; each row is also put
+//! against its floor, the least the modelled TPM must spend on one operation (a handshake:
+//! one Sign or RSA_Decrypt; a fresh process signing with a key file: Load and Sign).
+//!
+//! A row is a [`Sample`] and a floor: rows for later work (PCR-bound keys, unseal, quote)
+//! add a variant and its floor.
+
+use std::time::Duration;
+
+use tpmkey_testenv::tpm_command::KeyKind;
+use tpmkey_testenv::{Abrmd, Profile};
+
+use crate::bench::Bench;
+use crate::evp::EvpStack;
+use crate::nginx::Site;
+use crate::report::{join_notes, Kind, Round, Row, Status, Table, Target};
+use crate::tls::{self, KeyType, Path, Serving, KEY_TYPES};
+use crate::{req, startup};
+
+/// How one sample of a row is taken.
+enum Sample {
+    Tls(KeyType, Site),
+    Startup(&'static startup::Case),
+    Req(EvpStack),
+}
+
+struct Case {
+    row: Row,
+    sample: Option<Sample>,
+    traffic: String,
+    first_error: String,
+}
+
+const TLS_SERVINGS: [Serving; 3] = [
+    Serving::Software,
+    Serving::Tpmkey("keep"),
+    Serving::Tpm2Openssl,
+];
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The modelled time of a command with a key type, in milliseconds.
+fn time(profile: &Profile, command: &str, kind: KeyKind) -> f64 {
+    profile.time_of_named(command, Some(kind)).map_or(0.0, ms)
+}
+
+/// Untimed handshakes before a batch: long enough for both nginx workers to load the key
+/// one after the other (primary, salted session, Load, the operation) on the modelled TPM.
+fn warm_up(profile: &Profile, key: KeyType) -> Duration {
+    let (op, kind) = key.tpm_command();
+    let load = time(profile, "CreatePrimary", KeyKind::Ecc)
+        + time(profile, "StartAuthSession", KeyKind::Ecc)
+        + time(profile, "Load", kind)
+        + time(profile, op, kind);
+    Duration::from_millis(300) + Duration::from_secs_f64(2.0 * load / 1000.0)
+}
+
+fn cases(bench: &Bench, profile: &Profile) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let issuer = tls::software_key(KeyType::P256);
+    let no_abrmd: Result<Abrmd, String> = Err("not used under a profile".into());
+    for key in KEY_TYPES {
+        let (op, kind) = key.tpm_command();
+        for serving in TLS_SERVINGS {
+            let name = format!("TLS {}, {}", key.label(), serving.label());
+            let mut row = match tls::unavailable(bench, serving) {
+                Some(reason) => Row::not_available(name, reason),
+                None => Row::new(name, Target::default()),
+            };
+            row.peer = serving == Serving::Tpm2Openssl;
+            if serving != Serving::Software {
+                row.floor_ms = Some(time(profile, op, kind));
+            }
+            let site = tls::site(bench, &issuer, &no_abrmd, key, serving, Path::Tapped);
+            let sample = site.map_err(|e| row.fail(e)).ok();
+            cases.push(Case {
+                row,
+                sample: sample.map(|s| Sample::Tls(key, s)),
+                traffic: String::new(),
+                first_error: String::new(),
+            });
+        }
+    }
+    let key_in_a_file = time(profile, "Load", KeyKind::Ecc) + time(profile, "Sign", KeyKind::Ecc);
+    for case in startup::CASES.iter().filter(|c| c.subject.is_front_end()) {
+        let name = format!("start-up to the first P-256 signature: {}", case.name);
+        let mut row = match case.subject.unavailable(&bench.parts) {
+            Some(reason) => Row::not_available(name, reason),
+            None => Row::new(name, Target::default()),
+        };
+        row.peer = case.subject.is_peer();
+        row.floor_ms = Some(key_in_a_file);
+        if let Some(e) = bench.token_error(case.subject) {
+            row.fail(e);
+        }
+        cases.push(Case {
+            row,
+            sample: Some(Sample::Startup(case)),
+            traffic: String::new(),
+            first_error: String::new(),
+        });
+    }
+    for stack in [EvpStack::Tpmkey, EvpStack::Tpm2Openssl] {
+        let name = format!(
+            "openssl req -new -x509 with a P-256 key file, -provider {}",
+            stack.provider_name()
+        );
+        let subject = crate::subject::Subject::Evp(stack);
+        let mut row = match subject.unavailable(&bench.parts) {
+            Some(reason) => Row::not_available(name, reason),
+            None => Row::new(name, Target::default()),
+        };
+        row.peer = subject.is_peer();
+        row.floor_ms = Some(key_in_a_file);
+        cases.push(Case {
+            row,
+            sample: Some(Sample::Req(stack)),
+            traffic: String::new(),
+            first_error: String::new(),
+        });
+    }
+    cases
+}
+
+/// One sample: the round, what crossed the bus per operation, the first failure.
+fn take(
+    bench: &Bench,
+    profile: &Profile,
+    sample: &Sample,
+) -> Result<(Round, String, String), String> {
+    match sample {
+        Sample::Tls(key, site) => tls::measure(
+            bench,
+            site,
+            Path::Tapped,
+            warm_up(profile, *key),
+            bench.settings.model_duration,
+        ),
+        Sample::Startup(case) => startup::sample(bench, case).map(|(r, t)| (r, t, String::new())),
+        Sample::Req(stack) => req::sample(bench, *stack).map(|(r, t)| (r, t, String::new())),
+    }
+}
+
+pub fn run(bench: &Bench, profile: &Profile) -> Table {
+    let rounds = bench.settings.model_rounds;
+    let mut table = Table::new(
+        format!(
+            "Model \"{}\" (bench/profiles/{}.profile): model time, {rounds} rounds, TLS batches of {:.1} s",
+            profile.name,
+            profile.name,
+            bench.settings.model_duration.as_secs_f64()
+        ),
+        Kind::Model,
+        "",
+    );
+    // Set-up (key files, nginx sites) on plain swtpm; the rows under the model.
+    let mut cases = cases(bench, profile);
+    bench.flush_leftovers();
+    bench.tap.set_profile(Some(profile.clone()));
+    bench.traffic();
+    for round in 0..rounds {
+        eprintln!("  model {} round {}/{rounds}", profile.name, round + 1);
+        for c in cases.iter_mut() {
+            let Some(sample) = c.sample.as_ref().filter(|_| c.row.status == Status::Ran) else {
+                continue;
+            };
+            let result = take(bench, profile, sample);
+            c.row.left(bench.check_leftovers());
+            match result {
+                Ok((r, traffic, error)) => {
+                    if c.first_error.is_empty() {
+                        c.first_error = error;
+                    }
+                    c.traffic = traffic;
+                    c.row.rounds.push(r);
+                }
+                Err(e) => c.row.fail(format!("round {}: {e}", round + 1)),
+            }
+        }
+    }
+    bench.tap.set_profile(None);
+    for c in cases {
+        let mut row = c.row;
+        let mut notes = vec![c.traffic];
+        if row.failures() > 0 {
+            notes.push(format!(
+                "{} failed; first: {}",
+                row.failures(),
+                c.first_error
+            ));
+        }
+        row.notes = join_notes(notes);
+        table.rows.push(row);
+    }
+    bench.flush_leftovers();
+    table
+}
