@@ -19,6 +19,7 @@ mod report;
 mod req;
 mod runner;
 mod scale;
+mod ssh;
 mod startup;
 mod subject;
 mod throughput;

@@ -2,7 +2,7 @@
 //! (bench/profiles, BENCH_PROFILE) the wire tap holds every command for the modelled TPM's
 //! service time, one command at a time over all connections, and the rows run through it:
 //! TLS 1.3 handshakes against nginx, process start to the first signature, `openssl req`
-//! of a certificate. The figures are model time, not machine noise; each row is also put
+//! of a certificate, an `ssh` login with a token key. The figures are model time, not machine noise; each row is also put
 //! against its floor, the least the modelled TPM must spend on one operation (a handshake:
 //! one Sign or RSA_Decrypt; a fresh process signing with a key file: Load and Sign).
 //!
@@ -18,7 +18,10 @@ use crate::bench::Bench;
 use crate::evp::EvpStack;
 use crate::nginx::Site;
 use crate::report::{join_notes, Kind, Round, Row, Status, Table, Target};
+use crate::ssh::Sshd;
+use crate::subject::Subject;
 use crate::tls::{self, KeyType, Path, Serving, KEY_TYPES};
+use crate::token::TokenStack;
 use crate::{req, startup};
 
 /// How one sample of a row is taken.
@@ -26,6 +29,9 @@ enum Sample {
     Tls(KeyType, Site),
     Startup(&'static startup::Case),
     Req(EvpStack),
+    /// A login with the token's P-256 key (as `ssh-keygen -D` lists it), or with a
+    /// software key file (`None`: the baseline).
+    Ssh(Option<TokenStack>, String),
 }
 
 struct Case {
@@ -61,7 +67,7 @@ fn warm_up(profile: &Profile, key: KeyType) -> Duration {
     Duration::from_millis(300) + Duration::from_secs_f64(2.0 * load / 1000.0)
 }
 
-fn cases(bench: &Bench, profile: &Profile) -> Vec<Case> {
+fn cases(bench: &Bench, profile: &Profile, sshd: &Result<Sshd, String>) -> Vec<Case> {
     let mut cases = Vec::new();
     let issuer = tls::software_key(KeyType::P256);
     let no_abrmd: Result<Abrmd, String> = Err("not used under a profile".into());
@@ -111,7 +117,7 @@ fn cases(bench: &Bench, profile: &Profile) -> Vec<Case> {
             "openssl req -new -x509 with a P-256 key file, -provider {}",
             stack.provider_name()
         );
-        let subject = crate::subject::Subject::Evp(stack);
+        let subject = Subject::Evp(stack);
         let mut row = match subject.unavailable(&bench.parts) {
             Some(reason) => Row::not_available(name, reason),
             None => Row::new(name, Target::default()),
@@ -125,6 +131,49 @@ fn cases(bench: &Bench, profile: &Profile) -> Vec<Case> {
             first_error: String::new(),
         });
     }
+    let software = sshd
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|d| d.software_key());
+    let mut row = Row::new(
+        "ssh login with a P-256 key file (no TPM: the baseline of the token rows)",
+        Target::default(),
+    );
+    let line = software.map(|(_, line)| line).map_err(|e| row.fail(e)).ok();
+    cases.push(Case {
+        row,
+        sample: line.map(|l| Sample::Ssh(None, l)),
+        traffic: String::new(),
+        first_error: String::new(),
+    });
+    for stack in [TokenStack::Tpmkey, TokenStack::Tpm2Pkcs11] {
+        let subject = Subject::Token(stack);
+        let name = format!(
+            "ssh login, ssh -I {} with the token's P-256 key (PIN via SSH_ASKPASS)",
+            stack.id()
+        );
+        let blocked = subject
+            .unavailable(&bench.parts)
+            .or_else(|| sshd.as_ref().err().cloned());
+        let mut row = match blocked {
+            Some(reason) => Row::not_available(name, reason),
+            None => Row::new(name, Target::default()),
+        };
+        row.peer = subject.is_peer();
+        row.floor_ms = Some(key_in_a_file);
+        let key = match bench.token_error(subject) {
+            Some(e) => Err(e),
+            None if row.status == Status::Ran => Sshd::key_line(bench, stack),
+            None => Err(String::new()),
+        };
+        let key = key.map_err(|e| row.fail(e)).ok();
+        cases.push(Case {
+            row,
+            sample: key.map(|k| Sample::Ssh(Some(stack), k)),
+            traffic: String::new(),
+            first_error: String::new(),
+        });
+    }
     cases
 }
 
@@ -133,6 +182,7 @@ fn take(
     bench: &Bench,
     profile: &Profile,
     sample: &Sample,
+    sshd: &Result<Sshd, String>,
 ) -> Result<(Round, String, String), String> {
     match sample {
         Sample::Tls(key, site) => tls::measure(
@@ -144,6 +194,11 @@ fn take(
         ),
         Sample::Startup(case) => startup::sample(bench, case).map(|(r, t)| (r, t, String::new())),
         Sample::Req(stack) => req::sample(bench, *stack).map(|(r, t)| (r, t, String::new())),
+        Sample::Ssh(stack, key) => sshd
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|d| d.login(bench, *stack, key))
+            .map(|(r, t)| (r, t, String::new())),
     }
 }
 
@@ -160,7 +215,11 @@ pub fn run(bench: &Bench, profile: &Profile) -> Table {
         "",
     );
     // Set-up (key files, nginx sites) on plain swtpm; the rows under the model.
-    let mut cases = cases(bench, profile);
+    let sshd = match Sshd::unavailable() {
+        Some(reason) => Err(reason),
+        None => Sshd::start(bench.work()),
+    };
+    let mut cases = cases(bench, profile, &sshd);
     bench.flush_leftovers();
     bench.tap.set_profile(Some(profile.clone()));
     bench.traffic();
@@ -170,7 +229,7 @@ pub fn run(bench: &Bench, profile: &Profile) -> Table {
             let Some(sample) = c.sample.as_ref().filter(|_| c.row.status == Status::Ran) else {
                 continue;
             };
-            let result = take(bench, profile, sample);
+            let result = take(bench, profile, sample, &sshd);
             c.row.left(bench.check_leftovers());
             match result {
                 Ok((r, traffic, error)) => {
