@@ -28,8 +28,9 @@ CreatePrimary/rsa 161.5   # 2196.2 / 13.6
 Create/ecc 17.0
 Create/rsa 161.5
 Create 17.0
-ECDH_ZGen 17.1            # 232.1 / 13.6
-StartAuthSession/ecc 17.1
+ECDH_ZGen 12.0            # 163.2 / 13.6
+ECDH_KeyGen 17.1          # 232.1 / 13.6
+StartAuthSession/ecc 12.0
 StartAuthSession/rsa 12.0
 StartAuthSession/unsalted 0.6
 Quote/rsa 12.0

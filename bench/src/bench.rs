@@ -330,3 +330,24 @@ impl Drop for Bench {
         let _ = std::fs::remove_dir_all(&self.work);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_profile_parses() {
+        let names = Profile::names(&profile_dir());
+        for expected in ["none", "demonstrator", "discrete", "firmware"] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} missing: {names:?}"
+            );
+        }
+        for name in &names {
+            let profile = Profile::load(&profile_dir(), name).unwrap();
+            assert_eq!(profile.is_zero(), name == "none", "{name}");
+        }
+    }
+}

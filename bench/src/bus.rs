@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use tpmkey_testenv::tpm_command::{auth_area_offset, command_code, command_name};
 use tpmkey_testenv::Profile;
 
+use crate::report::Round;
+
 const TPM_RS_PW: u32 = 0x4000_0009;
 
 /// "Sign[hmac+dec]", "Load[pw]", "FlushContext".
@@ -78,6 +80,19 @@ impl Traffic {
             }
         }
         t
+    }
+
+    /// One sample that took `elapsed` with these commands (a start-up, a login), and the
+    /// commands it sent.
+    pub fn sample(&self, elapsed: std::time::Duration) -> (Round, String) {
+        let round = Round {
+            ops: 1,
+            seconds: elapsed.as_secs_f64(),
+            commands: Some(self.total),
+            model_ms: self.model_ms,
+            ..Round::default()
+        };
+        (round, self.per_op(1))
     }
 
     /// "Sign[hmac+dec]" or "2 ContextLoad, Sign[hmac+dec], ..." per operation, most

@@ -491,3 +491,43 @@ fn row_json(r: &Row) -> String {
         rounds.join(",")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(ops: u64, seconds: f64) -> Round {
+        Round {
+            ops,
+            seconds,
+            ..Round::default()
+        }
+    }
+
+    #[test]
+    fn times_floor_is_ms_per_operation_over_the_floor() {
+        let mut row = Row::new("r", Target::default());
+        row.rounds = vec![round(10, 1.0), round(20, 1.0), round(5, 1.0)];
+        assert_eq!(row.times_floor(), None);
+        row.floor_ms = Some(50.0);
+        // Medians: 100 ms per operation, twice the floor.
+        assert_eq!(row.median_ms(), Some(100.0));
+        assert_eq!(row.times_floor(), Some(2.0));
+    }
+
+    #[test]
+    fn the_raw_limit_target_is_judged_on_the_limit_ratio() {
+        let target = Target {
+            min_limit_ratio: Some(0.9),
+            ..Target::default()
+        };
+        let mut row = Row::new("r", target);
+        row.rounds = vec![Round {
+            limit_ratio: Some(0.95),
+            ..round(1, 1.0)
+        }];
+        assert_eq!(row.verdict(), "≥ 0.90 of raw pass");
+        row.rounds[0].limit_ratio = Some(0.5);
+        assert_eq!(row.verdict(), "≥ 0.90 of raw **miss**");
+    }
+}

@@ -52,14 +52,5 @@ pub fn sample(bench: &Bench, stack: EvpStack) -> Result<(Round, String), String>
             last.join(" | ")
         ));
     }
-    Ok((
-        Round {
-            ops: 1,
-            seconds: elapsed.as_secs_f64(),
-            commands: Some(traffic.total),
-            model_ms: traffic.model_ms,
-            ..Round::default()
-        },
-        traffic.per_op(1),
-    ))
+    Ok(traffic.sample(elapsed))
 }

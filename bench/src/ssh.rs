@@ -198,16 +198,7 @@ impl Sshd {
         let elapsed = start.elapsed();
         let traffic = bench.traffic();
         match result {
-            Ok(out) if out == "ok\n" => Ok((
-                Round {
-                    ops: 1,
-                    seconds: elapsed.as_secs_f64(),
-                    commands: Some(traffic.total),
-                    model_ms: traffic.model_ms,
-                    ..Round::default()
-                },
-                traffic.per_op(1),
-            )),
+            Ok(out) if out == "ok\n" => Ok(traffic.sample(elapsed)),
             Ok(out) => Err(format!("ssh printed \"{}\"", out.trim())),
             Err(e) => Err(format!("{e}; sshd: {}", self.log_tail())),
         }

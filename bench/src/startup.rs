@@ -151,16 +151,5 @@ pub fn sample(bench: &Bench, case: &Case) -> Result<(Round, String), String> {
         return Err(format!("unexpected reply \"{reply}\""));
     }
     drop(child);
-    Ok((
-        Round {
-            ops: 1,
-            seconds: elapsed.as_secs_f64(),
-            commands: Some(traffic.total),
-            ratio: None,
-            limit_ratio: None,
-            model_ms: traffic.model_ms,
-            failures: 0,
-        },
-        traffic.per_op(1),
-    ))
+    Ok(traffic.sample(elapsed))
 }

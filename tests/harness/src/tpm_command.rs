@@ -166,7 +166,7 @@ fn kind_of_type(alg: u16) -> Option<KeyKind> {
 /// RSASSA, RSAPSS, RSAES, OAEP: RSA; ECDSA, ECDAA, SM2, ECSCHNORR: ECC; NULL: unknown.
 fn kind_of_scheme(alg: u16) -> Option<KeyKind> {
     match alg {
-        0x0014 | 0x0015 | 0x0016 | 0x0017 => Some(KeyKind::Rsa),
+        0x0014..=0x0017 => Some(KeyKind::Rsa),
         0x0018 | 0x001A | 0x001B | 0x001C => Some(KeyKind::Ecc),
         _ => None,
     }
