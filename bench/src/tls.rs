@@ -122,14 +122,19 @@ pub enum Serving {
     TpmkeyAbrmd,
     /// Debian's tpm2-openssl activated the same way (no property query).
     Tpm2Openssl,
+    /// tpm2-openssl with `default_properties = ?provider=tpm2` (the set-up its
+    /// documentation asks for) through tpm2-abrmd: straight on swtpm its two nginx workers
+    /// run out of object slots ("cannot duplicate context", 0x902).
+    Tpm2OpensslAbrmd,
 }
 
-const SERVINGS: [Serving; 5] = [
+const SERVINGS: [Serving; 6] = [
     Serving::Software,
     Serving::Tpmkey("keep"),
     Serving::Tpmkey("per-operation"),
     Serving::TpmkeyAbrmd,
     Serving::Tpm2Openssl,
+    Serving::Tpm2OpensslAbrmd,
 ];
 
 impl Serving {
@@ -141,6 +146,10 @@ impl Serving {
             Serving::Tpm2Openssl => {
                 "TPM key, tpm2-openssl 1.1.1 via openssl.cnf, no property query".into()
             }
+            Serving::Tpm2OpensslAbrmd => {
+                "TPM key, tpm2-openssl 1.1.1 via tpm2-abrmd, default_properties ?provider=tpm2"
+                    .into()
+            }
         }
     }
 
@@ -151,7 +160,12 @@ impl Serving {
             Serving::Tpmkey(_) => "tpmkey-per-operation",
             Serving::TpmkeyAbrmd => "tpmkey-abrmd",
             Serving::Tpm2Openssl => "tpm2-openssl",
+            Serving::Tpm2OpensslAbrmd => "tpm2-openssl-abrmd",
         }
+    }
+
+    pub fn is_peer(self) -> bool {
+        matches!(self, Serving::Tpm2Openssl | Serving::Tpm2OpensslAbrmd)
     }
 
     fn target(self, key: KeyType) -> Target {
@@ -303,6 +317,18 @@ fn prepare(
             provider_cnf("tpm2", &tpm2_openssl_module()?.display().to_string(), &[]),
             vec![("TPM2OPENSSL_TCTI".to_string(), tcti.clone())],
         ),
+        Serving::Tpm2OpensslAbrmd => {
+            let abrmd = abrmd.ok_or("tpm2-abrmd is not running")?;
+            let mut env = abrmd.env();
+            env.push(("TPM2OPENSSL_TCTI".to_string(), abrmd.tcti()));
+            let module = tpm2_openssl_module()?.display().to_string();
+            let cnf = provider_cnf("tpm2", &module, &[]).replacen(
+                "providers = provs\n",
+                "providers = provs\nalg_section = evp_properties\n",
+                1,
+            ) + "[evp_properties]\ndefault_properties = ?provider=tpm2\n";
+            (cnf, env)
+        }
     };
     let cnf_path = path(format!("{tag}.cnf"));
     write(&cnf_path, cnf.as_bytes())?;
@@ -374,7 +400,10 @@ pub fn measure(
     let traffic = bench.traffic();
     drop(client);
     nginx.stop();
-    let (ok, failed, elapsed, error) = parse_done(&reply)?;
+    let (ok, failed, elapsed, mut error) = parse_done(&reply)?;
+    if failed > 0 {
+        error = format!("{error}; nginx: {}", nginx.log_tail(&site.dir));
+    }
     let counted = path_to_tpm == Path::Tapped;
     Ok((
         Round {
@@ -401,7 +430,7 @@ pub fn unavailable(bench: &Bench, serving: Serving) -> Option<String> {
     match serving {
         Serving::Software => nginx,
         Serving::Tpmkey(_) | Serving::TpmkeyAbrmd => parts.provider.clone().or(nginx),
-        Serving::Tpm2Openssl => parts.tpm2_openssl.clone().or(nginx),
+        Serving::Tpm2Openssl | Serving::Tpm2OpensslAbrmd => parts.tpm2_openssl.clone().or(nginx),
     }
 }
 
@@ -474,7 +503,7 @@ pub fn run(bench: &Bench) -> Table {
                 Some(reason) => Row::not_available(name, reason),
                 None => Row::new(name, serving.target(key)),
             };
-            row.peer = serving == Serving::Tpm2Openssl;
+            row.peer = serving.is_peer();
             let site = site(bench, &issuer, &abrmd, key, serving, Path::Direct);
             let site = site.map_err(|e| row.fail(e)).ok();
             cases.push(Case {
@@ -563,7 +592,9 @@ pub fn run(bench: &Bench) -> Table {
         }
         match c.serving {
             Serving::TpmkeyAbrmd => notes.push("TPM cmds: abrmd to swtpm".into()),
-            Serving::Tpm2Openssl => notes.push(c.key.reference().into()),
+            Serving::Tpm2OpensslAbrmd => {
+                notes.push(format!("TPM cmds: abrmd to swtpm; {}", c.key.reference()));
+            }
             _ => {}
         }
         row.notes = join_notes(notes);
@@ -592,7 +623,7 @@ pub fn site(
     path_to_tpm: Path,
 ) -> Result<Site, String> {
     match (issuer, abrmd, serving) {
-        (_, Err(e), Serving::TpmkeyAbrmd) => Err(e.clone()),
+        (_, Err(e), Serving::TpmkeyAbrmd | Serving::Tpm2OpensslAbrmd) => Err(e.clone()),
         (Err(e), _, _) => Err(e.clone()),
         (Ok(issuer), abrmd, _) => prepare(
             bench,
