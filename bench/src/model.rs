@@ -54,6 +54,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// A floor, unless the profile models no time (`none`).
+fn nonzero(ms: f64) -> Option<f64> {
+    Some(ms).filter(|m| *m > 0.0)
+}
+
 /// The modelled time of a command with a key type, in milliseconds.
 fn time(profile: &Profile, command: &str, kind: KeyKind) -> f64 {
     profile.time_of_named(command, Some(kind)).map_or(0.0, ms)
@@ -88,7 +93,7 @@ fn cases(
             };
             row.peer = serving.is_peer();
             if serving != Serving::Software {
-                row.floor_ms = Some(time(profile, op, kind));
+                row.floor_ms = nonzero(time(profile, op, kind));
             }
             let site = tls::site(bench, &issuer, abrmd, key, serving, Path::Tapped);
             let sample = site.map_err(|e| row.fail(e)).ok();
@@ -108,7 +113,7 @@ fn cases(
             None => Row::new(name, Target::default()),
         };
         row.peer = case.subject.is_peer();
-        row.floor_ms = Some(key_in_a_file);
+        row.floor_ms = nonzero(key_in_a_file);
         if let Some(e) = bench.token_error(case.subject) {
             row.fail(e);
         }
@@ -130,7 +135,7 @@ fn cases(
             None => Row::new(name, Target::default()),
         };
         row.peer = subject.is_peer();
-        row.floor_ms = Some(key_in_a_file);
+        row.floor_ms = nonzero(key_in_a_file);
         cases.push(Case {
             row,
             sample: Some(Sample::Req(stack)),
@@ -167,7 +172,7 @@ fn cases(
             None => Row::new(name, Target::default()),
         };
         row.peer = subject.is_peer();
-        row.floor_ms = Some(key_in_a_file);
+        row.floor_ms = nonzero(key_in_a_file);
         let key = match bench.token_error(subject) {
             Some(e) => Err(e),
             None if row.status == Status::Ran => Sshd::key_line(bench, stack),
@@ -254,9 +259,20 @@ pub fn run(bench: &Bench, profile: &Profile) -> Table {
     }
     bench.tap.set_profile(None);
     drop(abrmd);
+    // ssh and sshd take most of a login's time: the token rows also say what the token
+    // added to the key-file login.
+    let ssh_baseline = cases
+        .iter()
+        .find(|c| matches!(c.sample, Some(Sample::Ssh(None, _))))
+        .and_then(|c| c.row.median_ms());
     for c in cases {
         let mut row = c.row;
         let mut notes = vec![c.traffic];
+        if let (Some(Sample::Ssh(Some(_), _)), Some(base), Some(ms)) =
+            (&c.sample, ssh_baseline, row.median_ms())
+        {
+            notes.push(format!("{:.1} ms over the key-file login", ms - base));
+        }
         if row.failures() > 0 {
             notes.push(format!(
                 "{} failed; first: {}",
