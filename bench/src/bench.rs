@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tpmkey::{connection, KeySpec, TpmKey};
-use tpmkey_testenv::{Swtpm, WireTap};
+use tpmkey_testenv::{Profile, Swtpm, WireTap};
 
 use crate::bus::Traffic;
 use crate::evp::provider_dir;
@@ -25,8 +25,38 @@ pub struct Settings {
     pub rounds: usize,
     pub duration: Duration,
     pub processes: usize,
-    /// Sections to run (throughput, startup, scale, tls, token); empty: all.
+    /// Sections to run (throughput, startup, scale, tls, token, model); empty: all.
     pub only: Vec<String>,
+    /// The TPM latency profiles the model section runs under (BENCH_PROFILE).
+    pub profiles: Vec<Profile>,
+    /// Rounds and seconds per row and round under a profile, where model time dominates.
+    pub model_rounds: usize,
+    pub model_duration: Duration,
+}
+
+/// bench/profiles: the latency profiles.
+pub fn profile_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles")
+}
+
+/// BENCH_PROFILE (comma-separated names; default: every profile but `none`).
+fn profiles_from_env() -> Result<Vec<Profile>, String> {
+    let dir = profile_dir();
+    let names: Vec<String> = match std::env::var("BENCH_PROFILE") {
+        Ok(v) => v
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        Err(_) => Profile::names(&dir)
+            .into_iter()
+            .filter(|n| n != "none")
+            .collect(),
+    };
+    names
+        .iter()
+        .map(|n| Profile::load(&dir, n).map_err(|e| format!("BENCH_PROFILE: {e}")))
+        .collect()
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -39,19 +69,30 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
     }
 }
 
+fn positive_seconds(name: &str, default: f64) -> Result<f64, String> {
+    let seconds: f64 = env_or(name, default)?;
+    if seconds > 0.0 && seconds < 3600.0 {
+        Ok(seconds)
+    } else {
+        Err(format!("{name}={seconds}: expected a positive duration"))
+    }
+}
+
 impl Settings {
     /// BENCH_ROUNDS (5), BENCH_SECONDS per row and round (1.0), BENCH_PROCESSES (8),
-    /// BENCH_ONLY (comma-separated sections).
+    /// BENCH_ONLY (comma-separated sections), BENCH_PROFILE (latency profiles of the model
+    /// section), BENCH_MODEL_ROUNDS (BENCH_ROUNDS, at most 3), BENCH_MODEL_SECONDS (twice
+    /// BENCH_SECONDS, at least 1).
     pub fn from_env() -> Result<Settings, String> {
-        let seconds: f64 = env_or("BENCH_SECONDS", 1.0)?;
-        if !(seconds > 0.0 && seconds < 3600.0) {
-            return Err(format!(
-                "BENCH_SECONDS={seconds}: expected a positive duration"
-            ));
-        }
+        let seconds = positive_seconds("BENCH_SECONDS", 1.0)?;
+        let model_seconds = positive_seconds("BENCH_MODEL_SECONDS", (2.0 * seconds).max(1.0))?;
+        let rounds = env_or("BENCH_ROUNDS", 5usize)?.max(1);
         Ok(Settings {
-            rounds: env_or("BENCH_ROUNDS", 5usize)?.max(1),
+            rounds,
             duration: Duration::from_secs_f64(seconds),
+            profiles: profiles_from_env()?,
+            model_rounds: env_or("BENCH_MODEL_ROUNDS", rounds.min(3))?.max(1),
+            model_duration: Duration::from_secs_f64(model_seconds),
             processes: env_or("BENCH_PROCESSES", 8usize)?.max(2),
             only: std::env::var("BENCH_ONLY")
                 .unwrap_or_default()
@@ -249,7 +290,7 @@ impl Bench {
 
     /// Commands on the wire since the last call.
     pub fn traffic(&self) -> Traffic {
-        Traffic::from_log(&self.tap.take_log())
+        Traffic::from_log(&self.tap.take_log(), self.tap.profile().as_deref())
     }
 
     /// Objects and sessions left in the TPM (asked straight from swtpm, not through the
@@ -287,5 +328,26 @@ impl Bench {
 impl Drop for Bench {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_profile_parses() {
+        let names = Profile::names(&profile_dir());
+        for expected in ["none", "demonstrator", "discrete", "firmware"] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} missing: {names:?}"
+            );
+        }
+        for name in &names {
+            let profile = Profile::load(&profile_dir(), name).unwrap();
+            assert_eq!(profile.is_zero(), name == "none", "{name}");
+        }
     }
 }

@@ -3,44 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use tpmkey_testenv::wire_tap::command_code;
+use tpmkey_testenv::tpm_command::{auth_area_offset, command_code, command_name};
+use tpmkey_testenv::Profile;
 
-const TPM_ST_SESSIONS: u16 = 0x8002;
+use crate::report::Round;
+
 const TPM_RS_PW: u32 = 0x4000_0009;
-
-/// Name and number of handles of the commands the rows send.
-fn command_info(code: u32) -> (&'static str, usize) {
-    match code {
-        0x131 => ("CreatePrimary", 1),
-        0x121 => ("EvictControl", 2),
-        0x153 => ("Create", 1),
-        0x154 => ("ECDH_ZGen", 1),
-        0x157 => ("Load", 1),
-        0x159 => ("RSA_Decrypt", 1),
-        0x15D => ("Sign", 1),
-        0x15E => ("Unseal", 1),
-        0x161 => ("ContextLoad", 0),
-        0x162 => ("ContextSave", 1),
-        0x165 => ("FlushContext", 0),
-        0x173 => ("ReadPublic", 1),
-        0x176 => ("StartAuthSession", 2),
-        0x17A => ("GetCapability", 0),
-        0x17B => ("GetRandom", 0),
-        0x17D => ("Hash", 0),
-        0x178 => ("ECC_Parameters", 0),
-        0x18A => ("TestParms", 0),
-        0x186 => ("HashSequenceStart", 0),
-        0x15C => ("SequenceUpdate", 1),
-        0x13E => ("SequenceComplete", 1),
-        0x16B => ("PolicyPassword", 1),
-        0x16F => ("PolicyPCR", 1),
-        0x17F => ("PolicyGetDigest", 1),
-        0x16E => ("PolicyAuthValue", 1),
-        0x150 => ("ObjectChangeAuth", 2),
-        0x144 => ("Startup", 0),
-        _ => ("", 0),
-    }
-}
 
 /// "Sign[hmac+dec]", "Load[pw]", "FlushContext".
 pub fn describe(command: &[u8]) -> String {
@@ -48,25 +16,16 @@ pub fn describe(command: &[u8]) -> String {
         return "short".into();
     }
     let code = command_code(command);
-    let (name, handles) = command_info(code);
-    let name = if name.is_empty() {
-        format!("0x{code:03x}")
-    } else {
-        name.to_string()
-    };
-    let tag = u16::from_be_bytes([command[0], command[1]]);
-    if tag != TPM_ST_SESSIONS {
-        return name;
-    }
-    match first_session(command, handles) {
+    let name = command_name(code).map_or_else(|| format!("0x{code:03x}"), str::to_string);
+    match first_session(command) {
         Some(kind) => format!("{name}[{kind}]"),
         None => name,
     }
 }
 
 /// The kind of the first session in a command's authorisation area.
-fn first_session(command: &[u8], handles: usize) -> Option<String> {
-    let at = 10 + 4 * handles + 4; // header, handles, authorizationSize
+fn first_session(command: &[u8]) -> Option<String> {
+    let at = auth_area_offset(command)? + 4; // after authorizationSize
     let u32_at = |i: usize| Some(u32::from_be_bytes(command.get(i..i + 4)?.try_into().ok()?));
     let u16_at = |i: usize| Some(u16::from_be_bytes(command.get(i..i + 2)?.try_into().ok()?));
     let handle = u32_at(at)?;
@@ -94,11 +53,22 @@ pub struct Traffic {
     pub kinds: BTreeMap<String, u64>,
     /// Error responses by response code (object or session memory full, ...).
     pub errors: BTreeMap<u32, u64>,
+    /// The modelled TPM time of these commands (milliseconds), under a latency profile.
+    pub model_ms: Option<f64>,
 }
 
 impl Traffic {
-    pub fn from_log(log: &[(Vec<u8>, Vec<u8>)]) -> Traffic {
-        let mut t = Traffic::default();
+    pub fn from_log(log: &[(Vec<u8>, Vec<u8>)], profile: Option<&Profile>) -> Traffic {
+        let mut t = Traffic {
+            model_ms: profile.map(|p| {
+                log.iter()
+                    .map(|(c, _)| p.service_time(c))
+                    .sum::<std::time::Duration>()
+                    .as_secs_f64()
+                    * 1000.0
+            }),
+            ..Traffic::default()
+        };
         for (command, response) in log {
             t.total += 1;
             *t.kinds.entry(describe(command)).or_default() += 1;
@@ -110,6 +80,19 @@ impl Traffic {
             }
         }
         t
+    }
+
+    /// One sample that took `elapsed` with these commands (a start-up, a login), and the
+    /// commands it sent.
+    pub fn sample(&self, elapsed: std::time::Duration) -> (Round, String) {
+        let round = Round {
+            ops: 1,
+            seconds: elapsed.as_secs_f64(),
+            commands: Some(self.total),
+            model_ms: self.model_ms,
+            ..Round::default()
+        };
+        (round, self.per_op(1))
     }
 
     /// "Sign[hmac+dec]" or "2 ContextLoad, Sign[hmac+dec], ..." per operation, most

@@ -12,7 +12,11 @@ pub struct Round {
     pub commands: Option<u64>,
     /// Rate divided by the baseline's rate in the same round.
     pub ratio: Option<f64>,
+    /// Rate divided by the raw TPM rate of the row's TPM operation in the same round.
+    pub limit_ratio: Option<f64>,
     pub failures: u64,
+    /// Modelled TPM time of the commands on the wire (under a latency profile).
+    pub model_ms: Option<f64>,
 }
 
 impl Round {
@@ -22,6 +26,17 @@ impl Round {
         } else {
             0.0
         }
+    }
+
+    /// Milliseconds per operation: a sample's duration, or a batch's time per operation.
+    pub fn ms_per_op(&self) -> Option<f64> {
+        (self.ops > 0).then(|| self.seconds * 1000.0 / self.ops as f64)
+    }
+
+    pub fn model_ms_per_op(&self) -> Option<f64> {
+        self.model_ms
+            .filter(|_| self.ops > 0)
+            .map(|m| m / self.ops as f64)
     }
 
     pub fn commands_per_op(&self) -> Option<f64> {
@@ -42,6 +57,8 @@ pub enum Status {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Target {
     pub min_ratio: Option<f64>,
+    /// Minimum rate over the raw TPM rate of the same operation (`Round::limit_ratio`).
+    pub min_limit_ratio: Option<f64>,
     pub max_commands: Option<f64>,
     pub zero_failures: bool,
 }
@@ -60,6 +77,9 @@ pub struct Row {
     /// TPM commands per operation counted in a pass of their own, through the wire tap,
     /// for rows timed without the tap in the path.
     pub counted_commands: Option<f64>,
+    /// Under a latency profile: the modelled time of the least a TPM must do for one
+    /// operation (a handshake: one Sign or RSA_Decrypt).
+    pub floor_ms: Option<f64>,
 }
 
 impl Row {
@@ -73,6 +93,7 @@ impl Row {
             peer: false,
             leftovers: Vec::new(),
             counted_commands: None,
+            floor_ms: None,
         }
     }
 
@@ -112,14 +133,27 @@ impl Row {
         )
     }
 
+    pub fn median_limit_ratio(&self) -> Option<f64> {
+        median(self.rounds.iter().filter_map(|r| r.limit_ratio).collect())
+    }
+
     pub fn median_ms(&self) -> Option<f64> {
+        median(self.rounds.iter().filter_map(Round::ms_per_op).collect())
+    }
+
+    pub fn median_model_ms(&self) -> Option<f64> {
         median(
             self.rounds
                 .iter()
-                .filter(|r| r.ops > 0)
-                .map(|r| r.seconds * 1000.0 / r.ops as f64)
+                .filter_map(Round::model_ms_per_op)
                 .collect(),
         )
+    }
+
+    /// Milliseconds per operation over the floor's: 1.0 is all a TPM must do.
+    pub fn times_floor(&self) -> Option<f64> {
+        let floor = self.floor_ms.filter(|f| *f > 0.0)?;
+        self.median_ms().map(|ms| ms / floor)
     }
 
     pub fn failures(&self) -> u64 {
@@ -134,6 +168,12 @@ impl Row {
             match self.median_ratio().filter(|_| self.ran()) {
                 Some(r) => parts.push(format!("≥ {min:.2} {}", ok(r >= min))),
                 None => parts.push(format!("≥ {min:.2}")),
+            }
+        }
+        if let Some(min) = self.target.min_limit_ratio {
+            match self.median_limit_ratio().filter(|_| self.ran()) {
+                Some(r) => parts.push(format!("≥ {min:.2} of raw {}", ok(r >= min))),
+                None => parts.push(format!("≥ {min:.2} of raw")),
             }
         }
         if let Some(max) = self.target.max_commands {
@@ -230,6 +270,9 @@ pub enum Kind {
     Rate,
     /// Milliseconds and TPM commands per sample.
     Latency,
+    /// Under a TPM latency profile: rate or sample time, the floor (what the modelled TPM
+    /// must spend at least), the multiple of it, and the modelled TPM time on the wire.
+    Model,
 }
 
 #[derive(Clone, Debug)]
@@ -263,17 +306,30 @@ impl Table {
         let mut s = format!("### {}\n\n", self.title);
         match self.kind {
             Kind::Rate => {
+                let limits = self.rows.iter().any(|r| r.median_limit_ratio().is_some());
                 let _ = writeln!(
                     s,
-                    "| row | ops/s (median) | ratio to {} (median) | target | TPM cmds/op | notes |",
-                    self.baseline
+                    "| row | ops/s (median) | ratio to {} (median) |{} target | TPM cmds/op | notes |",
+                    self.baseline,
+                    if limits { " ratio to the raw TPM operation, same round (median) |" } else { "" }
                 );
-                s.push_str("|---|---:|---:|---|---:|---|\n");
+                s.push_str(if limits {
+                    "|---|---:|---:|---:|---|---:|---|\n"
+                } else {
+                    "|---|---:|---:|---|---:|---|\n"
+                });
                 for r in &self.rows {
                     let ran = r.ran();
+                    let limit = if !limits {
+                        String::new()
+                    } else if ran {
+                        format!(" {} |", opt(r.median_limit_ratio(), 3))
+                    } else {
+                        " - |".into()
+                    };
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | {} | {} | {} |",
+                        "| {} | {} | {} |{limit} {} | {} | {} |",
                         cell(&r.name),
                         if ran {
                             opt(r.median_rate(), 0)
@@ -319,6 +375,35 @@ impl Table {
                     );
                 }
             }
+            Kind::Model => {
+                s.push_str(
+                    "| row | ops/s (median) | ms per op (median) | floor ms | × floor | TPM cmds/op | modelled TPM ms/op | target | notes |\n",
+                );
+                s.push_str("|---|---:|---:|---:|---:|---:|---:|---|---|\n");
+                for r in &self.rows {
+                    let ran = r.ran();
+                    let shown =
+                        |v: Option<f64>, digits| if ran { opt(v, digits) } else { "-".into() };
+                    let rate = r.rounds.iter().all(|x| x.ops > 1).then(|| r.median_rate());
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                        cell(&r.name),
+                        if ran {
+                            opt(rate.flatten(), 1)
+                        } else {
+                            "n/a".into()
+                        },
+                        shown(r.median_ms(), 1),
+                        opt(r.floor_ms, 1),
+                        shown(r.times_floor(), 2),
+                        shown(r.median_commands(), 1),
+                        shown(r.median_model_ms(), 1),
+                        r.verdict(),
+                        cell(&r.status_note())
+                    );
+                }
+            }
         }
         s
     }
@@ -331,6 +416,7 @@ impl Table {
             json_str(match self.kind {
                 Kind::Rate => "rate",
                 Kind::Latency => "latency",
+                Kind::Model => "model",
             }),
             json_str(&self.baseline),
             rows.join(",")
@@ -372,29 +458,76 @@ fn row_json(r: &Row) -> String {
         .iter()
         .map(|x| {
             format!(
-                "{{\"ops\":{},\"seconds\":{},\"rate\":{},\"commands\":{},\"ratio\":{},\"failures\":{}}}",
+                "{{\"ops\":{},\"seconds\":{},\"rate\":{},\"commands\":{},\"ratio\":{},\"limit_ratio\":{},\"model_ms\":{},\"failures\":{}}}",
                 x.ops,
                 x.seconds,
                 json_num(Some(x.rate())),
                 x.commands.map_or("null".into(), |c| c.to_string()),
                 json_num(x.ratio),
+                json_num(x.limit_ratio),
+                json_num(x.model_ms),
                 x.failures
             )
         })
         .collect();
     format!(
-        "{{\"row\":{},\"status\":{},\"reason\":{},\"median_rate\":{},\"median_ratio\":{},\"median_commands_per_op\":{},\"median_ms\":{},\"target\":{{\"min_ratio\":{},\"max_commands\":{},\"zero_failures\":{}}},\"notes\":{},\"rounds\":[{}]}}",
+        "{{\"row\":{},\"status\":{},\"reason\":{},\"median_rate\":{},\"median_ratio\":{},\"median_limit_ratio\":{},\"median_commands_per_op\":{},\"median_ms\":{},\"floor_ms\":{},\"times_floor\":{},\"median_model_ms\":{},\"target\":{{\"min_ratio\":{},\"min_limit_ratio\":{},\"max_commands\":{},\"zero_failures\":{}}},\"notes\":{},\"rounds\":[{}]}}",
         json_str(&r.name),
         json_str(status),
         json_str(&reason),
         json_num(r.median_rate()),
         json_num(r.median_ratio()),
+        json_num(r.median_limit_ratio()),
         json_num(r.median_commands()),
         json_num(r.median_ms()),
+        json_num(r.floor_ms),
+        json_num(r.times_floor()),
+        json_num(r.median_model_ms()),
         json_num(r.target.min_ratio),
+        json_num(r.target.min_limit_ratio),
         json_num(r.target.max_commands),
         r.target.zero_failures,
         json_str(&r.notes),
         rounds.join(",")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(ops: u64, seconds: f64) -> Round {
+        Round {
+            ops,
+            seconds,
+            ..Round::default()
+        }
+    }
+
+    #[test]
+    fn times_floor_is_ms_per_operation_over_the_floor() {
+        let mut row = Row::new("r", Target::default());
+        row.rounds = vec![round(10, 1.0), round(20, 1.0), round(5, 1.0)];
+        assert_eq!(row.times_floor(), None);
+        row.floor_ms = Some(50.0);
+        // Medians: 100 ms per operation, twice the floor.
+        assert_eq!(row.median_ms(), Some(100.0));
+        assert_eq!(row.times_floor(), Some(2.0));
+    }
+
+    #[test]
+    fn the_raw_limit_target_is_judged_on_the_limit_ratio() {
+        let target = Target {
+            min_limit_ratio: Some(0.9),
+            ..Target::default()
+        };
+        let mut row = Row::new("r", target);
+        row.rounds = vec![Round {
+            limit_ratio: Some(0.95),
+            ..round(1, 1.0)
+        }];
+        assert_eq!(row.verdict(), "≥ 0.90 of raw pass");
+        row.rounds[0].limit_ratio = Some(0.5);
+        assert_eq!(row.verdict(), "≥ 0.90 of raw **miss**");
+    }
 }

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::bench::{Bench, Settings};
 use crate::operation::Op;
 use crate::report::{json_str, Row, Status, Table};
-use crate::{scale, startup, throughput, tls, token_scale};
+use crate::{model, scale, startup, throughput, tls, token_scale};
 
 pub fn run() -> Result<(), String> {
     let settings = Settings::from_env()?;
@@ -35,6 +35,11 @@ pub fn run() -> Result<(), String> {
     }
     if bench.settings.runs("tls") {
         tables.push(tls::run(&bench));
+    }
+    if bench.settings.runs("model") {
+        for profile in &bench.settings.profiles {
+            tables.push(model::run(&bench, profile));
+        }
     }
     let stamp = timestamp();
     let header = header(&bench, &stamp);
@@ -122,7 +127,11 @@ fn header(bench: &Bench, stamp: &str) -> String {
          unless the row says tpm2-abrmd\n\
          - {}; {}; commit {}; {} CPUs\n\
          - knobs: BENCH_ROUNDS, BENCH_SECONDS, BENCH_PROCESSES, BENCH_TLS_THREADS, BENCH_ONLY \
-         (throughput,startup,scale,token,tls)\n\
+         (throughput,startup,scale,token,tls,model), BENCH_PROFILE ({}), BENCH_MODEL_ROUNDS ({}), \
+         BENCH_MODEL_SECONDS ({:.1})\n\
+         - model tables: the wire tap holds each command for the profile's service time, one \
+         command at a time (bench/profiles/*.profile, with their sources); figures there are \
+         model time; × floor = ms per operation / the least the modelled TPM must spend on it\n\
          - n/a: the part is not built or not installed; FAILED: the part exists and the row broke\n",
         s.rounds,
         s.duration.as_secs_f64(),
@@ -131,6 +140,13 @@ fn header(bench: &Bench, stamp: &str) -> String {
         command_line("uname", &["-sr"]),
         command_line("git", &["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"]),
         std::thread::available_parallelism().map_or(0, usize::from),
+        s.profiles
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        s.model_rounds,
+        s.model_duration.as_secs_f64(),
     )
 }
 

@@ -24,15 +24,15 @@ pub fn child(args: &[String]) -> Result<(), String> {
     operation.release()
 }
 
-struct Case {
-    name: &'static str,
-    subject: Subject,
-    persistent_parent: bool,
+pub struct Case {
+    pub name: &'static str,
+    pub subject: Subject,
+    pub persistent_parent: bool,
     max_commands: Option<f64>,
     note: &'static str,
 }
 
-const CASES: [Case; 7] = [
+pub const CASES: [Case; 7] = [
     Case {
         name: "tpmkey core, objects=keep, session on",
         subject: subject::CORE,
@@ -133,7 +133,8 @@ pub fn run(bench: &Bench) -> Table {
     table
 }
 
-fn sample(bench: &Bench, case: &Case) -> Result<(Round, String), String> {
+/// One fresh child to its first signature: wall time and what crossed the bus.
+pub fn sample(bench: &Bench, case: &Case) -> Result<(Round, String), String> {
     let mut env = Vec::new();
     if case.persistent_parent {
         let conf = bench.work().join(PERSISTENT_CONF).display().to_string();
@@ -150,14 +151,5 @@ fn sample(bench: &Bench, case: &Case) -> Result<(Round, String), String> {
         return Err(format!("unexpected reply \"{reply}\""));
     }
     drop(child);
-    Ok((
-        Round {
-            ops: 1,
-            seconds: elapsed.as_secs_f64(),
-            commands: Some(traffic.total),
-            ratio: None,
-            failures: 0,
-        },
-        traffic.per_op(1),
-    ))
+    Ok(traffic.sample(elapsed))
 }

@@ -88,6 +88,11 @@ impl Subject {
         }
     }
 
+    /// What applications load: a provider or a PKCS#11 module (tpmkey's or a peer's).
+    pub fn is_front_end(self) -> bool {
+        matches!(self, Subject::Evp(_) | Subject::Token(_))
+    }
+
     /// The existing Debian stacks tpmkey is compared with.
     pub fn is_peer(self) -> bool {
         matches!(self, TPM2_OPENSSL | TPM2_PKCS11)

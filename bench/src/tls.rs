@@ -7,7 +7,10 @@
 //! The timed batches talk straight to swtpm: through the wire tap (a proxy thread and two
 //! TCP connections per TPM command) the tap's own cost was a third of a TPM key's
 //! handshake. TPM commands per handshake are counted in a pass of their own after the
-//! rounds, with the same nginx set-up talking through the tap.
+//! rounds, with the same nginx set-up talking through the tap. Each round also times the
+//! raw TPM operation a handshake needs (tss-esapi Sign P-256, RSA_Decrypt RSA-2048, straight
+//! on swtpm): a TPM key's handshakes cannot outrun it. Under a latency profile
+//! ([`crate::model`]) the batches go through the tap, which is then the modelled TPM.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,19 +32,23 @@ use crate::nginx::{Nginx, Site};
 use crate::operation::{public_pkey, Op};
 use crate::parts::{release_dir, tpm2_openssl_module};
 use crate::report::{join_notes, ratios_to_first, Kind, Round, Row, Status, Table, Target};
+use crate::subject::Subject;
 use crate::worker::Worker;
+use tpmkey_testenv::tpm_command::KeyKind;
 
 /// Untimed handshakes before each batch, so that both workers have loaded their key.
 const WARM_UP: Duration = Duration::from_millis(300);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum KeyType {
+pub enum KeyType {
     P256,
     Rsa2048,
 }
 
+pub const KEY_TYPES: [KeyType; 2] = [KeyType::P256, KeyType::Rsa2048];
+
 impl KeyType {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             KeyType::P256 => "P-256",
             KeyType::Rsa2048 => "RSA-2048",
@@ -55,11 +62,44 @@ impl KeyType {
         }
     }
 
-    /// The target: TPM handshakes / software handshakes.
-    fn target(self) -> f64 {
+    /// The TPM operation one handshake needs (TLS 1.3 RSA signs with PSS, which the
+    /// provider pads on the host around a raw RSA_Decrypt).
+    pub fn tpm_op(self) -> Op {
         match self {
-            KeyType::P256 => 0.65,
-            KeyType::Rsa2048 => 0.50,
+            KeyType::P256 => Op::EcdsaP256,
+            KeyType::Rsa2048 => Op::RsaOaep,
+        }
+    }
+
+    /// The command and key type of that operation, for a latency model's floor.
+    pub fn tpm_command(self) -> (&'static str, KeyKind) {
+        match self {
+            KeyType::P256 => ("Sign", KeyKind::Ecc),
+            KeyType::Rsa2048 => ("RSA_Decrypt", KeyKind::Rsa),
+        }
+    }
+
+    fn raw_label(self) -> &'static str {
+        match self {
+            KeyType::P256 => "P-256, raw TPM Sign (tss-esapi, password auth, one process): the TPM's limit",
+            KeyType::Rsa2048 => {
+                "RSA-2048, raw TPM RSA_Decrypt (tss-esapi, password auth, one process): the TPM's limit"
+            }
+        }
+    }
+
+    /// The targets: P-256 against the software key; RSA-2048, which swtpm cannot
+    /// sign as fast as software, against the raw RSA_Decrypt rate of the same round.
+    fn target(self) -> Target {
+        match self {
+            KeyType::P256 => Target {
+                min_ratio: Some(0.65),
+                ..Target::default()
+            },
+            KeyType::Rsa2048 => Target {
+                min_limit_ratio: Some(0.90),
+                ..Target::default()
+            },
         }
     }
 
@@ -73,7 +113,7 @@ impl KeyType {
 
 /// Who holds the key nginx signs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Serving {
+pub enum Serving {
     /// A software key, OpenSSL's default provider only: the baseline.
     Software,
     /// The tpmkey provider straight on swtpm with this object policy.
@@ -82,24 +122,33 @@ enum Serving {
     TpmkeyAbrmd,
     /// Debian's tpm2-openssl activated the same way (no property query).
     Tpm2Openssl,
+    /// tpm2-openssl with `default_properties = ?provider=tpm2` (the set-up its
+    /// documentation asks for) through tpm2-abrmd: straight on swtpm its two nginx workers
+    /// run out of object slots ("cannot duplicate context", 0x902).
+    Tpm2OpensslAbrmd,
 }
 
-const SERVINGS: [Serving; 5] = [
+const SERVINGS: [Serving; 6] = [
     Serving::Software,
     Serving::Tpmkey("keep"),
     Serving::Tpmkey("per-operation"),
     Serving::TpmkeyAbrmd,
     Serving::Tpm2Openssl,
+    Serving::Tpm2OpensslAbrmd,
 ];
 
 impl Serving {
-    fn label(self) -> String {
+    pub fn label(self) -> String {
         match self {
             Serving::Software => "software key (default provider)".into(),
             Serving::Tpmkey(objects) => format!("TPM key, tpmkey provider, objects={objects}"),
             Serving::TpmkeyAbrmd => "TPM key, tpmkey provider via tpm2-abrmd (objects=auto)".into(),
             Serving::Tpm2Openssl => {
                 "TPM key, tpm2-openssl 1.1.1 via openssl.cnf, no property query".into()
+            }
+            Serving::Tpm2OpensslAbrmd => {
+                "TPM key, tpm2-openssl 1.1.1 via tpm2-abrmd, default_properties ?provider=tpm2"
+                    .into()
             }
         }
     }
@@ -111,17 +160,28 @@ impl Serving {
             Serving::Tpmkey(_) => "tpmkey-per-operation",
             Serving::TpmkeyAbrmd => "tpmkey-abrmd",
             Serving::Tpm2Openssl => "tpm2-openssl",
+            Serving::Tpm2OpensslAbrmd => "tpm2-openssl-abrmd",
         }
+    }
+
+    pub fn is_peer(self) -> bool {
+        matches!(self, Serving::Tpm2Openssl | Serving::Tpm2OpensslAbrmd)
     }
 
     fn target(self, key: KeyType) -> Target {
         let tpmkey = matches!(self, Serving::Tpmkey(_) | Serving::TpmkeyAbrmd);
-        // The ratio target is for tpmkey on the TPM; through tpm2-abrmd the row
+        // The ratio targets are for tpmkey on the TPM; through tpm2-abrmd the row
         // shows what a resource manager costs (it swaps the session and key per command).
+        let keep = self == Serving::Tpmkey("keep");
+        let ratios = if keep {
+            key.target()
+        } else {
+            Target::default()
+        };
         Target {
-            min_ratio: (self == Serving::Tpmkey("keep")).then(|| key.target()),
-            max_commands: (self == Serving::Tpmkey("keep")).then_some(1.0),
+            max_commands: keep.then_some(1.0),
             zero_failures: tpmkey,
+            ..ratios
         }
     }
 }
@@ -167,7 +227,7 @@ fn certificate<T: HasPublic>(
     b.build().to_pem().map_err(ssl("PEM"))
 }
 
-fn software_key(key: KeyType) -> Result<PKey<Private>, String> {
+pub fn software_key(key: KeyType) -> Result<PKey<Private>, String> {
     match key {
         KeyType::P256 => EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)
             .and_then(|g| EcKey::generate(&g))
@@ -191,9 +251,10 @@ fn provider_cnf(name: &str, module: &str, settings: &[(&str, &str)]) -> String {
     s
 }
 
-/// How nginx reaches swtpm: straight (timed batches) or through the wire tap (counting).
+/// How nginx reaches swtpm: straight (timed batches) or through the wire tap (counting,
+/// and every batch under a latency profile).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Path {
+pub enum Path {
     Direct,
     Tapped,
 }
@@ -256,6 +317,18 @@ fn prepare(
             provider_cnf("tpm2", &tpm2_openssl_module()?.display().to_string(), &[]),
             vec![("TPM2OPENSSL_TCTI".to_string(), tcti.clone())],
         ),
+        Serving::Tpm2OpensslAbrmd => {
+            let abrmd = abrmd.ok_or("tpm2-abrmd is not running")?;
+            let mut env = abrmd.env();
+            env.push(("TPM2OPENSSL_TCTI".to_string(), abrmd.tcti()));
+            let module = tpm2_openssl_module()?.display().to_string();
+            let cnf = provider_cnf("tpm2", &module, &[]).replacen(
+                "providers = provs\n",
+                "providers = provs\nalg_section = evp_properties\n",
+                1,
+            ) + "[evp_properties]\ndefault_properties = ?provider=tpm2\n";
+            (cnf, env)
+        }
     };
     let cnf_path = path(format!("{tag}.cnf"));
     write(&cnf_path, cnf.as_bytes())?;
@@ -298,12 +371,14 @@ fn parse_done(reply: &str) -> Result<(u64, u64, Duration, String), String> {
     ))
 }
 
-/// nginx up, a warm-up, a timed batch (its TPM commands counted when `path_to_tpm` is the
-/// tap), nginx down.
-fn measure(
+/// nginx up, a warm-up, a timed batch of `duration` (its TPM commands counted when
+/// `path_to_tpm` is the tap), nginx down.
+pub fn measure(
     bench: &Bench,
     site: &Site,
     path_to_tpm: Path,
+    warm_up: Duration,
+    duration: Duration,
 ) -> Result<(Round, String, String), String> {
     let mut nginx = Nginx::start(site)?;
     let port = nginx.port.to_string();
@@ -313,7 +388,7 @@ fn measure(
     )];
     let log = site.dir.join("client.log");
     let mut client = Worker::spawn("tls-client", &[&port, &client_threads()], &env, &log)?;
-    let (ok, _, _, error) = parse_done(&client.ask(&format!("run {}", WARM_UP.as_millis()))?)?;
+    let (ok, _, _, error) = parse_done(&client.ask(&format!("run {}", warm_up.as_millis()))?)?;
     if ok == 0 {
         return Err(format!(
             "no handshake succeeds ({error}); nginx: {}",
@@ -321,11 +396,14 @@ fn measure(
         ));
     }
     bench.traffic();
-    let reply = client.ask(&format!("run {}", bench.settings.duration.as_millis()))?;
+    let reply = client.ask(&format!("run {}", duration.as_millis()))?;
     let traffic = bench.traffic();
     drop(client);
     nginx.stop();
-    let (ok, failed, elapsed, error) = parse_done(&reply)?;
+    let (ok, failed, elapsed, mut error) = parse_done(&reply)?;
+    if failed > 0 {
+        error = format!("{error}; nginx: {}", nginx.log_tail(&site.dir));
+    }
     let counted = path_to_tpm == Path::Tapped;
     Ok((
         Round {
@@ -333,6 +411,8 @@ fn measure(
             seconds: elapsed.as_secs_f64(),
             commands: counted.then_some(traffic.total),
             ratio: None,
+            limit_ratio: None,
+            model_ms: traffic.model_ms,
             failures: failed,
         },
         if counted {
@@ -344,19 +424,67 @@ fn measure(
     ))
 }
 
-fn unavailable(bench: &Bench, serving: Serving) -> Option<String> {
+pub fn unavailable(bench: &Bench, serving: Serving) -> Option<String> {
     let parts = &bench.parts;
     let nginx = parts.nginx.clone();
     match serving {
         Serving::Software => nginx,
         Serving::Tpmkey(_) | Serving::TpmkeyAbrmd => parts.provider.clone().or(nginx),
-        Serving::Tpm2Openssl => parts.tpm2_openssl.clone().or(nginx),
+        Serving::Tpm2Openssl | Serving::Tpm2OpensslAbrmd => parts.tpm2_openssl.clone().or(nginx),
     }
 }
 
-fn start_abrmd(tcti: &str) -> Result<Abrmd, String> {
+pub fn start_abrmd(tcti: &str) -> Result<Abrmd, String> {
     std::panic::catch_unwind(|| Abrmd::start_on(tcti))
         .map_err(|_| "tpm2-abrmd did not start (see the panic above)".to_string())
+}
+
+/// The raw TPM operation a key type's handshake needs, timed straight on swtpm in a worker
+/// of its own: the rate no TPM-key row of that type can exceed.
+struct Limit {
+    key: KeyType,
+    row: Row,
+    worker: Option<Worker>,
+}
+
+impl Limit {
+    fn start(bench: &Bench, key: KeyType) -> Limit {
+        let mut row = Row::new(key.raw_label(), Target::default());
+        let op = key.tpm_op();
+        let env = Subject::Raw.env(&bench.tpm.tcti(), bench.work());
+        let dir = bench.work().display().to_string();
+        let log = bench.work().join(format!("tls-limit-{}.log", op.id()));
+        let worker = Worker::spawn("worker", &[Subject::Raw.id(), op.id(), &dir], &env, &log);
+        let worker = worker.map_err(|e| row.fail(e)).ok();
+        Limit { key, row, worker }
+    }
+
+    /// One timed batch; the rate, if the batch ran.
+    fn measure(&mut self, bench: &Bench, round: usize) -> Option<f64> {
+        let worker = self.worker.as_mut()?;
+        let batch = worker.acquire().and_then(|()| {
+            let (ops, elapsed) = worker.run(bench.settings.duration)?;
+            worker.release()?;
+            Ok(Round {
+                ops,
+                seconds: elapsed.as_secs_f64(),
+                ..Round::default()
+            })
+        });
+        self.row.left(bench.check_leftovers());
+        match batch {
+            Ok(r) => {
+                let rate = r.rate();
+                self.row.rounds.push(r);
+                Some(rate).filter(|r| *r > 0.0)
+            }
+            Err(e) => {
+                self.row.fail(format!("round {}: {e}", round + 1));
+                self.worker = None;
+                None
+            }
+        }
+    }
 }
 
 pub fn run(bench: &Bench) -> Table {
@@ -375,7 +503,7 @@ pub fn run(bench: &Bench) -> Table {
                 Some(reason) => Row::not_available(name, reason),
                 None => Row::new(name, serving.target(key)),
             };
-            row.peer = serving == Serving::Tpm2Openssl;
+            row.peer = serving.is_peer();
             let site = site(bench, &issuer, &abrmd, key, serving, Path::Direct);
             let site = site.map_err(|e| row.fail(e)).ok();
             cases.push(Case {
@@ -388,13 +516,19 @@ pub fn run(bench: &Bench) -> Table {
             });
         }
     }
+    let mut limits: Vec<Limit> = KEY_TYPES.iter().map(|k| Limit::start(bench, *k)).collect();
     for round in 0..bench.settings.rounds {
         eprintln!("  tls round {}/{}", round + 1, bench.settings.rounds);
+        let limit_rates: Vec<(KeyType, Option<f64>)> = limits
+            .iter_mut()
+            .map(|l| (l.key, l.measure(bench, round)))
+            .collect();
         for c in cases.iter_mut() {
             let Some(site) = c.site.clone().filter(|_| c.row.status == Status::Ran) else {
                 continue;
             };
-            let result = measure(bench, &site, Path::Direct);
+            let duration = bench.settings.duration;
+            let result = measure(bench, &site, Path::Direct, WARM_UP, duration);
             c.row.left(bench.check_leftovers());
             match result {
                 Ok((r, _, error)) => {
@@ -406,23 +540,34 @@ pub fn run(bench: &Bench) -> Table {
                 Err(e) => c.row.fail(format!("round {}: {e}", round + 1)),
             }
         }
-        for key in [KeyType::P256, KeyType::Rsa2048] {
+        for (key, limit) in &limit_rates {
             // SERVINGS starts with the software key: the baseline.
             let mut rows: Vec<&mut Row> = cases
                 .iter_mut()
-                .filter(|c| c.key == key)
+                .filter(|c| c.key == *key)
                 .map(|c| &mut c.row)
                 .collect();
             ratios_to_first(&mut rows, round);
+            for row in rows.into_iter().skip(1) {
+                if let (Some(r), Some(limit)) = (row.rounds.get_mut(round), limit) {
+                    r.limit_ratio = Some(r.rate() / limit);
+                }
+            }
         }
     }
+    drop(
+        limits
+            .iter_mut()
+            .map(|l| l.worker.take())
+            .collect::<Vec<_>>(),
+    );
     drop(abrmd);
 
     eprintln!("  tls: counting TPM commands per handshake through the wire tap");
     let abrmd = start_abrmd(&bench.tcti());
     for c in cases.iter_mut().filter(|c| c.row.ran()) {
         let counted = site(bench, &issuer, &abrmd, c.key, c.serving, Path::Tapped)
-            .and_then(|site| measure(bench, &site, Path::Tapped));
+            .and_then(|site| measure(bench, &site, Path::Tapped, WARM_UP, bench.settings.duration));
         c.row.left(bench.check_leftovers());
         match counted {
             Ok((r, traffic, _)) => {
@@ -434,6 +579,7 @@ pub fn run(bench: &Bench) -> Table {
     }
     drop(abrmd);
 
+    let mut finished: Vec<(KeyType, Row)> = Vec::new();
     for c in cases {
         let mut row = c.row;
         let mut notes = vec![c.traffic];
@@ -446,17 +592,29 @@ pub fn run(bench: &Bench) -> Table {
         }
         match c.serving {
             Serving::TpmkeyAbrmd => notes.push("TPM cmds: abrmd to swtpm".into()),
-            Serving::Tpm2Openssl => notes.push(c.key.reference().into()),
+            Serving::Tpm2OpensslAbrmd => {
+                notes.push(format!("TPM cmds: abrmd to swtpm; {}", c.key.reference()));
+            }
             _ => {}
         }
         row.notes = join_notes(notes);
-        table.rows.push(row);
+        finished.push((c.key, row));
+    }
+    // Each key type's rows, then its TPM limit.
+    finished.extend(limits.into_iter().map(|l| (l.key, l.row)));
+    for key in KEY_TYPES {
+        table.rows.extend(
+            finished
+                .iter()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, r)| r.clone()),
+        );
     }
     bench.flush_leftovers();
     table
 }
 
-fn site(
+pub fn site(
     bench: &Bench,
     issuer: &Result<PKey<Private>, String>,
     abrmd: &Result<Abrmd, String>,
@@ -465,7 +623,7 @@ fn site(
     path_to_tpm: Path,
 ) -> Result<Site, String> {
     match (issuer, abrmd, serving) {
-        (_, Err(e), Serving::TpmkeyAbrmd) => Err(e.clone()),
+        (_, Err(e), Serving::TpmkeyAbrmd | Serving::Tpm2OpensslAbrmd) => Err(e.clone()),
         (Err(e), _, _) => Err(e.clone()),
         (Ok(issuer), abrmd, _) => prepare(
             bench,

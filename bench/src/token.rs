@@ -20,7 +20,7 @@ use crate::worker::Operation;
 
 const TOKEN_LABEL: &str = "bench";
 const SO_PIN: &str = "bench-so-pin";
-const USER_PIN: &str = "bench-user-pin";
+pub const USER_PIN: &str = "bench-user-pin";
 /// DER of the OID prime256v1 (1.2.840.10045.3.1.7), CKA_EC_PARAMS.
 const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 pub const TPM2_PKCS11_MODULE: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";

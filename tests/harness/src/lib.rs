@@ -25,6 +25,8 @@ mod abrmd;
 mod pins;
 mod process;
 mod swtpm;
+pub mod tpm_command;
+pub mod tpm_model;
 pub mod unix_bridge;
 pub mod wire_tap;
 
@@ -34,6 +36,7 @@ use std::process::{Command, Output};
 pub use abrmd::Abrmd;
 pub use process::{pid_exists, TempDir};
 pub use swtpm::Swtpm;
+pub use tpm_model::Profile;
 pub use unix_bridge::UnixBridge;
 pub use wire_tap::WireTap;
 

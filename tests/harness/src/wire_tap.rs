@@ -1,11 +1,21 @@
 //! A TCP proxy between the swtpm TCTI and swtpm that records every TPM command and
 //! response and can alter one on the way: the tests' and the benchmark's view of the bus.
+//!
+//! With a [`Profile`] set, the tap is also a model of a slower TPM: every command holds
+//! one lock shared by all connections (a TPM executes one command at a time) from the
+//! moment it is forwarded until its service time has passed, sleeping for what swtpm did
+//! not already take; then the response goes back. The tap's own work stays a copy and a
+//! sleep per command.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub use crate::tpm_command::command_code;
+use crate::tpm_model::Profile;
 
 pub type Mutator = Box<dyn FnMut(&mut Vec<u8>) -> bool + Send>;
 
@@ -14,6 +24,7 @@ struct Shared {
     log: Vec<(Vec<u8>, Vec<u8>)>,
     on_command: Option<Mutator>,
     on_response: Option<Mutator>,
+    profile: Option<Arc<Profile>>,
 }
 
 #[allow(missing_debug_implementations)]
@@ -30,6 +41,42 @@ fn read_message(s: &mut TcpStream) -> Option<Vec<u8>> {
     msg.resize(size.max(10), 0);
     s.read_exact(&mut msg[10..]).ok()?;
     Some(msg)
+}
+
+/// Forwards one command to swtpm and reads its response.
+///
+/// Without a profile the client's connection keeps one upstream connection. With one, the
+/// command holds `tpm` (one command at a time over all connections) from a fresh upstream
+/// connection until its service time has passed, and closes that connection: swtpm serves
+/// one connection at a time, so an upstream connection kept open by one client while
+/// another holds the lock would deadlock the two.
+fn execute(
+    upstream_port: u16,
+    kept: &mut Option<TcpStream>,
+    cmd: &[u8],
+    profile: Option<&Profile>,
+    tpm: &Mutex<()>,
+) -> Option<Vec<u8>> {
+    let Some(profile) = profile else {
+        if kept.is_none() {
+            *kept = Some(TcpStream::connect(("127.0.0.1", upstream_port)).ok()?);
+        }
+        let up = kept.as_mut()?;
+        up.write_all(cmd).ok()?;
+        return read_message(up);
+    };
+    *kept = None;
+    let service = profile.service_time(cmd);
+    let _busy = tpm
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let start = Instant::now();
+    let mut up = TcpStream::connect(("127.0.0.1", upstream_port)).ok()?;
+    up.write_all(cmd).ok()?;
+    let rsp = read_message(&mut up);
+    drop(up);
+    std::thread::sleep(service.saturating_sub(start.elapsed()));
+    rsp
 }
 
 impl WireTap {
@@ -58,28 +105,28 @@ impl WireTap {
         });
         let shared = Arc::new(Mutex::new(Shared::default()));
         let s2 = shared.clone();
+        let tpm = Arc::new(Mutex::new(()));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { return };
                 let shared = s2.clone();
+                let tpm = tpm.clone();
                 std::thread::spawn(move || {
-                    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
-                        return;
-                    };
+                    let mut up = None;
                     while let Some(mut cmd) = read_message(&mut client) {
                         let original = cmd.clone();
-                        {
+                        let profile = {
                             let mut sh = shared.lock().unwrap();
                             if let Some(m) = sh.on_command.as_mut() {
                                 if m(&mut cmd) {
                                     sh.on_command = None;
                                 }
                             }
-                        }
-                        if up.write_all(&cmd).is_err() {
-                            return;
-                        }
-                        let Some(mut rsp) = read_message(&mut up) else {
+                            sh.profile.clone()
+                        };
+                        let Some(mut rsp) =
+                            execute(upstream_port, &mut up, &cmd, profile.as_deref(), &tpm)
+                        else {
                             return;
                         };
                         {
@@ -103,6 +150,18 @@ impl WireTap {
 
     pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// Models a slower TPM from now on (`None`, or a profile whose times are all zero:
+    /// swtpm as it is). Commands already in flight keep the model they started with.
+    pub fn set_profile(&self, profile: Option<Profile>) {
+        let profile = profile.filter(|p| !p.is_zero()).map(Arc::new);
+        self.shared.lock().unwrap().profile = profile;
+    }
+
+    /// The profile in force, if any.
+    pub fn profile(&self) -> Option<Arc<Profile>> {
+        self.shared.lock().unwrap().profile.clone()
     }
 
     /// Alters the next command the mutator accepts (returns true for).
@@ -130,10 +189,6 @@ impl WireTap {
             .map(|(c, _)| command_code(c))
             .collect()
     }
-}
-
-pub fn command_code(cmd: &[u8]) -> u32 {
-    u32::from_be_bytes([cmd[6], cmd[7], cmd[8], cmd[9]])
 }
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
