@@ -100,7 +100,7 @@ pub struct Link {
     pins_checked: Vec<u32>,
     /// Held while this process keeps objects loaded on a TPM without a resource manager,
     /// where every process shares the TPM's few slots.
-    keep_lease: Option<KeepLease>,
+    _keep_lease: Option<KeepLease>,
 }
 
 impl std::fmt::Debug for Link {
@@ -267,7 +267,7 @@ impl Link {
             pid: std::process::id(),
             tpm: Tpm::new(tcti, config.session),
             policy,
-            keep_lease,
+            _keep_lease: keep_lease,
             config,
             storage_key: None,
             storage_key_used: false,
@@ -709,13 +709,11 @@ impl Link {
     }
 
     /// Per-operation: nothing of ours stays loaded. Keep: the storage key goes after the
-    /// first operation that did not need it; without a resource manager (this process holds
-    /// the keep lease), as soon as the key load it served is done, so that the one keeping
-    /// process holds one object slot and leaves the two a first load needs to the others.
+    /// first operation that did not need it.
     fn after_operation(&mut self) {
         match self.policy {
             ObjectPolicy::PerOperation => self.release_all_loaded(),
-            _ if self.key_used && (self.keep_lease.is_some() || !self.storage_key_used) => {
+            _ if self.key_used && !self.storage_key_used => {
                 if let Some(i) = self.loaded.iter().position(|(id, _)| *id == STORAGE_KEY_ID) {
                     let (id, h) = self.loaded.remove(i);
                     let _ = self.unload(id, h);

@@ -3,7 +3,8 @@
 //! session loaded exhaust them and wait on each other for ever (two nginx workers managed 0
 //! handshakes in 120 s). So one process at a time keeps its objects: it holds a lease, a
 //! POSIX record lock on `<state>/keep-leases/<TPM>.lock`, for the life of its connection.
-//! The others run `per-operation`, which always leaves room. A POSIX lock (unlike flock) is
+//! The others run `per-operation`: the keeper holds at most two objects (its key, and the
+//! storage key until its next operation), so they find room. A POSIX lock (unlike flock) is
 //! not inherited by a forked child, and the kernel drops it when its holder exits.
 
 use std::fs::{File, OpenOptions};

@@ -279,9 +279,14 @@ impl KeyFile {
     pub fn to_der(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(self.public.len() + self.private.len() + 64);
         der::write_tlv(&mut body, TAG_OID, self.key_type.oid_der());
-        if self.empty_auth {
-            der::write_tlv(&mut body, tag_explicit(0), &der::tlv(TAG_BOOLEAN, &[0xFF]));
-        }
+        // Always written: tpm2-openssl reads an absent emptyAuth as "no password", so a key
+        // with one would be tried with the empty password there (a dictionary-attack count).
+        let empty_auth = if self.empty_auth { 0xFF } else { 0x00 };
+        der::write_tlv(
+            &mut body,
+            tag_explicit(0),
+            &der::tlv(TAG_BOOLEAN, &[empty_auth]),
+        );
         if let Some(policy) = &self.policy {
             der::write_tlv(&mut body, tag_explicit(1), &policy::write_policies(policy));
         }
@@ -764,11 +769,12 @@ mod tests {
     }
 
     #[test]
-    fn empty_auth_false_is_not_written() {
-        let der = build(LOADABLE_OID, "A0 03 01 01 00", "02 04 40 00 00 01");
-        let k = KeyFile::from_der(&der).unwrap();
+    fn empty_auth_false_is_written() {
+        let absent = build(LOADABLE_OID, "", "02 04 40 00 00 01");
+        let k = KeyFile::from_der(&absent).unwrap();
         assert!(!k.empty_auth);
-        assert_eq!(k.to_der(), build(LOADABLE_OID, "", "02 04 40 00 00 01"));
+        let der = build(LOADABLE_OID, "A0 03 01 01 00", "02 04 40 00 00 01");
+        assert_eq!(k.to_der(), der);
         assert!(!KeyFile::from_der(&k.to_der()).unwrap().empty_auth);
     }
 
@@ -786,7 +792,10 @@ mod tests {
             assert_eq!(k.parent, want, "{parent}");
         }
         let k = KeyFile::from_der(&build(LOADABLE_OID, "", "02 04 81 00 00 01")).unwrap();
-        assert_eq!(k.to_der(), build(LOADABLE_OID, "", "02 05 00 81 00 00 01"));
+        assert_eq!(
+            k.to_der(),
+            build(LOADABLE_OID, "A0 03 01 01 00", "02 05 00 81 00 00 01")
+        );
     }
 
     #[test]

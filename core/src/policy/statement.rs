@@ -917,10 +917,11 @@ mod tests {
                     .command_policy,
             ),
         ];
+        // The P-256 base point: public areas are checked to hold a point on the curve.
         let signer = crate::policy::signer::SignerKey::new(crate::public_key::PublicKey::Ec {
             curve: crate::public_key::Curve::P256,
-            x: vec![1; 32],
-            y: vec![2; 32],
+            x: hex("6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296"),
+            y: hex("4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5"),
         })
         .unwrap();
         bodies.push((
