@@ -140,7 +140,26 @@ extern "C" {
         pkey: *mut openssl_sys::EVP_PKEY,
         propquery: *const c_char,
     ) -> *mut openssl_sys::EVP_PKEY_CTX;
+    pub fn OSSL_PROVIDER_do_all(
+        libctx: *mut openssl_sys::OSSL_LIB_CTX,
+        cb: unsafe extern "C" fn(*mut openssl_sys::OSSL_PROVIDER, *mut c_void) -> c_int,
+        cbdata: *mut c_void,
+    ) -> c_int;
+    pub fn OSSL_PROVIDER_query_operation(
+        prov: *const openssl_sys::OSSL_PROVIDER,
+        operation_id: c_int,
+        no_cache: *mut c_int,
+    ) -> *const OSSL_ALGORITHM;
+    pub fn OSSL_PROVIDER_unquery_operation(
+        prov: *const openssl_sys::OSSL_PROVIDER,
+        operation_id: c_int,
+        algs: *const OSSL_ALGORITHM,
+    );
+    pub fn OSSL_PROVIDER_get0_provider_ctx(prov: *const openssl_sys::OSSL_PROVIDER) -> *mut c_void;
 }
+
+/// `OSSL_FUNC_core_get_libctx`: the library context the provider was loaded into.
+pub type CoreGetLibctxFn = unsafe extern "C" fn(*const OSSL_CORE_HANDLE) -> *mut c_void;
 
 /// Declares integer constants and a list of them for the header check.
 macro_rules! header_ints {
@@ -164,6 +183,7 @@ header_ints! { DISPATCH_IDS:
     // Core upcalls.
     OSSL_FUNC_CORE_GETTABLE_PARAMS = 1,
     OSSL_FUNC_CORE_GET_PARAMS = 2,
+    OSSL_FUNC_CORE_GET_LIBCTX = 4,
     OSSL_FUNC_CORE_NEW_ERROR = 5,
     OSSL_FUNC_CORE_SET_ERROR_DEBUG = 6,
     OSSL_FUNC_CORE_VSET_ERROR = 7,

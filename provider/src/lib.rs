@@ -10,6 +10,7 @@ pub mod buffer;
 pub mod capabilities;
 pub mod decoder;
 pub mod der;
+pub mod drbg;
 pub mod encoder;
 pub mod ephemeral_ec;
 pub mod error;
