@@ -4,6 +4,7 @@
 
 use std::ffi::c_void;
 
+use tpmkey::keys::KeyLocation;
 use tpmkey::public_key::{Curve, PublicKey};
 use tpmkey::{Error, Result, TpmKey};
 
@@ -47,7 +48,14 @@ pub enum Material {
 pub struct Key {
     pub key_type: KeyType,
     pub material: Material,
+    /// The TPM key needs a password the application did not supply (no tty, EOF, no
+    /// `-passin`): its public half serves, private operations say why they cannot.
+    pub password_missing: bool,
 }
+
+/// What private operations of a key without its password say.
+pub const NO_PASSWORD: &str = "the key needs a password and none was supplied \
+     (give it with -passin, or ssl_password_file in nginx)";
 
 pub fn group_name(curve: Curve) -> &'static str {
     match curve {
@@ -58,7 +66,11 @@ pub fn group_name(curve: Curve) -> &'static str {
 
 impl Key {
     pub fn new(key_type: KeyType, material: Material) -> Key {
-        Key { key_type, material }
+        Key {
+            key_type,
+            material,
+            password_missing: false,
+        }
     }
 
     pub fn public(&self) -> Result<&PublicKey> {
@@ -71,11 +83,32 @@ impl Key {
 
     /// The TPM key, for private-key operations.
     pub fn tpm(&self) -> Result<&TpmKey> {
+        if self.password_missing {
+            return Err(Error::BadInput(NO_PASSWORD.into()));
+        }
+        self.tpm_unauthorised()
+    }
+
+    /// The TPM key for what needs no password (its key file, its description).
+    pub fn tpm_unauthorised(&self) -> Result<&TpmKey> {
         match &self.material {
             Material::Tpm(k) => Ok(k),
             _ => Err(Error::BadInput(
                 "a public key cannot sign, decrypt or derive (no TPM key)".into(),
             )),
+        }
+    }
+
+    /// True when using the key takes a password: its key file says so (emptyAuth FALSE),
+    /// or, for a persistent key, its public area lacks noDA (DA-protected keys are the
+    /// ones made with a password a person chooses).
+    pub fn needs_password(&self) -> bool {
+        match &self.material {
+            Material::Tpm(t) => {
+                t.needs_password()
+                    || (matches!(t.location(), KeyLocation::Persistent(_)) && !t.public().no_da)
+            }
+            _ => false,
         }
     }
 
