@@ -42,6 +42,9 @@ pub enum Material {
     Empty,
     Tpm(TpmKey),
     Public(PublicKey),
+    /// Only the curve (a copy of a key's domain parameters, waiting for a public point:
+    /// CMS builds its peer key this way).
+    Domain(Curve),
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +80,9 @@ impl Key {
         match &self.material {
             Material::Tpm(k) => Ok(&k.public().key),
             Material::Public(p) => Ok(p),
+            Material::Domain(_) => Err(Error::BadInput(
+                "the key object holds only its curve, no public key".into(),
+            )),
             Material::Empty => Err(Error::BadInput("the key object is empty".into())),
         }
     }
@@ -117,12 +123,40 @@ impl Key {
     }
 
     pub fn bits(&self) -> Result<u32> {
-        Ok(self.public()?.bits())
+        match &self.material {
+            Material::Domain(curve) => Ok(curve.coordinate_len() as u32 * 8),
+            _ => Ok(self.public()?.bits()),
+        }
+    }
+
+    /// A copy holding only what `selection` names: without the private key a TPM key
+    /// becomes its public key, without the public key an EC key its curve.
+    pub fn selected(&self, selection: i32) -> Key {
+        use crate::ffi::{OSSL_KEYMGMT_SELECT_PRIVATE_KEY, OSSL_KEYMGMT_SELECT_PUBLIC_KEY};
+        let mut copy = self.clone();
+        if selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY != 0 {
+            return copy;
+        }
+        copy.password_missing = false;
+        copy.material = match (&self.material, self.public()) {
+            (Material::Tpm(_) | Material::Public(_), Ok(public))
+                if selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY != 0 =>
+            {
+                Material::Public(public.clone())
+            }
+            (_, Ok(PublicKey::Ec { curve, .. })) => Material::Domain(*curve),
+            (Material::Domain(curve), _) => Material::Domain(*curve),
+            _ => Material::Empty,
+        };
+        copy
     }
 
     /// Security strength in bits (SP 800-57 part 1, table 2).
     pub fn security_bits(&self) -> Result<u32> {
         let bits = self.bits()?;
+        if let Material::Domain(_) = self.material {
+            return Ok(bits / 2);
+        }
         Ok(match self.public()? {
             PublicKey::Ec { .. } => bits / 2,
             PublicKey::Rsa { .. } => match bits {

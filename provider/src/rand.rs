@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use tpmkey::{keys, Error, Result};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::buffer::input;
 use crate::drbg::{self, HashDrbg};
 use crate::error::{guard, guard_int};
 use crate::ffi::*;
@@ -235,19 +236,6 @@ impl DrbgCtx {
 unsafe fn drbg_ctx<'a>(p: *mut c_void) -> Result<&'a DrbgCtx> {
     // SAFETY: p is a context drbg_newctx created; shared use goes through the mutex.
     unsafe { opctx::borrow::<DrbgCtx>(p) }.map(|c| &*c)
-}
-
-/// Borrows `len` bytes at `p` (NULL or empty: none).
-///
-/// # Safety
-/// `p` is NULL or readable for `len` bytes during the borrow.
-unsafe fn input<'a>(p: *const c_uchar, len: usize) -> &'a [u8] {
-    if p.is_null() || len == 0 {
-        &[]
-    } else {
-        // SAFETY: caller's contract.
-        unsafe { std::slice::from_raw_parts(p, len) }
-    }
 }
 
 unsafe extern "C" fn drbg_newctx(
