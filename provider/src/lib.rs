@@ -19,6 +19,7 @@ pub mod key;
 pub mod keyexch;
 pub mod keymgmt;
 pub mod opctx;
+pub mod openssl_cnf;
 pub mod params;
 pub mod provider;
 pub mod rand;

@@ -12,8 +12,8 @@ use crate::error::{self, guard, guard_int, ErrorUpcall, REASON_STRINGS};
 use crate::ffi::*;
 use crate::params::{describe, ParamTable, Params, StringRequest, END};
 use crate::{
-    asym_cipher, capabilities, decoder, dispatch_table, encoder, keyexch, keymgmt, rand, signature,
-    store,
+    asym_cipher, capabilities, decoder, dispatch_table, encoder, keyexch, keymgmt, openssl_cnf,
+    rand, signature, store,
 };
 
 /// Hands `pairs` to the core configuration (they win over environment and file).
@@ -84,6 +84,13 @@ fn init(
     let get_params: Option<CoreGetParamsFn> =
         unsafe { typed(core_function(input, OSSL_FUNC_CORE_GET_PARAMS)) };
     if let Some(get_params) = get_params {
+        let mut name = StringRequest::new(&["provider-name"]);
+        // SAFETY: handle is ours, the request array is terminated and its slots writable.
+        if unsafe { get_params(handle, name.as_mut_ptr()) } == 1 {
+            if let Some((_, name)) = name.answers().into_iter().next() {
+                openssl_cnf::check_section(&name)?;
+            }
+        }
         // The section may set every key the core configuration knows.
         let mut request = StringRequest::new(tpmkey::config::KEYS);
         // SAFETY: handle is ours, the request array is terminated and its slots writable.
@@ -122,7 +129,13 @@ pub unsafe extern "C" fn OSSL_provider_init(
     out: *mut *const OSSL_DISPATCH,
     provctx: *mut *mut c_void,
 ) -> c_int {
-    guard_int("OSSL_provider_init", || init(handle, input, out, provctx))
+    guard_int("OSSL_provider_init", || {
+        init(handle, input, out, provctx).inspect_err(|e| {
+            // OpenSSL drops the errors of providers activated from openssl.cnf unless
+            // `config_diagnostics = 1`: without this line the reason would be lost.
+            eprintln!("tpmkey: the provider is not loaded: {e}");
+        })
+    })
 }
 
 unsafe extern "C" fn teardown(provctx: *mut c_void) {
