@@ -195,6 +195,71 @@ fn curl_presents_a_tpm_client_key() {
     assert!(!refused.status.success());
 }
 
+/// Persistent keys in Debian 12's nginx 1.22 and curl 7.88 (README): both open a
+/// `handle:` URI as a file name and fail; the key file `genpkey -pkeyopt persist:` writes
+/// is the same key and works in both.
+#[test]
+fn nginx_and_curl_take_the_key_file_of_a_persistent_key() {
+    let env = Env::new();
+    for (name, algorithm, handle) in [
+        ("server.pem", "EC", "0x81000050"),
+        ("client.pem", "RSA", "0x81000051"),
+    ] {
+        run(env.tpmkey_only("genpkey").args([
+            "-algorithm",
+            algorithm,
+            "-pkeyopt",
+            &format!("persist:{handle}"),
+            "-out",
+            &env.file(name),
+        ]));
+    }
+    env.self_signed("handle:0x81000050", "server.crt");
+    let client_crt = env.self_signed("handle:0x81000051", "client.crt");
+    let nginx = start_nginx(
+        &env,
+        &format!("  ssl_verify_client on;\n  ssl_client_certificate {client_crt};"),
+    );
+    let out = run(&mut curl(
+        &env,
+        nginx.port,
+        &["--cert", &client_crt, "--key", &env.file("client.pem")],
+    ));
+    assert_eq!(out.stdout, b"hello from the TPM\n");
+    // The handle: URI is a file name to curl 7.88 ...
+    let refused = curl(
+        &env,
+        nginx.port,
+        &["--cert", &client_crt, "--key", "handle:0x81000051"],
+    )
+    .output()
+    .unwrap();
+    assert!(!refused.status.success());
+    // ... and to nginx 1.22's ssl_certificate_key.
+    let conf = String::from_utf8(env.read("nginx.conf"))
+        .unwrap()
+        .replace(&env.file("server.pem"), "handle:0x81000050");
+    let conf = env.write("nginx-handle.conf", conf.as_bytes());
+    let dir = env.dir.path().display().to_string();
+    let test = Command::new("nginx")
+        .env("OPENSSL_CONF", env.path("openssl.cnf"))
+        .env("TPMKEY_CONF", "/dev/null")
+        .args([
+            "-t",
+            "-e",
+            &env.file("error-t.log"),
+            "-p",
+            &dir,
+            "-c",
+            &conf,
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&test.stderr);
+    assert!(!test.status.success(), "{said}");
+    assert!(said.contains("handle:0x81000050"), "{said}");
+}
+
 /// The pids of the master's children (the workers), from /proc.
 fn worker_pids(nginx: &Nginx) -> Vec<u32> {
     let master = nginx.process.0.id();
