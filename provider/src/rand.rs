@@ -57,12 +57,30 @@ unsafe extern "C" fn uninstantiate(_c: *mut c_void) -> c_int {
     1
 }
 
-fn fill(out: &mut [u8], strength: c_uint) -> Result<()> {
+/// Refuses requests for more than the strength the TPM's DRBG has.
+fn check_strength(strength: c_uint) -> Result<()> {
     if i64::from(strength) > STRENGTH {
         return Err(Error::Unsupported(format!(
-            "{strength}-bit randomness (the TPM seed source gives {STRENGTH})"
+            "{strength}-bit randomness (tpmkey's generators give {STRENGTH})"
         )));
     }
+    Ok(())
+}
+
+/// OpenSSL's output buffer.
+///
+/// # Safety
+/// `out` is NULL or writable for `outlen` bytes during the borrow.
+unsafe fn output<'a>(out: *mut c_uchar, outlen: usize) -> Result<&'a mut [u8]> {
+    if out.is_null() {
+        return Err(Error::BadInput("no output buffer".into()));
+    }
+    // SAFETY: caller's contract; checked non-NULL.
+    Ok(unsafe { std::slice::from_raw_parts_mut(out, outlen) })
+}
+
+fn fill(out: &mut [u8], strength: c_uint) -> Result<()> {
+    check_strength(strength)?;
     keys::random(out)
 }
 
@@ -76,14 +94,8 @@ unsafe extern "C" fn generate(
     _adin_len: usize,
 ) -> c_int {
     guard_int("TPM-SEED generate", || {
-        if out.is_null() {
-            return Err(Error::BadInput("no output buffer".into()));
-        }
         // SAFETY: OpenSSL's buffer, writable for outlen bytes.
-        fill(
-            unsafe { std::slice::from_raw_parts_mut(out, outlen) },
-            strength,
-        )
+        fill(unsafe { output(out, outlen) }?, strength)
     })
 }
 
@@ -256,11 +268,7 @@ unsafe extern "C" fn drbg_instantiate(
     _params: *const OSSL_PARAM,
 ) -> c_int {
     guard_int("tpmkey DRBG instantiate", || {
-        if i64::from(strength) > STRENGTH {
-            return Err(Error::Unsupported(format!(
-                "{strength}-bit randomness (the DRBG gives {STRENGTH})"
-            )));
-        }
+        check_strength(strength)?;
         // SAFETY: our context; OpenSSL's personalization string with its length.
         let (c, pstr) = unsafe { (drbg_ctx(c)?, input(pstr, pstr_len)) };
         let seeded = Seeded::from_tpm(pstr)?;
@@ -291,22 +299,9 @@ unsafe extern "C" fn drbg_generate(
     adin_len: usize,
 ) -> c_int {
     guard_int("tpmkey DRBG generate", || {
-        if out.is_null() {
-            return Err(Error::BadInput("no output buffer".into()));
-        }
-        if i64::from(strength) > STRENGTH {
-            return Err(Error::Unsupported(format!(
-                "{strength}-bit randomness (the DRBG gives {STRENGTH})"
-            )));
-        }
+        check_strength(strength)?;
         // SAFETY: our context; OpenSSL's buffers with their lengths.
-        let (c, adin, out) = unsafe {
-            (
-                drbg_ctx(c)?,
-                input(adin, adin_len),
-                std::slice::from_raw_parts_mut(out, outlen),
-            )
-        };
+        let (c, adin, out) = unsafe { (drbg_ctx(c)?, input(adin, adin_len), output(out, outlen)?) };
         c.with(|state| {
             let seeded = state
                 .as_mut()

@@ -8,19 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{free_port, run, run_bounded, Background, Env, Order, WireTap, ORDERS};
+use common::{free_port, run, run_bounded, Background, Env, Order, ORDERS};
 
 const TPM2_SIGN: u32 = 0x15D;
 const TPM2_RSA_DECRYPT: u32 = 0x159;
 const TPM2_CREATE: u32 = 0x153;
 const TPM2_CREATE_LOADED: u32 = 0x191;
-
-fn tapped_env() -> (Env, WireTap) {
-    let mut env = Env::new();
-    let tap = WireTap::start(env.tpm.port());
-    env.tcti = tap.tcti();
-    (env, tap)
-}
 
 /// In both provider orders: with tpmkey first, the default provider's DRBG still serves
 /// libssl's RAND_bytes (tpmkey offers its own only when no other provider has one).
@@ -31,7 +24,7 @@ fn tls_handshakes_cost_one_tpm_command_each() {
         .flat_map(|o| [(o, ("EC", TPM2_SIGN)), (o, ("RSA", TPM2_RSA_DECRYPT))])
     {
         let kind = format!("{kind} {order:?}");
-        let (env, tap) = tapped_env();
+        let (env, tap) = Env::tapped();
         let key = env.genkey("k.pem", &kind[..kind.find(' ').unwrap()]);
         env.self_signed(&key, "k.crt");
         tap.take_codes();
@@ -89,7 +82,7 @@ fn tls_handshakes_cost_one_tpm_command_each() {
 #[test]
 fn tls12_nist_group_handshakes_cost_one_signature_both_orders() {
     for order in ORDERS {
-        let (env, tap) = tapped_env();
+        let (env, tap) = Env::tapped();
         let key = env.genkey("k.pem", "EC");
         env.self_signed(&key, "k.crt");
         tap.take_codes();
@@ -143,7 +136,7 @@ fn tls12_nist_group_handshakes_cost_one_signature_both_orders() {
 
 #[test]
 fn process_start_to_first_signature() {
-    let (env, tap) = tapped_env();
+    let (env, tap) = Env::tapped();
     let key = env.genkey("k.pem", "EC");
     let msg = env.write("msg", b"count me");
     tap.take_codes();

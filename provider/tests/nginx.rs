@@ -173,6 +173,21 @@ fn nginx_with_a_password_protected_rsa_key() {
     load(&env, &nginx);
 }
 
+/// nginx requiring a client certificate `client_crt`, after curl presented it with `key`.
+fn nginx_presented_with(env: &Env, client_crt: &str, key: &str) -> Nginx {
+    let nginx = start_nginx(
+        env,
+        &format!("  ssl_verify_client on;\n  ssl_client_certificate {client_crt};"),
+    );
+    let out = run(&mut curl(
+        env,
+        nginx.port,
+        &["--cert", client_crt, "--key", key],
+    ));
+    assert_eq!(out.stdout, b"hello from the TPM\n");
+    nginx
+}
+
 #[test]
 fn curl_presents_a_tpm_client_key() {
     let env = Env::new();
@@ -180,16 +195,7 @@ fn curl_presents_a_tpm_client_key() {
     env.self_signed(&server, "server.crt");
     let client = env.genkey("client.pem", "RSA");
     let client_crt = env.self_signed(&client, "client.crt");
-    let nginx = start_nginx(
-        &env,
-        &format!("  ssl_verify_client on;\n  ssl_client_certificate {client_crt};"),
-    );
-    let out = run(&mut curl(
-        &env,
-        nginx.port,
-        &["--cert", &client_crt, "--key", &client],
-    ));
-    assert_eq!(out.stdout, b"hello from the TPM\n");
+    let nginx = nginx_presented_with(&env, &client_crt, &client);
     // Without the client key nginx refuses.
     let refused = curl(&env, nginx.port, &[]).output().unwrap();
     assert!(!refused.status.success());
@@ -201,31 +207,11 @@ fn curl_presents_a_tpm_client_key() {
 #[test]
 fn nginx_and_curl_take_the_key_file_of_a_persistent_key() {
     let env = Env::new();
-    for (name, algorithm, handle) in [
-        ("server.pem", "EC", "0x81000050"),
-        ("client.pem", "RSA", "0x81000051"),
-    ] {
-        run(env.tpmkey_only("genpkey").args([
-            "-algorithm",
-            algorithm,
-            "-pkeyopt",
-            &format!("persist:{handle}"),
-            "-out",
-            &env.file(name),
-        ]));
-    }
+    env.genkey_with("server.pem", "EC", &["persist:0x81000050"]);
+    env.genkey_with("client.pem", "RSA", &["persist:0x81000051"]);
     env.self_signed("handle:0x81000050", "server.crt");
     let client_crt = env.self_signed("handle:0x81000051", "client.crt");
-    let nginx = start_nginx(
-        &env,
-        &format!("  ssl_verify_client on;\n  ssl_client_certificate {client_crt};"),
-    );
-    let out = run(&mut curl(
-        &env,
-        nginx.port,
-        &["--cert", &client_crt, "--key", &env.file("client.pem")],
-    ));
-    assert_eq!(out.stdout, b"hello from the TPM\n");
+    let nginx = nginx_presented_with(&env, &client_crt, &env.file("client.pem"));
     // The handle: URI is a file name to curl 7.88 ...
     let refused = curl(
         &env,

@@ -8,16 +8,9 @@
 
 mod common;
 
-use common::{auth_failures, fails, run, stdout, without_tty, Env, WireTap, ORDERS};
+use common::{auth_failures, fails, run, stdout, without_tty, Env, ORDERS};
 
 const NONE_SUPPLIED: &str = "the key needs a password and none was supplied";
-
-fn tapped_env() -> (Env, WireTap) {
-    let mut env = Env::new();
-    let tap = WireTap::start(env.tpm.port());
-    env.tcti = tap.tcti();
-    (env, tap)
-}
 
 /// TPM2_PT_LOCKOUT_COUNTER (the harness's swtpm forgives one failure per second).
 fn lockout_counter(env: &Env) -> u32 {
@@ -37,20 +30,13 @@ fn lockout_counter(env: &Env) -> u32 {
 
 #[test]
 fn da_protected_handle_asks_for_its_password() {
-    let (env, tap) = tapped_env();
+    let (env, tap) = Env::tapped();
     // A DA-protected persistent key (a password makes the core clear noDA).
-    run(env.tpmkey_only("genpkey").args([
-        "-algorithm",
+    env.genkey_with(
+        "k.pem",
         "EC",
-        "-pkeyopt",
-        "group:P-256",
-        "-pkeyopt",
-        "user-auth:pw-da",
-        "-pkeyopt",
-        "persist:0x81000030",
-        "-out",
-        &env.file("k.pem"),
-    ]));
+        &["group:P-256", "user-auth:pw-da", "persist:0x81000030"],
+    );
     let handle = "handle:0x81000030";
     let msg = env.write("msg", b"handle with a password");
     for order in ORDERS {
@@ -107,14 +93,7 @@ fn da_protected_handle_asks_for_its_password() {
 #[test]
 fn no_da_handle_without_password_never_prompts() {
     let env = Env::new();
-    run(env.tpmkey_only("genpkey").args([
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "persist:0x81000031",
-        "-out",
-        &env.file("k.pem"),
-    ]));
+    env.genkey_with("k.pem", "EC", &["persist:0x81000031"]);
     let text = stdout(&run(&mut without_tty(env.tpmkey_only("pkey").args([
         "-in",
         "handle:0x81000031",
@@ -135,17 +114,9 @@ fn no_da_handle_without_password_never_prompts() {
 
 #[test]
 fn key_file_without_its_password_shows_its_public_half_and_says_why_it_cannot_sign() {
-    let (env, tap) = tapped_env();
+    let (env, tap) = Env::tapped();
     for kind in ["EC", "RSA"] {
-        let key = env.file(&format!("{kind}.pem"));
-        run(env.tpmkey_only("genpkey").args([
-            "-algorithm",
-            kind,
-            "-pkeyopt",
-            "user-auth:file-pw",
-            "-out",
-            &key,
-        ]));
+        let key = env.genkey_with(&format!("{kind}.pem"), kind, &["user-auth:file-pw"]);
         for order in ORDERS {
             tap.take_log();
             let pubout = run(&mut without_tty(

@@ -7,16 +7,9 @@
 
 mod common;
 
-use common::{run, stdout, Env, WireTap, ORDERS};
+use common::{run, stdout, Env, ORDERS};
 
 const TPM2_GET_RANDOM: u32 = 0x17B;
-
-fn tapped_env() -> (Env, WireTap) {
-    let mut env = Env::new();
-    let tap = WireTap::start(env.tpm.port());
-    env.tcti = tap.tcti();
-    (env, tap)
-}
 
 fn hex_line(out: &str, bytes: usize) -> String {
     let line = out.trim().to_string();
@@ -27,7 +20,7 @@ fn hex_line(out: &str, bytes: usize) -> String {
 
 #[test]
 fn openssl_rand_with_tpmkey_alone_or_with_base_comes_from_the_tpm() {
-    let (env, tap) = tapped_env();
+    let (env, tap) = Env::tapped();
     for extra in [&[][..], &["-provider", "base"][..]] {
         let mut seen = Vec::new();
         for _ in 0..2 {
@@ -54,7 +47,7 @@ fn openssl_rand_with_tpmkey_alone_or_with_base_comes_from_the_tpm() {
 
 #[test]
 fn with_the_default_provider_rand_never_reaches_the_tpm() {
-    let (env, tap) = tapped_env();
+    let (env, tap) = Env::tapped();
     for order in ORDERS {
         tap.take_codes();
         let out = run(env.openssl(order, "rand").args(["-hex", "32"]));

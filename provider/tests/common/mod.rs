@@ -83,6 +83,14 @@ impl Env {
         }
     }
 
+    /// A new environment whose provider TCTI goes through a wire tap on its swtpm.
+    pub fn tapped() -> (Env, WireTap) {
+        let mut env = Env::new();
+        let tap = WireTap::start(env.tpm.port());
+        env.tcti = tap.tcti();
+        (env, tap)
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -146,6 +154,18 @@ impl Env {
             .arg("-pubout")
             .arg("-out")
             .arg(self.path(&format!("{name}.pub"))));
+        self.file(name)
+    }
+
+    /// A new TPM key file `name`: `genpkey -algorithm ALGORITHM -pkeyopt OPT...` with only
+    /// tpmkey loaded.
+    pub fn genkey_with(&self, name: &str, algorithm: &str, pkeyopts: &[&str]) -> String {
+        let mut c = self.tpmkey_only("genpkey");
+        c.args(["-algorithm", algorithm]);
+        for opt in pkeyopts {
+            c.args(["-pkeyopt", opt]);
+        }
+        run(c.arg("-out").arg(self.path(name)));
         self.file(name)
     }
 
