@@ -77,6 +77,8 @@ fn start_nginx_with(env: &Env, main: &str, vars: &[(String, String)], extra: &st
         .envs(vars.iter().map(|(k, v)| (k, v)))
         .args(["-e", &env.file("error.log"), "-p", &dir, "-c", &conf]);
     let mut process = Background::spawn(&mut cmd);
+    // Standard input at end of file, as under systemd: a password prompt gets nothing.
+    drop(process.0.stdin.take());
     process.wait_listening(port);
     Nginx { process, port }
 }
@@ -171,6 +173,17 @@ fn nginx_with_a_password_protected_rsa_key() {
     let pass = env.write("password", b"nginx-pw\n");
     let nginx = start_nginx(&env, &format!("  ssl_password_file {pass};"));
     load(&env, &nginx);
+    drop(nginx);
+    // Without ssl_password_file the key has no password: nginx serves its certificate, each
+    // handshake fails, and the error log says why (the TPM never sees a guess).
+    let nginx = start_nginx(&env, "");
+    let refused = curl(&env, nginx.port, &[]).output().unwrap();
+    assert!(!refused.status.success());
+    let log = String::from_utf8_lossy(&env.read("error.log")).into_owned();
+    assert!(
+        log.contains("the key needs a password and none was supplied"),
+        "{log}"
+    );
 }
 
 /// nginx requiring a client certificate `client_crt`, after curl presented it with `key`.
