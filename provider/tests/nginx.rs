@@ -179,11 +179,13 @@ fn nginx_with_a_password_protected_rsa_key() {
     let nginx = start_nginx(&env, "");
     let refused = curl(&env, nginx.port, &[]).output().unwrap();
     assert!(!refused.status.success());
-    let log = String::from_utf8_lossy(&env.read("error.log")).into_owned();
-    assert!(
-        log.contains("the key needs a password and none was supplied"),
-        "{log}"
-    );
+    // The worker logs after the alert curl already saw: wait for the line.
+    let said = |env: &Env| String::from_utf8_lossy(&env.read("error.log")).into_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !said(&env).contains("the key needs a password and none was supplied") {
+        assert!(std::time::Instant::now() < deadline, "{}", said(&env));
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// nginx requiring a client certificate `client_crt`, after curl presented it with `key`.
