@@ -6,7 +6,7 @@
 use std::ffi::{c_int, c_void};
 
 use tpmkey::keyfile::PEM_LABEL;
-use tpmkey::{Error, KeyFile, Result, TpmKey};
+use tpmkey::{KeyFile, Result, TpmKey};
 use zeroize::Zeroizing;
 
 use crate::bio::CoreBio;
@@ -66,17 +66,16 @@ unsafe extern "C" fn decode_pem(
     })
 }
 
-/// Asks the application for the key's password (`-passin`, nginx `ssl_password_file`).
+/// Asks the application for the key's password (`-passin`, nginx `ssl_password_file`);
+/// `None` when it has none to give (no callback, no tty, EOF, a daemon without one).
 ///
 /// # Safety
 /// `pw_cb` and `pw_cbarg` are the pair the core handed to the operation.
 pub unsafe fn ask_password(
     pw_cb: Option<OSSL_PASSPHRASE_CALLBACK>,
     pw_cbarg: *mut c_void,
-) -> Result<Zeroizing<Vec<u8>>> {
-    let cb = pw_cb.ok_or_else(|| {
-        Error::BadInput("the TPM key needs a password and the application gave none".into())
-    })?;
+) -> Option<Zeroizing<Vec<u8>>> {
+    let cb = pw_cb?;
     let mut buf = Zeroizing::new(vec![0u8; 256]);
     let mut len = 0usize;
     let mut info = ParamList::new();
@@ -92,19 +91,40 @@ pub unsafe fn ask_password(
         )
     };
     if ok == 0 {
-        return Err(Error::BadInput(
-            "the TPM key needs a password and none was given".into(),
-        ));
+        return None;
     }
     buf.truncate(len.min(256));
-    Ok(buf)
+    Some(buf)
+}
+
+/// `tpm` as a key object, with the password `password` gives when the key needs one (or
+/// `ask` says to ask anyway). Without one the key still serves its public half; private
+/// operations then say why they fail, and the TPM never sees a guess.
+pub fn with_password(
+    tpm: TpmKey,
+    key_type: KeyType,
+    ask: bool,
+    password: impl FnOnce() -> Option<Zeroizing<Vec<u8>>>,
+) -> Key {
+    let mut key = Key::new(key_type, Material::Tpm(tpm));
+    if ask || key.needs_password() {
+        match password() {
+            Some(password) => {
+                if let Material::Tpm(t) = &mut key.material {
+                    t.set_password(&password);
+                }
+            }
+            None => key.password_missing = true,
+        }
+    }
+    key
 }
 
 /// A key object from TSS2 DER; `None` when the bytes are no TSS2 key of this type.
 pub fn key_from_der(
     der: &[u8],
     key_type: KeyType,
-    password: impl FnOnce() -> Result<Zeroizing<Vec<u8>>>,
+    password: impl FnOnce() -> Option<Zeroizing<Vec<u8>>>,
 ) -> Result<Option<Key>> {
     if !der.get(..12).is_some_and(|head| {
         head.windows(TSS2_OID_PREFIX.len())
@@ -113,17 +133,11 @@ pub fn key_from_der(
         return Ok(None);
     }
     let file = KeyFile::from_der(der)?;
-    let probe = TpmKey::from_key_file(&file, None)?;
-    if !key_type.fits(&probe.public().key) {
+    let tpm = TpmKey::from_key_file(&file, None)?;
+    if !key_type.fits(&tpm.public().key) {
         return Ok(None);
     }
-    let key = if file.empty_auth {
-        probe
-    } else {
-        let password = password()?;
-        TpmKey::from_key_file(&file, Some(&password))?
-    };
-    Ok(Some(Key::new(key_type, Material::Tpm(key))))
+    Ok(Some(with_password(tpm, key_type, false, password)))
 }
 
 unsafe extern "C" fn decode_der<const T: u8>(

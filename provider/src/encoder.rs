@@ -84,7 +84,7 @@ pub fn text(k: &Key) -> Result<String> {
             let _ = writeln!(
                 out,
                 "password: {}",
-                if t.needs_password() {
+                if k.needs_password() {
                     "required"
                 } else {
                     "none"
@@ -113,7 +113,7 @@ pub fn text(k: &Key) -> Result<String> {
 
 fn encode(format: u8, k: &Key) -> Result<Vec<u8>> {
     let key_file = || {
-        let t = k.tpm()?;
+        let t = k.tpm_unauthorised()?;
         t.key_file().ok_or_else(|| {
             Error::Unsupported(
                 "a key file for a persistent key (refer to it as handle:0x81xxxxxx)".into(),

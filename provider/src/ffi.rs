@@ -140,7 +140,26 @@ extern "C" {
         pkey: *mut openssl_sys::EVP_PKEY,
         propquery: *const c_char,
     ) -> *mut openssl_sys::EVP_PKEY_CTX;
+    pub fn OSSL_PROVIDER_do_all(
+        libctx: *mut openssl_sys::OSSL_LIB_CTX,
+        cb: unsafe extern "C" fn(*mut openssl_sys::OSSL_PROVIDER, *mut c_void) -> c_int,
+        cbdata: *mut c_void,
+    ) -> c_int;
+    pub fn OSSL_PROVIDER_query_operation(
+        prov: *const openssl_sys::OSSL_PROVIDER,
+        operation_id: c_int,
+        no_cache: *mut c_int,
+    ) -> *const OSSL_ALGORITHM;
+    pub fn OSSL_PROVIDER_unquery_operation(
+        prov: *const openssl_sys::OSSL_PROVIDER,
+        operation_id: c_int,
+        algs: *const OSSL_ALGORITHM,
+    );
+    pub fn OSSL_PROVIDER_get0_provider_ctx(prov: *const openssl_sys::OSSL_PROVIDER) -> *mut c_void;
 }
+
+/// `OSSL_FUNC_core_get_libctx`: the library context the provider was loaded into.
+pub type CoreGetLibctxFn = unsafe extern "C" fn(*const OSSL_CORE_HANDLE) -> *mut c_void;
 
 /// Declares integer constants and a list of them for the header check.
 macro_rules! header_ints {
@@ -164,6 +183,7 @@ header_ints! { DISPATCH_IDS:
     // Core upcalls.
     OSSL_FUNC_CORE_GETTABLE_PARAMS = 1,
     OSSL_FUNC_CORE_GET_PARAMS = 2,
+    OSSL_FUNC_CORE_GET_LIBCTX = 4,
     OSSL_FUNC_CORE_NEW_ERROR = 5,
     OSSL_FUNC_CORE_SET_ERROR_DEBUG = 6,
     OSSL_FUNC_CORE_VSET_ERROR = 7,
@@ -365,6 +385,13 @@ header_names! { PARAM_NAMES:
     OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION = c"tls-client-version",
     OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION = c"tls-negotiated-version",
     OSSL_EXCHANGE_PARAM_PAD = c"pad",
+    OSSL_EXCHANGE_PARAM_EC_ECDH_COFACTOR_MODE = c"ecdh-cofactor-mode",
+    OSSL_EXCHANGE_PARAM_KDF_TYPE = c"kdf-type",
+    OSSL_EXCHANGE_PARAM_KDF_DIGEST = c"kdf-digest",
+    OSSL_EXCHANGE_PARAM_KDF_DIGEST_PROPS = c"kdf-digest-props",
+    OSSL_EXCHANGE_PARAM_KDF_OUTLEN = c"kdf-outlen",
+    OSSL_EXCHANGE_PARAM_KDF_UKM = c"kdf-ukm",
+    OSSL_KDF_NAME_X963KDF = c"X963KDF",
     OSSL_RAND_PARAM_STATE = c"state",
     OSSL_RAND_PARAM_STRENGTH = c"strength",
     OSSL_RAND_PARAM_MAX_REQUEST = c"max_request",

@@ -4,6 +4,7 @@
 
 use std::ffi::c_void;
 
+use tpmkey::keys::KeyLocation;
 use tpmkey::public_key::{Curve, PublicKey};
 use tpmkey::{Error, Result, TpmKey};
 
@@ -41,13 +42,23 @@ pub enum Material {
     Empty,
     Tpm(TpmKey),
     Public(PublicKey),
+    /// Only the curve (a copy of a key's domain parameters, waiting for a public point:
+    /// CMS builds its peer key this way).
+    Domain(Curve),
 }
 
 #[derive(Clone, Debug)]
 pub struct Key {
     pub key_type: KeyType,
     pub material: Material,
+    /// The TPM key needs a password the application did not supply (no tty, EOF, no
+    /// `-passin`): its public half serves, private operations say why they cannot.
+    pub password_missing: bool,
 }
+
+/// What private operations of a key without its password say.
+pub const NO_PASSWORD: &str = "the key needs a password and none was supplied \
+     (give it with -passin, or ssl_password_file in nginx)";
 
 pub fn group_name(curve: Curve) -> &'static str {
     match curve {
@@ -58,19 +69,34 @@ pub fn group_name(curve: Curve) -> &'static str {
 
 impl Key {
     pub fn new(key_type: KeyType, material: Material) -> Key {
-        Key { key_type, material }
+        Key {
+            key_type,
+            material,
+            password_missing: false,
+        }
     }
 
     pub fn public(&self) -> Result<&PublicKey> {
         match &self.material {
             Material::Tpm(k) => Ok(&k.public().key),
             Material::Public(p) => Ok(p),
+            Material::Domain(_) => Err(Error::BadInput(
+                "the key object holds only its curve, no public key".into(),
+            )),
             Material::Empty => Err(Error::BadInput("the key object is empty".into())),
         }
     }
 
     /// The TPM key, for private-key operations.
     pub fn tpm(&self) -> Result<&TpmKey> {
+        if self.password_missing {
+            return Err(Error::BadInput(NO_PASSWORD.into()));
+        }
+        self.tpm_unauthorised()
+    }
+
+    /// The TPM key for what needs no password (its key file, its description).
+    pub fn tpm_unauthorised(&self) -> Result<&TpmKey> {
         match &self.material {
             Material::Tpm(k) => Ok(k),
             _ => Err(Error::BadInput(
@@ -79,17 +105,58 @@ impl Key {
         }
     }
 
+    /// True when using the key takes a password: its key file says so (emptyAuth FALSE),
+    /// or, for a persistent key, its public area lacks noDA (DA-protected keys are the
+    /// ones made with a password a person chooses).
+    pub fn needs_password(&self) -> bool {
+        match &self.material {
+            Material::Tpm(t) => {
+                t.needs_password()
+                    || (matches!(t.location(), KeyLocation::Persistent(_)) && !t.public().no_da)
+            }
+            _ => false,
+        }
+    }
+
     pub fn is_tpm(&self) -> bool {
         matches!(self.material, Material::Tpm(_))
     }
 
     pub fn bits(&self) -> Result<u32> {
-        Ok(self.public()?.bits())
+        match &self.material {
+            Material::Domain(curve) => Ok(curve.coordinate_len() as u32 * 8),
+            _ => Ok(self.public()?.bits()),
+        }
+    }
+
+    /// A copy holding only what `selection` names: without the private key a TPM key
+    /// becomes its public key, without the public key an EC key its curve.
+    pub fn selected(&self, selection: i32) -> Key {
+        use crate::ffi::{OSSL_KEYMGMT_SELECT_PRIVATE_KEY, OSSL_KEYMGMT_SELECT_PUBLIC_KEY};
+        let mut copy = self.clone();
+        if selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY != 0 {
+            return copy;
+        }
+        copy.password_missing = false;
+        copy.material = match (&self.material, self.public()) {
+            (Material::Tpm(_) | Material::Public(_), Ok(public))
+                if selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY != 0 =>
+            {
+                Material::Public(public.clone())
+            }
+            (_, Ok(PublicKey::Ec { curve, .. })) => Material::Domain(*curve),
+            (Material::Domain(curve), _) => Material::Domain(*curve),
+            _ => Material::Empty,
+        };
+        copy
     }
 
     /// Security strength in bits (SP 800-57 part 1, table 2).
     pub fn security_bits(&self) -> Result<u32> {
         let bits = self.bits()?;
+        if let Material::Domain(_) = self.material {
+            return Ok(bits / 2);
+        }
         Ok(match self.public()? {
             PublicKey::Ec { .. } => bits / 2,
             PublicKey::Rsa { .. } => match bits {

@@ -13,7 +13,7 @@ use crate::error::{guard, guard_bool, guard_int};
 use crate::ffi::*;
 use crate::key::{self, group_name, Key, KeyType, Material};
 use crate::params::{describe, ParamList, ParamTable, Params, END};
-use crate::{algorithm, dispatch_table, ephemeral_ec, opctx, PROPERTIES};
+use crate::{algorithm, dispatch_table, ephemeral_ec, keyexch, opctx, PROPERTIES};
 
 const EC: u8 = 0;
 const RSA: u8 = 1;
@@ -43,11 +43,11 @@ unsafe extern "C" fn new<const T: u8>(_provctx: *mut c_void) -> *mut c_void {
     })
 }
 
-unsafe extern "C" fn dup(keydata: *const c_void, _selection: c_int) -> *mut c_void {
+unsafe extern "C" fn dup(keydata: *const c_void, selection: c_int) -> *mut c_void {
     guard("keymgmt dup", std::ptr::null_mut(), || {
         // SAFETY: keydata is one of ours, alive during the call.
         let k = unsafe { key::keydata(keydata) }?;
-        Ok(key::into_keydata(k.clone()))
+        Ok(key::into_keydata(k.selected(selection)))
     })
 }
 
@@ -57,10 +57,19 @@ fn has(k: &Key, selection: c_int) -> bool {
         Material::Empty => selection & !OSSL_KEYMGMT_SELECT_OTHER_PARAMETERS == 0,
         Material::Tpm(_) => true,
         Material::Public(_) => !wants_private,
+        Material::Domain(_) => {
+            selection
+                & !(OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS | OSSL_KEYMGMT_SELECT_OTHER_PARAMETERS)
+                == 0
+        }
     }
 }
 
 unsafe extern "C" fn has_fn(keydata: *const c_void, selection: c_int) -> c_int {
+    if keydata.is_null() {
+        // EVP_PKEY_copy_parameters asks about a key that has no data yet: it has nothing.
+        return 0;
+    }
     guard_bool("keymgmt has", || {
         // SAFETY: keydata is one of ours (or NULL, refused).
         Ok(has(unsafe { key::keydata(keydata) }?, selection))
@@ -102,6 +111,62 @@ fn has_private_parts(params: &Params) -> bool {
     })
 }
 
+/// An EC public key from its uncompressed point encoding.
+fn ec_public(curve: Curve, point: &[u8]) -> Result<PublicKey> {
+    let n = curve.coordinate_len();
+    if point.len() != 1 + 2 * n || point[0] != 0x04 {
+        return Err(Error::Unsupported(
+            "EC public points that are not uncompressed".into(),
+        ));
+    }
+    Ok(PublicKey::Ec {
+        curve,
+        x: point[1..1 + n].to_vec(),
+        y: point[1 + n..].to_vec(),
+    })
+}
+
+/// KEYMGMT set_params: `encoded-pub-key` gives a curve-only (or public) EC key its point,
+/// as `EVP_PKEY_set1_encoded_public_key` does for CMS's peer key. A TPM key's public key
+/// is the TPM's and is never replaced.
+fn set_params(k: &mut Key, params: &Params) -> Result<()> {
+    let Some(point) = params.get(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY) else {
+        return Ok(());
+    };
+    let curve = match &k.material {
+        Material::Domain(curve) | Material::Public(PublicKey::Ec { curve, .. }) => *curve,
+        Material::Tpm(_) => {
+            return Err(Error::BadInput(
+                "the public key of a TPM key cannot be replaced".into(),
+            ))
+        }
+        _ => {
+            return Err(Error::BadInput(
+                "an encoded public key for a key without a curve".into(),
+            ))
+        }
+    };
+    k.material = Material::Public(ec_public(curve, point.octets()?)?);
+    Ok(())
+}
+
+unsafe extern "C" fn set_params_fn(keydata: *mut c_void, params: *const OSSL_PARAM) -> c_int {
+    guard_int("keymgmt set_params", || {
+        // SAFETY: keydata is one of ours; params the core's terminated array.
+        let (k, params) = unsafe { (key::keydata_mut(keydata)?, Params::from_ptr(params)) };
+        set_params(k, &params)
+    })
+}
+
+static EC_SETTABLE: ParamTable = ParamTable(&[
+    describe(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, OSSL_PARAM_OCTET_STRING),
+    END,
+]);
+
+unsafe extern "C" fn settable_params(_provctx: *mut c_void) -> *const OSSL_PARAM {
+    EC_SETTABLE.as_ptr()
+}
+
 /// Public parts from OpenSSL parameters (EC: group + pub; RSA: n + e).
 fn import(k: &mut Key, params: &Params) -> Result<()> {
     let public = match k.key_type {
@@ -114,20 +179,8 @@ fn import(k: &mut Key, params: &Params) -> Result<()> {
             let point = params
                 .get(OSSL_PKEY_PARAM_PUB_KEY)
                 .or_else(|| params.get(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY))
-                .ok_or_else(|| Error::BadInput("EC import without a public point".into()))?
-                .octets()?
-                .to_vec();
-            let n = curve.coordinate_len();
-            if point.len() != 1 + 2 * n || point[0] != 0x04 {
-                return Err(Error::Unsupported(
-                    "EC public points that are not uncompressed".into(),
-                ));
-            }
-            PublicKey::Ec {
-                curve,
-                x: point[1..1 + n].to_vec(),
-                y: point[1 + n..].to_vec(),
-            }
+                .ok_or_else(|| Error::BadInput("EC import without a public point".into()))?;
+            ec_public(curve, point.octets()?)?
         }
         KeyType::Rsa | KeyType::RsaPss => {
             let n = params
@@ -159,9 +212,10 @@ unsafe extern "C" fn import_fn(
     params: *const OSSL_PARAM,
 ) -> c_int {
     // SAFETY: params is the core's terminated array (or NULL).
-    if has_private_parts(&unsafe { Params::from_ptr(params) }) {
+    if has_private_parts(&unsafe { Params::from_ptr(params) }) && !keyexch::peer_expected() {
         // A software private key stays with its own provider: refused quietly, OpenSSL
-        // then runs the operation there and nothing failed.
+        // then runs the operation there and nothing failed. (An ECDH peer is the
+        // exception: its public half is all the exchange needs.)
         return 0;
     }
     guard_int("keymgmt import", || {
@@ -237,6 +291,17 @@ unsafe extern "C" fn types<const T: u8>(selection: c_int) -> *const OSSL_PARAM {
 }
 
 fn get_params(k: &Key, params: &Params) -> Result<()> {
+    if let Material::Domain(curve) = &k.material {
+        for mut p in params.iter() {
+            match p.key().to_bytes() {
+                b"bits" => p.set_int(i64::from(k.bits()?))?,
+                b"security-bits" => p.set_int(i64::from(k.security_bits()?))?,
+                b"group" => p.set_utf8(group_name(*curve))?,
+                _ => {}
+            }
+        }
+        return Ok(());
+    }
     let public = k.public()?;
     for mut p in params.iter() {
         let name = p.key().to_bytes().to_vec();
@@ -537,6 +602,8 @@ macro_rules! keymgmt_table {
             OSSL_FUNC_KEYMGMT_LOAD => load::<{ $t }>,
             OSSL_FUNC_KEYMGMT_GET_PARAMS => get_params_fn,
             OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS => gettable_params::<{ $t }>,
+            OSSL_FUNC_KEYMGMT_SET_PARAMS => set_params_fn,
+            OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS => settable_params,
             OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME => query_operation_name::<{ $t }>,
             OSSL_FUNC_KEYMGMT_HAS => has_fn,
             OSSL_FUNC_KEYMGMT_MATCH => match_fn,

@@ -12,8 +12,8 @@ use crate::error::{self, guard, guard_int, ErrorUpcall, REASON_STRINGS};
 use crate::ffi::*;
 use crate::params::{describe, ParamTable, Params, StringRequest, END};
 use crate::{
-    asym_cipher, capabilities, decoder, dispatch_table, encoder, keyexch, keymgmt, rand, signature,
-    store,
+    asym_cipher, capabilities, decoder, dispatch_table, encoder, keyexch, keymgmt, openssl_cnf,
+    rand, signature, store,
 };
 
 /// Hands `pairs` to the core configuration (they win over environment and file).
@@ -25,10 +25,12 @@ fn configure(pairs: &[(String, String)]) -> Result<()> {
     connection::configure(&borrowed).map(|_| ())
 }
 
-/// The provider context: this instance's core handle.
+/// The provider context: this instance's core handle and library context.
 #[derive(Debug)]
 struct ProvCtx {
     _handle: *const OSSL_CORE_HANDLE,
+    /// None when the core has no get_libctx; NULL is the default library context.
+    libctx: Option<*mut c_void>,
 }
 
 fn core_function(input: *const OSSL_DISPATCH, id: c_int) -> Option<DispatchFn> {
@@ -82,6 +84,13 @@ fn init(
     let get_params: Option<CoreGetParamsFn> =
         unsafe { typed(core_function(input, OSSL_FUNC_CORE_GET_PARAMS)) };
     if let Some(get_params) = get_params {
+        let mut name = StringRequest::new(&["provider-name"]);
+        // SAFETY: handle is ours, the request array is terminated and its slots writable.
+        if unsafe { get_params(handle, name.as_mut_ptr()) } == 1 {
+            if let Some((_, name)) = name.answers().into_iter().next() {
+                openssl_cnf::check_section(&name)?;
+            }
+        }
         // The section may set every key the core configuration knows.
         let mut request = StringRequest::new(tpmkey::config::KEYS);
         // SAFETY: handle is ours, the request array is terminated and its slots writable.
@@ -92,10 +101,19 @@ fn init(
             }
         }
     }
+    // SAFETY: the id names this signature (core_dispatch.h).
+    let get_libctx: Option<CoreGetLibctxFn> =
+        unsafe { typed(core_function(input, OSSL_FUNC_CORE_GET_LIBCTX)) };
+    // SAFETY: the core's function with its own handle.
+    let libctx = get_libctx.map(|f| unsafe { f(handle) });
     // SAFETY: out and provctx are the core's out-pointers, checked non-NULL above.
     unsafe {
         *out = PROVIDER_FUNCTIONS.as_ptr();
-        *provctx = Box::into_raw(Box::new(ProvCtx { _handle: handle })).cast();
+        *provctx = Box::into_raw(Box::new(ProvCtx {
+            _handle: handle,
+            libctx,
+        }))
+        .cast();
     }
     Ok(())
 }
@@ -111,7 +129,13 @@ pub unsafe extern "C" fn OSSL_provider_init(
     out: *mut *const OSSL_DISPATCH,
     provctx: *mut *mut c_void,
 ) -> c_int {
-    guard_int("OSSL_provider_init", || init(handle, input, out, provctx))
+    guard_int("OSSL_provider_init", || {
+        init(handle, input, out, provctx).inspect_err(|e| {
+            // OpenSSL drops the errors of providers activated from openssl.cnf unless
+            // `config_diagnostics = 1`: without this line the reason would be lost.
+            eprintln!("tpmkey: the provider is not loaded: {e}");
+        })
+    })
 }
 
 unsafe extern "C" fn teardown(provctx: *mut c_void) {
@@ -168,20 +192,25 @@ unsafe extern "C" fn get_params(_provctx: *mut c_void, params: *mut OSSL_PARAM) 
 }
 
 unsafe extern "C" fn query_operation(
-    _provctx: *mut c_void,
+    provctx: *mut c_void,
     operation: c_int,
     no_cache: *mut c_int,
 ) -> *const OSSL_ALGORITHM {
     if !no_cache.is_null() {
-        // SAFETY: the core's out-pointer, checked non-NULL.
-        unsafe { *no_cache = 0 };
+        // SAFETY: the core's out-pointer, checked non-NULL. The RAND answer depends on
+        // which other providers are loaded at the time: not cached.
+        unsafe { *no_cache = c_int::from(operation == OSSL_OP_RAND) };
     }
     match operation {
         OSSL_OP_KEYMGMT => keymgmt::ALGORITHMS.as_ptr(),
         OSSL_OP_SIGNATURE => signature::ALGORITHMS.as_ptr(),
         OSSL_OP_ASYM_CIPHER => asym_cipher::ALGORITHMS.as_ptr(),
         OSSL_OP_KEYEXCH => keyexch::ALGORITHMS.as_ptr(),
-        OSSL_OP_RAND => rand::ALGORITHMS.as_ptr(),
+        OSSL_OP_RAND => {
+            // SAFETY: provctx is the context init made (or NULL).
+            let libctx = unsafe { provctx.cast::<ProvCtx>().as_ref() }.and_then(|p| p.libctx);
+            rand::algorithms(libctx, provctx)
+        }
         OSSL_OP_ENCODER => encoder::ALGORITHMS.as_ptr(),
         OSSL_OP_DECODER => decoder::ALGORITHMS.as_ptr(),
         OSSL_OP_STORE => store::ALGORITHMS.as_ptr(),

@@ -1,15 +1,16 @@
-//! STORE "handle": persistent TPM keys as `handle:0x81xxxxxx` (`?pass` asks the
-//! application for the key's password), the URI form users of tpm2-openssl write.
+//! STORE "handle": persistent TPM keys as `handle:0x81xxxxxx`, the URI form users of
+//! tpm2-openssl write. A DA-protected key (no noDA in its public area) asks the
+//! application for its password; `?pass` asks for any key.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 use tpmkey::public_key::PublicKey;
 use tpmkey::{Error, Result, TpmKey};
 
-use crate::decoder::{ask_password, object_params};
+use crate::decoder::{ask_password, object_params, with_password};
 use crate::error::{guard, guard_int};
 use crate::ffi::*;
-use crate::key::{Key, KeyType, Material};
+use crate::key::KeyType;
 use crate::params::{ParamTable, END};
 use crate::{algorithm, dispatch_table, opctx, PROPERTIES};
 
@@ -80,18 +81,15 @@ unsafe extern "C" fn load(
         c.done = true;
         let already = Err(Error::BadInput("the handle was loaded already".into()));
         let c = std::mem::replace(&mut c.target, already)?;
-        let password = if c.ask_password {
-            // SAFETY: the core's password callback with its argument.
-            Some(unsafe { ask_password(pw_cb, pw_cbarg) }?)
-        } else {
-            None
-        };
-        let tpm = TpmKey::from_persistent(c.handle, password.as_deref().map(|p| &p[..]))?;
+        let tpm = TpmKey::from_persistent(c.handle, None)?;
         let key_type = match tpm.public().key {
             PublicKey::Ec { .. } => KeyType::Ec,
             PublicKey::Rsa { .. } => KeyType::Rsa,
         };
-        let key = Key::new(key_type, Material::Tpm(tpm));
+        // A DA-protected key (no noDA) takes a password; `?pass` asks for one in any case.
+        // SAFETY: the core's password callback with its argument.
+        let password = || unsafe { ask_password(pw_cb, pw_cbarg) };
+        let key = with_password(tpm, key_type, c.ask_password, password);
         // SAFETY: the core's callback with its argument; key outlives the call.
         unsafe { object_params(&key).hand_to(object_cb, object_cbarg, "the persistent TPM key") }
     })

@@ -8,29 +8,28 @@ mod common;
 
 use std::time::Duration;
 
-use common::{free_port, run, run_bounded, Background, Env, Order, WireTap, ORDERS};
+use common::{free_port, run, run_bounded, Background, Env, Order, ORDERS};
 
 const TPM2_SIGN: u32 = 0x15D;
 const TPM2_RSA_DECRYPT: u32 = 0x159;
 const TPM2_CREATE: u32 = 0x153;
 const TPM2_CREATE_LOADED: u32 = 0x191;
 
-fn tapped_env() -> (Env, WireTap) {
-    let mut env = Env::new();
-    let tap = WireTap::start(env.tpm.port());
-    env.tcti = tap.tcti();
-    (env, tap)
-}
-
+/// In both provider orders: with tpmkey first, the default provider's DRBG still serves
+/// libssl's RAND_bytes (tpmkey offers its own only when no other provider has one).
 #[test]
 fn tls_handshakes_cost_one_tpm_command_each() {
-    for (kind, command) in [("EC", TPM2_SIGN), ("RSA", TPM2_RSA_DECRYPT)] {
-        let (env, tap) = tapped_env();
-        let key = env.genkey("k.pem", kind);
+    for (order, (kind, command)) in ORDERS
+        .into_iter()
+        .flat_map(|o| [(o, ("EC", TPM2_SIGN)), (o, ("RSA", TPM2_RSA_DECRYPT))])
+    {
+        let kind = format!("{kind} {order:?}");
+        let (env, tap) = Env::tapped();
+        let key = env.genkey("k.pem", &kind[..kind.find(' ').unwrap()]);
         env.self_signed(&key, "k.crt");
         tap.take_codes();
         let port = free_port();
-        let mut server = env.openssl(Order::TpmkeyFirst, "s_server");
+        let mut server = env.openssl(order, "s_server");
         server
             .env("TPMKEY_OBJECTS", "keep")
             .args(["-accept", &format!("127.0.0.1:{port}"), "-naccept", "5"])
@@ -83,7 +82,7 @@ fn tls_handshakes_cost_one_tpm_command_each() {
 #[test]
 fn tls12_nist_group_handshakes_cost_one_signature_both_orders() {
     for order in ORDERS {
-        let (env, tap) = tapped_env();
+        let (env, tap) = Env::tapped();
         let key = env.genkey("k.pem", "EC");
         env.self_signed(&key, "k.crt");
         tap.take_codes();
@@ -137,7 +136,7 @@ fn tls12_nist_group_handshakes_cost_one_signature_both_orders() {
 
 #[test]
 fn process_start_to_first_signature() {
-    let (env, tap) = tapped_env();
+    let (env, tap) = Env::tapped();
     let key = env.genkey("k.pem", "EC");
     let msg = env.write("msg", b"count me");
     tap.take_codes();

@@ -90,6 +90,8 @@ fn start_nginx_workers(
         .envs(vars.iter().map(|(k, v)| (k, v)))
         .args(["-e", &env.file("error.log"), "-p", &dir, "-c", &conf]);
     let mut process = Background::spawn(&mut cmd);
+    // Standard input at end of file, as under systemd: a password prompt gets nothing.
+    drop(process.0.stdin.take());
     process.wait_listening(port);
     Nginx { process, port }
 }
@@ -184,6 +186,34 @@ fn nginx_with_a_password_protected_rsa_key() {
     let pass = env.write("password", b"nginx-pw\n");
     let nginx = start_nginx(&env, &format!("  ssl_password_file {pass};"));
     load(&env, &nginx);
+    drop(nginx);
+    // Without ssl_password_file the key has no password: nginx serves its certificate, each
+    // handshake fails, and the error log says why (the TPM never sees a guess).
+    let nginx = start_nginx(&env, "");
+    let refused = curl(&env, nginx.port, &[]).output().unwrap();
+    assert!(!refused.status.success());
+    // The worker logs after the alert curl already saw: wait for the line.
+    let said = |env: &Env| String::from_utf8_lossy(&env.read("error.log")).into_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !said(&env).contains("the key needs a password and none was supplied") {
+        assert!(std::time::Instant::now() < deadline, "{}", said(&env));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// nginx requiring a client certificate `client_crt`, after curl presented it with `key`.
+fn nginx_presented_with(env: &Env, client_crt: &str, key: &str) -> Nginx {
+    let nginx = start_nginx(
+        env,
+        &format!("  ssl_verify_client on;\n  ssl_client_certificate {client_crt};"),
+    );
+    let out = run(&mut curl(
+        env,
+        nginx.port,
+        &["--cert", client_crt, "--key", key],
+    ));
+    assert_eq!(out.stdout, b"hello from the TPM\n");
+    nginx
 }
 
 #[test]
@@ -193,19 +223,55 @@ fn curl_presents_a_tpm_client_key() {
     env.self_signed(&server, "server.crt");
     let client = env.genkey("client.pem", "RSA");
     let client_crt = env.self_signed(&client, "client.crt");
-    let nginx = start_nginx(
-        &env,
-        &format!("  ssl_verify_client on;\n  ssl_client_certificate {client_crt};"),
-    );
-    let out = run(&mut curl(
-        &env,
-        nginx.port,
-        &["--cert", &client_crt, "--key", &client],
-    ));
-    assert_eq!(out.stdout, b"hello from the TPM\n");
+    let nginx = nginx_presented_with(&env, &client_crt, &client);
     // Without the client key nginx refuses.
     let refused = curl(&env, nginx.port, &[]).output().unwrap();
     assert!(!refused.status.success());
+}
+
+/// Persistent keys in Debian 12's nginx 1.22 and curl 7.88 (README): both open a
+/// `handle:` URI as a file name and fail; the key file `genpkey -pkeyopt persist:` writes
+/// is the same key and works in both.
+#[test]
+fn nginx_and_curl_take_the_key_file_of_a_persistent_key() {
+    let env = Env::new();
+    env.genkey_with("server.pem", "EC", &["persist:0x81000050"]);
+    env.genkey_with("client.pem", "RSA", &["persist:0x81000051"]);
+    env.self_signed("handle:0x81000050", "server.crt");
+    let client_crt = env.self_signed("handle:0x81000051", "client.crt");
+    let nginx = nginx_presented_with(&env, &client_crt, &env.file("client.pem"));
+    // The handle: URI is a file name to curl 7.88 ...
+    let refused = curl(
+        &env,
+        nginx.port,
+        &["--cert", &client_crt, "--key", "handle:0x81000051"],
+    )
+    .output()
+    .unwrap();
+    assert!(!refused.status.success());
+    // ... and to nginx 1.22's ssl_certificate_key.
+    let conf = String::from_utf8(env.read("nginx.conf"))
+        .unwrap()
+        .replace(&env.file("server.pem"), "handle:0x81000050");
+    let conf = env.write("nginx-handle.conf", conf.as_bytes());
+    let dir = env.dir.path().display().to_string();
+    let test = Command::new("nginx")
+        .env("OPENSSL_CONF", env.path("openssl.cnf"))
+        .env("TPMKEY_CONF", "/dev/null")
+        .args([
+            "-t",
+            "-e",
+            &env.file("error-t.log"),
+            "-p",
+            &dir,
+            "-c",
+            &conf,
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&test.stderr);
+    assert!(!test.status.success(), "{said}");
+    assert!(said.contains("handle:0x81000050"), "{said}");
 }
 
 /// The pids of the master's children (the workers), from /proc.

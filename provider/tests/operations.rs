@@ -264,3 +264,28 @@ fn openssl_cnf_section_configures_the_provider_over_the_environment() {
         .args(["-sha256", "-sign", &key, "-out", &env.file("sig"), &msg]));
     env.dgst_verify_default(&env.file("k.pem.pub"), &["-sha256"], &env.file("sig"), &msg);
 }
+
+#[test]
+fn unknown_key_in_the_openssl_cnf_section_refuses_the_provider() {
+    let env = Env::new();
+    let key = env.genkey("k.pem", "EC");
+    let good = openssl_cnf(&env, &env.tpm.tcti(), false);
+    let text = String::from_utf8(env.read("openssl.cnf")).unwrap();
+    let bad = env.write("bad.cnf", text.replace("tcti = ", "tcit = ").as_bytes());
+    let err = fails(
+        env.plain("pkey")
+            .env("OPENSSL_CONF", &bad)
+            .env("TPMKEY_CONF", "/dev/null")
+            .args(["-in", &key, "-pubout"]),
+    );
+    assert!(
+        err.contains("section [tpmk]: unknown key \"tcit\"") && err.contains("bad.cnf"),
+        "{err}"
+    );
+    // The same section spelt right loads.
+    run(env
+        .plain("pkey")
+        .env("OPENSSL_CONF", &good)
+        .env("TPMKEY_CONF", "/dev/null")
+        .args(["-in", &key, "-pubout"]));
+}

@@ -83,6 +83,14 @@ impl Env {
         }
     }
 
+    /// A new environment whose provider TCTI goes through a wire tap on its swtpm.
+    pub fn tapped() -> (Env, WireTap) {
+        let mut env = Env::new();
+        let tap = WireTap::start(env.tpm.port());
+        env.tcti = tap.tcti();
+        (env, tap)
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -146,6 +154,18 @@ impl Env {
             .arg("-pubout")
             .arg("-out")
             .arg(self.path(&format!("{name}.pub"))));
+        self.file(name)
+    }
+
+    /// A new TPM key file `name`: `genpkey -algorithm ALGORITHM -pkeyopt OPT...` with only
+    /// tpmkey loaded.
+    pub fn genkey_with(&self, name: &str, algorithm: &str, pkeyopts: &[&str]) -> String {
+        let mut c = self.tpmkey_only("genpkey");
+        c.args(["-algorithm", algorithm]);
+        for opt in pkeyopts {
+            c.args(["-pkeyopt", opt]);
+        }
+        run(c.arg("-out").arg(self.path(name)));
         self.file(name)
     }
 
@@ -309,4 +329,36 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// `cmd` run in a new session (`setsid -w`): no controlling terminal, stdin at EOF, so a
+/// password prompt gets nothing, as in a daemon or a script.
+pub fn without_tty(cmd: &Command) -> Command {
+    let mut c = Command::new("setsid");
+    c.arg("-w").arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        c.current_dir(dir);
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+/// TPM responses on the wire that are authorisation failures (TPM_RC_AUTH_FAIL or
+/// TPM_RC_BAD_AUTH for any session): each one counts against the lockout counter when
+/// the object is DA-protected.
+pub fn auth_failures(log: &[(Vec<u8>, Vec<u8>)]) -> usize {
+    log.iter()
+        .filter(|(_, rsp)| {
+            rsp.len() >= 10 && {
+                let rc = u32::from_be_bytes([rsp[6], rsp[7], rsp[8], rsp[9]]) & 0x8BF;
+                rc == 0x88E || rc == 0x8A2
+            }
+        })
+        .count()
 }
