@@ -749,6 +749,21 @@ impl Link {
         self.saved_session = None;
     }
 
+    /// After a key was opened (loaded, not used): a process that keeps on a TPM without a
+    /// resource manager lets the storage key go at once, without saving it. Such a process
+    /// may never use the key itself (nginx's master opens keys for its workers), and held
+    /// idle the storage key would leave the other processes one slot where a first load
+    /// needs two.
+    pub fn after_opening(&mut self) {
+        if self._keep_lease.is_none() {
+            return;
+        }
+        if let Some(i) = self.loaded.iter().position(|(id, _)| *id == STORAGE_KEY_ID) {
+            let (_, handle) = self.loaded.remove(i);
+            let _ = self.tpm.flush_context(handle);
+        }
+    }
+
     /// Whether the key `id` is loaded or has a saved context on this connection (so the
     /// TPM has accepted its blob).
     pub fn holds(&self, id: u64) -> bool {

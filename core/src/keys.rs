@@ -229,11 +229,25 @@ impl TpmKey {
     /// Loads the key into the TPM now (its first operation will not need to), so that a
     /// key file that is corrupt or belongs to another TPM fails when an application opens
     /// it, not at its first use. Needs no password: only the parent authorises TPM2_Load.
+    ///
+    /// Only when the parent's authorisation is known without asking: the storage primary,
+    /// or the configured persistent parent. Another persistent parent may need an authValue
+    /// the application gives only with the operation, and guessing could cost a
+    /// dictionary-attack count; such keys load at first use, as before.
     pub fn load(&self) -> Result<()> {
-        if with_link(|link| Ok(link.holds(self.id)))? {
+        let KeyLocation::Blob { parent, .. } = &self.location else {
+            return Ok(());
+        };
+        let known_parent =
+            with_link(|link| Ok(*parent == TPM_RH_OWNER || link.config().parent == Some(*parent)))?;
+        if !known_parent || with_link(|link| Ok(link.holds(self.id)))? {
             return Ok(());
         }
-        self.with_key(|_, _, _, _| Ok(()))
+        self.with_key(|_, _, _, _| Ok(()))?;
+        with_link(|link| {
+            link.after_opening();
+            Ok(())
+        })
     }
 
     /// The key as a TSS2 PRIVATE KEY file; `None` for persistent keys.

@@ -582,6 +582,16 @@ unsafe extern "C" fn load<const T: u8>(reference: *const c_void, size: usize) ->
                 key_type(T).name()
             )));
         }
+        // A key file that is corrupt or from another TPM fails here, when the application
+        // opens it (`openssl pkey`, `nginx -t`, server start-up), not at its first use. The
+        // Load is the one its first operation would make. OpenSSL's file store discards
+        // the errors of this path, so the cause also goes to stderr.
+        if let Material::Tpm(tpm_key) = &k.material {
+            if let Err(e) = tpm_key.load() {
+                eprintln!("tpmkey: the key cannot be used with this TPM: {e}");
+                return Err(e);
+            }
+        }
         let mut copy = k.clone();
         copy.key_type = key_type(T);
         Ok(key::into_keydata(copy))

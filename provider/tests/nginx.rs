@@ -83,17 +83,24 @@ fn start_nginx_workers(
          {extra}\n  location / {{ return 200 \"hello from the TPM\\n\"; }}\n }}\n}}\n"
     );
     let conf = env.write("nginx.conf", conf.as_bytes());
-    let mut cmd = Command::new("nginx");
-    cmd.env("OPENSSL_CONF", openssl_cnf(env, settings))
-        .env("TPMKEY_CONF", "/dev/null")
-        .env_remove("TPMKEY_TCTI")
-        .envs(vars.iter().map(|(k, v)| (k, v)))
-        .args(["-e", &env.file("error.log"), "-p", &dir, "-c", &conf]);
+    let mut cmd = nginx_command(env, vars, settings, &conf);
     let mut process = Background::spawn(&mut cmd);
     // Standard input at end of file, as under systemd: a password prompt gets nothing.
     drop(process.0.stdin.take());
     process.wait_listening(port);
     Nginx { process, port }
+}
+
+/// `nginx -c conf` with the provider's openssl.cnf (tpmkey `settings` in its section).
+fn nginx_command(env: &Env, vars: &[(String, String)], settings: &str, conf: &str) -> Command {
+    let dir = env.dir.path().display().to_string();
+    let mut cmd = Command::new("nginx");
+    cmd.env("OPENSSL_CONF", openssl_cnf(env, settings))
+        .env("TPMKEY_CONF", "/dev/null")
+        .env_remove("TPMKEY_TCTI")
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .args(["-e", &env.file("error.log"), "-p", &dir, "-c", conf]);
+    cmd
 }
 
 fn curl(env: &Env, port: u16, extra: &[&str]) -> Command {
@@ -425,6 +432,46 @@ fn nginx_workers_under_keep_without_a_resource_manager() {
             failures.len(),
             &failures[..failures.len().min(3)],
             String::from_utf8_lossy(&env.read("error.log"))
+        );
+    }
+}
+
+/// A key file that cannot work on this TPM (made on another) fails `nginx -t` and start-up at
+/// once, with the cause, rather than every handshake later.
+#[test]
+fn nginx_refuses_a_key_from_another_tpm_at_start() {
+    let other = Env::new();
+    let key = other.genkey("server.pem", "EC");
+    other.self_signed(&key, "server.crt");
+    let env = Env::new();
+    std::fs::copy(&key, env.path("server.pem")).unwrap();
+    std::fs::copy(other.path("server.crt"), env.path("server.crt")).unwrap();
+    let dir = env.dir.path().display().to_string();
+    std::fs::create_dir_all(env.path("tmp")).unwrap();
+    let conf = format!(
+        "daemon off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log info;\n\
+         events {{ worker_connections 64; }}\nhttp {{\n access_log off;\n\
+         client_body_temp_path {dir}/tmp;\n proxy_temp_path {dir}/tmp;\n\
+         fastcgi_temp_path {dir}/tmp;\n uwsgi_temp_path {dir}/tmp;\n scgi_temp_path {dir}/tmp;\n\
+         server {{\n  listen 127.0.0.1:{} ssl;\n  ssl_certificate {dir}/server.crt;\n\
+         ssl_certificate_key {dir}/server.pem;\n }}\n}}\n",
+        free_port()
+    );
+    let conf = env.write("nginx.conf", conf.as_bytes());
+    for test_only in [true, false] {
+        let mut cmd = nginx_command(&env, &[], "", &conf);
+        if test_only {
+            cmd.arg("-t");
+        }
+        let out = run_bounded(&mut cmd, Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "nginx -t={test_only} accepted the key: {stderr}"
+        );
+        assert!(
+            stderr.contains("TPM2_Load") && stderr.contains("does not belong to this TPM"),
+            "{stderr}"
         );
     }
 }
