@@ -24,7 +24,7 @@ deps:
 # The workspace needs Rust $(RUST_MIN) (Cargo.toml rust-version); Debian 12's own cargo is 1.63.
 RUST_MIN := 1.85
 rust-version:
-	@v="$$($(CARGO) --version 2>/dev/null | sed -n 's/^cargo \([0-9]*\.[0-9]*\)\..*/\1/p')"; \
+	@v="$$($(CARGO) --version 2>/dev/null | sed -n 's/^cargo \([0-9]*\.[0-9]*\)\..*/\1/p' || true)"; \
 	if [ -z "$$v" ]; then \
 	    echo "make: cargo not found; tpmkey needs Rust $(RUST_MIN) or newer: install it with rustup (https://rustup.rs)" >&2; \
 	    exit 1; \
@@ -55,7 +55,7 @@ bench: rust-version
 	$(CARGO) build --release --workspace
 	target/release/tpmkey-bench
 
-demo:
+demo: rust-version
 	scripts/demo.sh
 
 fuzz:

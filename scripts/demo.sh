@@ -11,7 +11,7 @@ export PATH="$HOME/.cargo/bin:/root/.cargo/bin:$PATH:/usr/sbin:/sbin"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "Installing what is missing"
-scripts/deps.sh
+scripts/deps.sh demo
 
 say "Building"
 cargo build --release -p tpmkey-provider
