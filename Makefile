@@ -41,6 +41,7 @@ build: rust-version
 # nothing may be skipped: an #[ignore]d test fails the target.
 test: deps build
 	@mkdir -p target
+	@rm -f target/package-test/summary.txt
 	env -u RUST_TEST_THREADS RUST_BACKTRACE=1 \
 	    $(CARGO) test --release --workspace --no-fail-fast -- $(TEST_ARGS) 2>&1 | tee $(TEST_LOG)
 	@if grep -E '^test result: .* [1-9][0-9]* ignored' $(TEST_LOG) >/dev/null; then \
@@ -48,6 +49,7 @@ test: deps build
 	    grep -E '\.\.\. ignored' $(TEST_LOG) >&2 || true; \
 	    exit 1; \
 	fi
+	@if [ -f target/package-test/summary.txt ]; then cat target/package-test/summary.txt; fi
 	@echo "make test: all tests passed, none skipped (log: $(TEST_LOG))"
 
 bench: rust-version
