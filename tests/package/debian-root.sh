@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Takes a tpmkey .deb through install, use and purge in a fresh Debian 12 root:
 #
-#   debian-root.sh DEB TCTI
+#   debian-root.sh DEB TCTI PORT     (PORT: a free loopback port for nginx)
 #
 # The root is `debootstrap --variant=minbase bookworm` plus what a user brings (nginx,
 # openssl, curl, opensc, systemd-tmpfiles), made once and cached as a tarball under
-# target/package-test/ (a new one when this file changes); every run unpacks a fresh copy.
+# target/package-test/ (a new one when its recipe changes); every run unpacks a fresh copy.
 # The package's own dependencies are installed from its Depends field in each run (their
 # .debs are cached). The root shares this machine's network, so its programs reach the
 # swtpm named by TCTI on 127.0.0.1. in-root.sh does the work inside; proc is mounted in a
@@ -20,9 +20,10 @@ die() {
     exit 1
 }
 
-[ $# -eq 2 ] || die "usage: $0 DEB TCTI"
+[ $# -eq 3 ] || die "usage: $0 DEB TCTI PORT"
 deb=$(realpath "$1")
 tcti=$2
+port=$3
 [ -f "$deb" ] || die "$deb not found"
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot)"
 for prog in debootstrap chroot unshare tar sha256sum; do
@@ -34,7 +35,9 @@ MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE_PACKAGES="nginx openssl curl opensc systemd-standalone-tmpfiles"
 cache=$(realpath -m ../../target/package-test)
 mkdir -p "$cache/apt-archives/partial"
-recipe=$(cat "${BASH_SOURCE[0]}" | sha256sum | cut -c1-12)
+# A new root when what goes into it changes (bump BASE_RECIPE when the way it is made does).
+BASE_RECIPE=1
+recipe=$(printf '%s\n' "$BASE_RECIPE" "$MIRROR" "$BASE_PACKAGES" | sha256sum | cut -c1-12)
 base="$cache/bookworm-minbase-$recipe.tar"
 
 # Inside a private mount namespace: proc mounted, the apt cache bound, then the command.
@@ -95,4 +98,4 @@ tar -C "$root" -xf "$base"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 cp "$deb" "$root/tmp/tpmkey.deb"
 install -m 0755 in-root.sh "$root/tmp/in-root.sh"
-in_root "$root" /tmp/in-root.sh /tmp/tpmkey.deb "$tcti"
+in_root "$root" /tmp/in-root.sh /tmp/tpmkey.deb "$tcti" "$port"

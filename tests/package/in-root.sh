@@ -4,7 +4,7 @@
 # files (run as the example unit runs it), the PKCS#11 module through p11-kit, then
 # `dpkg -r` and `dpkg -P`, comparing the file list before and after.
 #
-#   in-root.sh DEB TCTI
+#   in-root.sh DEB TCTI PORT      (PORT: a free loopback port for nginx)
 set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C
 export DEBIAN_FRONTEND=noninteractive
@@ -13,6 +13,7 @@ export HOME=/tmp/home
 mkdir -p "$HOME"
 deb=$1
 tcti=$2
+port=$3
 
 step() { echo "== $*"; }
 fail() {
@@ -83,20 +84,25 @@ unit_value() { sed -n "s/^$1=//p" "$unit"; }
     || fail "$unit: expected User=www-data, SupplementaryGroups=tss"
 openssl_conf=$(unit_value Environment | sed -n 's/^OPENSSL_CONF=//p')
 [ "$openssl_conf" = /usr/share/tpmkey/openssl-tpmkey.cnf ] || fail "$unit: OPENSSL_CONF=$openssl_conf"
+exec_start_pre=$(unit_value ExecStartPre)
 exec_start=$(unit_value ExecStart)
 # What systemd makes for the unit: RuntimeDirectory, LogsDirectory, StateDirectory.
 for d in "/run/$(unit_value RuntimeDirectory)" "/var/log/$(unit_value LogsDirectory)" \
     "/var/lib/$(unit_value StateDirectory)"; do
     install -d -o www-data -g www-data -m 0755 "$d"
 done
-port=$((20000 + RANDOM % 20000))
 mkdir -p /tmp/www
 echo "Hello from a TPM key, packaged" >/tmp/www/index.html
 sed -e "s|listen 443 ssl;|listen 127.0.0.1:$port ssl;|" -e "s|root /var/www/html;|root /tmp/www;|" \
     /usr/share/doc/tpmkey/examples/nginx-tpmkey.conf >/etc/nginx/tpmkey.conf
-# shellcheck disable=SC2086 # the unit's command line
-setpriv --reuid=www-data --regid=www-data --groups=tss --inh-caps=-all \
-    env -i PATH="$PATH" OPENSSL_CONF="$openssl_conf" $exec_start \
+as_unit() {
+    setpriv --reuid=www-data --regid=www-data --groups=tss --inh-caps=-all \
+        env -i PATH="$PATH" OPENSSL_CONF="$openssl_conf" "$@"
+}
+# shellcheck disable=SC2086 # the unit's command lines
+as_unit $exec_start_pre || fail "the unit's ExecStartPre ($exec_start_pre) failed"
+# shellcheck disable=SC2086
+as_unit $exec_start \
     || fail "nginx did not start: $(cat /var/log/nginx-tpmkey/error.log 2>/dev/null)"
 for _ in $(seq 100); do [ -f "$nginx_pid_file" ] && break; sleep 0.1; done
 [ "$(stat -c %U "/proc/$(cat "$nginx_pid_file")")" = www-data ] || fail "nginx master is not www-data"

@@ -117,9 +117,14 @@ fn package_installs_serves_https_and_purges_clean_in_a_fresh_debian_12() {
     let (deb, _) = package();
     let tpm = Swtpm::start();
     let script = workspace().join("tests/package/debian-root.sh");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
     let out = Command::new(&script)
         .arg(deb)
         .arg(tpm.tcti())
+        .arg(port.to_string())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
     let stdout = text(&out.stdout);
