@@ -32,12 +32,12 @@ done
 
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What a user has on the machine besides the package: the programs the test drives.
-BASE_PACKAGES="nginx openssl curl opensc systemd-standalone-tmpfiles"
+BASE_PACKAGES=(nginx openssl curl opensc systemd-standalone-tmpfiles)
 cache=$(realpath -m ../../target/package-test)
 mkdir -p "$cache/apt-archives/partial"
 # A new root when what goes into it changes (bump BASE_RECIPE when the way it is made does).
 BASE_RECIPE=1
-recipe=$(printf '%s\n' "$BASE_RECIPE" "$MIRROR" "$BASE_PACKAGES" | sha256sum | cut -c1-12)
+recipe=$(printf '%s\n' "$BASE_RECIPE" "$MIRROR" "${BASE_PACKAGES[*]}" | sha256sum | cut -c1-12)
 base="$cache/bookworm-minbase-$recipe.tar"
 
 # Inside a private mount namespace: proc mounted, the apt cache bound, then the command.
@@ -77,8 +77,8 @@ if [ ! -f "$base" ]; then
     chmod 0755 "$build/root/usr/sbin/policy-rc.d"
     cp /etc/resolv.conf "$build/root/etc/resolv.conf"
     in_root "$build/root" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends $BASE_PACKAGES >"$build/apt.log" 2>&1 \
-        || { tail -20 "$build/apt.log" >&2; die "installing $BASE_PACKAGES in the root failed"; }
+        apt-get install -y --no-install-recommends "${BASE_PACKAGES[@]}" >"$build/apt.log" 2>&1 \
+        || { tail -20 "$build/apt.log" >&2; die "installing ${BASE_PACKAGES[*]} in the root failed"; }
     tar -C "$build/root" -cf "$build/base.tar" .
     mv "$build/base.tar" "$base"
     stop_processes_in "$build/root"

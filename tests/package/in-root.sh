@@ -47,7 +47,7 @@ if ! apt-get install -y --no-install-recommends $depends >/tmp/apt.log 2>&1; the
     apt-get install -y --no-install-recommends $depends >/tmp/apt.log 2>&1 \
         || fail "installing $depends: $(tail -10 /tmp/apt.log)"
 fi
-echo "installed: $(echo $depends)"
+echo "installed: $(tr '\n' ' ' <<<"$depends")"
 getent group tss >/dev/null || fail "no tss group after installing the dependencies (tpm-udev)"
 
 before=$(snapshot)

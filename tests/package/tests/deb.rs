@@ -5,22 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+use tpmkey_package_test::{text, workspace};
 use tpmkey_testenv::{run, Swtpm};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// `make deb` once per test binary; returns the package and what build-deb.sh printed.
 fn package() -> &'static (PathBuf, String) {
@@ -69,43 +59,35 @@ fn package_is_lintian_clean_and_its_libraries_are_stripped() {
             .any(|l| l.starts_with("E:") || l.starts_with("W:")),
         "lintian: {tags}"
     );
-    // Stripped: no DWARF left in the packaged libraries; the -dbgsym package holds it.
-    let dir = workspace().join("target/package/work/tpmkey");
-    for lib in [
-        "usr/lib/x86_64-linux-gnu/ossl-modules/tpmkey.so",
-        "usr/lib/x86_64-linux-gnu/pkcs11/libtpmkey_pkcs11.so",
-    ] {
-        let sections = text(
-            &run(Command::new("readelf")
-                .arg("-S")
-                .arg("-W")
-                .arg(dir.join(lib)))
-            .stdout,
-        );
+    // Stripped: no DWARF left in the packaged libraries; tpmkey-dbgsym holds it under
+    // their build ids.
+    let dir = std::env::temp_dir().join(format!("tpmkey-deb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&dir));
+    let dbgsym_deb = deb.with_file_name(
+        deb.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace("tpmkey_", "tpmkey-dbgsym_"),
+    );
+    let dbgsym = text(&run(Command::new("dpkg-deb").arg("-c").arg(dbgsym_deb)).stdout);
+    let libs = text(&run(Command::new("find").arg(&dir).args(["-name", "*.so"])).stdout);
+    assert_eq!(libs.lines().count(), 2, "libraries in the package: {libs}");
+    for lib in libs.lines() {
+        let sections = text(&run(Command::new("readelf").args(["-S", "-W", lib])).stdout);
+        assert!(!sections.contains(".debug_"), "{lib} is not stripped");
+        let notes = text(&run(Command::new("readelf").args(["-n", lib])).stdout);
+        let id = notes
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Build ID: "))
+            .unwrap_or_else(|| panic!("{lib} has no build id"));
+        let debug_file = format!("./usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..]);
         assert!(
-            !sections.contains(".debug_"),
-            "{lib} is not stripped:\n{sections}"
+            dbgsym.lines().any(|l| l.ends_with(&debug_file)),
+            "tpmkey-dbgsym has no {debug_file} for {lib}:\n{dbgsym}"
         );
     }
-    let dbgsym = text(
-        &run(Command::new("dpkg-deb").arg("-c").arg(
-            deb.with_file_name(
-                deb.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace("tpmkey_", "tpmkey-dbgsym_"),
-            ),
-        ))
-        .stdout,
-    );
-    assert_eq!(
-        dbgsym
-            .lines()
-            .filter(|l| l.contains("/usr/lib/debug/.build-id/") && l.ends_with(".debug"))
-            .count(),
-        2,
-        "tpmkey-dbgsym: {dbgsym}"
-    );
+    std::fs::remove_dir_all(&dir).unwrap();
     summary(&format!(
         "make deb:\n{listing}lintian: no errors or warnings ({} info tags)",
         tags.lines().filter(|l| l.starts_with("I:")).count()

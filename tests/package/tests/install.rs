@@ -6,18 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use tpmkey_package_test::{text, workspace};
 use tpmkey_testenv::run;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Every file under `root`, as absolute paths inside it, sorted.
 fn files_under(root: &Path) -> Vec<String> {
