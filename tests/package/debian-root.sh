@@ -32,7 +32,8 @@ done
 
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What a user has on the machine besides the package: the programs the test drives.
-BASE_PACKAGES=(nginx openssl curl opensc systemd-standalone-tmpfiles)
+# binutils: make install strips the libraries it installs (in-root.sh runs its script).
+BASE_PACKAGES=(nginx openssl curl opensc systemd-standalone-tmpfiles binutils)
 cache=$(realpath -m ../../target/package-test)
 mkdir -p "$cache/apt-archives/partial"
 # A new root when what goes into it changes (bump BASE_RECIPE when the way it is made does).
@@ -98,4 +99,7 @@ tar -C "$root" -xf "$base"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 cp "$deb" "$root/tmp/tpmkey.deb"
 install -m 0755 in-root.sh "$root/tmp/in-root.sh"
+# What `make install` reads, for the same cycle without the package.
+(cd ../.. && tar -cf - packaging conf man include target/release/libtpmkey_provider.so \
+    target/release/libtpmkey_pkcs11.so) | (mkdir "$root/tmp/src" && tar -C "$root/tmp/src" -xf -)
 in_root "$root" /tmp/in-root.sh /tmp/tpmkey.deb "$tcti" "$port"

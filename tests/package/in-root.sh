@@ -178,4 +178,24 @@ if [ "$before" != "$after" ]; then
     fail "the file list after dpkg -P differs from the one before dpkg -i (above)"
 fi
 echo "file list after dpkg -P equals the one before dpkg -i ($(wc -l <<<"$before") paths)"
+
+step "make install's script on the same root: the package's files; make uninstall: nothing left"
+p11_dir=$(dirname "$module")
+P11_MODULE_PATH=$p11_dir P11_MODULE_CONFIGS=/usr/share/p11-kit/modules \
+    /tmp/src/packaging/install-files.sh install >/tmp/install.log || fail "$(cat /tmp/install.log)"
+mapfile -t installed < <(comm -13 <(echo "$before" | cut -d' ' -f1) \
+    <(snapshot | cut -d' ' -f1) | while read -r f; do [ -d "$f" ] || echo "$f"; done)
+if [ "$(printf '%s\n' "${installed[@]}" | sort)" != "$(printf '%s\n' "${files[@]}" | sort)" ]; then
+    diff <(printf '%s\n' "${files[@]}" | sort) <(printf '%s\n' "${installed[@]}" | sort) >&2 || true
+    fail "make install's files differ from the package's (above: < package, > make install)"
+fi
+[ "$(stat -c '%U %G %a' /var/lib/tpmkey)" = "root tss 1770" ] || fail "make install: store $(stat -c '%U %G %a' /var/lib/tpmkey 2>&1)"
+P11_MODULE_PATH=$p11_dir P11_MODULE_CONFIGS=/usr/share/p11-kit/modules \
+    /tmp/src/packaging/install-files.sh uninstall >/tmp/uninstall.log || fail "$(cat /tmp/uninstall.log)"
+after=$(snapshot)
+if [ "$before" != "$after" ]; then
+    diff <(echo "$before") <(echo "$after") >&2 || true
+    fail "the file list after make uninstall differs from the one before make install (above)"
+fi
+echo "make install put the package's ${#installed[@]} files in place; make uninstall left the file list as it was"
 echo "in-root.sh: PASSED"

@@ -123,7 +123,7 @@ fn package_installs_serves_https_and_purges_clean_in_a_fresh_debian_12() {
          p11-kit and pkcs11-tool through p11-kit-proxy, dpkg -r, dpkg -P: PASSED\n{}",
         stdout
             .lines()
-            .filter(|l| l.starts_with("installed:") || l.contains("files installed") || l.starts_with("file list after"))
+            .filter(|l| l.starts_with("installed:") || l.starts_with("make install put") || l.contains("files installed") || l.starts_with("file list after"))
             .collect::<Vec<_>>()
             .join("\n")
     ));
