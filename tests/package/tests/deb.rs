@@ -104,6 +104,7 @@ fn package_installs_serves_https_and_purges_clean_in_a_fresh_debian_12() {
         .unwrap()
         .port();
     let out = Command::new(&script)
+        .arg("package")
         .arg(deb)
         .arg(tpm.tcti())
         .arg(port.to_string())
