@@ -150,7 +150,7 @@ do_uninstall() {
         if rmdir "$STORE" 2>/dev/null; then
             echo "  removed $STORE (empty)"
         else
-            echo "  $STORE kept: it holds tokens (their keys work on this TPM only)"
+            echo "  $STORE kept: it holds tokens (their keys work on this TPM only) or pinned storage keys"
         fi
     fi
 }

@@ -83,6 +83,8 @@ unit_value() { sed -n "s/^$1=//p" "$unit"; }
 [ "$(unit_value User)" = www-data ] && [ "$(unit_value SupplementaryGroups)" = tss ] \
     || fail "$unit: expected User=www-data, SupplementaryGroups=tss"
 openssl_conf=$(unit_value Environment | sed -n 's/^OPENSSL_CONF=//p')
+state_dir=$(unit_value Environment | sed -n 's/^TPMKEY_STATE=//p')
+case "$state_dir" in "/var/lib/$(unit_value StateDirectory)"/*) ;; *) fail "$unit: TPMKEY_STATE=$state_dir is not in its StateDirectory" ;; esac
 [ "$openssl_conf" = /usr/share/tpmkey/openssl-tpmkey.cnf ] || fail "$unit: OPENSSL_CONF=$openssl_conf"
 exec_start_pre=$(unit_value ExecStartPre)
 exec_start=$(unit_value ExecStart)
@@ -97,7 +99,7 @@ sed -e "s|listen 443 ssl;|listen 127.0.0.1:$port ssl;|" -e "s|root /var/www/html
     /usr/share/doc/tpmkey/examples/nginx-tpmkey.conf >/etc/nginx/tpmkey.conf
 as_unit() {
     setpriv --reuid=www-data --regid=www-data --groups=tss --inh-caps=-all \
-        env -i PATH="$PATH" OPENSSL_CONF="$openssl_conf" "$@"
+        env -i PATH="$PATH" OPENSSL_CONF="$openssl_conf" TPMKEY_STATE="$state_dir" "$@"
 }
 # shellcheck disable=SC2086 # the unit's command lines
 as_unit $exec_start_pre || fail "the unit's ExecStartPre ($exec_start_pre) failed"
@@ -150,7 +152,8 @@ echo "through $proxy:"
 grep -E 'token label|token manufacturer|token model' <<<"$slots" | grep -B1 -A1 pkgtest
 objects=$(pkcs11-tool --module "$proxy" --token-label pkgtest --login --pin 87654321 -O 2>&1)
 grep -q 'label: *pkgkey' <<<"$objects" || fail "pkcs11-tool -O: $objects"
-tokens=(/var/lib/tpmkey/*)
+# Token directories hold a `token` file (the store also holds root's state, storage-keys/).
+mapfile -t tokens < <(find /var/lib/tpmkey -mindepth 2 -maxdepth 2 -name token -printf '%h\n')
 [ "${#tokens[@]}" -eq 1 ] && [ "$(stat -c '%U %a' "${tokens[0]}")" = "root 700" ] \
     || fail "expected one token directory root 0700 in /var/lib/tpmkey: $(ls -la /var/lib/tpmkey)"
 

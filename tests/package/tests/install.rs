@@ -128,3 +128,44 @@ fn example_unit_verifies() {
         text(&out.stderr)
     );
 }
+
+/// tpmkey.conf(5) documents every key and `TPMKEY_*` variable core/src/config.rs reads.
+#[test]
+fn config_man_page_names_every_key_and_variable() {
+    let source = std::fs::read_to_string(workspace().join("core/src/config.rs")).unwrap();
+    let page = std::fs::read_to_string(workspace().join("man/tpmkey.conf.5")).unwrap();
+    let keys_start = source
+        .find("pub const KEYS: &[&str] = &[")
+        .expect("config.rs defines KEYS");
+    let keys_end = keys_start + source[keys_start..].find("];").unwrap();
+    let keys: Vec<&str> = source[keys_start..keys_end]
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .collect();
+    assert!(
+        keys.contains(&"tcti") && keys.len() >= 7,
+        "keys parsed: {keys:?}"
+    );
+    for key in &keys {
+        assert!(
+            page.contains(&format!(".BI \"{key} = \""))
+                || page.contains(&format!(".BR \"{key} = \"")),
+            "tpmkey.conf(5) has no entry for the key {key}"
+        );
+    }
+    let variables: Vec<&str> = source
+        .split('"')
+        .filter(|s| s.starts_with("TPMKEY_") && s[7..].chars().all(|c| c.is_ascii_uppercase()))
+        .collect();
+    assert!(
+        variables.contains(&"TPMKEY_CONF"),
+        "variables parsed: {variables:?}"
+    );
+    for var in &variables {
+        assert!(
+            page.contains(&format!(".B {var}\n")),
+            "tpmkey.conf(5) has no ENVIRONMENT entry for {var}"
+        );
+    }
+}
