@@ -172,15 +172,33 @@ for f in "${files[@]}"; do
 done
 [ -d "${tokens[0]}" ] || fail "dpkg -r removed the token store"
 
-step "dpkg -P: after the tokens are deleted, nothing is left"
+step "dpkg -P with a token left: the token stays, tpmkey's state and configuration go"
+dpkg -P tpmkey 2>/tmp/purge.err || fail "dpkg -P: $(cat /tmp/purge.err)"
+grep -q "/var/lib/tpmkey kept: it holds PKCS#11 tokens" /tmp/purge.err || fail "no note on the kept store: $(cat /tmp/purge.err)"
+[ -f "${tokens[0]}/token" ] || fail "dpkg -P deleted the token"
+left=$(find /var/lib/tpmkey -mindepth 1 -maxdepth 1)
+[ "$left" = "${tokens[0]}" ] || fail "dpkg -P left more than the token in /var/lib/tpmkey: $left"
+[ ! -e /etc/tpmkey ] || fail "dpkg -P left /etc/tpmkey: $(ls -la /etc/tpmkey)"
+# The administrator deletes the token; the directory is then empty.
 rm -rf "${tokens[0]}"
-dpkg -P tpmkey
+rmdir /var/lib/tpmkey
 after=$(snapshot)
 if [ "$before" != "$after" ]; then
     diff <(echo "$before") <(echo "$after") >&2 || true
     fail "the file list after dpkg -P differs from the one before dpkg -i (above)"
 fi
-echo "file list after dpkg -P equals the one before dpkg -i ($(wc -l <<<"$before") paths)"
+echo "file list after dpkg -P (and the token deleted) equals the one before dpkg -i ($(wc -l <<<"$before") paths)"
+
+step "dpkg -i and dpkg -P again: the empty store goes with the package"
+dpkg -i "$deb" >/dev/null
+[ -d /var/lib/tpmkey ] || fail "dpkg -i made no /var/lib/tpmkey"
+dpkg -P tpmkey >/dev/null
+after=$(snapshot)
+if [ "$before" != "$after" ]; then
+    diff <(echo "$before") <(echo "$after") >&2 || true
+    fail "the file list after the second dpkg -P differs from the one before dpkg -i (above)"
+fi
+echo "file list after dpkg -i, dpkg -P equals the one before"
 
 step "make install's script on the same root: the package's files; make uninstall: nothing left"
 p11_dir=$(dirname "$module")
