@@ -27,7 +27,8 @@ TEST_PACKAGES=(
     # the openssl plugin (ECDSA in the IKEv2 test) is in the standard plugins
     strongswan-pki strongswan-swanctl libstrongswan-extra-plugins libstrongswan-standard-plugins
     libtpm2-pkcs11-1 libengine-pkcs11-openssl iproute2 procps iputils-ping
-    # the package test (tests/package): a Debian 12 root, lintian, man pages, unit checks
+    # the package test (tests/package): a Debian 12 root, lintian, man pages, unit checks;
+    # systemd-measure: signed PCR policies of a fake UKI (core/tests/policy_trial.rs)
     debootstrap lintian man-db systemd
 )
 
@@ -163,6 +164,10 @@ for plugin in pkcs11 kernel-libipsec openssl curve25519; do
         fail=1
     fi
 done
+if [ ! -x /usr/lib/systemd/systemd-measure ]; then
+    echo "deps.sh: ERROR: /usr/lib/systemd/systemd-measure not found (systemd)" >&2
+    fail=1
+fi
 if [ ! -x /usr/lib/ipsec/charon ]; then
     echo "deps.sh: ERROR: /usr/lib/ipsec/charon not found (strongswan-charon)" >&2
     fail=1
