@@ -38,6 +38,16 @@ snapshot() {
         -o -printf '%p %u %g %m\n' | sort
 }
 
+# Fails unless the file list is the one taken before dpkg -i; $1 says after what.
+same_as_before() {
+    local after
+    after=$(snapshot)
+    if [ "$before" != "$after" ]; then
+        diff <(echo "$before") <(echo "$after") >&2 || true
+        fail "the file list after $1 differs from the one before dpkg -i (above: < before, > after)"
+    fi
+}
+
 step "installing the package's dependencies (its Depends field)"
 depends=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/[[:space:]]//g' | grep .)
 # shellcheck disable=SC2086 # one package name per word
@@ -182,22 +192,14 @@ left=$(find /var/lib/tpmkey -mindepth 1 -maxdepth 1)
 # The administrator deletes the token; the directory is then empty.
 rm -rf "${tokens[0]}"
 rmdir /var/lib/tpmkey
-after=$(snapshot)
-if [ "$before" != "$after" ]; then
-    diff <(echo "$before") <(echo "$after") >&2 || true
-    fail "the file list after dpkg -P differs from the one before dpkg -i (above)"
-fi
+same_as_before "dpkg -P"
 echo "file list after dpkg -P (and the token deleted) equals the one before dpkg -i ($(wc -l <<<"$before") paths)"
 
 step "dpkg -i and dpkg -P again: the empty store goes with the package"
 dpkg -i "$deb" >/dev/null
 [ -d /var/lib/tpmkey ] || fail "dpkg -i made no /var/lib/tpmkey"
 dpkg -P tpmkey >/dev/null
-after=$(snapshot)
-if [ "$before" != "$after" ]; then
-    diff <(echo "$before") <(echo "$after") >&2 || true
-    fail "the file list after the second dpkg -P differs from the one before dpkg -i (above)"
-fi
+same_as_before "the second dpkg -P"
 echo "file list after dpkg -i, dpkg -P equals the one before"
 
 step "make install's script on the same root: the package's files; make uninstall: nothing left"
@@ -213,10 +215,6 @@ fi
 [ "$(stat -c '%U %G %a' /var/lib/tpmkey)" = "root tss 1770" ] || fail "make install: store $(stat -c '%U %G %a' /var/lib/tpmkey 2>&1)"
 P11_MODULE_PATH=$p11_dir P11_MODULE_CONFIGS=/usr/share/p11-kit/modules \
     /tmp/src/packaging/install-files.sh uninstall >/tmp/uninstall.log || fail "$(cat /tmp/uninstall.log)"
-after=$(snapshot)
-if [ "$before" != "$after" ]; then
-    diff <(echo "$before") <(echo "$after") >&2 || true
-    fail "the file list after make uninstall differs from the one before make install (above)"
-fi
+same_as_before "make uninstall"
 echo "make install put the package's ${#installed[@]} files in place; make uninstall left the file list as it was"
 echo "in-root.sh: PASSED"
