@@ -14,20 +14,34 @@ TEST_LOG := target/test.log
 FUZZ_TARGET ?= keyfile
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build test bench demo fuzz install clean
+.PHONY: all deps rust-version build test bench demo fuzz install uninstall deb clean
 
 all: build
 
 deps:
-	scripts/deps.sh
+	scripts/deps.sh test
 
-build:
+# The workspace needs Rust $(RUST_MIN) (Cargo.toml rust-version); Debian 12's own cargo is 1.63.
+RUST_MIN := 1.85
+rust-version:
+	@v="$$($(CARGO) --version 2>/dev/null | sed -n 's/^cargo \([0-9]*\.[0-9]*\)\..*/\1/p' || true)"; \
+	if [ -z "$$v" ]; then \
+	    echo "make: cargo not found; tpmkey needs Rust $(RUST_MIN) or newer: install it with rustup (https://rustup.rs)" >&2; \
+	    exit 1; \
+	fi; \
+	if [ "$$(printf '%s\n%s\n' "$(RUST_MIN)" "$$v" | sort -V | head -1)" != "$(RUST_MIN)" ]; then \
+	    echo "make: cargo $$v is too old; tpmkey needs Rust $(RUST_MIN) or newer (rustup update, or https://rustup.rs)" >&2; \
+	    exit 1; \
+	fi
+
+build: rust-version
 	$(CARGO) build --release --workspace
 
 # Every TPM test runs against its own real swtpm (tests/harness); nothing is mocked and
 # nothing may be skipped: an #[ignore]d test fails the target.
 test: deps build
 	@mkdir -p target
+	@rm -f target/package-test/summary.txt
 	env -u RUST_TEST_THREADS RUST_BACKTRACE=1 \
 	    $(CARGO) test --release --workspace --no-fail-fast -- $(TEST_ARGS) 2>&1 | tee $(TEST_LOG)
 	@if grep -E '^test result: .* [1-9][0-9]* ignored' $(TEST_LOG) >/dev/null; then \
@@ -35,14 +49,15 @@ test: deps build
 	    grep -E '\.\.\. ignored' $(TEST_LOG) >&2 || true; \
 	    exit 1; \
 	fi
+	@if [ -f target/package-test/summary.txt ]; then cat target/package-test/summary.txt; fi
 	@echo "make test: all tests passed, none skipped (log: $(TEST_LOG))"
 
-bench:
-	scripts/deps.sh
+bench: rust-version
+	scripts/deps.sh test
 	$(CARGO) build --release --workspace
 	target/release/tpmkey-bench
 
-demo:
+demo: rust-version
 	scripts/demo.sh
 
 fuzz:
@@ -59,19 +74,20 @@ fuzz:
 	fi
 	cd core/fuzz && $(CARGO) +nightly fuzz run $(FUZZ_TARGET) -- -max_total_time=$(FUZZ_SECONDS)
 
-install: build
-	@modules="$$(openssl version -m | sed -n 's/^MODULESDIR: "\(.*\)"/\1/p')"; \
-	p11dir="$$(pkg-config --variable=p11_module_path p11-kit-1)"; \
-	p11conf="$$(pkg-config --variable=p11_module_configs p11-kit-1)"; \
-	test -n "$$modules" -a -n "$$p11dir" -a -n "$$p11conf" || { echo "make install: cannot find the OpenSSL or p11-kit module directories (make deps)" >&2; exit 1; }; \
-	install -D -m 0755 target/release/libtpmkey_provider.so "$(DESTDIR)$$modules/tpmkey.so"; \
-	install -D -m 0755 target/release/libtpmkey_pkcs11.so "$(DESTDIR)$$p11dir/libtpmkey_pkcs11.so"; \
-	install -D -m 0644 conf/tpmkey.module "$(DESTDIR)$$p11conf/tpmkey.module"; \
-	install -D -m 0644 include/tpmkey.h "$(DESTDIR)/usr/include/tpmkey.h"; \
-	if [ -f include/tpmkey_pkcs11.h ]; then install -D -m 0644 include/tpmkey_pkcs11.h "$(DESTDIR)/usr/include/tpmkey_pkcs11.h"; fi; \
-	install -D -m 0644 conf/openssl-tpmkey.cnf "$(DESTDIR)/usr/share/doc/tpmkey/openssl-tpmkey.cnf"; \
-	if [ ! -e "$(DESTDIR)/etc/tpmkey/tpmkey.conf" ]; then install -D -m 0644 conf/tpmkey.conf "$(DESTDIR)/etc/tpmkey/tpmkey.conf"; fi; \
-	echo "installed: $$modules/tpmkey.so, $$p11dir/libtpmkey_pkcs11.so, $$p11conf/tpmkey.module, /etc/tpmkey/tpmkey.conf (kept if present)"
+# install, uninstall and deb install exactly the files packaging/manifest lists (stripped
+# libraries; deb also builds tpmkey-dbgsym with their debug symbols).
+PACKAGE_LIBS := -p tpmkey-provider -p tpmkey-pkcs11
+
+install: rust-version
+	$(CARGO) build --release $(PACKAGE_LIBS)
+	packaging/install-files.sh install "$(DESTDIR)"
+
+uninstall:
+	packaging/install-files.sh uninstall "$(DESTDIR)"
+
+deb: rust-version
+	$(CARGO) build --release $(PACKAGE_LIBS)
+	packaging/build-deb.sh target/package
 
 clean:
 	$(CARGO) clean

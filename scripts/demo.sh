@@ -11,7 +11,7 @@ export PATH="$HOME/.cargo/bin:/root/.cargo/bin:$PATH:/usr/sbin:/sbin"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "Installing what is missing"
-scripts/deps.sh
+scripts/deps.sh demo
 
 say "Building"
 cargo build --release -p tpmkey-provider
@@ -71,11 +71,16 @@ activate = 1
 module = $module
 activate = 1
 tcti = $tcti
+# this demo's own swtpm: pin its storage key in the demo's directory, not /var/lib/tpmkey
+state = $work/state
 CNF
 export OPENSSL_CONF="$work/openssl.cnf" TPMKEY_CONF=/dev/null
 
 say "Creating a P-256 key inside the TPM and a certificate for it"
-openssl genpkey -algorithm EC -pkeyopt group:P-256 -propquery '?provider=tpmkey' -out "$work/key.pem"
+# provider=tpmkey (no '?'): a TPM key or an error, never a software key.
+openssl genpkey -algorithm EC -pkeyopt group:P-256 -propquery 'provider=tpmkey' -out "$work/key.pem"
+head -1 "$work/key.pem" | grep -qx -- '-----BEGIN TSS2 PRIVATE KEY-----' \
+    || { echo "demo: $work/key.pem is not a TPM key" >&2; exit 1; }
 openssl req -new -x509 -key "$work/key.pem" -subj /CN=localhost -days 7 \
     -addext subjectAltName=DNS:localhost -out "$work/cert.pem"
 head -1 "$work/key.pem"

@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
-# Installs (idempotently) everything tpmkey needs to build and test on Debian 12, as root.
+# Installs (idempotently) what tpmkey needs on Debian 12, as root, for one or more sets:
+#
+#   deps.sh build   compiling, make install, make deb
+#   deps.sh demo    build + what make demo runs (swtpm, nginx, curl); starts and enables
+#                   no service: services of packages it installs stay stopped and disabled
+#   deps.sh test    everything the tests use (the default; make test, make deps)
+#
 # Fast when everything is present: it only asks dpkg, then checks the programs.
 set -euo pipefail
 
-PACKAGES=(
-    build-essential pkg-config libssl-dev libtss2-dev
+BUILD_PACKAGES=(
+    build-essential pkg-config libssl-dev libtss2-dev libp11-kit-dev openssl
+)
+DEMO_PACKAGES=(
+    "${BUILD_PACKAGES[@]}" swtpm nginx curl iproute2
+)
+# Packages of the demo set whose services Debian starts and enables on installation: when
+# deps.sh installs them for the demo, they stay stopped and disabled.
+DEMO_SERVICES=(nginx-common)
+TEST_PACKAGES=(
+    "${BUILD_PACKAGES[@]}"
     swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus
-    tpm2-openssl nginx curl opensc gnutls-bin p11-kit libp11-kit-dev
+    tpm2-openssl nginx curl opensc gnutls-bin p11-kit
     openssh-server openssh-client apache2 strongswan
     # pki, swanctl and the pkcs11 plugin are not in the strongswan metapackage on Debian 12;
     # the openssl plugin (ECDSA in the IKEv2 test) is in the standard plugins
     strongswan-pki strongswan-swanctl libstrongswan-extra-plugins libstrongswan-standard-plugins
     libtpm2-pkcs11-1 libengine-pkcs11-openssl iproute2 procps iputils-ping
+    # the package test (tests/package): a Debian 12 root, lintian, man pages, unit checks;
     # systemd-measure: signed PCR policies of a fake UKI (core/tests/policy_trial.rs)
-    systemd
-    # an independent CBOR decoder for the ACME attestation object test
+    debootstrap lintian man-db systemd
+    # an independent CBOR decoder for the ACME attestation object test (core/tests/attest.rs)
     python3-cbor2
 )
 
@@ -26,24 +42,83 @@ die() {
 # sbin directories are missing from some non-login root PATHs.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
+sets=("$@")
+[ "${#sets[@]}" -gt 0 ] || sets=(test)
+want_demo=no
+want_test=no
+packages=()
+for set in "${sets[@]}"; do
+    case "$set" in
+        build) packages+=("${BUILD_PACKAGES[@]}") ;;
+        demo) packages+=("${DEMO_PACKAGES[@]}") want_demo=yes ;;
+        test) packages+=("${TEST_PACKAGES[@]}") want_test=yes ;;
+        *) die "unknown set '$set' (build, demo or test)" ;;
+    esac
+done
+
 installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
 }
 
+installed_packages() {
+    dpkg-query -W -f='${Package} ${Status}\n' | awk '$NF == "installed" {print $1}' | sort
+}
+
+# Leaves the services of the given packages stopped and disabled.
+quiet_services() {
+    local pkg unit
+    for pkg in "$@"; do
+        while read -r unit; do
+            if command -v deb-systemd-helper >/dev/null 2>&1; then
+                deb-systemd-helper disable "$(basename "$unit")" >/dev/null 2>&1 || true
+            fi
+            if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+                systemctl disable --now "$(basename "$unit")" >/dev/null 2>&1 || true
+            fi
+            echo "deps.sh: $(basename "$unit") (from $pkg) left stopped and disabled"
+        done < <(dpkg -L "$pkg" | grep -E '^/(usr/)?lib/systemd/system/[^/]+\.(service|socket|timer)$' || true)
+        while read -r unit; do
+            if command -v update-rc.d >/dev/null 2>&1; then
+                update-rc.d "$(basename "$unit")" disable >/dev/null 2>&1 || true
+            fi
+        done < <(dpkg -L "$pkg" | grep -E '^/etc/init\.d/[^/]+$' || true)
+    done
+}
+
 missing=()
-for pkg in "${PACKAGES[@]}"; do
+for pkg in "${packages[@]}"; do
     installed "$pkg" || missing+=("$pkg")
 done
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk 'NF && !seen[$0]++')
 
 if [ "${#missing[@]}" -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}); run as root to install them"
     echo "deps.sh: installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Only the test set may start services; the others forbid it for the installation.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=no
+    if [ "$want_test" = no ] && [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# deps.sh: no service starts while it installs packages\nexit 101\n' >"$policy"
+        chmod 0755 "$policy"
+        own_policy=yes
+        trap 'rm -f "$policy"' EXIT
+    fi
+    before=$(installed_packages)
     apt-get update
     apt-get install -y --no-install-recommends "${missing[@]}"
     for pkg in "${missing[@]}"; do
         installed "$pkg" || die "package $pkg is still not installed after apt-get install"
     done
+    if [ "$want_test" = no ]; then
+        mapfile -t new < <(comm -13 <(echo "$before") <(installed_packages) \
+            | grep -Fx -f <(printf '%s\n' "${DEMO_SERVICES[@]}") || true)
+        quiet_services "${new[@]}"
+    fi
+    if [ "$own_policy" = yes ]; then
+        rm -f "$policy"
+        trap - EXIT
+    fi
 fi
 
 # cargo: rustup installs it in ~/.cargo/bin (/root/.cargo/bin on these machines).
@@ -52,11 +127,30 @@ if ! command -v cargo >/dev/null 2>&1 \
     die "cargo not found (not in PATH, ~/.cargo/bin or /root/.cargo/bin); install Rust with rustup: https://rustup.rs"
 fi
 
-# Every program the tests run must exist.
 fail=0
+need() {
+    local prog
+    for prog in "$@"; do
+        if ! command -v "$prog" >/dev/null 2>&1; then
+            echo "deps.sh: ERROR: required program '$prog' not found" >&2
+            fail=1
+        fi
+    done
+}
+need cc pkg-config openssl dpkg-deb dpkg-shlibdeps objcopy strip
+if [ "$want_demo" = yes ]; then
+    need swtpm nginx curl ss
+fi
+if [ "$want_test" = no ]; then
+    [ "$fail" -eq 0 ] || die "required programs are missing (see above)"
+    echo "deps.sh: all dependencies of ${sets[*]} present"
+    exit 0
+fi
+
+# Every program the tests run must exist.
 for prog in swtpm swtpm_setup tpm2_startup tpm2_getrandom tpm2_dictionarylockout tpm2-abrmd \
     dbus-daemon openssl nginx curl pkcs11-tool p11tool p11-kit ssh ssh-keygen sshd pki swanctl \
-    ss pgrep ip ping mount; do
+    ss pgrep ip ping mount debootstrap lintian man systemd-analyze unshare chroot; do
     if ! command -v "$prog" >/dev/null 2>&1; then
         echo "deps.sh: ERROR: required program '$prog' not found" >&2
         fail=1
