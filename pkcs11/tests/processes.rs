@@ -62,9 +62,20 @@ fn signer() {
 
 #[test]
 fn six_processes_sign_on_one_tpm_without_a_resource_manager() {
-    let _env = TestEnv::new("per-operation");
+    signers_on_one_tpm("per-operation", PROCESSES);
+}
+
+/// `objects = keep` without a resource manager: one process keeps (the lease), the other
+/// loads per operation; neither waits for ever on slots the other holds.
+#[test]
+fn two_processes_sign_under_keep_without_a_resource_manager() {
+    signers_on_one_tpm("keep", 2);
+}
+
+fn signers_on_one_tpm(objects: &str, processes: usize) {
+    let _env = TestEnv::new(objects);
     token_with_keys("processes");
-    let children: Vec<_> = (0..PROCESSES)
+    let children: Vec<_> = (0..processes)
         .map(|i| {
             child("signer", if i % 2 == 0 { "ec" } else { "rsa" })
                 .stdout(Stdio::piped())
@@ -90,7 +101,7 @@ fn six_processes_sign_on_one_tpm_without_a_resource_manager() {
         failed += numbers[1];
         assert_eq!(numbers[1], 0, "{report}");
     }
-    assert_eq!((signed, failed), (PROCESSES * SIGNATURES, 0));
+    assert_eq!((signed, failed), (processes * SIGNATURES, 0));
 }
 
 /// The forked child: the inherited module state is not its own until it calls

@@ -54,11 +54,19 @@ fn shell_commands(text: &str) -> Vec<String> {
 fn genpkey(env: &Env, command: &str, tcti: &str) -> (Command, String) {
     let words: Vec<&str> = command.split_whitespace().collect();
     assert_eq!(&words[..2], ["openssl", "genpkey"], "{command}");
-    let out = words
+    let out_at = words
         .iter()
         .position(|w| *w == "-out")
-        .map(|i| words[i + 1].to_string())
-        .unwrap_or_else(|| panic!("no -out in {command}"));
+        .unwrap_or_else(|| panic!("no -out in {command}"))
+        + 1;
+    // An absolute path (the quick start's /etc/tpmkey/...) lands in the test's directory.
+    let out = std::path::Path::new(words[out_at])
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let mut words = words;
+    words[out_at] = &out;
     let mut c = env.plain("genpkey");
     c.env("TPMKEY_TCTI", tcti).env("TPMKEY_CONF", "/dev/null");
     if words.contains(&"-provider") {
