@@ -14,19 +14,6 @@ fn sign(key: &TpmKey) -> tpmkey::Result<tpmkey::Signature> {
     key.sign(SignScheme::Ecdsa(Hash::Sha256), &[7u8; 32])
 }
 
-fn store_dir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "tpmkey-pin-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// Finding 1: `handle:` ECC P-256 keys used to salt the session with the public area that an
 /// unauthenticated ReadPublic returned, bypassing `storage-key-name`.
 #[test]
@@ -60,7 +47,8 @@ fn persistent_key_never_salts_past_the_pin() {
 #[test]
 fn storage_key_is_pinned_on_first_use() {
     let t = common::tpm();
-    let store = store_dir("tofu");
+    let state = tpmkey_testenv::TempDir::new("pin-state");
+    let store = state.path();
     let tcti = t.swtpm.tcti();
     let settings = [("tcti", tcti.as_str()), ("state", store.to_str().unwrap())];
     tpmkey::connection::configure(&settings).unwrap();
@@ -103,7 +91,6 @@ fn storage_key_is_pinned_on_first_use() {
     let key = TpmKey::generate(KeySpec::EcP256, Some(b"pw"), None).unwrap();
     sign(&key).unwrap();
     assert_eq!(std::fs::read_to_string(record).unwrap(), recorded);
-    let _ = std::fs::remove_dir_all(store);
 }
 
 /// Finding 3: a wrong persistent handle used to count as a lost connection; the reconnect

@@ -70,6 +70,18 @@ fn start_nginx_workers(
     settings: &str,
 ) -> Nginx {
     let port = free_port();
+    let conf = nginx_conf(env, main, extra, workers, port);
+    let mut cmd = nginx_command(env, vars, settings, &conf);
+    let mut process = Background::spawn(&mut cmd);
+    // Standard input at end of file, as under systemd: a password prompt gets nothing.
+    drop(process.0.stdin.take());
+    process.wait_listening(port);
+    Nginx { process, port }
+}
+
+/// nginx.conf serving the TPM key `server.pem` with `server.crt` on `port`; `main` goes
+/// into the main context, `extra` into the server block.
+fn nginx_conf(env: &Env, main: &str, extra: &str, workers: usize, port: u16) -> String {
     let dir = env.dir.path().display().to_string();
     std::fs::create_dir_all(env.path("tmp")).unwrap();
     let conf = format!(
@@ -82,13 +94,7 @@ fn start_nginx_workers(
          ssl_certificate {dir}/server.crt;\n  ssl_certificate_key {dir}/server.pem;\n\
          {extra}\n  location / {{ return 200 \"hello from the TPM\\n\"; }}\n }}\n}}\n"
     );
-    let conf = env.write("nginx.conf", conf.as_bytes());
-    let mut cmd = nginx_command(env, vars, settings, &conf);
-    let mut process = Background::spawn(&mut cmd);
-    // Standard input at end of file, as under systemd: a password prompt gets nothing.
-    drop(process.0.stdin.take());
-    process.wait_listening(port);
-    Nginx { process, port }
+    env.write("nginx.conf", conf.as_bytes())
 }
 
 /// `nginx -c conf` with the provider's openssl.cnf (tpmkey `settings` in its section).
@@ -446,18 +452,7 @@ fn nginx_refuses_a_key_from_another_tpm_at_start() {
     let env = Env::new();
     std::fs::copy(&key, env.path("server.pem")).unwrap();
     std::fs::copy(other.path("server.crt"), env.path("server.crt")).unwrap();
-    let dir = env.dir.path().display().to_string();
-    std::fs::create_dir_all(env.path("tmp")).unwrap();
-    let conf = format!(
-        "daemon off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log info;\n\
-         events {{ worker_connections 64; }}\nhttp {{\n access_log off;\n\
-         client_body_temp_path {dir}/tmp;\n proxy_temp_path {dir}/tmp;\n\
-         fastcgi_temp_path {dir}/tmp;\n uwsgi_temp_path {dir}/tmp;\n scgi_temp_path {dir}/tmp;\n\
-         server {{\n  listen 127.0.0.1:{} ssl;\n  ssl_certificate {dir}/server.crt;\n\
-         ssl_certificate_key {dir}/server.pem;\n }}\n}}\n",
-        free_port()
-    );
-    let conf = env.write("nginx.conf", conf.as_bytes());
+    let conf = nginx_conf(&env, "", "", 1, free_port());
     for test_only in [true, false] {
         let mut cmd = nginx_command(&env, &[], "", &conf);
         if test_only {
