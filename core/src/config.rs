@@ -106,17 +106,6 @@ pub fn parse_handle(v: &str) -> Option<u32> {
     }
 }
 
-fn parse_hex(v: &str) -> Option<Vec<u8>> {
-    let v = v.trim();
-    if v.len() % 2 != 0 {
-        return None;
-    }
-    (0..v.len())
-        .step_by(2)
-        .map(|i| v.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
-}
-
 impl Config {
     /// The configuration for this process: `explicit` from the front end, then the
     /// environment, then the config file.
@@ -199,7 +188,8 @@ impl Config {
             }
             "parent-auth" => self.parent_auth = Zeroizing::new(value.as_bytes().to_vec()),
             "storage-key-name" => {
-                self.storage_key_name = Some(parse_hex(value).ok_or_else(|| bad("expected hex"))?);
+                self.storage_key_name =
+                    Some(crate::hex::unhex(value.trim()).ok_or_else(|| bad("expected hex"))?);
             }
             "store" => self.store = Some(PathBuf::from(value)),
             "state" => self.state = Some(PathBuf::from(value)),

@@ -100,7 +100,7 @@ pub struct Link {
     pins_checked: Vec<u32>,
     /// Held while this process keeps objects loaded on a TPM without a resource manager,
     /// where every process shares the TPM's few slots.
-    _keep_lease: Option<KeepLease>,
+    keep_lease: Option<KeepLease>,
 }
 
 impl std::fmt::Debug for Link {
@@ -267,7 +267,7 @@ impl Link {
             pid: std::process::id(),
             tpm: Tpm::new(tcti, config.session),
             policy,
-            _keep_lease: keep_lease,
+            keep_lease,
             config,
             storage_key: None,
             storage_key_used: false,
@@ -755,7 +755,7 @@ impl Link {
     /// idle the storage key would leave the other processes one slot where a first load
     /// needs two.
     pub fn after_opening(&mut self) {
-        if self._keep_lease.is_none() {
+        if self.keep_lease.is_none() {
             return;
         }
         if let Some(i) = self.loaded.iter().position(|(id, _)| *id == STORAGE_KEY_ID) {

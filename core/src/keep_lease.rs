@@ -7,9 +7,8 @@
 //! storage key until its next operation), so they find room. A POSIX lock (unlike flock) is
 //! not inherited by a forked child, and the kernel drops it when its holder exits.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 
 use crate::config::Config;
 
@@ -28,15 +27,7 @@ impl KeepLease {
         crate::store::files::create_dir(&dir).ok()?;
         let bus = std::env::var("DBUS_SESSION_BUS_ADDRESS").ok();
         let name = crate::storage_key_pin::record_file_name(&config.tcti, bus.as_deref(), 0);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(dir.join(format!("{name}.lock")))
-            .ok()?;
+        let file = crate::store::files::open_lock_file(&dir.join(format!("{name}.lock"))).ok()?;
         // SAFETY: flock is plain data; all-zero is a valid starting value.
         let mut lock: libc::flock = unsafe { std::mem::zeroed() };
         lock.l_type = libc::F_WRLCK as libc::c_short;

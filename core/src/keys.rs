@@ -238,9 +238,11 @@ impl TpmKey {
         let KeyLocation::Blob { parent, .. } = &self.location else {
             return Ok(());
         };
-        let known_parent =
-            with_link(|link| Ok(*parent == TPM_RH_OWNER || link.config().parent == Some(*parent)))?;
-        if !known_parent || with_link(|link| Ok(link.holds(self.id)))? {
+        let needed = with_link(|link| {
+            let known_parent = *parent == TPM_RH_OWNER || link.config().parent == Some(*parent);
+            Ok(known_parent && !link.holds(self.id))
+        })?;
+        if !needed {
             return Ok(());
         }
         self.with_key(|_, _, _, _| Ok(()))?;

@@ -132,10 +132,7 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        tpmkey::hex::unhex(s).unwrap()
     }
 
     /// NIST CAVP Hash_DRBG.rsp, [SHA-256], PredictionResistance = False, with a

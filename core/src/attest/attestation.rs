@@ -317,12 +317,7 @@ mod tests {
     const CERTIFY: &str = "ff54434780170022000bcca2684d84bb882a3167eaec19152f0f9571451782c40affb4479286125baac6000400ff55aa00000000000018680000000100000000012019102300163636\
         0022000b54a8ab4843248b2fe0db59f4f6cb08abfd6bdeff65840057d3c29ee721646dff0022000bc3376cb6d7227bdb6312c0da213e1b50f03e872e18f7feafedcd30d557861362";
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::hex::from_spaced as hex;
 
     #[test]
     fn parses_certify_from_swtpm() {

@@ -65,19 +65,7 @@ pub(crate) use crate::hex::hex;
 pub fn parse_hex(text: &str) -> Result<Vec<u8>> {
     let t = text.trim();
     let t = t.strip_prefix("0x").unwrap_or(t);
-    if t.len() % 2 != 0 {
-        return Err(Error::BadInput(format!(
-            "hex \"{t}\" has an odd number of digits"
-        )));
-    }
-    (0..t.len())
-        .step_by(2)
-        .map(|i| {
-            t.get(i..i + 2)
-                .and_then(|d| u8::from_str_radix(d, 16).ok())
-                .ok_or_else(|| Error::BadInput(format!("\"{t}\" is not hex")))
-        })
-        .collect()
+    crate::hex::unhex(t).ok_or_else(|| Error::BadInput(format!("\"{t}\" is not hex")))
 }
 
 /// One check of a verification that failed, with its own message.

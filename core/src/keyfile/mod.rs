@@ -566,15 +566,7 @@ pub(crate) fn base64_decode(text: &[u8], first_line: usize) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    /// Bytes from hex text; whitespace is ignored.
-    fn hex(s: &str) -> Vec<u8> {
-        let digits: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-        assert!(digits.len() % 2 == 0, "odd hex");
-        digits
-            .chunks(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-            .collect()
-    }
+    use crate::hex::from_spaced as hex;
 
     fn keyfile_msg(r: Result<KeyFile>) -> String {
         match r {

@@ -23,12 +23,5 @@ pub use statement::{
     BodyForm, Operation, PolicyAuthorize, PolicyCounterTimer, PolicyPcr, PolicySecret, Statement,
 };
 
-/// Bytes from hex text (whitespace and other non-hex characters skipped), for tests.
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-pub(crate) fn hex(s: &str) -> Vec<u8> {
-    let d: Vec<u8> = s.bytes().filter(|c| c.is_ascii_hexdigit()).collect();
-    d.chunks(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-        .collect()
-}
+pub(crate) use crate::hex::from_spaced as hex;

@@ -38,17 +38,7 @@ fn bad(m: String) -> Error {
 }
 
 fn unhex(s: &str, what: &str) -> Result<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
-        return Err(bad(format!("{what} is not hex")));
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-                .ok_or_else(|| bad(format!("{what} is not hex")))
-        })
-        .collect()
+    crate::hex::unhex(s).ok_or_else(|| bad(format!("{what} is not hex")))
 }
 
 /// Parses the JSON text. Banks tpmkey does not know (e.g. sm3_256) are skipped; a

@@ -17,21 +17,7 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 pub fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     CRYPTO.random(&mut b);
-    crate::connection::hex(&b)
-}
-
-/// Bytes from hex text (as `connection::hex` writes it); None when it is not hex.
-pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-        })
-        .collect()
+    crate::hex::hex(&b)
 }
 
 /// The inode of `path` (a token directory's identity: a re-initialised token is another).
@@ -122,6 +108,19 @@ pub fn corrupt(path: &Path, what: impl std::fmt::Display) -> Error {
     )
 }
 
+/// A lock file (made if missing, 0600, never truncated, closed on exec) for an flock or a
+/// POSIX record lock.
+pub fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+}
+
 /// The exclusive write lock of a token (flock): released when dropped, or when the
 /// process dies, so a killed writer never blocks the others.
 #[derive(Debug)]
@@ -131,14 +130,7 @@ pub struct WriteLock {
 
 impl WriteLock {
     pub fn acquire(path: &Path) -> Result<WriteLock> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| Error::io(path.display(), e))?;
+        let file = open_lock_file(path).map_err(|e| Error::io(path.display(), e))?;
         loop {
             // SAFETY: flock on a file descriptor we own and keep open for the lock's life.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };

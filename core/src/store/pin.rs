@@ -98,7 +98,7 @@ pub(crate) fn decode_pin_file(path: &Path, data: &[u8]) -> Result<(Option<Vec<u8
             let line = rest.split(|b| *b == b'\n').next().unwrap_or_default();
             let salt = std::str::from_utf8(line)
                 .ok()
-                .and_then(files::unhex)
+                .and_then(crate::hex::unhex)
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| files::corrupt(path, "the pin-salt line is not hex"))?;
             Some(salt)

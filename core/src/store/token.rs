@@ -62,7 +62,7 @@ impl Description {
             "label={}\nserial={}\nsalt={}\n",
             self.label,
             self.serial,
-            crate::connection::hex(&self.salt)
+            crate::hex::hex(&self.salt)
         );
         if let Some((vendor, model)) = &self.tpm {
             text.push_str(&format!("tpm-vendor={vendor}\ntpm-model={model}\n"));
@@ -77,8 +77,8 @@ impl Description {
                 .map(str::to_string)
                 .ok_or_else(|| files::corrupt(path, format!("no \"{key}=\" line")))
         };
-        let salt =
-            files::unhex(&get("salt")?).ok_or_else(|| files::corrupt(path, "salt is not hex"))?;
+        let salt = crate::hex::unhex(&get("salt")?)
+            .ok_or_else(|| files::corrupt(path, "salt is not hex"))?;
         Ok(Description {
             label: get("label")?,
             serial: get("serial")?,
