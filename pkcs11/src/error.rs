@@ -80,9 +80,11 @@ impl From<tpmkey::Error> for Error {
 
 /// The module's log (standard error, where PKCS#11 hosts collect a module's messages):
 /// what an administrator must see whatever the debug setting, such as a damaged store.
-/// Never secrets.
+/// Never secrets. A stderr that cannot be written (a closed pipe) is ignored: `eprintln!`
+/// would panic there, at the FFI edge.
 pub fn log(message: &str) {
-    eprintln!("tpmkey-pkcs11: {message}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "tpmkey-pkcs11: {message}");
 }
 
 /// A core error from checking a PIN: the TPM's verdict becomes the PIN return codes.

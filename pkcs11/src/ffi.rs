@@ -28,7 +28,7 @@ fn guard(name: &str, f: impl FnOnce() -> Result<()>) -> CK_RV {
         Ok(()) => CKR_OK,
         Err(e) => {
             if std::env::var_os("TPMKEY_DEBUG").is_some() {
-                eprintln!("tpmkey-pkcs11: {name}: rv 0x{:x} {}", e.code(), e.cause());
+                crate::error::log(&format!("{name}: rv 0x{:x} {}", e.code(), e.cause()));
             }
             e.code()
         }

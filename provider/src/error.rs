@@ -149,3 +149,11 @@ pub fn guard_int(func: &str, f: impl FnOnce() -> Result<()>) -> c_int {
 pub fn guard_bool(func: &str, f: impl FnOnce() -> Result<bool>) -> c_int {
     guard(func, 0, || f().map(c_int::from))
 }
+
+/// A line on standard error, for causes OpenSSL drops (config-time provider errors, the
+/// decoders' errors on its file store path). Never secrets. A stderr that cannot be written
+/// is ignored: `eprintln!` would panic there.
+pub fn log(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "tpmkey: {message}");
+}

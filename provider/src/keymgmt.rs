@@ -588,7 +588,7 @@ unsafe extern "C" fn load<const T: u8>(reference: *const c_void, size: usize) ->
         // the errors of this path, so the cause also goes to stderr.
         if let Material::Tpm(tpm_key) = &k.material {
             if let Err(e) = tpm_key.load() {
-                eprintln!("tpmkey: the key cannot be used with this TPM: {e}");
+                crate::error::log(&format!("the key cannot be used with this TPM: {e}"));
                 return Err(e);
             }
         }

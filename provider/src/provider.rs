@@ -133,7 +133,7 @@ pub unsafe extern "C" fn OSSL_provider_init(
         init(handle, input, out, provctx).inspect_err(|e| {
             // OpenSSL drops the errors of providers activated from openssl.cnf unless
             // `config_diagnostics = 1`: without this line the reason would be lost.
-            eprintln!("tpmkey: the provider is not loaded: {e}");
+            crate::error::log(&format!("the provider is not loaded: {e}"));
         })
     })
 }
