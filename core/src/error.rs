@@ -39,6 +39,9 @@ pub enum Error {
     /// What this process knows of a token (its secret, its objects) belongs to a token that
     /// another process has since re-initialised: log in again.
     StaleToken(String),
+    /// The platform state (PCRs, clock, locality) or the signed policies on hand do not
+    /// satisfy an object's policy; the message names what differs. No DA count was spent.
+    PolicyNotSatisfied(String),
 }
 
 impl Error {
@@ -65,6 +68,15 @@ impl Error {
     /// True when the TPM refuses because of dictionary-attack lockout.
     pub fn is_lockout(&self) -> bool {
         self.response_code().is_some_and(|rc| rc.is_lockout())
+    }
+
+    /// True when an object's policy is not satisfied by the platform state, whether found
+    /// before use or reported by the TPM (PolicyFail, PCR changed, policy CC).
+    pub fn is_policy_failure(&self) -> bool {
+        matches!(self, Error::PolicyNotSatisfied(_))
+            || self
+                .response_code()
+                .is_some_and(|rc| matches!(rc.base(), 0x9D | 0xA4 | 0x128))
     }
 
     /// True for a store file that exists but does not say what it should (the message
@@ -100,6 +112,7 @@ impl fmt::Display for Error {
                 f,
                 "token {serial} was re-initialised by another process: log in again"
             ),
+            Error::PolicyNotSatisfied(m) => write!(f, "policy not satisfied: {m}"),
         }
     }
 }

@@ -1,0 +1,47 @@
+//! `tpmkey keygen`: a key created inside the TPM, written as a TSS2 PRIVATE KEY file. There
+//! is no software fallback: if the TPM cannot make the key, nothing is written.
+
+use std::path::PathBuf;
+
+use clap::Args as ClapArgs;
+
+use tpmkey::{KeySpec, Result, TpmKey};
+
+use crate::io;
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Key type: p256, p384, rsa2048 or rsa3072
+    #[arg(short = 't', long = "type", default_value = "p256")]
+    key_type: String,
+    /// Where to write the key file (PEM, mode 0600)
+    #[arg(short = 'o', long = "out")]
+    out: PathBuf,
+    /// The key's password, from file:PATH, env:VAR or - (standard input); without it the
+    /// key has none and is not subject to dictionary-attack lockout
+    #[arg(long = "password", value_name = "SOURCE")]
+    password: Option<String>,
+    /// Parent: a persistent storage key handle (default: the configured parent, else the
+    /// storage primary)
+    #[arg(long, value_parser = parse_handle)]
+    parent: Option<u32>,
+}
+
+pub fn parse_handle(s: &str) -> std::result::Result<u32, String> {
+    tpmkey::config::parse_handle(s)
+        .ok_or_else(|| format!("\"{s}\" is not a TPM handle (0x81xxxxxx)"))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let spec = KeySpec::parse(&args.key_type)?;
+    let password = args
+        .password
+        .as_deref()
+        .map(io::read_password)
+        .transpose()?;
+    let key = TpmKey::generate(spec, password.as_deref().map(|p| p.as_slice()), args.parent)?;
+    let file = key.key_file().ok_or_else(|| {
+        tpmkey::Error::Unsupported("writing a key file for a persistent key".into())
+    })?;
+    io::write_atomically(&args.out, file.to_pem().as_bytes(), true)
+}

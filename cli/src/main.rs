@@ -1,0 +1,57 @@
+//! `tpmkey`: what `openssl` and `pkcs11-tool` cannot express. Each subcommand lives in its
+//! own module and is a thin layer over the core; this file parses the command line, applies
+//! the global options and turns errors into messages and exit codes.
+
+mod exit;
+mod global;
+mod io;
+mod keygen;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tpmkey",
+    version,
+    about = "TPM-resident keys, platform policies, sealed secrets and attestation",
+    after_help = "Examples:\n  \
+        tpmkey keygen -t p256 -o device.key\n  \
+        TPMKEY_TCTI=swtpm:host=127.0.0.1,port=2321 tpmkey keygen -t rsa3072 --password-file pw -o tls.key\n\n\
+        The TPM is the one the libraries use: TPMKEY_TCTI, or `tcti` in tpmkey.conf(5).\n\
+        Exit codes: 0 success, 1 error, 2 usage, 3 wrong password, 4 platform state does not\n\
+        satisfy the key's policy, 5 TPM unreachable or in lockout."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: global::Options,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a key in the TPM and write it as a TSS2 PRIVATE KEY file
+    Keygen(keygen::Args),
+}
+
+fn run(cli: Cli) -> tpmkey::Result<()> {
+    cli.global.apply()?;
+    match cli.command {
+        Command::Keygen(args) => keygen::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = run(cli);
+    tpmkey::connection::shutdown();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tpmkey: {e}");
+            exit::code(&e)
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Shared by the `tpmkey` command's tests: a real swtpm, the command run as a user runs it
+//! (its own process, configured through the environment), and a private state directory.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tpmkey_testenv::{Swtpm, TempDir};
+
+pub struct Env {
+    pub swtpm: Swtpm,
+    pub dir: TempDir,
+}
+
+impl Env {
+    pub fn start() -> Env {
+        Env {
+            swtpm: Swtpm::start(),
+            dir: TempDir::new("cli"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `tpmkey ARGS` against this swtpm, with nothing inherited that could point elsewhere.
+    pub fn tpmkey<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        tpmkey_with(&self.swtpm.tcti(), self.dir.path(), args)
+    }
+
+    /// [`Env::tpmkey`] that must succeed; returns its standard output.
+    pub fn tpmkey_ok<I, S>(&self, args: I) -> Vec<u8>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let out = self.tpmkey(args);
+        assert!(out.status.success(), "tpmkey failed: {}", stderr(&out));
+        out.stdout
+    }
+}
+
+pub fn tpmkey_with<I, S>(tcti: &str, state: &Path, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_tpmkey"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TPMKEY_TCTI", tcti)
+        .env("TPMKEY_CONF", "/dev/null")
+        .env("TPMKEY_STATE", state.join("state"))
+        .output()
+        .expect("run tpmkey")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
