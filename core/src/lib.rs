@@ -16,6 +16,7 @@ pub mod keep_lease;
 pub mod keyfile;
 pub mod keys;
 pub mod policy;
+pub mod policy_session;
 pub mod public_key;
 pub mod response_code;
 pub mod rsa_padding;
