@@ -703,6 +703,19 @@ impl Tpm {
         Ok((selection_out, values))
     }
 
+    /// TPM2_ReadClock: the clock and the boot counter.
+    pub fn read_clock(&mut self) -> Result<crate::key_policy::TpmClock> {
+        let rsp = self.no_auth(CommandCode::ReadClock, &[], Vec::new(), 0)?;
+        let mut r = Reader::new(&rsp.params);
+        let _time = r.u64()?;
+        let clock_ms = r.u64()?;
+        let reset_count = r.u32()?;
+        Ok(crate::key_policy::TpmClock {
+            clock_ms,
+            reset_count,
+        })
+    }
+
     // ---- key operations --------------------------------------------------------------
 
     /// A command on one key, authorised with the key's authValue or its policy session.

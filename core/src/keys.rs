@@ -165,6 +165,7 @@ impl TpmKey {
         spec: KeySpec,
         password: Option<&[u8]>,
         parent: Option<u32>,
+        parent_auth: Option<&[u8]>,
         mut statements: Vec<Statement>,
     ) -> Result<TpmKey> {
         let password = password.filter(|p| !p.is_empty());
@@ -185,7 +186,7 @@ impl TpmKey {
             password.unwrap_or_default(),
             password.is_some(),
             parent,
-            None,
+            parent_auth,
             &digest,
         )?;
         if key.public.auth_policy != digest || key.public.user_with_auth {

@@ -13,6 +13,7 @@ pub mod hash;
 pub mod hex;
 pub mod implicit_rejection;
 pub mod keep_lease;
+pub mod key_policy;
 pub mod keyfile;
 pub mod keys;
 pub mod policy;

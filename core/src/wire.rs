@@ -68,6 +68,7 @@ pub enum CommandCode {
     PolicyPcr = 0x17F,
     PolicyRestart = 0x180,
     PolicyGetDigest = 0x189,
+    ReadClock = 0x181,
 }
 
 impl CommandCode {
@@ -104,6 +105,7 @@ impl CommandCode {
             CommandCode::PolicyPcr => "PolicyPCR",
             CommandCode::PolicyRestart => "PolicyRestart",
             CommandCode::PolicyGetDigest => "PolicyGetDigest",
+            CommandCode::ReadClock => "ReadClock",
         }
     }
 

@@ -76,7 +76,8 @@ fn reload(key: &TpmKey, password: Option<&[u8]>) -> TpmKey {
 #[test]
 fn pcr_key_stops_on_extend_and_works_after_reboot() {
     let mut t = tpm();
-    let key = TpmKey::generate_with_policy(KeySpec::EcP256, None, None, vec![pcr16_now()]).unwrap();
+    let key =
+        TpmKey::generate_with_policy(KeySpec::EcP256, None, None, None, vec![pcr16_now()]).unwrap();
     assert!(!key.public().user_with_auth, "userWithAuth is clear");
     let key = reload(&key, None);
     sign_and_verify(&key).unwrap();
@@ -97,7 +98,8 @@ fn pcr_key_stops_on_extend_and_works_after_reboot() {
 #[test]
 fn pcr_key_signs_with_two_tpm_commands() {
     let (_t, tap) = tapped_tpm(&[("objects", "keep")]);
-    let key = TpmKey::generate_with_policy(KeySpec::EcP256, None, None, vec![pcr16_now()]).unwrap();
+    let key =
+        TpmKey::generate_with_policy(KeySpec::EcP256, None, None, None, vec![pcr16_now()]).unwrap();
     let key = reload(&key, None);
     // The first use loads the key and lets the storage key go.
     sign_and_verify(&key).unwrap();
@@ -120,7 +122,8 @@ fn password_alone_cannot_bypass_the_policy() {
     let t = tpm();
     let pw = b"pcr-and-password".as_slice();
     let key =
-        TpmKey::generate_with_policy(KeySpec::EcP256, Some(pw), None, vec![pcr16_now()]).unwrap();
+        TpmKey::generate_with_policy(KeySpec::EcP256, Some(pw), None, None, vec![pcr16_now()])
+            .unwrap();
     // The same blob without its policy fields: used with the password through an HMAC
     // session, the TPM refuses (TPM_RC_AUTH_UNAVAILABLE).
     let mut file = key.key_file().unwrap();
@@ -137,7 +140,8 @@ fn pcr_and_password() {
     let (t, tap) = tapped_tpm(&[]);
     let pw = b"correct horse".as_slice();
     let key =
-        TpmKey::generate_with_policy(KeySpec::EcP256, Some(pw), None, vec![pcr16_now()]).unwrap();
+        TpmKey::generate_with_policy(KeySpec::EcP256, Some(pw), None, None, vec![pcr16_now()])
+            .unwrap();
     let file = key.key_file().unwrap();
     assert!(!file.empty_auth);
     let right = TpmKey::from_key_file(&file, Some(pw)).unwrap();
@@ -181,11 +185,13 @@ fn both_policy_pcr_encodings_work() {
         KeySpec::EcP256,
         None,
         None,
+        None,
         vec![Statement::Pcr(now.clone())],
     )
     .unwrap();
     let command =
-        TpmKey::generate_with_policy(KeySpec::EcP256, None, None, vec![command_form]).unwrap();
+        TpmKey::generate_with_policy(KeySpec::EcP256, None, None, None, vec![command_form])
+            .unwrap();
     let mut grub_file = command.key_file().unwrap();
     grub_file.policy = Some(Statement::encode_all(&[current]).unwrap());
     let grub = TpmKey::from_key_file(&grub_file, None).unwrap();
@@ -244,6 +250,7 @@ fn signed_policies_survive_a_state_change() {
     let policy_ref = [7u8; 32];
     let key = TpmKey::generate_with_policy(
         KeySpec::EcP256,
+        None,
         None,
         None,
         vec![authorize_statement(&signer, &policy_ref)],
@@ -332,4 +339,48 @@ fn signed_policies_survive_a_state_change() {
 
     t.swtpm.reboot();
     sign_and_verify(&key).unwrap();
+}
+
+#[test]
+fn expiry_on_the_tpm_clock_and_boot_count() {
+    let mut t = tpm();
+    let request = tpmkey::key_policy::PolicyRequest {
+        pcrs: Some(PcrSelection::parse(PCR16).unwrap()),
+        boots: Some(1),
+        ..Default::default()
+    };
+    let boots = TpmKey::generate_with_policy(
+        KeySpec::EcP256,
+        None,
+        None,
+        None,
+        request.statements().unwrap(),
+    )
+    .unwrap();
+    let request = tpmkey::key_policy::PolicyRequest {
+        expires_ms: Some(tpmkey::key_policy::parse_duration("1h").unwrap()),
+        ..Default::default()
+    };
+    let clock = TpmKey::generate_with_policy(
+        KeySpec::EcP256,
+        None,
+        None,
+        None,
+        request.statements().unwrap(),
+    )
+    .unwrap();
+    sign_and_verify(&boots).unwrap();
+    sign_and_verify(&clock).unwrap();
+
+    let now = tpmkey::key_policy::read_clock().unwrap().clock_ms;
+    t.swtpm
+        .tpm2_tools_ok(["tpm2_setclock", &(now + 2 * 3_600_000).to_string()]);
+    let m = policy_message(sign_and_verify(&clock));
+    assert!(m.contains("time or boot limit"), "{m}");
+
+    t.swtpm.reboot();
+    sign_and_verify(&boots).unwrap();
+    t.swtpm.reboot();
+    let m = policy_message(sign_and_verify(&boots));
+    assert!(m.contains("time or boot limit"), "{m}");
 }
