@@ -17,6 +17,16 @@
 #define TPMKEY_PKEY_PARAM_PARENT_AUTH "parent-auth" /* owner or parent password */
 #define TPMKEY_PKEY_PARAM_PERSIST "persist"         /* also store at 0x81xxxxxx */
 
+/*
+ * Keys bound to the platform state (utf8 strings; combinable with each other and with
+ * user-auth). The key then works only while its policy is satisfied: with a password too,
+ * it needs the state AND the password.
+ */
+#define TPMKEY_PKEY_PARAM_PCR "pcr"                     /* "sha256:7,16": the values now */
+#define TPMKEY_PKEY_PARAM_PCR_VALUES "pcr-values"       /* file: "sha256:16=HEX" lines */
+#define TPMKEY_PKEY_PARAM_POLICY_SIGNER "policy-signer" /* PEM public key of the signer */
+#define TPMKEY_PKEY_PARAM_POLICY_REF "policy-ref"       /* "nonce" (default) or "empty" */
+
 /* The entropy source for the openssl.cnf [random] section: seed = TPM-SEED. */
 #define TPMKEY_RAND_SEED "TPM-SEED"
 

@@ -92,6 +92,10 @@ pub struct Response {
 pub struct Tpm {
     tcti: Tcti,
     pub session: Option<SaltedSession>,
+    /// `session`'s saved context while it is out of the TPM; loaded when a command needs it.
+    pub session_context: Option<Vec<u8>>,
+    /// Whether the HMAC and the policy session authorised a command in this operation.
+    pub sessions_used: (bool, bool),
     /// The policy session for keys with a policy, kept like `session`, and what it knows.
     pub policy: PolicyState,
     /// `session = on`: every command with an authorisation or a secret goes through `session`.
@@ -107,6 +111,8 @@ impl Tpm {
         Tpm {
             tcti,
             session: None,
+            session_context: None,
+            sessions_used: (false, false),
             policy: PolicyState::default(),
             use_session,
             commands_sent: 0,
@@ -155,6 +161,23 @@ impl Tpm {
         }
     }
 
+    /// Loads the saved HMAC session. A full TPM keeps it saved for a retry; any other failure
+    /// gives it up (flushed, in case the TPM still holds it).
+    fn load_session(&mut self) -> Result<()> {
+        let Some(context) = self.session_context.take() else {
+            return Ok(());
+        };
+        if let Err(e) = self.context_load(&context) {
+            if e.response_code().is_some_and(|rc| rc.is_tpm_full()) {
+                self.session_context = Some(context);
+            } else {
+                self.discard_session(Slot::Hmac);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Gives up a session the TPM may still hold, flushing it rather than leak a slot.
     fn discard_session(&mut self, slot: Slot) {
         let handle = match slot {
@@ -178,6 +201,13 @@ impl Tpm {
         let mut session_attrs = 0u8;
         let mut nonce_caller = [0u8; 32];
         if with_session {
+            match slot {
+                Slot::Hmac => {
+                    self.load_session()?;
+                    self.sessions_used.0 = true;
+                }
+                Slot::Policy => self.sessions_used.1 = true,
+            }
             let s = self
                 .session_in(slot)
                 .ok_or_else(|| Error::Integrity("no session established".into()))?;

@@ -14,9 +14,7 @@ use crate::error::{Error, Result};
 use crate::keep_lease::KeepLease;
 use crate::policy_session::PolicySession;
 use crate::public_key::{Curve, KeyPublic, PublicKey};
-use crate::response_code::{
-    TPM_RC_INITIALIZE, TPM_RC_OBJECT_MEMORY, TPM_RC_SESSION_MEMORY, TPM_RC_VALUE,
-};
+use crate::response_code::{TPM_RC_INITIALIZE, TPM_RC_VALUE};
 use crate::session::SaltKey;
 use crate::session_crypto::RustCrypto;
 use crate::storage_key_pin;
@@ -91,8 +89,6 @@ pub struct Link {
     /// (a GetCapability or GetRandom between login and the first signature must not cost a
     /// save and a reload of it).
     key_used: bool,
-    /// Our session's context while it is not loaded (per-operation policy).
-    saved_session: Option<Vec<u8>>,
     /// Transient objects we have loaded, least recently used first.
     loaded: Vec<(u64, u32)>,
     /// Saved contexts of keys, by key id: one ContextLoad brings a key back.
@@ -104,6 +100,13 @@ pub struct Link {
     /// Held while this process keeps objects loaded on a TPM without a resource manager,
     /// where every process shares the TPM's few slots.
     keep_lease: Option<KeepLease>,
+    /// `keep` was configured on a TPM without a resource manager: without the lease, this
+    /// process takes it when it next uses a key and the lease is free.
+    wants_lease: bool,
+    /// A key is being opened (loaded to check it, not used).
+    opening: bool,
+    /// An operation used a key (opening one does not count).
+    used_keys: bool,
 }
 
 impl std::fmt::Debug for Link {
@@ -129,7 +132,7 @@ fn classify(e: &Error) -> Failure {
         Error::Tcti { .. } => Failure::Lost,
         Error::Tpm { command, rc } => {
             let base = rc.base();
-            if matches!(base, TPM_RC_OBJECT_MEMORY | TPM_RC_SESSION_MEMORY | 0x904) {
+            if rc.is_tpm_full() {
                 Failure::Busy
             } else if *command == "ContextLoad"
                 || (0x910..=0x91E).contains(&base)
@@ -227,6 +230,8 @@ fn register_exit_flush() {
         pin_this_library();
         // SAFETY: `flush_at_exit` is a plain extern "C" fn that never unwinds.
         unsafe { libc::atexit(flush_at_exit) };
+        // SAFETY: `yield_after_fork` is a plain extern "C" fn that never unwinds.
+        unsafe { libc::pthread_atfork(None, Some(yield_after_fork), None) };
     });
 }
 
@@ -255,12 +260,29 @@ extern "C" fn flush_at_exit() {
     });
 }
 
+/// A process that forks while it keeps objects on a TPM without a resource manager and has
+/// only opened keys, never used them (an nginx or Apache master, which opens keys for the
+/// workers it forks), gives up the keep lease and what it holds, so that the worker that
+/// uses the keys keeps them. It takes the lease back if it uses a key later and the lease
+/// is free. Runs in the parent.
+extern "C" fn yield_after_fork() {
+    let _ = std::panic::catch_unwind(|| {
+        // Another thread may be inside an operation: never wait.
+        if let Ok(mut guard) = LINK.try_lock() {
+            if let Some(link) = guard.as_mut() {
+                link.yield_lease();
+            }
+        }
+    });
+}
+
 impl Link {
     fn open(config: Config) -> Result<Link> {
         let tcti = Tcti::open(&config.tcti)?;
         let mut policy = config.object_policy();
+        let wants_lease = policy == ObjectPolicy::Keep && !behind_resource_manager(&config.tcti);
         let mut keep_lease = None;
-        if policy == ObjectPolicy::Keep && !behind_resource_manager(&config.tcti) {
+        if wants_lease {
             keep_lease = KeepLease::try_acquire(&config);
             if keep_lease.is_none() {
                 policy = ObjectPolicy::PerOperation;
@@ -271,11 +293,13 @@ impl Link {
             tpm: Tpm::new(tcti, config.session),
             policy,
             keep_lease,
+            wants_lease,
+            opening: false,
+            used_keys: false,
             config,
             storage_key: None,
             storage_key_used: false,
             key_used: false,
-            saved_session: None,
             loaded: Vec::new(),
             contexts: HashMap::new(),
             persistent: HashMap::new(),
@@ -305,6 +329,7 @@ impl Link {
         loop {
             self.storage_key_used = false;
             self.key_used = false;
+            self.tpm.sessions_used = (false, false);
             let result = f(self);
             self.after_operation();
             let Err(e) = result else { return result };
@@ -343,6 +368,14 @@ impl Link {
     }
 
     fn prepare(&mut self, need: Need<'_>) -> Result<Option<Target>> {
+        let uses_key = matches!(need, Need::Key(..) | Need::PolicyKey(..));
+        self.used_keys |= uses_key && !self.opening;
+        if uses_key && self.wants_lease && self.keep_lease.is_none() {
+            self.keep_lease = KeepLease::try_acquire(&self.config);
+            if self.keep_lease.is_some() {
+                self.policy = ObjectPolicy::Keep;
+            }
+        }
         let target = self.prepare_target(need)?;
         if let (Need::PolicyKey(key, _), Some(t)) = (need, &target) {
             self.ensure_policy_session(key, t.handle)?;
@@ -351,10 +384,17 @@ impl Link {
     }
 
     fn prepare_target(&mut self, need: Need<'_>) -> Result<Option<Target>> {
-        if self.tpm.use_session && self.tpm.session.is_none() {
-            if let Need::Key(key, auth) | Need::PolicyKey(key, auth) = need {
+        if self.tpm.session.is_none() {
+            // A key with a policy is used through the policy session alone: no HMAC session
+            // is started for it (one session slot, not two, on TPMs that have three).
+            let first_use = match need {
+                Need::Key(key, auth) if self.tpm.use_session => Some((key, auth, true)),
+                Need::PolicyKey(key, auth) => Some((key, auth, false)),
+                _ => None,
+            };
+            if let Some((key, auth, hmac_session)) = first_use {
                 self.key_used = true;
-                if let Some((handle, name)) = self.load_and_salt(key)? {
+                if let Some((handle, name)) = self.load_and_salt(key, hmac_session)? {
                     let auth = Zeroizing::new(auth.to_vec());
                     return Ok(Some(Target { handle, name, auth }));
                 }
@@ -364,7 +404,11 @@ impl Link {
             // Before the session, which the primary may salt.
             self.primary_with(Some(owner_auth))?;
         }
-        if self.tpm.use_session {
+        let needs_hmac_session = match need {
+            Need::PolicyKey(Loadable::Blob { id, .. }, _) => !self.holds(*id),
+            _ => true,
+        };
+        if self.tpm.use_session && needs_hmac_session {
             self.ensure_session()?;
         }
         match need {
@@ -409,25 +453,13 @@ impl Link {
         Ok(())
     }
 
+    /// Starts the HMAC session if there is none. A saved one is loaded by the command layer
+    /// when a command needs it, not before: an operation on a policy key never does.
     fn ensure_session(&mut self) -> Result<()> {
         if self.tpm.session.is_some() {
-            if let Some(ctx) = &self.saved_session {
-                if let Err(e) = self.tpm.context_load(ctx) {
-                    // Full TPM: keep the saved session for the retry. Otherwise give it up,
-                    // flushing it in case the TPM still holds it.
-                    if classify(&e) != Failure::Busy {
-                        if let Some(s) = self.tpm.session.take() {
-                            let _ = self.tpm.flush_context(s.handle);
-                        }
-                        self.saved_session = None;
-                    }
-                    return Err(e);
-                }
-                self.saved_session = None;
-            }
             return Ok(());
         }
-        self.saved_session = None;
+        self.tpm.session_context = None;
         let (handle, salt) = self.salt_key()?;
         let session = self.tpm.start_salted_session(handle, &salt)?;
         self.tpm.session = Some(session);
@@ -464,8 +496,14 @@ impl Link {
     /// Only a key file's key qualifies: its public area comes from the file, so no
     /// unauthenticated TPM answer is trusted. A persistent key's public area comes from
     /// ReadPublic, which a bus attacker can answer; such keys use the pinned storage key.
-    /// Process start to first signature with a key file: Load, StartAuthSession, Sign.
-    fn load_and_salt(&mut self, key: &Loadable<'_>) -> Result<Option<(u32, Vec<u8>)>> {
+    /// Process start to first signature with a key file: Load, StartAuthSession, Sign. For
+    /// a key with a policy (`hmac_session` false) only the key is loaded here: the policy
+    /// session, salted with the key, comes next.
+    fn load_and_salt(
+        &mut self,
+        key: &Loadable<'_>,
+        hmac_session: bool,
+    ) -> Result<Option<(u32, Vec<u8>)>> {
         let (handle, name, public) = match key {
             Loadable::Persistent { .. } => return Ok(None),
             Loadable::Blob {
@@ -479,11 +517,13 @@ impl Link {
                 let parent_auth_empty = *parent == TPM_RH_OWNER
                     || self.config.parent != Some(*parent)
                     || self.config.parent_auth.is_empty();
-                if !salts_sessions(&parsed) || !parent_auth_empty {
+                if (hmac_session && !salts_sessions(&parsed)) || !parent_auth_empty {
                     return Ok(None);
                 }
                 let handle = match self.find_loaded(*id) {
                     Some(h) => h,
+                    // A saved context comes back with one ContextLoad, the usual way.
+                    None if self.contexts.contains_key(id) => return Ok(None),
                     None => {
                         let parent_handle = match *parent {
                             TPM_RH_OWNER => self.primary()?,
@@ -510,13 +550,16 @@ impl Link {
                 (handle, name.to_vec(), parsed)
             }
         };
+        if !hmac_session {
+            return Ok(Some((handle, name)));
+        }
         if !salts_sessions(&public) {
             return Ok(None);
         }
         let PublicKey::Ec { x, y, .. } = public.key else {
             return Ok(None);
         };
-        self.saved_session = None;
+        self.tpm.session_context = None;
         self.tpm.session = Some(self.tpm.start_salted_session(handle, &SaltKey { x, y })?);
         Ok(Some((handle, name)))
     }
@@ -747,15 +790,20 @@ impl Link {
     /// Per-operation: nothing of ours stays loaded. Keep: the storage key goes after the
     /// first operation that did not need it.
     fn after_operation(&mut self) {
-        match self.policy {
-            ObjectPolicy::PerOperation => self.release_all_loaded(),
-            _ if self.key_used && !self.storage_key_used => {
-                if let Some(i) = self.loaded.iter().position(|(id, _)| *id == STORAGE_KEY_ID) {
-                    let (id, h) = self.loaded.remove(i);
-                    let _ = self.unload(id, h);
-                }
+        if self.policy == ObjectPolicy::PerOperation {
+            self.release_all_loaded();
+            return;
+        }
+        if self.key_used && !self.storage_key_used {
+            if let Some(i) = self.loaded.iter().position(|(id, _)| *id == STORAGE_KEY_ID) {
+                let (id, h) = self.loaded.remove(i);
+                let _ = self.unload(id, h);
             }
-            _ => {}
+        }
+        // An operation on a policy key did without the HMAC session: it leaves the TPM's
+        // few session slots (one ContextSave, once) until a command needs it again.
+        if self.tpm.sessions_used == (false, true) {
+            self.park_session();
         }
     }
 
@@ -768,10 +816,16 @@ impl Link {
         if let Some(p) = self.tpm.policy.session.take() {
             let _ = self.tpm.flush_context(p.session.handle);
         }
-        if self.saved_session.is_none() {
+        self.park_session();
+    }
+
+    /// Saves the HMAC session out of the TPM's few session slots (the command layer loads
+    /// it again when a command needs it).
+    fn park_session(&mut self) {
+        if self.tpm.session_context.is_none() {
             if let Some(handle) = self.tpm.session.as_ref().map(|s| s.handle) {
                 match self.tpm.context_save(handle) {
-                    Ok(ctx) => self.saved_session = Some(ctx),
+                    Ok(ctx) => self.tpm.session_context = Some(ctx),
                     Err(_) => self.tpm.session = None,
                 }
             }
@@ -789,21 +843,39 @@ impl Link {
         if let Some(p) = self.tpm.policy.session.take() {
             let _ = self.tpm.flush_context(p.session.handle);
         }
-        self.saved_session = None;
+        self.tpm.session_context = None;
+    }
+
+    fn yield_lease(&mut self) {
+        if self.keep_lease.is_none() || self.used_keys || self.pid != std::process::id() {
+            return;
+        }
+        self.release_all();
+        self.keep_lease = None;
+        self.policy = ObjectPolicy::PerOperation;
     }
 
     /// After a key was opened (loaded, not used): a process that keeps on a TPM without a
-    /// resource manager lets the storage key go at once, without saving it. Such a process
-    /// may never use the key itself (nginx's master opens keys for its workers), and held
-    /// idle the storage key would leave the other processes one slot where a first load
-    /// needs two.
+    /// resource manager lets the storage key go at once, without saving it, and the policy
+    /// session it checked a key's policy in. Such a process may never use the key itself
+    /// (nginx's master opens keys for its workers), and held idle they would leave the
+    /// other processes one slot where a first use needs two.
+    /// Marks the operations up to [`Link::after_opening`] as opening a key, not using it.
+    pub fn before_opening(&mut self) {
+        self.opening = true;
+    }
+
     pub fn after_opening(&mut self) {
+        self.opening = false;
         if self.keep_lease.is_none() {
             return;
         }
         if let Some(i) = self.loaded.iter().position(|(id, _)| *id == STORAGE_KEY_ID) {
             let (_, handle) = self.loaded.remove(i);
             let _ = self.tpm.flush_context(handle);
+        }
+        if let Some(p) = self.tpm.policy.session.take() {
+            let _ = self.tpm.flush_context(p.session.handle);
         }
     }
 

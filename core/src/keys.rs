@@ -344,15 +344,20 @@ impl TpmKey {
         if !needed {
             return Ok(());
         }
-        match self.bound {
+        with_link(|link| {
+            link.before_opening();
+            Ok(())
+        })?;
+        let opened = match self.bound {
             // Opening a key bound to the platform state says at once whether it is usable.
-            Some(_) => self.check_policy()?,
-            None => self.with_loaded(|_, _| Ok(()))?,
-        }
+            Some(_) => self.check_policy(),
+            None => self.with_loaded(|_, _| Ok(())),
+        };
         with_link(|link| {
             link.after_opening();
             Ok(())
-        })
+        })?;
+        opened
     }
 
     /// The key as a TSS2 PRIVATE KEY file; `None` for persistent keys.

@@ -278,6 +278,15 @@ impl ResponseCode {
         matches!(self.base(), 0x8E | 0xA2)
     }
 
+    /// The TPM has no room now (object or session memory, context gap): try again after
+    /// something was flushed.
+    pub fn is_tpm_full(self) -> bool {
+        matches!(
+            self.base(),
+            TPM_RC_OBJECT_MEMORY | TPM_RC_SESSION_MEMORY | 0x904
+        )
+    }
+
     pub fn is_lockout(self) -> bool {
         self.base() == TPM_RC_LOCKOUT
     }

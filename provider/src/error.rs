@@ -48,6 +48,7 @@ pub enum Reason {
     Io = 8,
     Internal = 9,
     BadPassword = 10,
+    PolicyNotSatisfied = 11,
 }
 
 fn reason(e: &Error) -> Reason {
@@ -55,6 +56,7 @@ fn reason(e: &Error) -> Reason {
         Error::Config(_) => Reason::Config,
         Error::Tcti { .. } => Reason::TpmUnreachable,
         e if e.is_bad_auth() => Reason::BadPassword,
+        e if e.is_policy_failure() => Reason::PolicyNotSatisfied,
         Error::Tpm { .. } => Reason::Tpm,
         Error::Integrity(_) => Reason::Integrity,
         Error::KeyFile(_) => Reason::KeyFile,
@@ -66,7 +68,7 @@ fn reason(e: &Error) -> Reason {
 }
 
 /// `OSSL_FUNC_PROVIDER_GET_REASON_STRINGS`.
-pub static REASON_STRINGS: [OSSL_ITEM; 11] = [
+pub static REASON_STRINGS: [OSSL_ITEM; 12] = [
     item(Reason::Config, c"tpmkey configuration error"),
     item(Reason::TpmUnreachable, c"TPM unreachable"),
     item(Reason::Tpm, c"TPM command failed"),
@@ -80,6 +82,10 @@ pub static REASON_STRINGS: [OSSL_ITEM; 11] = [
     item(Reason::Io, c"I/O error"),
     item(Reason::Internal, c"internal error"),
     item(Reason::BadPassword, c"wrong key password"),
+    item(
+        Reason::PolicyNotSatisfied,
+        c"platform state does not satisfy the key's policy",
+    ),
     OSSL_ITEM {
         id: 0,
         ptr: std::ptr::null_mut(),

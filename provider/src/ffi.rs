@@ -420,6 +420,10 @@ pub mod tpm_names {
     pub const PARENT: &CStr = c"parent";
     pub const PARENT_AUTH: &CStr = c"parent-auth";
     pub const PERSIST: &CStr = c"persist";
+    pub const PCR: &CStr = c"pcr";
+    pub const PCR_VALUES: &CStr = c"pcr-values";
+    pub const POLICY_SIGNER: &CStr = c"policy-signer";
+    pub const POLICY_REF: &CStr = c"policy-ref";
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 use std::ffi::{c_char, c_int, c_void};
 
 use tpmkey::config::parse_handle;
+use tpmkey::key_policy::{self, PolicyRequest};
+use tpmkey::policy::{PcrSelection, PolicyRefDialect, SignerKey};
 use tpmkey::public_key::{Curve, PublicKey};
 use tpmkey::{Error, KeySpec, Result, TpmKey};
 use zeroize::Zeroizing;
@@ -430,6 +432,7 @@ struct GenCtx {
     parent: Option<u32>,
     parent_auth: Option<Zeroizing<Vec<u8>>>,
     persist: Option<u32>,
+    policy: PolicyRequest,
 }
 
 fn handle_param(name: &str, v: &str) -> Result<u32> {
@@ -460,6 +463,28 @@ fn gen_set_params(g: &mut GenCtx, params: &Params) -> Result<()> {
             b"parent" => g.parent = Some(handle_param("parent", &p.utf8()?)?),
             b"parent-auth" => g.parent_auth = Some(Zeroizing::new(p.utf8()?.into_bytes())),
             b"persist" => g.persist = Some(handle_param("persist", &p.utf8()?)?),
+            b"pcr" => g.policy.pcrs = Some(PcrSelection::parse(&p.utf8()?)?),
+            b"pcr-values" => {
+                let path = p.utf8()?;
+                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                g.policy.pcr_values = Some(key_policy::parse_pcr_values(&text, &path)?);
+            }
+            b"policy-signer" => {
+                let path = p.utf8()?;
+                let pem = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                g.policy.signer = Some(SignerKey::from_pem(&pem)?);
+            }
+            b"policy-ref" => {
+                g.policy.policy_ref = Some(match p.utf8()?.as_str() {
+                    "nonce" => PolicyRefDialect::EngineNonce,
+                    "empty" => PolicyRefDialect::Empty,
+                    other => {
+                        return Err(Error::BadInput(format!(
+                            "policy-ref:{other} (use nonce or empty)"
+                        )))
+                    }
+                })
+            }
             _ => {}
         }
     }
@@ -480,6 +505,7 @@ unsafe extern "C" fn gen_init<const T: u8>(
             parent: None,
             parent_auth: None,
             persist: None,
+            policy: PolicyRequest::default(),
         };
         // SAFETY: params is the core's terminated array or NULL.
         gen_set_params(&mut g, &unsafe { Params::from_ptr(params) })?;
@@ -509,6 +535,10 @@ static GEN_SETTABLE: ParamTable = ParamTable(&[
     describe(tpm_names::PARENT, OSSL_PARAM_UTF8_STRING),
     describe(tpm_names::PARENT_AUTH, OSSL_PARAM_UTF8_STRING),
     describe(tpm_names::PERSIST, OSSL_PARAM_UTF8_STRING),
+    describe(tpm_names::PCR, OSSL_PARAM_UTF8_STRING),
+    describe(tpm_names::PCR_VALUES, OSSL_PARAM_UTF8_STRING),
+    describe(tpm_names::POLICY_SIGNER, OSSL_PARAM_UTF8_STRING),
+    describe(tpm_names::POLICY_REF, OSSL_PARAM_UTF8_STRING),
     END,
 ]);
 
@@ -534,12 +564,14 @@ fn generate(g: &GenCtx) -> Result<Key> {
             }
         },
     };
-    let key = TpmKey::generate_under(
-        spec,
-        g.password.as_deref().map(|p| &p[..]),
-        g.parent,
-        g.parent_auth.as_deref().map(|a| &a[..]),
-    )?;
+    let password = g.password.as_deref().map(|p| &p[..]);
+    let parent_auth = g.parent_auth.as_deref().map(|a| &a[..]);
+    let key = if g.policy.is_empty() {
+        TpmKey::generate_under(spec, password, g.parent, parent_auth)?
+    } else {
+        let statements = g.policy.statements()?;
+        TpmKey::generate_with_policy(spec, password, g.parent, parent_auth, statements)?
+    };
     if let Some(handle) = g.persist {
         // The blob stays the key written out; the persistent copy answers at handle:.
         key.persist(handle)?;

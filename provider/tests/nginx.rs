@@ -460,3 +460,52 @@ fn nginx_refuses_a_key_from_another_tpm_at_start() {
         );
     }
 }
+
+/// nginx with a key bound to PCR 16 (`genpkey -pkeyopt pcr:sha256:16`): 100 handshakes in
+/// the approved state, none failing, 2 TPM commands each (PolicyPCR + Sign, one worker that
+/// keeps its key and sessions: the master gives up the keep lease after opening the key; the
+/// worker runs as root so that it shares the master's state directory, where the lease
+/// lives); after PCR 16 is extended the handshakes fail and `nginx -t`
+/// names the policy; after an orderly reboot into the state serving works again.
+#[test]
+fn nginx_with_a_pcr_bound_key() {
+    let (mut env, tap) = Env::tapped();
+    let key = env.genkey_with("server.pem", "EC", &["group:P-256", "pcr:sha256:16"]);
+    env.self_signed(&key, "server.crt");
+    let nginx = start_nginx_workers(&env, "user root;", &[], "", 1, "objects = keep");
+    let warm = handshakes(&env, &nginx, 1, 5);
+    assert!(
+        warm.is_empty(),
+        "{warm:?} {:x?}\n{}",
+        tap.take_codes(),
+        String::from_utf8_lossy(&env.read("error.log"))
+    );
+    tap.take_codes();
+    let failures = handshakes(&env, &nginx, 1, 100);
+    assert!(failures.is_empty(), "{failures:?}");
+    let codes = tap.take_codes();
+    assert_eq!(codes.len(), 200, "2 TPM commands per handshake: {codes:x?}");
+    assert!(codes.chunks(2).all(|c| c == [0x17F, 0x15D]), "{codes:x?}");
+
+    env.tpm.tpm2_tools_ok([
+        "tpm2_pcrextend",
+        "16:sha256=0000000000000000000000000000000000000000000000000000000000000001",
+    ]);
+    let failures = handshakes(&env, &nginx, 1, 3);
+    assert_eq!(failures.len(), 3, "no handshake in the wrong state");
+    let conf = nginx_conf(&env, "", "", 1, free_port());
+    let out = run_bounded(
+        nginx_command(&env, &[], "", &conf).arg("-t"),
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "nginx -t accepted the key: {stderr}");
+    assert!(
+        stderr.contains("policy not satisfied") && stderr.contains("sha256:16"),
+        "{stderr}"
+    );
+
+    env.tpm.reboot();
+    let failures = handshakes(&env, &nginx, 1, 20);
+    assert!(failures.is_empty(), "after the reboot: {failures:?}");
+}
