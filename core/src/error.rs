@@ -39,6 +39,14 @@ pub enum Error {
     /// What this process knows of a token (its secret, its objects) belongs to a token that
     /// another process has since re-initialised: log in again.
     StaleToken(String),
+    /// A token refuses a PIN without asking the TPM: `tries` wrong PINs of `role` since its
+    /// last successful login reached the token's own limit (no TPM lockout is involved).
+    PinLocked {
+        serial: String,
+        role: &'static str,
+        tries: u32,
+        remedy: &'static str,
+    },
 }
 
 impl Error {
@@ -65,6 +73,11 @@ impl Error {
     /// True when the TPM refuses because of dictionary-attack lockout.
     pub fn is_lockout(&self) -> bool {
         self.response_code().is_some_and(|rc| rc.is_lockout())
+    }
+
+    /// True when a token refuses a PIN at its own limit of wrong tries.
+    pub fn is_pin_locked(&self) -> bool {
+        matches!(self, Error::PinLocked { .. })
     }
 
     /// True for a store file that exists but does not say what it should (the message
@@ -99,6 +112,16 @@ impl fmt::Display for Error {
             Error::StaleToken(serial) => write!(
                 f,
                 "token {serial} was re-initialised by another process: log in again"
+            ),
+            Error::PinLocked {
+                serial,
+                role,
+                tries,
+                remedy,
+            } => write!(
+                f,
+                "the {role} PIN of token {serial} is locked after {tries} wrong PINs (the \
+                 token's limit; the TPM was not asked): {remedy}"
             ),
         }
     }

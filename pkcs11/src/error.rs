@@ -90,6 +90,11 @@ pub fn log(message: &str) {
 /// A core error from checking a PIN: the TPM's verdict becomes the PIN return codes.
 pub fn pin_error(e: tpmkey::Error) -> Error {
     if e.is_lockout() {
+        let why = format!("{e}: {}", tpmkey::dictionary_attack::lockout_advice());
+        log(&why);
+        Error::new(CKR_PIN_LOCKED, why)
+    } else if e.is_pin_locked() {
+        log(&e.to_string());
         Error::new(CKR_PIN_LOCKED, e.to_string())
     } else if e.is_bad_auth() {
         Error::new(CKR_PIN_INCORRECT, e.to_string())

@@ -1,7 +1,8 @@
 //! One token: a directory holding its description (`token`), the token secret sealed under
 //! each PIN (`so-pin.tss`, `user-pin.tss`), a write lock (`lock`), a change counter
-//! (`generation`) and `objects/`: per object `<uid>.obj` (the record, written last: its
-//! rename commits the object) with `<uid>.key` (TSS2 PRIVATE KEY) or `<uid>.sealed`.
+//! (`generation`), the wrong-PIN counts (`pin-state`, see [`super::pin_state`]) and
+//! `objects/`: per object `<uid>.obj` (the record, written last: its rename commits the
+//! object) with `<uid>.key` (TSS2 PRIVATE KEY) or `<uid>.sealed`.
 //! Companion files without their record are leftovers of a killed writer, removed under the
 //! lock. Readers take no lock: every file appears by rename, complete.
 //!
@@ -28,6 +29,7 @@ use super::objects::Objects;
 use super::pin::{
     decode_pin_file, encode_pin_file, pin_auth, Role, TokenSecret, SALT_LEN, SECRET_LEN,
 };
+use super::pin_state::{limit_for_this_tpm, PinState};
 use super::record::Record;
 use crate::error::{Error, Result};
 use crate::keyfile::KeyFile;
@@ -252,12 +254,18 @@ impl Token {
         Ok((salt, sealed))
     }
 
+    /// The token's wrong-PIN counts (a token without them has had none).
+    pub fn pin_state(&self) -> Result<PinState> {
+        PinState::read(&self.dir)
+    }
+
     /// Unseals the token secret with `role`'s PIN: the TPM checks the PIN. A wrong PIN is
-    /// `Error::is_bad_auth`, a locked-out TPM `Error::is_lockout`.
+    /// `Error::is_bad_auth`, a locked-out TPM `Error::is_lockout`, a PIN at the token's own
+    /// limit `Error::is_pin_locked` (no TPM command).
     pub fn login(&self, role: Role, pin: &[u8]) -> Result<TokenSecret> {
         let dir_ino = files::inode(&self.dir)?;
         let (salt, object) = self.pin_object(role)?;
-        let secret = object.unseal(&pin_auth(&salt, pin))?;
+        let secret = self.pin_try(role, None, || object.unseal(&pin_auth(&salt, pin)))?;
         if secret.len() != SECRET_LEN {
             return Err(files::corrupt(
                 &self.dir.join(role.file()),
@@ -269,6 +277,51 @@ impl Token {
         Ok(TokenSecret::new(secret))
     }
 
+    /// Runs `check`, a TPM command that checks `role`'s PIN, unless the token's limit is
+    /// reached; counts a wrong PIN and clears the count after a right one. The state file
+    /// is written only when it changes, under the write lock (`held` when the caller has it).
+    fn pin_try<R>(
+        &self,
+        role: Role,
+        held: Option<&WriteLock>,
+        check: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
+        let before = self.pin_state()?;
+        if before.is_locked(role) {
+            return Err(self.pin_locked(role, &before));
+        }
+        let result = check();
+        let wrong = matches!(&result, Err(e) if e.is_bad_auth());
+        if wrong || (result.is_ok() && before.failures(role) > 0) {
+            let _lock = match held {
+                Some(_) => None,
+                None => Some(WriteLock::acquire(&self.dir.join(LOCK_FILE))?),
+            };
+            // Another process may have counted meanwhile.
+            let mut state = self.pin_state()?;
+            let failures = if wrong {
+                state.failures(role).saturating_add(1)
+            } else {
+                0
+            };
+            state.set_failures(role, failures);
+            if wrong && state.limit == 0 {
+                state.limit = limit_for_this_tpm();
+            }
+            state.write(&self.dir)?;
+        }
+        result
+    }
+
+    fn pin_locked(&self, role: Role, state: &PinState) -> Error {
+        Error::PinLocked {
+            serial: self.description.serial.clone(),
+            role: role.name(),
+            tries: state.failures(role),
+            remedy: role.remedy(),
+        }
+    }
+
     /// Sets the user PIN (C_InitPIN: the SO is logged in and holds the token secret).
     pub fn init_user_pin(&self, secret: &TokenSecret, pin: &[u8]) -> Result<()> {
         let mut salt = vec![0u8; SALT_LEN];
@@ -278,14 +331,23 @@ impl Token {
         files::write_atomic(
             &self.dir.join(Role::User.file()),
             encode_pin_file(&salt, &sealed).as_bytes(),
-        )
+        )?;
+        // A new user PIN starts with no wrong tries (after a user lockout, too).
+        let mut state = self.pin_state()?;
+        if state.user_failures > 0 {
+            state.user_failures = 0;
+            state.write(&self.dir)?;
+        }
+        Ok(())
     }
 
     /// Changes a PIN: one TPM2_ObjectChangeAuth (the TPM checks the old PIN) and one file.
     pub fn change_pin(&self, role: Role, old: &[u8], new: &[u8]) -> Result<()> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let (salt, object) = self.pin_object(role)?;
-        let changed = object.change_auth(&pin_auth(&salt, old), &pin_auth(&salt, new))?;
+        let changed = self.pin_try(role, Some(&lock), || {
+            object.change_auth(&pin_auth(&salt, old), &pin_auth(&salt, new))
+        })?;
         files::write_atomic(
             &self.dir.join(role.file()),
             encode_pin_file(&salt, &changed).as_bytes(),
