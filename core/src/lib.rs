@@ -16,6 +16,7 @@ pub mod implicit_rejection;
 pub mod keep_lease;
 pub mod keyfile;
 pub mod keys;
+pub mod log;
 pub mod policy;
 pub mod public_key;
 pub mod response_code;

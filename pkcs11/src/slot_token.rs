@@ -15,6 +15,9 @@ pub const MAX_PIN_LEN: usize = 255;
 
 /// Every slot holds a token: the last one an uninitialised token for C_InitToken (as
 /// pkcs11-tool and p11-kit expect; they read its CK_TOKEN_INFO before initialising it).
+/// It is a real token: sessions open on it (read-only or read/write), find no objects and
+/// cannot log in (CKR_USER_PIN_NOT_INITIALIZED) until C_InitToken, which needs its
+/// sessions closed.
 pub fn slot_list(_token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
     state::with(|m| {
         m.refresh_slots()?;
@@ -115,6 +118,7 @@ pub fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
             (String::new(), String::new(), None)
         } else {
             let slot = m.slot(id)?;
+            slot.check_made_here()?;
             flags |= CKF_TOKEN_INITIALIZED;
             if slot.token.user_pin_initialized() {
                 flags |= CKF_USER_PIN_INITIALIZED;
@@ -196,15 +200,15 @@ pub fn init_token(id: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()>
     let label = label_text(label)?;
     state::with(|m| {
         slot_id_check(m, id)?;
+        if m.sessions.values().any(|s| s.slot == id) {
+            return Err(Error::rv(CKR_SESSION_EXISTS));
+        }
         if id == m.empty_slot {
             check_pin(so_pin)?;
             let token = m.store.create_token(&label, so_pin)?;
-            m.slots.insert(id, Slot { token, login: None });
+            m.slots.insert(id, Slot::new(token));
             m.refresh_slots()?;
             return Ok(());
-        }
-        if m.sessions.values().any(|s| s.slot == id) {
-            return Err(Error::rv(CKR_SESSION_EXISTS));
         }
         let slot = m.slot(id)?;
         slot.token.reinitialize(so_pin, &label).map_err(pin_error)?;

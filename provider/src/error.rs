@@ -95,6 +95,7 @@ const fn item(reason: Reason, text: &'static std::ffi::CStr) -> OSSL_ITEM {
 
 /// Puts `e` on OpenSSL's error queue; `func` names the OpenSSL operation.
 pub fn raise(e: &Error, func: &str) {
+    tpmkey::log::write(tpmkey::log::Level::Debug, "tpmkey", &format!("{func}: {e}"));
     let Some(up) = *UPCALL.read().unwrap_or_else(|p| p.into_inner()) else {
         return;
     };
@@ -150,10 +151,9 @@ pub fn guard_bool(func: &str, f: impl FnOnce() -> Result<bool>) -> c_int {
     guard(func, 0, || f().map(c_int::from))
 }
 
-/// A line on standard error, for causes OpenSSL drops (config-time provider errors, the
-/// decoders' errors on its file store path). Never secrets. A stderr that cannot be written
-/// is ignored: `eprintln!` would panic there.
+/// A line at level error (standard error unless `TPMKEY_LOG` says otherwise; see
+/// `tpmkey::log`), for causes OpenSSL drops (config-time provider errors, the decoders'
+/// errors on its file store path). Never secrets.
 pub fn log(message: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "tpmkey: {message}");
+    tpmkey::log::write(tpmkey::log::Level::Error, "tpmkey", message);
 }
