@@ -23,6 +23,7 @@
 
 mod abrmd;
 mod pins;
+mod pkcs11_provider;
 mod process;
 mod swtpm;
 pub mod tpm_command;
@@ -34,6 +35,7 @@ use std::ffi::OsStr;
 use std::process::{Command, Output};
 
 pub use abrmd::Abrmd;
+pub use pkcs11_provider::pkcs11_provider;
 pub use process::{pid_exists, TempDir};
 pub use swtpm::Swtpm;
 pub use tpm_model::Profile;
