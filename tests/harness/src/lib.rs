@@ -25,6 +25,7 @@ mod abrmd;
 mod pins;
 mod pkcs11_provider;
 mod process;
+pub mod readme;
 mod swtpm;
 pub mod tpm_command;
 pub mod tpm_model;
