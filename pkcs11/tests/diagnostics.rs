@@ -12,17 +12,10 @@ use std::process::{Command, Output};
 
 use common::*;
 use cryptoki::context::Pkcs11;
-use cryptoki::error::{Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use tpmkey_testenv::Swtpm;
-
-fn rv(e: Error) -> RvError {
-    match e {
-        Error::Pkcs11(rv, _) => rv,
-        other => panic!("expected a PKCS#11 error, got {other}"),
-    }
-}
 
 /// pkcs11-tool with the module and the test's environment plus `extra`.
 fn tool(env: &TestEnv, extra: &[(&str, &str)], args: &[&str]) -> Output {

@@ -13,17 +13,10 @@ use std::process::Command;
 
 use common::*;
 use cryptoki::context::Pkcs11;
-use cryptoki::error::{Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::session::UserType;
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-
-fn rv(e: Error) -> RvError {
-    match e {
-        Error::Pkcs11(rv, _) => rv,
-        other => panic!("expected a PKCS#11 error, got {other}"),
-    }
-}
 
 fn login(p: &Pkcs11, slot: Slot, user: UserType, pin: &str) -> Result<(), RvError> {
     let s = p.open_rw_session(slot).unwrap();
