@@ -90,6 +90,15 @@ pub fn debug(message: &str) {
     tpmkey::log::write(tpmkey::log::Level::Debug, "tpmkey-pkcs11", message);
 }
 
+/// TPM_RC_INTEGRITY, with the parameter number stripped.
+const TPM_RC_INTEGRITY: u32 = 0x09F;
+
+/// A blob the TPM refuses to load because another storage key made it: what a token made
+/// before tokens recorded their storage key shows on another or a cleared TPM.
+fn is_foreign_blob(e: &tpmkey::Error) -> bool {
+    matches!(e, tpmkey::Error::Tpm { command: "Load", rc } if rc.base() == TPM_RC_INTEGRITY)
+}
+
 /// A core error from checking a PIN: the TPM's verdict becomes the PIN return codes.
 pub fn pin_error(e: tpmkey::Error) -> Error {
     if e.is_lockout() {
@@ -99,6 +108,13 @@ pub fn pin_error(e: tpmkey::Error) -> Error {
     } else if e.is_pin_locked() {
         log(&e.to_string());
         Error::new(CKR_PIN_LOCKED, e.to_string())
+    } else if is_foreign_blob(&e) {
+        let why = format!(
+            "{e}: the token's PIN object does not load on this TPM: the token was made on \
+             another TPM, or this TPM was cleared since (CKR_TOKEN_NOT_RECOGNIZED)"
+        );
+        log(&why);
+        Error::new(CKR_TOKEN_NOT_RECOGNIZED, why)
     } else if e.is_bad_auth() {
         Error::new(CKR_PIN_INCORRECT, e.to_string())
     } else {

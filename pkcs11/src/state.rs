@@ -134,6 +134,12 @@ impl Slot {
                     }
                     self.foreign = Some(answer);
                 }
+                // A storage key that does not match its pinned Name (a cleared TPM, or
+                // something answering in its place) is for the administrator to see.
+                Err(e @ tpmkey::Error::Integrity(_)) => {
+                    crate::error::log(&e.to_string());
+                    return Ok(());
+                }
                 Err(_) => return Ok(()),
             }
         }

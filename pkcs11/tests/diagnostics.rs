@@ -109,6 +109,15 @@ fn one_log_switch_with_level_destination_and_alias() {
     );
 }
 
+/// The serial number (directory name) of the one token in the store.
+fn token_serial(env: &TestEnv) -> String {
+    std::fs::read_dir(&env.store.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| !n.starts_with('.'))
+        .unwrap()
+}
+
 #[test]
 fn a_token_from_another_tpm_is_not_recognized() {
     let env = TestEnv::new("per-operation");
@@ -141,6 +150,29 @@ fn a_token_from_another_tpm_is_not_recognized() {
         "{}",
         stderr(&out)
     );
+
+    // A token made before tokens recorded their storage key: login says the same.
+    let info = env.store.0.join(token_serial(&env)).join("token");
+    let text = std::fs::read_to_string(&info).unwrap();
+    let old: String = text
+        .lines()
+        .filter(|l| !l.starts_with("storage-key="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&info, old).unwrap();
+    let p = load();
+    assert!(p.get_token_info(slot).unwrap().token_initialized());
+    let s = p.open_ro_session(slot).unwrap();
+    assert_eq!(
+        rv(
+            s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+                .unwrap_err()
+        ),
+        RvError::TokenNotRecognized
+    );
+    drop(s);
+    p.finalize().unwrap();
+    std::fs::write(&info, text).unwrap();
 
     // Back on its own TPM it works.
     std::env::set_var("TPMKEY_TCTI", env.swtpm.tcti());
