@@ -95,11 +95,21 @@ const fn item(reason: Reason, text: &'static std::ffi::CStr) -> OSSL_ITEM {
 
 /// Puts `e` on OpenSSL's error queue; `func` names the OpenSSL operation.
 pub fn raise(e: &Error, func: &str) {
-    tpmkey::log::write(tpmkey::log::Level::Debug, "tpmkey", &format!("{func}: {e}"));
+    // A TPM in lockout also says how it recovers (one TPM2_GetCapability, on this error only).
+    let text = if e.is_lockout() {
+        format!("{e}: {}", tpmkey::dictionary_attack::lockout_advice())
+    } else {
+        e.to_string()
+    };
+    tpmkey::log::write(
+        tpmkey::log::Level::Debug,
+        "tpmkey",
+        &format!("{func}: {text}"),
+    );
     let Some(up) = *UPCALL.read().unwrap_or_else(|p| p.into_inner()) else {
         return;
     };
-    let text = CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
+    let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
     let func = CString::new(func).unwrap_or_default();
     // SAFETY: the upcall functions and handle came from the core at init; the strings are
     // NUL-terminated and live across the call; the shim checks the functions for NULL.

@@ -44,3 +44,43 @@ fn debug_log_names_the_tpm_answer_in_words_and_never_the_password() {
         "{out}"
     );
 }
+
+/// A TPM in dictionary-attack lockout: the error names it and how the TPM recovers.
+#[test]
+fn a_tpm_lockout_says_how_to_recover() {
+    let env = Env::new();
+    env.tpm.tpm2_tools_ok([
+        "tpm2_dictionarylockout",
+        "-s",
+        "-n",
+        "2",
+        "-t",
+        "600",
+        "-l",
+        "600",
+    ]);
+    let key = env.genkey_with("k.pem", "EC", &["group:P-256", "user-auth:right-pw"]);
+    let msg = env.write("msg", b"locked out");
+    let sign = |password: &str| {
+        fails(
+            env.openssl(Order::TpmkeyFirst, "dgst")
+                .args([
+                    "-sha256",
+                    "-passin",
+                    &format!("pass:{password}"),
+                    "-sign",
+                    &key,
+                ])
+                .args(["-out", &env.file("sig"), &msg]),
+        )
+    };
+    sign("wrong-1");
+    sign("wrong-2");
+    let out = sign("right-pw");
+    assert!(
+        out.contains("dictionary-attack lockout")
+            && out.contains("600 s")
+            && out.contains("tpm2_dictionarylockout -c"),
+        "{out}"
+    );
+}
