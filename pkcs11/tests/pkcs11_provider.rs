@@ -252,6 +252,7 @@ fn pkcs11_provider_uses_token_keys() {
             "-CAfile",
             &cert,
             "-verify_return_error",
+            "-ign_eof",
             "-servername",
             "localhost",
         ])
