@@ -138,6 +138,9 @@ fn login_context_specific(session: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> 
 pub fn logout(session: CK_SESSION_HANDLE) -> Result<()> {
     state::with(|m| {
         let (slot_id, _) = m.session_slot(session)?;
+        if slot_id == m.empty_slot {
+            return Err(Error::rv(CKR_USER_NOT_LOGGED_IN));
+        }
         let slot = m.slot(slot_id)?;
         if slot.login.take().is_none() {
             return Err(Error::rv(CKR_USER_NOT_LOGGED_IN));

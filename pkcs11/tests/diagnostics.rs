@@ -199,6 +199,7 @@ fn the_empty_slot_holds_an_uninitialised_token() {
             .unwrap_err()),
         RvError::UserPinNotInitialized
     );
+    assert_eq!(rv(rw.logout().unwrap_err()), RvError::UserNotLoggedIn);
     assert_eq!(
         rv(p.init_token(empty, &AuthPin::new(SO_PIN.into()), "late")
             .unwrap_err()),
