@@ -109,6 +109,20 @@ fn one_log_switch_with_level_destination_and_alias() {
     );
 }
 
+/// C_Login on `slot` answers CKR_TOKEN_NOT_RECOGNIZED; the module is finalised after.
+fn assert_login_not_recognized(p: Pkcs11, slot: cryptoki::slot::Slot) {
+    let s = p.open_ro_session(slot).unwrap();
+    assert_eq!(
+        rv(
+            s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+                .unwrap_err()
+        ),
+        RvError::TokenNotRecognized
+    );
+    drop(s);
+    p.finalize().unwrap();
+}
+
 /// The serial number (directory name) of the one token in the store.
 fn token_serial(env: &TestEnv) -> String {
     std::fs::read_dir(&env.store.0)
@@ -133,16 +147,7 @@ fn a_token_from_another_tpm_is_not_recognized() {
         rv(p.get_token_info(slot).unwrap_err()),
         RvError::TokenNotRecognized
     );
-    let s = p.open_ro_session(slot).unwrap();
-    assert_eq!(
-        rv(
-            s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-                .unwrap_err()
-        ),
-        RvError::TokenNotRecognized
-    );
-    drop(s);
-    p.finalize().unwrap();
+    assert_login_not_recognized(p, slot);
     let out = tool(&env, &[("TPMKEY_TCTI", &other.tcti())], &["--list-slots"]);
     assert!(
         stderr(&out).contains("cannot be used with this TPM")
@@ -162,16 +167,7 @@ fn a_token_from_another_tpm_is_not_recognized() {
     std::fs::write(&info, old).unwrap();
     let p = load();
     assert!(p.get_token_info(slot).unwrap().token_initialized());
-    let s = p.open_ro_session(slot).unwrap();
-    assert_eq!(
-        rv(
-            s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-                .unwrap_err()
-        ),
-        RvError::TokenNotRecognized
-    );
-    drop(s);
-    p.finalize().unwrap();
+    assert_login_not_recognized(p, slot);
     std::fs::write(&info, text).unwrap();
 
     // Back on its own TPM it works.
