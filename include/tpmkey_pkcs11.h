@@ -9,6 +9,18 @@
  * key's. The key file or persistent object handed in is left as it is, with its old
  * password. CKA_ID, CKA_LABEL and the other settable attributes of the template apply to
  * both objects.
+ *
+ * Return codes with a tpmkey-specific cause (the log line says which; see TPMKEY_LOG in
+ * tpmkey.conf(5)):
+ *   CKR_TOKEN_NOT_RECOGNIZED  the token was made on another TPM or before a TPM clear
+ *                             (C_GetTokenInfo, C_Login), or its description is damaged.
+ *   CKR_PIN_LOCKED            the PIN reached its token's limit of wrong tries (the flags
+ *                             CKF_USER_PIN_LOCKED / CKF_SO_PIN_LOCKED say so; the SO's
+ *                             C_InitPIN unlocks the user PIN), or the TPM is in
+ *                             dictionary-attack lockout (flags clear).
+ *   CKR_CURVE_NOT_SUPPORTED   (0x140) an EC curve other than P-256 and P-384.
+ *   CKR_USER_PIN_NOT_INITIALIZED  C_Login on the uninitialised token of the slot kept for
+ *                             C_InitToken.
  */
 #ifndef TPMKEY_PKCS11_H
 #define TPMKEY_PKCS11_H

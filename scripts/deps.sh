@@ -32,6 +32,8 @@ TEST_PACKAGES=(
     debootstrap lintian man-db systemd
     # an independent CBOR decoder for the ACME attestation object test (core/tests/attest.rs)
     python3-cbor2
+    # building latchset pkcs11-provider from ../shared/peers for pkcs11/tests/pkcs11_provider.rs
+    meson ninja-build
 )
 
 die() {
@@ -150,7 +152,7 @@ fi
 # Every program the tests run must exist.
 for prog in swtpm swtpm_setup tpm2_startup tpm2_getrandom tpm2_dictionarylockout tpm2-abrmd \
     dbus-daemon openssl nginx curl pkcs11-tool p11tool p11-kit ssh ssh-keygen sshd pki swanctl \
-    ss pgrep ip ping mount debootstrap lintian man systemd-analyze unshare chroot; do
+    ss pgrep ip ping mount debootstrap lintian man systemd-analyze unshare chroot meson ninja; do
     if ! command -v "$prog" >/dev/null 2>&1; then
         echo "deps.sh: ERROR: required program '$prog' not found" >&2
         fail=1

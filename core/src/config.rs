@@ -1,7 +1,7 @@
 //! Configuration, highest first: values handed in by a front end (openssl.cnf section,
 //! module config) > environment (`TPMKEY_TCTI`, `TPMKEY_OBJECTS`, `TPMKEY_SESSION`,
-//! `TPMKEY_STORE`, `TPMKEY_STATE`) > the config file (`TPMKEY_CONF`, default /etc/tpmkey/tpmkey.conf,
-//! `key = value` lines, `#` comments) > defaults. tpm2-tss is never left to probe for a TPM.
+//! `TPMKEY_STORE`, `TPMKEY_STATE`, `TPMKEY_LOG`) > the config file (`TPMKEY_CONF`, default
+//! /etc/tpmkey/tpmkey.conf, `key = value` lines, `#` comments) > defaults. tpm2-tss is never left to probe for a TPM.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,7 @@ pub const KEYS: &[&str] = &[
     "storage-key-name",
     "store",
     "state",
+    "log",
 ];
 
 /// How long a key stays loaded in the TPM's few object slots.
@@ -60,6 +61,8 @@ pub struct Config {
     pub store: Option<PathBuf>,
     /// tpmkey's own state (the storage keys pinned on first use); see [`Config::state_dir`].
     pub state: Option<PathBuf>,
+    /// The log's level and destination (`TPMKEY_LOG`); see [`crate::log`].
+    pub log: Option<crate::log::LogSpec>,
 }
 
 impl std::fmt::Debug for Config {
@@ -79,6 +82,7 @@ impl std::fmt::Debug for Config {
             )
             .field("store", &self.store)
             .field("state", &self.state)
+            .field("log", &self.log)
             .finish()
     }
 }
@@ -94,6 +98,7 @@ impl Default for Config {
             storage_key_name: None,
             store: None,
             state: None,
+            log: None,
         }
     }
 }
@@ -124,6 +129,7 @@ impl Config {
             ("TPMKEY_SESSION", "session"),
             ("TPMKEY_STORE", "store"),
             ("TPMKEY_STATE", "state"),
+            ("TPMKEY_LOG", "log"),
         ] {
             if let Ok(v) = std::env::var(var) {
                 c.set(key, &v)
@@ -193,6 +199,7 @@ impl Config {
             }
             "store" => self.store = Some(PathBuf::from(value)),
             "state" => self.state = Some(PathBuf::from(value)),
+            "log" => self.log = Some(crate::log::LogSpec::parse(value).map_err(|m| bad(&m))?),
             _ => {
                 return Err(format!(
                     "unknown key \"{key}\" (known: {})",

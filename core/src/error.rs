@@ -42,6 +42,14 @@ pub enum Error {
     /// The platform state (PCRs, clock, locality) or the signed policies on hand do not
     /// satisfy an object's policy; the message names what differs. No DA count was spent.
     PolicyNotSatisfied(String),
+    /// A token refuses a PIN without asking the TPM: `tries` wrong PINs of `role` since its
+    /// last successful login reached the token's own limit (no TPM lockout is involved).
+    PinLocked {
+        serial: String,
+        role: &'static str,
+        tries: u32,
+        remedy: &'static str,
+    },
 }
 
 impl Error {
@@ -79,6 +87,11 @@ impl Error {
                 .is_some_and(|rc| matches!(rc.base(), 0x9D | 0xA4 | 0x128))
     }
 
+    /// True when a token refuses a PIN at its own limit of wrong tries.
+    pub fn is_pin_locked(&self) -> bool {
+        matches!(self, Error::PinLocked { .. })
+    }
+
     /// True for a store file that exists but does not say what it should (the message
     /// names the file and what is wrong).
     pub fn is_damaged_store(&self) -> bool {
@@ -113,6 +126,16 @@ impl fmt::Display for Error {
                 "token {serial} was re-initialised by another process: log in again"
             ),
             Error::PolicyNotSatisfied(m) => write!(f, "policy not satisfied: {m}"),
+            Error::PinLocked {
+                serial,
+                role,
+                tries,
+                remedy,
+            } => write!(
+                f,
+                "the {role} PIN of token {serial} is locked after {tries} wrong PINs (the \
+                 token's limit; the TPM was not asked): {remedy}"
+            ),
         }
     }
 }

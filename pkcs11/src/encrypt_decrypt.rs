@@ -30,11 +30,23 @@ fn padding(mech: &Mechanism) -> Result<Padding> {
         (CKM_RSA_PKCS, Param::None) => Ok(Padding::Pkcs1),
         (CKM_RSA_PKCS, Param::Other(p)) if p.is_empty() => Ok(Padding::Pkcs1),
         (CKM_RSA_PKCS_OAEP, Param::Oaep { hash, mgf, label }) => {
-            let (Some(hash), Some(mgf1)) = (hash_of(*hash), mgf_hash(*mgf)) else {
-                return Err(Error::new(CKR_MECHANISM_PARAM_INVALID, "OAEP hash or MGF"));
+            // Zero is no hash mechanism and no MGF: pkcs11-provider leaves the fields that
+            // OpenSSL was not given at zero. They mean what OpenSSL means by unset: SHA-1
+            // (PKCS #1's OAEP default) and MGF1 with the OAEP hash.
+            let oaep_hash = if *hash == 0 {
+                Some(tpmkey::hash::Hash::Sha1)
+            } else {
+                hash_of(*hash)
+            };
+            let mgf1 = if *mgf == 0 { oaep_hash } else { mgf_hash(*mgf) };
+            let (Some(oaep_hash), Some(mgf1)) = (oaep_hash, mgf1) else {
+                return Err(Error::new(
+                    CKR_MECHANISM_PARAM_INVALID,
+                    format!("OAEP hashAlg 0x{hash:x} or mgf 0x{mgf:x} is not supported"),
+                ));
             };
             Ok(Padding::Oaep {
-                hash,
+                hash: oaep_hash,
                 mgf1,
                 label: label.clone(),
             })

@@ -1,5 +1,5 @@
 //! The one error type of the module: a CK_RV, the cause in words (for the debug log) and,
-//! for CKR_BUFFER_TOO_SMALL, the size the caller needs. A damaged store is CKR_DEVICE_ERROR
+//! for CKR_BUFFER_TOO_SMALL, the size the caller needs, and the module's log lines. A damaged store is CKR_DEVICE_ERROR
 //! for a damaged record or PIN file and CKR_TOKEN_NOT_RECOGNIZED for a token whose
 //! description is unreadable, each with a [`log`] line naming the file and the cause.
 
@@ -78,22 +78,105 @@ impl From<tpmkey::Error> for Error {
     }
 }
 
-/// The module's log (standard error, where PKCS#11 hosts collect a module's messages):
-/// what an administrator must see whatever the debug setting, such as a damaged store.
-/// Never secrets. A stderr that cannot be written (a closed pipe) is ignored: `eprintln!`
-/// would panic there, at the FFI edge.
+/// The module's log at level error (standard error unless `TPMKEY_LOG` says otherwise;
+/// see `tpmkey::log`): what an administrator must see, such as a damaged store. Never
+/// secrets.
 pub fn log(message: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "tpmkey-pkcs11: {message}");
+    tpmkey::log::write(tpmkey::log::Level::Error, "tpmkey-pkcs11", message);
+}
+
+/// A line at level debug: every failed call with its cause.
+pub fn debug(message: &str) {
+    tpmkey::log::write(tpmkey::log::Level::Debug, "tpmkey-pkcs11", message);
+}
+
+/// TPM_RC_INTEGRITY, with the parameter number stripped.
+const TPM_RC_INTEGRITY: u32 = 0x09F;
+
+/// A blob the TPM refuses to load because another storage key made it: what a token made
+/// before tokens recorded their storage key shows on another or a cleared TPM.
+fn is_foreign_blob(e: &tpmkey::Error) -> bool {
+    matches!(e, tpmkey::Error::Tpm { command: "Load", rc } if rc.base() == TPM_RC_INTEGRITY)
 }
 
 /// A core error from checking a PIN: the TPM's verdict becomes the PIN return codes.
 pub fn pin_error(e: tpmkey::Error) -> Error {
     if e.is_lockout() {
+        let why = format!("{e}: {}", tpmkey::dictionary_attack::lockout_advice());
+        log(&why);
+        Error::new(CKR_PIN_LOCKED, why)
+    } else if e.is_pin_locked() {
+        log(&e.to_string());
         Error::new(CKR_PIN_LOCKED, e.to_string())
+    } else if is_foreign_blob(&e) {
+        let why = format!(
+            "{e}: the token's PIN object does not load on this TPM: the token was made on \
+             another TPM, or this TPM was cleared since (CKR_TOKEN_NOT_RECOGNIZED)"
+        );
+        log(&why);
+        Error::new(CKR_TOKEN_NOT_RECOGNIZED, why)
     } else if e.is_bad_auth() {
         Error::new(CKR_PIN_INCORRECT, e.to_string())
     } else {
         e.into()
+    }
+}
+
+/// The name of a CK_RV, for log lines (tools print some codes as unknown).
+pub fn rv_name(rv: CK_RV) -> &'static str {
+    match rv {
+        CKR_OK => "CKR_OK",
+        CKR_ACTION_PROHIBITED => "CKR_ACTION_PROHIBITED",
+        CKR_ARGUMENTS_BAD => "CKR_ARGUMENTS_BAD",
+        CKR_ATTRIBUTE_READ_ONLY => "CKR_ATTRIBUTE_READ_ONLY",
+        CKR_ATTRIBUTE_SENSITIVE => "CKR_ATTRIBUTE_SENSITIVE",
+        CKR_ATTRIBUTE_TYPE_INVALID => "CKR_ATTRIBUTE_TYPE_INVALID",
+        CKR_ATTRIBUTE_VALUE_INVALID => "CKR_ATTRIBUTE_VALUE_INVALID",
+        CKR_BUFFER_TOO_SMALL => "CKR_BUFFER_TOO_SMALL",
+        CKR_CANT_LOCK => "CKR_CANT_LOCK",
+        CKR_CRYPTOKI_ALREADY_INITIALIZED => "CKR_CRYPTOKI_ALREADY_INITIALIZED",
+        CKR_CRYPTOKI_NOT_INITIALIZED => "CKR_CRYPTOKI_NOT_INITIALIZED",
+        CKR_CURVE_NOT_SUPPORTED => "CKR_CURVE_NOT_SUPPORTED",
+        CKR_DATA_INVALID => "CKR_DATA_INVALID",
+        CKR_DATA_LEN_RANGE => "CKR_DATA_LEN_RANGE",
+        CKR_DEVICE_ERROR => "CKR_DEVICE_ERROR",
+        CKR_ENCRYPTED_DATA_INVALID => "CKR_ENCRYPTED_DATA_INVALID",
+        CKR_ENCRYPTED_DATA_LEN_RANGE => "CKR_ENCRYPTED_DATA_LEN_RANGE",
+        CKR_FUNCTION_FAILED => "CKR_FUNCTION_FAILED",
+        CKR_FUNCTION_NOT_PARALLEL => "CKR_FUNCTION_NOT_PARALLEL",
+        CKR_FUNCTION_NOT_SUPPORTED => "CKR_FUNCTION_NOT_SUPPORTED",
+        CKR_GENERAL_ERROR => "CKR_GENERAL_ERROR",
+        CKR_KEY_FUNCTION_NOT_PERMITTED => "CKR_KEY_FUNCTION_NOT_PERMITTED",
+        CKR_KEY_HANDLE_INVALID => "CKR_KEY_HANDLE_INVALID",
+        CKR_KEY_SIZE_RANGE => "CKR_KEY_SIZE_RANGE",
+        CKR_KEY_TYPE_INCONSISTENT => "CKR_KEY_TYPE_INCONSISTENT",
+        CKR_MECHANISM_INVALID => "CKR_MECHANISM_INVALID",
+        CKR_MECHANISM_PARAM_INVALID => "CKR_MECHANISM_PARAM_INVALID",
+        CKR_OBJECT_HANDLE_INVALID => "CKR_OBJECT_HANDLE_INVALID",
+        CKR_OPERATION_ACTIVE => "CKR_OPERATION_ACTIVE",
+        CKR_OPERATION_NOT_INITIALIZED => "CKR_OPERATION_NOT_INITIALIZED",
+        CKR_PIN_INCORRECT => "CKR_PIN_INCORRECT",
+        CKR_PIN_LEN_RANGE => "CKR_PIN_LEN_RANGE",
+        CKR_PIN_LOCKED => "CKR_PIN_LOCKED",
+        CKR_SESSION_EXISTS => "CKR_SESSION_EXISTS",
+        CKR_SESSION_HANDLE_INVALID => "CKR_SESSION_HANDLE_INVALID",
+        CKR_SESSION_PARALLEL_NOT_SUPPORTED => "CKR_SESSION_PARALLEL_NOT_SUPPORTED",
+        CKR_SESSION_READ_ONLY => "CKR_SESSION_READ_ONLY",
+        CKR_SESSION_READ_ONLY_EXISTS => "CKR_SESSION_READ_ONLY_EXISTS",
+        CKR_SESSION_READ_WRITE_SO_EXISTS => "CKR_SESSION_READ_WRITE_SO_EXISTS",
+        CKR_SIGNATURE_INVALID => "CKR_SIGNATURE_INVALID",
+        CKR_SIGNATURE_LEN_RANGE => "CKR_SIGNATURE_LEN_RANGE",
+        CKR_SLOT_ID_INVALID => "CKR_SLOT_ID_INVALID",
+        CKR_TEMPLATE_INCOMPLETE => "CKR_TEMPLATE_INCOMPLETE",
+        CKR_TEMPLATE_INCONSISTENT => "CKR_TEMPLATE_INCONSISTENT",
+        CKR_TOKEN_NOT_PRESENT => "CKR_TOKEN_NOT_PRESENT",
+        CKR_TOKEN_NOT_RECOGNIZED => "CKR_TOKEN_NOT_RECOGNIZED",
+        CKR_TOKEN_WRITE_PROTECTED => "CKR_TOKEN_WRITE_PROTECTED",
+        CKR_USER_ALREADY_LOGGED_IN => "CKR_USER_ALREADY_LOGGED_IN",
+        CKR_USER_ANOTHER_ALREADY_LOGGED_IN => "CKR_USER_ANOTHER_ALREADY_LOGGED_IN",
+        CKR_USER_NOT_LOGGED_IN => "CKR_USER_NOT_LOGGED_IN",
+        CKR_USER_PIN_NOT_INITIALIZED => "CKR_USER_PIN_NOT_INITIALIZED",
+        CKR_USER_TYPE_INVALID => "CKR_USER_TYPE_INVALID",
+        _ => "CKR_(other)",
     }
 }

@@ -27,9 +27,12 @@ fn guard(name: &str, f: impl FnOnce() -> Result<()>) -> CK_RV {
     match result {
         Ok(()) => CKR_OK,
         Err(e) => {
-            if std::env::var_os("TPMKEY_DEBUG").is_some() {
-                crate::error::log(&format!("{name}: rv 0x{:x} {}", e.code(), e.cause()));
-            }
+            crate::error::debug(&format!(
+                "{name}: {} (0x{:x}): {}",
+                crate::error::rv_name(e.code()),
+                e.code(),
+                e.cause()
+            ));
             e.code()
         }
     }

@@ -57,6 +57,21 @@ const FIXED: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_PUBLIC_KEY_INFO,
 ];
 
+/// A curve's name for a log line: the common ones by name, others by their DER.
+fn curve_name(params: &[u8]) -> String {
+    const P521: &[u8] = &[0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x23];
+    const P224: &[u8] = &[0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x21];
+    const P192: &[u8] = &[0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x01];
+    const ED25519: &[u8] = &[0x06, 0x03, 0x2B, 0x65, 0x70];
+    match params {
+        P521 => "P-521 (secp521r1)".into(),
+        P224 => "P-224 (secp224r1)".into(),
+        P192 => "P-192 (prime192v1)".into(),
+        ED25519 => "Ed25519".into(),
+        other => format!("with CKA_EC_PARAMS {}", tpmkey::hex::hex(other)),
+    }
+}
+
 fn spec(mech: &Mechanism, public: &Attributes) -> Result<KeySpec> {
     if !matches!(mech.param, Param::None) {
         return Err(Error::rv(CKR_MECHANISM_PARAM_INVALID));
@@ -69,7 +84,15 @@ fn spec(mech: &Mechanism, public: &Attributes) -> Result<KeySpec> {
             match curve_from_params(params) {
                 Some(tpmkey::public_key::Curve::P256) => Ok(KeySpec::EcP256),
                 Some(tpmkey::public_key::Curve::P384) => Ok(KeySpec::EcP384),
-                None => Err(Error::new(CKR_CURVE_NOT_SUPPORTED, "only P-256 and P-384")),
+                None => {
+                    let why = format!(
+                        "key generation: the curve {} is not supported \
+                         (CKR_CURVE_NOT_SUPPORTED, 0x140): tpmkey makes P-256 and P-384 keys",
+                        curve_name(params)
+                    );
+                    crate::error::log(&why);
+                    Err(Error::new(CKR_CURVE_NOT_SUPPORTED, why))
+                }
             }
         }
         CKM_RSA_PKCS_KEY_PAIR_GEN => {

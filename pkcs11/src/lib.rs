@@ -38,9 +38,12 @@
 //! C_InitToken seals a random 32-byte token secret under an authValue SHA-256(salt || SO
 //! PIN) in a DA-protected TPM sealed object; C_InitPIN does the same for the user PIN.
 //! C_Login is one TPM2_Unseal: the TPM checks the PIN and counts failures toward its
-//! dictionary-attack lockout (CKR_PIN_INCORRECT, CKR_PIN_LOCKED; the token flags show the
-//! TPM's counter). Keys' authValues are HMAC-SHA256(token secret, object id): high
-//! entropy, so keys are noDA and a wrong PIN never locks a key. C_SetPIN is one
+//! dictionary-attack lockout (CKR_PIN_INCORRECT; CKR_PIN_LOCKED with the recovery in the
+//! log). The token counts its own wrong PINs per role (`tpmkey::store::pin_state`): the
+//! PIN flags show them, and at the token's limit it refuses without asking the TPM, before
+//! the TPM locks out; C_InitPIN by the SO unlocks the user PIN. Keys' authValues are HMAC-SHA256(token secret, object id): high
+//! entropy, so keys are noDA (using them never counts toward the TPM's lockout; a locked
+//! PIN still locks their use, as every key needs the login). C_SetPIN is one
 //! TPM2_ObjectChangeAuth and rewrites one file. Private data objects' CKA_VALUE is
 //! sealed by the TPM (at most 128 bytes).
 //!

@@ -300,6 +300,14 @@ pub fn find_init(session: CK_SESSION_HANDLE, template: &Template) -> Result<()> 
         if m.session(session)?.find.is_some() {
             return Err(Error::rv(CKR_OPERATION_ACTIVE));
         }
+        if slot_id == m.empty_slot {
+            // The uninitialised token holds no objects.
+            m.session(session)?.find = Some(FindOp {
+                handles: Vec::new(),
+                next: 0,
+            });
+            return Ok(());
+        }
         let slot = m.slot(slot_id)?;
         let user = slot.user_logged_in();
         let visible = |a: &Attributes| (user || !is_private(a)) && matches(a, &wanted);

@@ -14,13 +14,19 @@ pub fn open(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
     }
     let rw = flags & CKF_RW_SESSION != 0;
     state::with(|m| {
-        let s = m.slot(slot)?;
-        if !rw
-            && s.login
-                .as_ref()
-                .is_some_and(|l| l.role == Role::SecurityOfficer)
-        {
-            return Err(Error::rv(CKR_SESSION_READ_WRITE_SO_EXISTS));
+        if !m.is_slot(slot) {
+            return Err(Error::rv(CKR_SLOT_ID_INVALID));
+        }
+        // The uninitialised token has no login to conflict with.
+        if slot != m.empty_slot {
+            let s = m.slot(slot)?;
+            if !rw
+                && s.login
+                    .as_ref()
+                    .is_some_and(|l| l.role == Role::SecurityOfficer)
+            {
+                return Err(Error::rv(CKR_SESSION_READ_WRITE_SO_EXISTS));
+            }
         }
         let h = new_handle();
         m.sessions.insert(
@@ -60,7 +66,11 @@ pub fn close_all(slot: CK_SLOT_ID) -> Result<()> {
 pub fn info(session: CK_SESSION_HANDLE) -> Result<CK_SESSION_INFO> {
     state::with(|m| {
         let (slot_id, rw) = m.session_slot(session)?;
-        let role = m.slot(slot_id)?.login.as_ref().map(|l| l.role);
+        let role = if slot_id == m.empty_slot {
+            None
+        } else {
+            m.slot(slot_id)?.login.as_ref().map(|l| l.role)
+        };
         let state = match (role, rw) {
             (None, false) => CKS_RO_PUBLIC_SESSION,
             (None, true) => CKS_RW_PUBLIC_SESSION,
@@ -88,6 +98,7 @@ pub fn login(session: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: &[u8]) -> Resu
         let (slot_id, _) = m.session_slot(session)?;
         let read_only_exists = m.sessions.values().any(|s| s.slot == slot_id && !s.rw);
         let slot = m.slot(slot_id)?;
+        slot.check_made_here()?;
         match slot.login.as_ref().map(|l| l.role) {
             Some(r) if r == role => return Err(Error::rv(CKR_USER_ALREADY_LOGGED_IN)),
             Some(_) => return Err(Error::rv(CKR_USER_ANOTHER_ALREADY_LOGGED_IN)),
@@ -127,6 +138,9 @@ fn login_context_specific(session: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> 
 pub fn logout(session: CK_SESSION_HANDLE) -> Result<()> {
     state::with(|m| {
         let (slot_id, _) = m.session_slot(session)?;
+        if slot_id == m.empty_slot {
+            return Err(Error::rv(CKR_USER_NOT_LOGGED_IN));
+        }
         let slot = m.slot(slot_id)?;
         if slot.login.take().is_none() {
             return Err(Error::rv(CKR_USER_NOT_LOGGED_IN));

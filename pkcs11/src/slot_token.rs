@@ -2,7 +2,7 @@
 //! mechanisms, C_InitToken, C_InitPIN, C_SetPIN.
 
 use cryptoki_sys::*;
-use tpmkey::store::Role;
+use tpmkey::store::{PinState, Role};
 use tpmkey::tpm_identity::TpmIdentity;
 
 use crate::error::{pin_error, Error, Result};
@@ -13,11 +13,11 @@ use crate::state::{self, Module, Slot};
 pub const MIN_PIN_LEN: usize = 4;
 pub const MAX_PIN_LEN: usize = 255;
 
-const TPM_PT_LOCKOUT_COUNTER: u32 = 0x20E;
-const TPM_PT_MAX_AUTH_FAIL: u32 = 0x20F;
-
 /// Every slot holds a token: the last one an uninitialised token for C_InitToken (as
 /// pkcs11-tool and p11-kit expect; they read its CK_TOKEN_INFO before initialising it).
+/// It is a real token: sessions open on it (read-only or read/write), find no objects and
+/// cannot log in (CKR_USER_PIN_NOT_INITIALIZED) until C_InitToken, which needs its
+/// sessions closed.
 pub fn slot_list(_token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
     state::with(|m| {
         m.refresh_slots()?;
@@ -73,29 +73,35 @@ fn tpm_info(m: &mut Module) -> TpmIdentity {
     info
 }
 
-/// The PIN flags from the TPM's dictionary-attack state: every PIN is a DA-protected TPM
-/// object, so the TPM's counter is the PINs' counter.
-fn pin_flags() -> CK_FLAGS {
-    let Ok(props) = tpmkey::keys::tpm_properties(TPM_PT_LOCKOUT_COUNTER, 2) else {
-        return 0;
+/// The PIN flags of a token: its own wrong-PIN counts since each role's last successful
+/// login (never the TPM's machine-wide counter, which other applications move too).
+fn pin_flags(state: &PinState) -> CK_FLAGS {
+    let role_flags = |role: Role, [low, final_try, locked]: [CK_FLAGS; 3]| {
+        if state.is_locked(role) {
+            locked
+        } else if state.is_final_try(role) {
+            final_try | low
+        } else if state.failures(role) > 0 {
+            low
+        } else {
+            0
+        }
     };
-    let get = |p: u32| props.iter().find(|(k, _)| *k == p).map(|(_, v)| *v);
-    let (Some(count), Some(max)) = (get(TPM_PT_LOCKOUT_COUNTER), get(TPM_PT_MAX_AUTH_FAIL)) else {
-        return 0;
-    };
-    let remaining = max.saturating_sub(count);
-    if remaining == 0 {
-        CKF_USER_PIN_LOCKED | CKF_SO_PIN_LOCKED
-    } else if remaining == 1 {
-        CKF_USER_PIN_FINAL_TRY
-            | CKF_SO_PIN_FINAL_TRY
-            | CKF_USER_PIN_COUNT_LOW
-            | CKF_SO_PIN_COUNT_LOW
-    } else if count > 0 {
-        CKF_USER_PIN_COUNT_LOW | CKF_SO_PIN_COUNT_LOW
-    } else {
-        0
-    }
+    role_flags(
+        Role::User,
+        [
+            CKF_USER_PIN_COUNT_LOW,
+            CKF_USER_PIN_FINAL_TRY,
+            CKF_USER_PIN_LOCKED,
+        ],
+    ) | role_flags(
+        Role::SecurityOfficer,
+        [
+            CKF_SO_PIN_COUNT_LOW,
+            CKF_SO_PIN_FINAL_TRY,
+            CKF_SO_PIN_LOCKED,
+        ],
+    )
 }
 
 pub fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
@@ -107,14 +113,19 @@ pub fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
             .filter(|s| s.slot == id)
             .map(|s| s.rw)
             .collect();
-        let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED | pin_flags();
+        let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
         let (label, serial, recorded) = if id == m.empty_slot {
             (String::new(), String::new(), None)
         } else {
             let slot = m.slot(id)?;
+            slot.check_made_here()?;
             flags |= CKF_TOKEN_INITIALIZED;
             if slot.token.user_pin_initialized() {
                 flags |= CKF_USER_PIN_INITIALIZED;
+            }
+            match slot.token.pin_state() {
+                Ok(state) => flags |= pin_flags(&state),
+                Err(e) => crate::error::log(&format!("PIN flags left clear: {e}")),
             }
             let recorded = slot
                 .token
@@ -189,15 +200,15 @@ pub fn init_token(id: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()>
     let label = label_text(label)?;
     state::with(|m| {
         slot_id_check(m, id)?;
+        if m.sessions.values().any(|s| s.slot == id) {
+            return Err(Error::rv(CKR_SESSION_EXISTS));
+        }
         if id == m.empty_slot {
             check_pin(so_pin)?;
             let token = m.store.create_token(&label, so_pin)?;
-            m.slots.insert(id, Slot { token, login: None });
+            m.slots.insert(id, Slot::new(token));
             m.refresh_slots()?;
             return Ok(());
-        }
-        if m.sessions.values().any(|s| s.slot == id) {
-            return Err(Error::rv(CKR_SESSION_EXISTS));
         }
         let slot = m.slot(id)?;
         slot.token.reinitialize(so_pin, &label).map_err(pin_error)?;

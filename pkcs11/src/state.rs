@@ -105,11 +105,48 @@ impl Login {
 pub struct Slot {
     pub token: Token,
     pub login: Option<Login>,
+    /// Why the token cannot be used with this TPM (None: it can), once asked.
+    foreign: Option<Option<String>>,
 }
 
 impl Slot {
+    pub fn new(token: Token) -> Slot {
+        Slot {
+            token,
+            login: None,
+            foreign: None,
+        }
+    }
+
     pub fn user_logged_in(&self) -> bool {
         self.login.as_ref().is_some_and(|l| l.role == Role::User)
+    }
+
+    /// CKR_TOKEN_NOT_RECOGNIZED, logged with the cause, for a token made on another TPM or
+    /// on this one before a clear. Asked once per C_Initialize; a TPM that cannot be
+    /// reached now is asked again next time (the operation will say what is wrong).
+    pub fn check_made_here(&mut self) -> Result<()> {
+        if self.foreign.is_none() {
+            match self.token.foreign_to_this_tpm() {
+                Ok(answer) => {
+                    if let Some(why) = &answer {
+                        crate::error::log(&format!("{why} (CKR_TOKEN_NOT_RECOGNIZED)"));
+                    }
+                    self.foreign = Some(answer);
+                }
+                // A storage key that does not match its pinned Name (a cleared TPM, or
+                // something answering in its place) is for the administrator to see.
+                Err(e @ tpmkey::Error::Integrity(_)) => {
+                    crate::error::log(&e.to_string());
+                    return Ok(());
+                }
+                Err(_) => return Ok(()),
+            }
+        }
+        match &self.foreign {
+            Some(Some(why)) => Err(Error::new(CKR_TOKEN_NOT_RECOGNIZED, why.clone())),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -187,7 +224,7 @@ impl Module {
                     // A damaged token that was repaired keeps its slot.
                     let id = damaged_id.unwrap_or_else(|| self.allocate_slot());
                     self.damaged.remove(&id);
-                    self.slots.insert(id, Slot { token, login: None });
+                    self.slots.insert(id, Slot::new(token));
                 }
                 Err(e) if damaged_id.is_none() => {
                     let why = e.to_string();
@@ -218,7 +255,10 @@ impl Module {
 
     pub fn slot(&mut self, id: CK_SLOT_ID) -> Result<&mut Slot> {
         if id == self.empty_slot {
-            return Err(Error::rv(CKR_TOKEN_NOT_PRESENT));
+            return Err(Error::new(
+                CKR_USER_PIN_NOT_INITIALIZED,
+                "the token in this slot is not initialised (C_InitToken first)",
+            ));
         }
         if let Some((serial, why)) = self.damaged.get(&id) {
             return Err(Error::new(

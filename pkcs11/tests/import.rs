@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use cryptoki::error::{Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
@@ -68,13 +68,6 @@ fn signs(s: &Session, id: u8, mechanism: &Mechanism) -> Vec<u8> {
     s.verify(mechanism, public, b"imported", &sig).unwrap();
     assert_eq!(spki(s, key), spki(s, public));
     spki(s, public)
-}
-
-fn rv(e: Error) -> RvError {
-    match e {
-        Error::Pkcs11(rv, _) => rv,
-        other => panic!("expected a PKCS#11 error, got {other}"),
-    }
 }
 
 #[test]

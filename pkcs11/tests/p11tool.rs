@@ -22,7 +22,10 @@ fn p11tool_lists_and_exports_by_uri() {
     let keys = token_with_keys("gnutls");
     let dir = TempDir::new("p11tool");
 
-    let public = text(&p11tool(&env, &["--list-all"]));
+    // The slot kept for C_InitToken holds a second, uninitialised token that opens
+    // sessions, so p11tool wants the token named.
+    let token_uri = format!("pkcs11:token={}", keys.label);
+    let public = text(&p11tool(&env, &["--list-all", &token_uri]));
     assert!(
         public.contains("Type: Public key (EC/ECDSA-SECP256R1)"),
         "{public}"
@@ -34,7 +37,7 @@ fn p11tool_lists_and_exports_by_uri() {
     );
     let all = text(&p11tool(
         &env,
-        &["--list-all", "--login", "--set-pin", USER_PIN],
+        &["--list-all", &token_uri, "--login", "--set-pin", USER_PIN],
     ));
     for (object, id) in [("ec", "%01"), ("rsa", "%02")] {
         for kind in ["public", "private"] {

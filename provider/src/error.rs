@@ -101,10 +101,21 @@ const fn item(reason: Reason, text: &'static std::ffi::CStr) -> OSSL_ITEM {
 
 /// Puts `e` on OpenSSL's error queue; `func` names the OpenSSL operation.
 pub fn raise(e: &Error, func: &str) {
+    // A TPM in lockout also says how it recovers (one TPM2_GetCapability, on this error only).
+    let text = if e.is_lockout() {
+        format!("{e}: {}", tpmkey::dictionary_attack::lockout_advice())
+    } else {
+        e.to_string()
+    };
+    tpmkey::log::write(
+        tpmkey::log::Level::Debug,
+        "tpmkey",
+        &format!("{func}: {text}"),
+    );
     let Some(up) = *UPCALL.read().unwrap_or_else(|p| p.into_inner()) else {
         return;
     };
-    let text = CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
+    let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
     let func = CString::new(func).unwrap_or_default();
     // SAFETY: the upcall functions and handle came from the core at init; the strings are
     // NUL-terminated and live across the call; the shim checks the functions for NULL.
@@ -156,10 +167,9 @@ pub fn guard_bool(func: &str, f: impl FnOnce() -> Result<bool>) -> c_int {
     guard(func, 0, || f().map(c_int::from))
 }
 
-/// A line on standard error, for causes OpenSSL drops (config-time provider errors, the
-/// decoders' errors on its file store path). Never secrets. A stderr that cannot be written
-/// is ignored: `eprintln!` would panic there.
+/// A line at level error (standard error unless `TPMKEY_LOG` says otherwise; see
+/// `tpmkey::log`), for causes OpenSSL drops (config-time provider errors, the decoders'
+/// errors on its file store path). Never secrets.
 pub fn log(message: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "tpmkey: {message}");
+    tpmkey::log::write(tpmkey::log::Level::Error, "tpmkey", message);
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::{fails, run, Env};
+use tpmkey_testenv::readme::{readme, shell_commands};
 
 const TPM_LABEL: &str = "-----BEGIN TSS2 PRIVATE KEY-----";
 
@@ -18,35 +19,6 @@ fn repo_file(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(name)
-}
-
-fn readme() -> String {
-    std::fs::read_to_string(repo_file("README.md")).unwrap()
-}
-
-/// The lines of the README's sh blocks, continuation lines joined, comments dropped.
-fn shell_commands(text: &str) -> Vec<String> {
-    let mut commands = Vec::new();
-    let mut in_block = false;
-    let mut pending = String::new();
-    for line in text.lines() {
-        if line.starts_with("```") {
-            in_block = line == "```sh";
-            continue;
-        }
-        if !in_block {
-            continue;
-        }
-        let line = line.split(" #").next().unwrap_or_default().trim_end();
-        match line.strip_suffix('\\') {
-            Some(head) => pending.push_str(head),
-            None => {
-                pending.push_str(line);
-                commands.push(std::mem::take(&mut pending));
-            }
-        }
-    }
-    commands
 }
 
 /// The command as the harness runs it: with `-provider`, the modules directory added;

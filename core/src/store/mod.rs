@@ -10,6 +10,7 @@
 pub(crate) mod files;
 pub mod objects;
 pub mod pin;
+pub mod pin_state;
 pub mod record;
 pub mod token;
 
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use objects::Objects;
 pub use pin::{Role, TokenSecret};
+pub use pin_state::PinState;
 pub use record::{Attributes, Record};
 pub use token::Token;
 

@@ -43,6 +43,27 @@ impl Role {
             Role::User => "user-pin.tss",
         }
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::SecurityOfficer => "SO",
+            Role::User => "user",
+        }
+    }
+
+    /// What unlocks this role's PIN once the token refuses it.
+    pub(crate) fn remedy(self) -> &'static str {
+        match self {
+            Role::User => {
+                "the SO sets a new user PIN (C_InitPIN, e.g. pkcs11-tool --init-pin --login \
+                 --login-type so)"
+            }
+            Role::SecurityOfficer => {
+                "the store's owner removes the token's pin-state file (guessing stays bounded \
+                 by the TPM's dictionary-attack lockout)"
+            }
+        }
+    }
 }
 
 /// The token secret, unsealed by a login; kept only in memory.

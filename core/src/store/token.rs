@@ -1,7 +1,8 @@
 //! One token: a directory holding its description (`token`), the token secret sealed under
 //! each PIN (`so-pin.tss`, `user-pin.tss`), a write lock (`lock`), a change counter
-//! (`generation`) and `objects/`: per object `<uid>.obj` (the record, written last: its
-//! rename commits the object) with `<uid>.key` (TSS2 PRIVATE KEY) or `<uid>.sealed`.
+//! (`generation`), the wrong-PIN counts (`pin-state`, see [`super::pin_state`]) and
+//! `objects/`: per object `<uid>.obj` (the record, written last: its rename commits the
+//! object) with `<uid>.key` (TSS2 PRIVATE KEY) or `<uid>.sealed`.
 //! Companion files without their record are leftovers of a killed writer, removed under the
 //! lock. Readers take no lock: every file appears by rename, complete.
 //!
@@ -28,6 +29,7 @@ use super::objects::Objects;
 use super::pin::{
     decode_pin_file, encode_pin_file, pin_auth, Role, TokenSecret, SALT_LEN, SECRET_LEN,
 };
+use super::pin_state::{limit_for_this_tpm, PinState};
 use super::record::Record;
 use crate::error::{Error, Result};
 use crate::keyfile::KeyFile;
@@ -45,15 +47,18 @@ const SEALED_EXT: &str = ".sealed";
 /// PKCS#11 token labels are 32 bytes.
 pub const MAX_LABEL_LEN: usize = 32;
 
-/// What `token` says: label, serial number (also the directory name), PIN salt, and the
+/// What `token` says: label, serial number (also the directory name), PIN salt, the
 /// vendor and model of the TPM the token was made on (its keys work on no other), so that
-/// C_GetTokenInfo needs no TPM command for them. Tokens made before have no TPM lines.
+/// C_GetTokenInfo needs no TPM command for them, and the Name of the storage key its
+/// objects are under (another TPM, or this one after a clear, has another). Tokens made
+/// before have no TPM or storage-key lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Description {
     label: String,
     serial: String,
     salt: Vec<u8>,
     tpm: Option<(String, String)>,
+    storage_key: Option<Vec<u8>>,
 }
 
 impl Description {
@@ -66,6 +71,9 @@ impl Description {
         );
         if let Some((vendor, model)) = &self.tpm {
             text.push_str(&format!("tpm-vendor={vendor}\ntpm-model={model}\n"));
+        }
+        if let Some(name) = &self.storage_key {
+            text.push_str(&format!("storage-key={}\n", crate::hex::hex(name)));
         }
         text
     }
@@ -84,6 +92,13 @@ impl Description {
             serial: get("serial")?,
             salt,
             tpm: get("tpm-vendor").ok().zip(get("tpm-model").ok()),
+            storage_key: match get("storage-key") {
+                Ok(hex) => Some(
+                    crate::hex::unhex(&hex)
+                        .ok_or_else(|| files::corrupt(path, "storage-key is not hex"))?,
+                ),
+                Err(_) => None,
+            },
         })
     }
 }
@@ -160,13 +175,14 @@ impl Token {
             .to_string();
         let tmp = root.join(format!("{TEMP_PREFIX}{serial}"));
         files::create_dir(&tmp.join(OBJECTS_DIR))?;
-        let description = Description {
+        let mut description = Description {
             label: clean_label(label)?,
             serial,
             salt: random_bytes(16)?.to_vec(),
             tpm: Some(this_tpm()?),
+            storage_key: None,
         };
-        let built = Self::write_fresh(&tmp, &description, so_pin, 0)
+        let built = Self::write_fresh(&tmp, &mut description, so_pin, 0)
             .and_then(|()| std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir.display(), e)))
             .and_then(|()| files::sync_dir(root));
         if let Err(e) = built {
@@ -177,16 +193,18 @@ impl Token {
     }
 
     /// Writes a new token (description, SO PIN object with a new token secret, generation)
-    /// into the empty directory `dir`, which is not yet the token's.
+    /// into the empty directory `dir`, which is not yet the token's; the description gets
+    /// the Name of the storage key the SO PIN object was made under.
     fn write_fresh(
         dir: &Path,
-        description: &Description,
+        description: &mut Description,
         so_pin: &[u8],
         generation: u64,
     ) -> Result<()> {
         let secret = random_bytes(SECRET_LEN)?;
         let salt = &description.salt;
         let sealed = SealedData::seal(&secret, &pin_auth(salt, so_pin), true, None)?;
+        description.storage_key = Some(storage_key_name(sealed.key_file().parent)?);
         files::write_atomic(
             &dir.join(Role::SecurityOfficer.file()),
             encode_pin_file(salt, &sealed).as_bytes(),
@@ -227,6 +245,31 @@ impl Token {
         Some((vendor, model))
     }
 
+    /// Why this token cannot be used on the TPM this process talks to, if it cannot: its
+    /// objects are under a storage key with another Name (the token was made on another
+    /// TPM, or this TPM was cleared since). Tokens that do not record the Name pass.
+    pub fn foreign_to_this_tpm(&self) -> Result<Option<String>> {
+        let Some(recorded) = &self.description.storage_key else {
+            return Ok(None);
+        };
+        let (_, so) = self.pin_object(Role::SecurityOfficer)?;
+        let parent = so.key_file().parent;
+        if storage_key_name(parent)? == *recorded {
+            return Ok(None);
+        }
+        let made_on = match &self.description.tpm {
+            Some((vendor, model)) => format!(" (made on a {vendor} {model})"),
+            None => String::new(),
+        };
+        Ok(Some(format!(
+            "token {}{made_on} cannot be used with this TPM: its PINs and keys are under a \
+             storage key (0x{parent:08x}) this TPM does not have; it was made on another TPM, \
+             or this TPM was cleared since. Use it on the TPM it was made on; here, make a new \
+             token (its keys cannot be moved)",
+            self.description.serial
+        )))
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -252,12 +295,18 @@ impl Token {
         Ok((salt, sealed))
     }
 
+    /// The token's wrong-PIN counts (a token without them has had none).
+    pub fn pin_state(&self) -> Result<PinState> {
+        PinState::read(&self.dir)
+    }
+
     /// Unseals the token secret with `role`'s PIN: the TPM checks the PIN. A wrong PIN is
-    /// `Error::is_bad_auth`, a locked-out TPM `Error::is_lockout`.
+    /// `Error::is_bad_auth`, a locked-out TPM `Error::is_lockout`, a PIN at the token's own
+    /// limit `Error::is_pin_locked` (no TPM command).
     pub fn login(&self, role: Role, pin: &[u8]) -> Result<TokenSecret> {
         let dir_ino = files::inode(&self.dir)?;
         let (salt, object) = self.pin_object(role)?;
-        let secret = object.unseal(&pin_auth(&salt, pin))?;
+        let secret = self.pin_try(role, None, || object.unseal(&pin_auth(&salt, pin)))?;
         if secret.len() != SECRET_LEN {
             return Err(files::corrupt(
                 &self.dir.join(role.file()),
@@ -269,6 +318,51 @@ impl Token {
         Ok(TokenSecret::new(secret))
     }
 
+    /// Runs `check`, a TPM command that checks `role`'s PIN, unless the token's limit is
+    /// reached; counts a wrong PIN and clears the count after a right one. The state file
+    /// is written only when it changes, under the write lock (`held` when the caller has it).
+    fn pin_try<R>(
+        &self,
+        role: Role,
+        held: Option<&WriteLock>,
+        check: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
+        let before = self.pin_state()?;
+        if before.is_locked(role) {
+            return Err(self.pin_locked(role, &before));
+        }
+        let result = check();
+        let wrong = matches!(&result, Err(e) if e.is_bad_auth());
+        if wrong || (result.is_ok() && before.failures(role) > 0) {
+            let _lock = match held {
+                Some(_) => None,
+                None => Some(WriteLock::acquire(&self.dir.join(LOCK_FILE))?),
+            };
+            // Another process may have counted meanwhile.
+            let mut state = self.pin_state()?;
+            let failures = if wrong {
+                state.failures(role).saturating_add(1)
+            } else {
+                0
+            };
+            state.set_failures(role, failures);
+            if wrong && state.limit == 0 {
+                state.limit = limit_for_this_tpm();
+            }
+            state.write(&self.dir)?;
+        }
+        result
+    }
+
+    fn pin_locked(&self, role: Role, state: &PinState) -> Error {
+        Error::PinLocked {
+            serial: self.description.serial.clone(),
+            role: role.name(),
+            tries: state.failures(role),
+            remedy: role.remedy(),
+        }
+    }
+
     /// Sets the user PIN (C_InitPIN: the SO is logged in and holds the token secret).
     pub fn init_user_pin(&self, secret: &TokenSecret, pin: &[u8]) -> Result<()> {
         let mut salt = vec![0u8; SALT_LEN];
@@ -278,14 +372,23 @@ impl Token {
         files::write_atomic(
             &self.dir.join(Role::User.file()),
             encode_pin_file(&salt, &sealed).as_bytes(),
-        )
+        )?;
+        // A new user PIN starts with no wrong tries (after a user lockout, too).
+        let mut state = self.pin_state()?;
+        if state.user_failures > 0 {
+            state.user_failures = 0;
+            state.write(&self.dir)?;
+        }
+        Ok(())
     }
 
     /// Changes a PIN: one TPM2_ObjectChangeAuth (the TPM checks the old PIN) and one file.
     pub fn change_pin(&self, role: Role, old: &[u8], new: &[u8]) -> Result<()> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let (salt, object) = self.pin_object(role)?;
-        let changed = object.change_auth(&pin_auth(&salt, old), &pin_auth(&salt, new))?;
+        let changed = self.pin_try(role, Some(&lock), || {
+            object.change_auth(&pin_auth(&salt, old), &pin_auth(&salt, new))
+        })?;
         files::write_atomic(
             &self.dir.join(role.file()),
             encode_pin_file(&salt, &changed).as_bytes(),
@@ -310,11 +413,12 @@ impl Token {
                 let _ = std::fs::remove_dir_all(root.join(name));
             }
         }
-        let description = Description {
+        let mut description = Description {
             label: clean_label(label)?,
             serial: serial.clone(),
             salt: random_bytes(SALT_LEN)?.to_vec(),
             tpm: Some(this_tpm()?),
+            storage_key: None,
         };
         // A generation the caches of other processes do not hold.
         let generation = match self.generation()? {
@@ -323,7 +427,7 @@ impl Token {
         };
         let tmp = root.join(format!("{leftover}{}", files::random_hex(8)));
         let built = files::create_dir(&tmp.join(OBJECTS_DIR))
-            .and_then(|()| Self::write_fresh(&tmp, &description, so_pin, generation))
+            .and_then(|()| Self::write_fresh(&tmp, &mut description, so_pin, generation))
             .and_then(|()| files::exchange(&tmp, &self.dir));
         if let Err(e) = built {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -573,6 +677,18 @@ impl Token {
 fn this_tpm() -> Result<(String, String)> {
     let identity = TpmIdentity::read()?;
     Ok((identity.vendor, identity.model))
+}
+
+/// The Name of the storage key `parent` (0x40000001: the storage primary) on this TPM;
+/// no command when the connection has it loaded already.
+fn storage_key_name(parent: u32) -> Result<Vec<u8>> {
+    crate::connection::with_link(|link| {
+        link.run(crate::connection::Need::Parent(parent), |_, target| {
+            target
+                .map(|t| t.name.clone())
+                .ok_or_else(|| Error::Integrity("parent not loaded".into()))
+        })
+    })
 }
 
 fn check_uid(uid: &str) -> Result<()> {

@@ -23,7 +23,9 @@
 
 mod abrmd;
 mod pins;
+mod pkcs11_provider;
 mod process;
+pub mod readme;
 mod swtpm;
 pub mod tpm_command;
 pub mod tpm_model;
@@ -34,6 +36,7 @@ use std::ffi::OsStr;
 use std::process::{Command, Output};
 
 pub use abrmd::Abrmd;
+pub use pkcs11_provider::pkcs11_provider;
 pub use process::{pid_exists, TempDir};
 pub use swtpm::Swtpm;
 pub use tpm_model::Profile;

@@ -1,0 +1,86 @@
+//! The provider's side of the one log switch: `TPMKEY_LOG=debug,file=PATH` writes every
+//! failure the provider reports, with the TPM's response code in words, to PATH and never
+//! the password; without it, nothing is written.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use common::{fails, Env, Order};
+
+#[test]
+fn debug_log_names_the_tpm_answer_in_words_and_never_the_password() {
+    let env = Env::new();
+    let key = env.genkey_with("k.pem", "EC", &["group:P-256", "user-auth:right-pw"]);
+    let msg = env.write("msg", b"logged");
+    let log = env.path("tpmkey.log");
+    let sign = |extra: &[(&str, String)]| {
+        let mut cmd = env.openssl(Order::TpmkeyFirst, "dgst");
+        cmd.args(["-sha256", "-passin", "pass:wrong-pw-0815", "-sign", &key])
+            .args(["-out", &env.file("sig"), &msg])
+            .env_remove("TPMKEY_LOG")
+            .env_remove("TPMKEY_DEBUG");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        fails(&mut cmd)
+    };
+    sign(&[]);
+    assert!(!log.exists());
+
+    let out = sign(&[("TPMKEY_LOG", format!("debug,file={}", log.display()))]);
+    assert!(!out.contains("tpmkey["), "{out}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("tpmkey[") && text.contains("wrong password or PIN"),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-pw-0815"), "{text}");
+
+    // The alias: debug lines on standard error.
+    let out = sign(&[("TPMKEY_DEBUG", "1".into())]);
+    assert!(
+        out.contains("wrong password or PIN") && out.contains("tpmkey["),
+        "{out}"
+    );
+}
+
+/// A TPM in dictionary-attack lockout: the error names it and how the TPM recovers.
+#[test]
+fn a_tpm_lockout_says_how_to_recover() {
+    let env = Env::new();
+    env.tpm.tpm2_tools_ok([
+        "tpm2_dictionarylockout",
+        "-s",
+        "-n",
+        "2",
+        "-t",
+        "600",
+        "-l",
+        "600",
+    ]);
+    let key = env.genkey_with("k.pem", "EC", &["group:P-256", "user-auth:right-pw"]);
+    let msg = env.write("msg", b"locked out");
+    let sign = |password: &str| {
+        fails(
+            env.openssl(Order::TpmkeyFirst, "dgst")
+                .args([
+                    "-sha256",
+                    "-passin",
+                    &format!("pass:{password}"),
+                    "-sign",
+                    &key,
+                ])
+                .args(["-out", &env.file("sig"), &msg]),
+        )
+    };
+    sign("wrong-1");
+    sign("wrong-2");
+    let out = sign("right-pw");
+    assert!(
+        out.contains("dictionary-attack lockout")
+            && out.contains("600 s")
+            && out.contains("tpm2_dictionarylockout -c"),
+        "{out}"
+    );
+}
