@@ -630,3 +630,16 @@ pub fn random(out: &mut [u8]) -> Result<()> {
         Ok(())
     })
 }
+
+/// Whether this TPM accepts a key blob under `parent` now: one TPM2_Load (only the parent
+/// authorises it, so no dictionary-attack count can be spent), flushed at once. The TPM's
+/// Name for the loaded object must be the Name of `public`.
+pub fn check_blob_loads(parent: u32, private: &[u8], public: &[u8]) -> Result<()> {
+    let name = crate::policy::statement::public_name(public)?;
+    with_link(|link| {
+        link.run(Need::Parent(parent), |tpm, target| {
+            let t = target.ok_or_else(|| Error::Integrity("parent not loaded".into()))?;
+            with_blob_loaded(tpm, t, private, public, &name, |_, _| Ok(()))
+        })
+    })
+}
