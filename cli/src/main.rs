@@ -4,7 +4,9 @@
 
 mod exit;
 mod global;
+mod inspect;
 mod io;
+mod json;
 mod keygen;
 
 use std::process::ExitCode;
@@ -34,12 +36,15 @@ struct Cli {
 enum Command {
     /// Create a key in the TPM and write it as a TSS2 PRIVATE KEY file
     Keygen(keygen::Args),
+    /// Show what a key file holds and whether this TPM loads it
+    Inspect(inspect::Args),
 }
 
 fn run(cli: Cli) -> tpmkey::Result<()> {
     cli.global.apply()?;
     match cli.command {
         Command::Keygen(args) => keygen::run(args),
+        Command::Inspect(args) => inspect::run(args),
     }
 }
 
