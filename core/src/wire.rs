@@ -30,6 +30,7 @@ pub const TPM_ECC_NIST_P384: u16 = 0x0004;
 
 pub const TPM_SE_HMAC: u8 = 0x00;
 
+pub const TPM_CAP_HANDLES: u32 = 0x0000_0001;
 pub const TPM_CAP_TPM_PROPERTIES: u32 = 0x0000_0006;
 
 /// Command codes tpmkey sends, with the names its errors print.
@@ -54,6 +55,8 @@ pub enum CommandCode {
     GetRandom = 0x17B,
     ReadPublic = 0x173,
     StirRandom = 0x146,
+    Import = 0x156,
+    NvReadPublic = 0x169,
 }
 
 impl CommandCode {
@@ -77,6 +80,8 @@ impl CommandCode {
             CommandCode::GetRandom => "GetRandom",
             CommandCode::ReadPublic => "ReadPublic",
             CommandCode::StirRandom => "StirRandom",
+            CommandCode::Import => "Import",
+            CommandCode::NvReadPublic => "NV_ReadPublic",
         }
     }
 }
