@@ -8,6 +8,7 @@ mod inspect;
 mod io;
 mod json;
 mod keygen;
+mod list;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,8 @@ enum Command {
     Keygen(keygen::Args),
     /// Show what a key file holds and whether this TPM loads it
     Inspect(inspect::Args),
+    /// List persistent objects (and NV indices) and what each is
+    List(list::Args),
 }
 
 fn run(cli: Cli) -> tpmkey::Result<()> {
@@ -45,6 +48,7 @@ fn run(cli: Cli) -> tpmkey::Result<()> {
     match cli.command {
         Command::Keygen(args) => keygen::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::List(args) => list::run(args),
     }
 }
 
