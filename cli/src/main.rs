@@ -9,10 +9,11 @@ mod io;
 mod json;
 mod keygen;
 mod list;
+mod manpage;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,6 +42,9 @@ enum Command {
     Inspect(inspect::Args),
     /// List persistent objects (and NV indices) and what each is
     List(list::Args),
+    /// Print the tpmkey(1) manual page (roff), generated from this command line
+    #[command(hide = true)]
+    Manpage,
 }
 
 fn run(cli: Cli) -> tpmkey::Result<()> {
@@ -49,6 +53,10 @@ fn run(cli: Cli) -> tpmkey::Result<()> {
         Command::Keygen(args) => keygen::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::List(args) => list::run(args),
+        Command::Manpage => {
+            print!("{}", manpage::render(&Cli::command()));
+            Ok(())
+        }
     }
 }
 
