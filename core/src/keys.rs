@@ -165,7 +165,12 @@ impl TpmKey {
     }
 
     /// A key from a TSS2 PRIVATE KEY file; the TPM is not touched until the key is used.
+    /// An importable key file is the exception: it is imported (one TPM2_Import) the
+    /// first time and its loadable form cached in the state directory (`import::loadable`).
     pub fn from_key_file(file: &KeyFile, password: Option<&[u8]>) -> Result<TpmKey> {
+        if file.key_type == KeyFileType::Importable {
+            return Self::from_key_file(&crate::import::loadable(file)?, password);
+        }
         file.check_loadable()?;
         if file.key_type != KeyFileType::Loadable {
             return Err(Error::Unsupported(

@@ -12,6 +12,7 @@ pub mod error;
 pub mod hash;
 pub mod hex;
 pub mod implicit_rejection;
+pub mod import;
 pub mod keep_lease;
 pub mod keyfile;
 pub mod keys;
