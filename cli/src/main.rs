@@ -4,6 +4,7 @@
 
 mod exit;
 mod global;
+mod import;
 mod inspect;
 mod io;
 mod json;
@@ -42,6 +43,8 @@ enum Command {
     Inspect(inspect::Args),
     /// List persistent objects (and NV indices) and what each is
     List(list::Args),
+    /// Import a PEM private key into the TPM, or wrap it for a TPM that is not present
+    Import(import::Args),
     /// Print the tpmkey(1) manual page (roff), generated from this command line
     #[command(hide = true)]
     Manpage,
@@ -53,6 +56,7 @@ fn run(cli: Cli) -> tpmkey::Result<()> {
         Command::Keygen(args) => keygen::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::List(args) => list::run(args),
+        Command::Import(args) => import::run(args),
         Command::Manpage => {
             print!("{}", manpage::render(&Cli::command()));
             Ok(())
