@@ -11,6 +11,7 @@ mod json;
 mod keygen;
 mod list;
 mod manpage;
+mod token;
 
 use std::process::ExitCode;
 
@@ -45,6 +46,8 @@ enum Command {
     List(list::Args),
     /// Import a PEM private key into the TPM, or wrap it for a TPM that is not present
     Import(import::Args),
+    /// PKCS#11 tokens: put existing TPM keys into them
+    Token(token::Args),
     /// Print the tpmkey(1) manual page (roff), generated from this command line
     #[command(hide = true)]
     Manpage,
@@ -57,6 +60,7 @@ fn run(cli: Cli) -> tpmkey::Result<()> {
         Command::Inspect(args) => inspect::run(args),
         Command::List(args) => list::run(args),
         Command::Import(args) => import::run(args),
+        Command::Token(args) => token::run(args),
         Command::Manpage => {
             print!("{}", manpage::render(&Cli::command()));
             Ok(())

@@ -1,0 +1,250 @@
+//! `tpmkey token link` on a real swtpm with the built PKCS#11 module: a password-protected
+//! key file and a persistent key go into a token set up by pkcs11-tool, and pkcs11-tool
+//! signs with them (signatures verified by openssl with the public key the token gives);
+//! the key file keeps its password; a wrong key password or PIN links nothing.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::{stderr, Env};
+use tpmkey::{KeyFile, TpmKey};
+
+const SO_PIN: &str = "12345678";
+const USER_PIN: &str = "4321";
+
+/// The module built beside this test (target/release/), built here once as the module's
+/// own tests do: `cargo test -p tpmkey-cli` does not build another crate's cdylib.
+fn module_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .args(["build", "--lib", "-p", "tpmkey-pkcs11"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if dir.ends_with("release") {
+        cargo.arg("--release");
+    }
+    tpmkey_testenv::run(&mut cargo);
+    let path = dir.join("libtpmkey_pkcs11.so");
+    assert!(path.exists(), "{} not built", path.display());
+    path
+}
+
+struct Token {
+    env: Env,
+    module: PathBuf,
+}
+
+impl Token {
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("TPMKEY_TCTI", self.env.swtpm.tcti()),
+            ("TPMKEY_CONF", "/dev/null".into()),
+            ("TPMKEY_STORE", self.env.path("store").display().to_string()),
+            ("TPMKEY_STATE", self.env.path("state").display().to_string()),
+        ]
+    }
+
+    fn tool(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("pkcs11-tool");
+        cmd.arg("--module").arg(&self.module).args(args);
+        cmd.envs(self.vars());
+        tpmkey_testenv::run(&mut cmd)
+    }
+
+    /// `tpmkey ARGS` with the store in the environment, the module named by
+    /// TPMKEY_PKCS11_MODULE.
+    fn tpmkey(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_tpmkey"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.vars())
+            .env("TPMKEY_PKCS11_MODULE", &self.module)
+            .output()
+            .unwrap()
+    }
+}
+
+fn openssl(args: &[&str]) {
+    tpmkey_testenv::run(Command::new("openssl").args(args));
+}
+
+#[test]
+fn token_link_puts_key_files_and_handles_into_a_token() {
+    let t = Token {
+        env: Env::start(),
+        module: module_path(),
+    };
+    let p = |n: &str| t.env.path(n).to_str().unwrap().to_string();
+    std::fs::write(t.env.path("pw"), "key password\n").unwrap();
+    std::fs::write(t.env.path("pin"), USER_PIN).unwrap();
+    std::fs::write(t.env.path("bad"), "wrong\n").unwrap();
+
+    t.tool(&[
+        "--slot",
+        "1",
+        "--init-token",
+        "--label",
+        "linked",
+        "--so-pin",
+        SO_PIN,
+    ]);
+    t.tool(&[
+        "--token-label",
+        "linked",
+        "--login",
+        "--login-type",
+        "so",
+        "--so-pin",
+        SO_PIN,
+        "--init-pin",
+        "--pin",
+        USER_PIN,
+    ]);
+
+    let r = t.tpmkey(&[
+        "keygen",
+        "-t",
+        "p256",
+        "--password",
+        &format!("file:{}", p("pw")),
+        "-o",
+        &p("web.key"),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let r = t.tpmkey(&["keygen", "-t", "rsa2048", "-o", &p("rsa.key")]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    tpmkey::connection::configure(&[("tcti", &t.env.swtpm.tcti())]).unwrap();
+    let rsa = KeyFile::from_pem(&std::fs::read(p("rsa.key")).unwrap()).unwrap();
+    TpmKey::from_key_file(&rsa, None)
+        .unwrap()
+        .persist(0x8100_0010)
+        .unwrap();
+    tpmkey::connection::shutdown();
+
+    // A wrong key password or PIN links nothing.
+    let pin = format!("file:{}", p("pin"));
+    let r = t.tpmkey(&[
+        "token",
+        "link",
+        "--token",
+        "linked",
+        "--pin",
+        &pin,
+        "--password",
+        &format!("file:{}", p("bad")),
+        &p("web.key"),
+    ]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("AttributeValueInvalid"),
+        "{}",
+        stderr(&r)
+    );
+    let r = t.tpmkey(&[
+        "token",
+        "link",
+        "--token",
+        "linked",
+        "--pin",
+        &format!("file:{}", p("bad")),
+        "--password",
+        &format!("file:{}", p("pw")),
+        &p("web.key"),
+    ]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(stderr(&r).contains("PinIncorrect"), "{}", stderr(&r));
+    let r = t.tpmkey(&[
+        "token",
+        "link",
+        "--token",
+        "nope",
+        "--pin",
+        &pin,
+        &p("rsa.key"),
+    ]);
+    assert!(stderr(&r).contains("no token labelled"), "{}", stderr(&r));
+
+    let r = t.tpmkey(&[
+        "token",
+        "link",
+        "--token",
+        "linked",
+        "--pin",
+        &pin,
+        "--password",
+        &format!("file:{}", p("pw")),
+        "--label",
+        "web",
+        &p("web.key"),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("as \"web\""));
+    let r = t.tpmkey(&[
+        "token",
+        "link",
+        "--token",
+        "linked",
+        "--pin",
+        &pin,
+        "--id",
+        "0102",
+        "handle:0x81000010",
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+
+    std::fs::write(t.env.path("data"), b"signed through the token").unwrap();
+    let data = p("data");
+    let login = ["--token-label", "linked", "--login", "--pin", USER_PIN];
+    for (select, mechanism, format) in [
+        (
+            ["--label", "web"],
+            "ECDSA-SHA256",
+            &["--signature-format", "openssl"][..],
+        ),
+        (["--id", "0102"], "SHA256-RSA-PKCS", &[][..]),
+    ] {
+        let mut sign = login.to_vec();
+        sign.extend(select);
+        sign.extend(["--sign", "--mechanism", mechanism, "-i", &data]);
+        let sig = p(&format!("{mechanism}.sig"));
+        sign.extend(["-o", &sig]);
+        sign.extend(format);
+        t.tool(&sign);
+        let der = p(&format!("{mechanism}.pub.der"));
+        let mut read = login.to_vec();
+        read.extend(select);
+        read.extend(["--read-object", "--type", "pubkey", "-o", &der]);
+        t.tool(&read);
+        let pem = p(&format!("{mechanism}.pub.pem"));
+        openssl(&[
+            "pkey", "-pubin", "-inform", "DER", "-in", &der, "-out", &pem,
+        ]);
+        openssl(&[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &pem,
+            "-signature",
+            &sig,
+            &data,
+        ]);
+    }
+
+    // The key file handed in keeps its own password.
+    tpmkey::connection::configure(&[("tcti", &t.env.swtpm.tcti())]).unwrap();
+    let web = KeyFile::from_pem(&std::fs::read(p("web.key")).unwrap()).unwrap();
+    TpmKey::from_key_file(&web, Some(b"key password"))
+        .unwrap()
+        .sign(
+            tpmkey::SignScheme::Ecdsa(tpmkey::hash::Hash::Sha256),
+            &[1; 32],
+        )
+        .unwrap();
+    tpmkey::connection::shutdown();
+}
