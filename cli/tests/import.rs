@@ -25,6 +25,20 @@ fn openssl(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+const P256: &[&str] = &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+const P384: &[&str] = &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"];
+const RSA2048: &[&str] = &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"];
+const RSA3072: &[&str] = &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"];
+
+/// `openssl genpkey ALGORITHM EXTRA -out OUT`: a software key.
+fn genpkey(out: &str, algorithm: &[&str], extra: &[&str]) {
+    let mut args = vec!["genpkey"];
+    args.extend(algorithm);
+    args.extend(extra);
+    args.extend(["-out", out]);
+    openssl(&args);
+}
+
 /// The secret `openssl pkey -text` prints under `field` ("priv", "prime1"), leading
 /// zeros dropped.
 fn secret_bytes(pem: &Path, field: &str) -> Vec<u8> {
@@ -103,34 +117,15 @@ fn sign_and_verify(env: &Env, file: &KeyFile, soft: &Path) {
 fn import_online_keeps_the_key_off_the_wire_and_signs() {
     let env = Env::start();
     let tap = WireTap::start(env.swtpm.port());
-    for (name, genpkey, field) in [
-        (
-            "p256",
-            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
-            "priv",
-        ),
-        (
-            "p384",
-            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
-            "priv",
-        ),
-        (
-            "rsa2048",
-            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
-            "prime1",
-        ),
-        (
-            "rsa3072",
-            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"],
-            "prime1",
-        ),
+    for (name, algorithm, field) in [
+        ("p256", P256, "priv"),
+        ("p384", P384, "priv"),
+        ("rsa2048", RSA2048, "prime1"),
+        ("rsa3072", RSA3072, "prime1"),
     ] {
         let soft = env.path(&format!("{name}.pem"));
         let out = env.path(&format!("{name}.key"));
-        let mut args = vec!["genpkey"];
-        args.extend_from_slice(genpkey);
-        args.extend(["-out", soft.to_str().unwrap()]);
-        openssl(&args);
+        genpkey(soft.to_str().unwrap(), algorithm, &[]);
         let secret = secret_bytes(&soft, field);
 
         tap.take_log();
@@ -180,52 +175,21 @@ fn import_offline_wraps_without_a_tpm_and_imports_once() {
     let env = Env::start();
     let p = |n: &str| env.path(n).to_str().unwrap().to_string();
     // The target's storage primary (tpmkey's template), its public as tpm2-tools writes it.
-    for args in [
-        &[
-            "tpm2_createprimary",
-            "-C",
-            "o",
-            "-G",
-            "ecc256:aes128cfb",
-            "-g",
-            "sha256",
-            "-c",
-            &p("srk.ctx"),
-            "-a",
-            "restricted|decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda",
-        ][..],
-        &["tpm2_readpublic", "-c", &p("srk.ctx"), "-o", &p("srk.pub")],
-        &[
-            "tpm2_readpublic",
-            "-c",
-            &p("srk.ctx"),
-            "-f",
-            "pem",
-            "-o",
-            &p("srk.pem"),
-        ],
-        &["tpm2_flushcontext", "-t"],
-    ] {
-        env.swtpm.tpm2_tools_ok(args);
-    }
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        &p("soft.pem"),
+    env.create_storage_primary(&env.path("srk.ctx"));
+    env.swtpm
+        .tpm2_tools_ok(["tpm2_readpublic", "-c", &p("srk.ctx"), "-o", &p("srk.pub")]);
+    env.swtpm.tpm2_tools_ok([
+        "tpm2_readpublic",
+        "-c",
+        &p("srk.ctx"),
+        "-f",
+        "pem",
+        "-o",
+        &p("srk.pem"),
     ]);
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        &p("soft-rsa.pem"),
-    ]);
+    env.swtpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
+    genpkey(&p("soft.pem"), P256, &[]);
+    genpkey(&p("soft-rsa.pem"), RSA2048, &[]);
 
     let nowhere = "swtpm:host=127.0.0.1,port=1";
     for (parent, soft, out) in [
@@ -288,38 +252,19 @@ fn import_offline_wraps_without_a_tpm_and_imports_once() {
 fn import_refuses_what_it_cannot_take() {
     let env = Env::start();
     let p = |n: &str| env.path(n).to_str().unwrap().to_string();
-    openssl(&["genpkey", "-algorithm", "ED25519", "-out", &p("ed.pem")]);
+    genpkey(&p("ed.pem"), &["-algorithm", "ED25519"], &[]);
     let r = env.tpmkey(["import", "-o", &p("x.key"), &p("ed.pem")]);
     assert_eq!(r.status.code(), Some(1));
     assert!(stderr(&r).contains("PKCS#8"), "{}", stderr(&r));
 
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-aes-128-cbc",
-        "-pass",
-        "pass:x",
-        "-out",
-        &p("enc.pem"),
-    ]);
+    genpkey(&p("enc.pem"), P256, &["-aes-128-cbc", "-pass", "pass:x"]);
     let r = env.tpmkey(["import", "-o", &p("x.key"), &p("enc.pem")]);
     assert_eq!(r.status.code(), Some(1));
     assert!(stderr(&r).contains("encrypted"), "{}", stderr(&r));
 
     // A parent public that is not a storage key.
     std::fs::write(env.path("bad.pub"), [0u8, 2, 0, 1]).unwrap();
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        &p("s.pem"),
-    ]);
+    genpkey(&p("s.pem"), P256, &[]);
     let r = env.tpmkey([
         "import",
         "--parent-pub",

@@ -42,19 +42,7 @@ fn list_tells_persistent_objects_apart() {
         "ecdsa",
     ]);
     t(&["tpm2_evictcontrol", "-c", &p("ak.ctx"), "0x81010002"]);
-    t(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-G",
-        "ecc256:aes128cfb",
-        "-g",
-        "sha256",
-        "-c",
-        &p("srk.ctx"),
-        "-a",
-        "restricted|decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda",
-    ]);
+    env.create_storage_primary(&env.path("srk.ctx"));
     t(&["tpm2_evictcontrol", "-c", &p("srk.ctx"), "0x81000001"]);
     t(&[
         "tpm2_create",

@@ -12,27 +12,10 @@ use std::process::{Command, Output};
 
 use common::{stderr, Env};
 use tpmkey::{KeyFile, TpmKey};
+use tpmkey_testenv::pkcs11_module::module_path;
 
 const SO_PIN: &str = "12345678";
 const USER_PIN: &str = "4321";
-
-/// The module built beside this test (target/release/), built here once as the module's
-/// own tests do: `cargo test -p tpmkey-cli` does not build another crate's cdylib.
-fn module_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .args(["build", "--lib", "-p", "tpmkey-pkcs11"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if dir.ends_with("release") {
-        cargo.arg("--release");
-    }
-    tpmkey_testenv::run(&mut cargo);
-    let path = dir.join("libtpmkey_pkcs11.so");
-    assert!(path.exists(), "{} not built", path.display());
-    path
-}
 
 struct Token {
     env: Env,
@@ -127,75 +110,44 @@ fn token_link_puts_key_files_and_handles_into_a_token() {
         .unwrap();
     tpmkey::connection::shutdown();
 
-    // A wrong key password or PIN links nothing.
-    let pin = format!("file:{}", p("pin"));
-    let r = t.tpmkey(&[
-        "token",
-        "link",
-        "--token",
-        "linked",
-        "--pin",
-        &pin,
-        "--password",
-        &format!("file:{}", p("bad")),
-        &p("web.key"),
-    ]);
+    // `tpmkey token link --token TOKEN --pin file:PIN [--password file:PW] EXTRA...`
+    let link = |token: &str, pin: &str, password: Option<&str>, extra: &[&str]| {
+        let (pin, pw) = (
+            format!("file:{}", p(pin)),
+            password.map(|f| format!("file:{}", p(f))),
+        );
+        let mut args = vec!["token", "link", "--token", token, "--pin", &pin];
+        if let Some(pw) = &pw {
+            args.extend(["--password", pw]);
+        }
+        args.extend(extra);
+        t.tpmkey(&args)
+    };
+    let (web, rsa_key) = (p("web.key"), p("rsa.key"));
+
+    // A wrong key password or PIN, or no such token, links nothing.
+    let r = link("linked", "pin", Some("bad"), &[&web]);
     assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
     assert!(
         stderr(&r).contains("AttributeValueInvalid"),
         "{}",
         stderr(&r)
     );
-    let r = t.tpmkey(&[
-        "token",
-        "link",
-        "--token",
-        "linked",
-        "--pin",
-        &format!("file:{}", p("bad")),
-        "--password",
-        &format!("file:{}", p("pw")),
-        &p("web.key"),
-    ]);
+    let r = link("linked", "bad", Some("pw"), &[&web]);
     assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
     assert!(stderr(&r).contains("PinIncorrect"), "{}", stderr(&r));
-    let r = t.tpmkey(&[
-        "token",
-        "link",
-        "--token",
-        "nope",
-        "--pin",
-        &pin,
-        &p("rsa.key"),
-    ]);
+    let r = link("nope", "pin", None, &[&rsa_key]);
     assert!(stderr(&r).contains("no token labelled"), "{}", stderr(&r));
 
-    let r = t.tpmkey(&[
-        "token",
-        "link",
-        "--token",
-        "linked",
-        "--pin",
-        &pin,
-        "--password",
-        &format!("file:{}", p("pw")),
-        "--label",
-        "web",
-        &p("web.key"),
-    ]);
+    let r = link("linked", "pin", Some("pw"), &["--label", "web", &web]);
     assert!(r.status.success(), "{}", stderr(&r));
     assert!(String::from_utf8_lossy(&r.stdout).contains("as \"web\""));
-    let r = t.tpmkey(&[
-        "token",
-        "link",
-        "--token",
+    let r = link(
         "linked",
-        "--pin",
-        &pin,
-        "--id",
-        "0102",
-        "handle:0x81000010",
-    ]);
+        "pin",
+        None,
+        &["--id", "0102", "handle:0x81000010"],
+    );
     assert!(r.status.success(), "{}", stderr(&r));
 
     std::fs::write(t.env.path("data"), b"signed through the token").unwrap();

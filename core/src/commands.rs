@@ -39,7 +39,8 @@ pub struct Command<'a> {
     pub before_session: bool,
 }
 
-/// The parts of a command on one authorised key (Sign, RSA_Decrypt, ECDH_ZGen, Unseal).
+/// The parts of a command on one authorised key (Sign, RSA_Decrypt, ECDH_ZGen, Unseal;
+/// Import, on its parent).
 struct KeyCommand<'a> {
     code: CommandCode,
     key: u32,
@@ -689,16 +690,14 @@ impl Tpm {
         } else {
             w.u16(TPM_ALG_AES).u16(128).u16(TPM_ALG_CFB);
         }
-        let rsp = self.execute(&Command {
+        let rsp = self.on_key(KeyCommand {
             code: CommandCode::Import,
-            handles: &[parent],
-            names: &[parent_name],
-            auth: Some(parent_auth),
+            key: parent,
+            name: parent_name,
+            auth: parent_auth,
             params: w.into_secret(),
             secret_in: true,
             secret_out: false,
-            response_handles: 0,
-            before_session: false,
         })?;
         let mut r = Reader::new(&rsp.params);
         Ok(r.tpm2b_raw()?.to_vec())

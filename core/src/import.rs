@@ -21,6 +21,7 @@
 
 use std::path::PathBuf;
 
+use p256::elliptic_curve;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
@@ -83,10 +84,10 @@ impl SoftwareKey {
         if has("EC PRIVATE KEY") {
             let der = Zeroizing::new(pem_decode(data, "EC PRIVATE KEY")?);
             if let Ok(k) = p256::SecretKey::from_sec1_der(&der) {
-                return Ok(Self::p256(&k));
+                return Ok(Self::ec(&k, Curve::P256));
             }
             return p384::SecretKey::from_sec1_der(&der)
-                .map(|k| Self::p384(&k))
+                .map(|k| Self::ec(&k, Curve::P384))
                 .map_err(|e| bad("SEC1 EC (P-256 or P-384)", &e));
         }
         if has("RSA PRIVATE KEY") {
@@ -97,10 +98,10 @@ impl SoftwareKey {
         if has("PRIVATE KEY") {
             let der = Zeroizing::new(pem_decode(data, "PRIVATE KEY")?);
             if let Ok(k) = p256::SecretKey::from_pkcs8_der(&der) {
-                return Ok(Self::p256(&k));
+                return Ok(Self::ec(&k, Curve::P256));
             }
             if let Ok(k) = p384::SecretKey::from_pkcs8_der(&der) {
-                return Ok(Self::p384(&k));
+                return Ok(Self::ec(&k, Curve::P384));
             }
             return match rsa::RsaPrivateKey::from_pkcs8_der(&der) {
                 Ok(k) => Self::rsa(&k),
@@ -112,25 +113,17 @@ impl SoftwareKey {
         ))
     }
 
-    fn p256(k: &p256::SecretKey) -> SoftwareKey {
-        use p256::elliptic_curve::sec1::ToEncodedPoint;
-        let point = k.public_key().to_encoded_point(false);
+    fn ec<C>(k: &elliptic_curve::SecretKey<C>, curve: Curve) -> SoftwareKey
+    where
+        C: elliptic_curve::CurveArithmetic,
+        elliptic_curve::AffinePoint<C>: elliptic_curve::sec1::ToEncodedPoint<C>,
+        elliptic_curve::FieldBytesSize<C>: elliptic_curve::sec1::ModulusSize,
+    {
+        use elliptic_curve::sec1::ToEncodedPoint;
+        let point = k.public_key().as_affine().to_encoded_point(false);
         SoftwareKey {
             public: PublicKey::Ec {
-                curve: Curve::P256,
-                x: point.x().map(|c| c.to_vec()).unwrap_or_default(),
-                y: point.y().map(|c| c.to_vec()).unwrap_or_default(),
-            },
-            secret: Zeroizing::new(k.to_bytes().to_vec()),
-        }
-    }
-
-    fn p384(k: &p384::SecretKey) -> SoftwareKey {
-        use p384::elliptic_curve::sec1::ToEncodedPoint;
-        let point = k.public_key().to_encoded_point(false);
-        SoftwareKey {
-            public: PublicKey::Ec {
-                curve: Curve::P384,
+                curve,
                 x: point.x().map(|c| c.to_vec()).unwrap_or_default(),
                 y: point.y().map(|c| c.to_vec()).unwrap_or_default(),
             },

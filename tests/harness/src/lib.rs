@@ -23,6 +23,7 @@
 
 mod abrmd;
 mod pins;
+pub mod pkcs11_module;
 mod process;
 mod swtpm;
 pub mod tpm_command;
