@@ -48,7 +48,7 @@ enum TokenCommand {
     tpmkey token link --token mytoken --pin env:PIN --label web web.key\n  \
     tpmkey token link --token mytoken --pin file:/run/pin --password file:pw handle:0x81000002\n\n\
     The token gets its own copy of the key, protected by the token's PIN; the key file or\n\
-    persistent object keeps its password. pkcs11-tool --label LABEL then finds the key pair.")]
+    persistent object keeps its password. The CKA_ID printed selects the pair (pkcs11-tool --id).")]
 struct LinkArgs {
     /// The key: a TSS2 key file, or a persistent handle (handle:0x81xxxxxx or 0x81xxxxxx)
     key: String,

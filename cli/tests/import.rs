@@ -15,6 +15,10 @@ use tpmkey::hash::Hash;
 use tpmkey::{KeyFile, SignScheme, Signature, TpmKey};
 use tpmkey_testenv::wire_tap::{contains, WireTap};
 
+/// The core's connection in this process is one for all threads: the tests that use it
+/// (with their own swtpm each) take turns.
+static CORE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn openssl(args: &[&str]) -> Vec<u8> {
     let out = Command::new("openssl").args(args).output().unwrap();
     assert!(
@@ -115,6 +119,7 @@ fn sign_and_verify(env: &Env, file: &KeyFile, soft: &Path) {
 
 #[test]
 fn import_online_keeps_the_key_off_the_wire_and_signs() {
+    let _core = CORE.lock().unwrap_or_else(|p| p.into_inner());
     let env = Env::start();
     let tap = WireTap::start(env.swtpm.port());
     for (name, algorithm, field) in [
@@ -172,6 +177,7 @@ fn import_online_keeps_the_key_off_the_wire_and_signs() {
 
 #[test]
 fn import_offline_wraps_without_a_tpm_and_imports_once() {
+    let _core = CORE.lock().unwrap_or_else(|p| p.into_inner());
     let env = Env::start();
     let p = |n: &str| env.path(n).to_str().unwrap().to_string();
     // The target's storage primary (tpmkey's template), its public as tpm2-tools writes it.
@@ -275,5 +281,19 @@ fn import_refuses_what_it_cannot_take() {
     ]);
     assert_eq!(r.status.code(), Some(1));
     assert!(stderr(&r).contains("parent public key"), "{}", stderr(&r));
+    assert!(!env.path("x.key").exists());
+
+    // Without the session the inner wrapper's key would cross the bus in clear.
+    let r = Command::new(env!("CARGO_BIN_EXE_tpmkey"))
+        .args(["import", "-o", &p("x.key"), &p("s.pem")])
+        .env_clear()
+        .env("TPMKEY_TCTI", env.swtpm.tcti())
+        .env("TPMKEY_CONF", "/dev/null")
+        .env("TPMKEY_STATE", env.path("state"))
+        .env("TPMKEY_SESSION", "off")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(stderr(&r).contains("session = off"), "{}", stderr(&r));
     assert!(!env.path("x.key").exists());
 }

@@ -141,7 +141,16 @@ fn token_link_puts_key_files_and_handles_into_a_token() {
 
     let r = link("linked", "pin", Some("pw"), &["--label", "web", &web]);
     assert!(r.status.success(), "{}", stderr(&r));
-    assert!(String::from_utf8_lossy(&r.stdout).contains("as \"web\""));
+    let said = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert!(said.contains("as \"web\""), "{said}");
+    // The default CKA_ID (SHA-1 of the public key), as the command reports it.
+    let web_id = said
+        .split("(CKA_ID ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(web_id.len(), 40, "{said}");
     let r = link(
         "linked",
         "pin",
@@ -154,8 +163,9 @@ fn token_link_puts_key_files_and_handles_into_a_token() {
     let data = p("data");
     let login = ["--token-label", "linked", "--login", "--pin", USER_PIN];
     for (select, mechanism, format) in [
+        // pkcs11-tool --sign selects the key by --id (a --label alone takes the first key).
         (
-            ["--label", "web"],
+            ["--id", web_id.as_str()],
             "ECDSA-SHA256",
             &["--signature-format", "openssl"][..],
         ),
