@@ -14,7 +14,7 @@ TEST_LOG := target/test.log
 FUZZ_TARGET ?= keyfile
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps rust-version build test bench demo fuzz install uninstall deb clean
+.PHONY: all deps rust-version build test bench demo fuzz manpage install uninstall deb clean
 
 all: build
 
@@ -76,17 +76,25 @@ fuzz:
 
 # install, uninstall and deb install exactly the files packaging/manifest lists (stripped
 # libraries; deb also builds tpmkey-dbgsym with their debug symbols).
-PACKAGE_LIBS := -p tpmkey-provider -p tpmkey-pkcs11
+PACKAGE_CRATES := -p tpmkey-provider -p tpmkey-pkcs11 -p tpmkey-cli
+
+# tpmkey(1) is generated from the command line's definition, so it cannot drift from it.
+manpage:
+	mkdir -p target/man
+	target/release/tpmkey manpage >target/man/tpmkey.1.tmp
+	mv target/man/tpmkey.1.tmp target/man/tpmkey.1
 
 install: rust-version
-	$(CARGO) build --release $(PACKAGE_LIBS)
+	$(CARGO) build --release $(PACKAGE_CRATES)
+	$(MAKE) --no-print-directory manpage
 	packaging/install-files.sh install "$(DESTDIR)"
 
 uninstall:
 	packaging/install-files.sh uninstall "$(DESTDIR)"
 
 deb: rust-version
-	$(CARGO) build --release $(PACKAGE_LIBS)
+	$(CARGO) build --release $(PACKAGE_CRATES)
+	$(MAKE) --no-print-directory manpage
 	packaging/build-deb.sh target/package
 
 clean:

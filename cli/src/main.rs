@@ -4,12 +4,18 @@
 
 mod exit;
 mod global;
+mod import;
+mod inspect;
 mod io;
+mod json;
 mod keygen;
+mod list;
+mod manpage;
+mod token;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,12 +40,31 @@ struct Cli {
 enum Command {
     /// Create a key in the TPM and write it as a TSS2 PRIVATE KEY file
     Keygen(keygen::Args),
+    /// Show what a key file holds and whether this TPM loads it
+    Inspect(inspect::Args),
+    /// List persistent objects (and NV indices) and what each is
+    List(list::Args),
+    /// Import a PEM private key into the TPM, or wrap it for a TPM that is not present
+    Import(import::Args),
+    /// PKCS#11 tokens: put existing TPM keys into them
+    Token(token::Args),
+    /// Print the tpmkey(1) manual page (roff), generated from this command line
+    #[command(hide = true)]
+    Manpage,
 }
 
 fn run(cli: Cli) -> tpmkey::Result<()> {
     cli.global.apply()?;
     match cli.command {
         Command::Keygen(args) => keygen::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::List(args) => list::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Token(args) => token::run(args),
+        Command::Manpage => {
+            print!("{}", manpage::render(&Cli::command()));
+            Ok(())
+        }
     }
 }
 

@@ -70,7 +70,8 @@ enum Slot {
     Policy,
 }
 
-/// The parts of a command on one authorised key (Sign, RSA_Decrypt, ECDH_ZGen, Unseal).
+/// The parts of a command on one authorised key (Sign, RSA_Decrypt, ECDH_ZGen, Unseal;
+/// Import, on its parent).
 struct KeyCommand<'a> {
     code: CommandCode,
     key: u32,
@@ -915,5 +916,50 @@ impl Tpm {
             before_session: false,
         })
         .map(|_| ())
+    }
+
+    /// TPM2_NV_ReadPublic: (TPMS_NV_PUBLIC without its size prefix, Name).
+    pub fn nv_read_public(&mut self, nv_index: u32) -> Result<(Vec<u8>, Vec<u8>)> {
+        let rsp = self.no_auth(CommandCode::NvReadPublic, &[nv_index], Vec::new(), 0)?;
+        let mut r = Reader::new(&rsp.params);
+        let public = r.tpm2b()?.to_vec();
+        let name = r.tpm2b()?.to_vec();
+        Ok((public, name))
+    }
+
+    /// TPM2_Import of a duplicate under `parent`: the new TPM2B_PRIVATE (with its size
+    /// prefix). `encryption_key` (the inner wrapper's AES-128-CFB key; empty: no inner
+    /// wrapper) is the first parameter, so the session encrypts it. `public` and
+    /// `duplicate` are TPM2B with their size prefix, `in_sym_seed` the TPM2B's contents.
+    #[allow(clippy::too_many_arguments)]
+    pub fn import(
+        &mut self,
+        parent: u32,
+        parent_name: &[u8],
+        parent_auth: &[u8],
+        encryption_key: &[u8],
+        public: &[u8],
+        duplicate: &[u8],
+        in_sym_seed: &[u8],
+    ) -> Result<Vec<u8>> {
+        let mut w = Writer::new();
+        w.tpm2b(encryption_key).bytes(public).bytes(duplicate);
+        w.tpm2b(in_sym_seed);
+        if encryption_key.is_empty() {
+            w.u16(TPM_ALG_NULL);
+        } else {
+            w.u16(TPM_ALG_AES).u16(128).u16(TPM_ALG_CFB);
+        }
+        let rsp = self.on_key(KeyCommand {
+            code: CommandCode::Import,
+            key: parent,
+            name: parent_name,
+            auth: KeyAuth::Value(parent_auth),
+            params: w.into_secret(),
+            secret_in: true,
+            secret_out: false,
+        })?;
+        let mut r = Reader::new(&rsp.params);
+        Ok(r.tpm2b_raw()?.to_vec())
     }
 }

@@ -242,7 +242,12 @@ impl TpmKey {
     }
 
     /// A key from a TSS2 PRIVATE KEY file; the TPM is not touched until the key is used.
+    /// An importable key file is the exception: it is imported (one TPM2_Import) the
+    /// first time and its loadable form cached in the state directory (`import::loadable`).
     pub fn from_key_file(file: &KeyFile, password: Option<&[u8]>) -> Result<TpmKey> {
+        if file.key_type == KeyFileType::Importable {
+            return Self::from_key_file(&crate::import::loadable(file)?, password);
+        }
         file.check_loadable()?;
         if file.key_type != KeyFileType::Loadable {
             return Err(Error::Unsupported(
@@ -803,5 +808,18 @@ pub fn random(out: &mut [u8]) -> Result<()> {
             filled += n;
         }
         Ok(())
+    })
+}
+
+/// Whether this TPM accepts a key blob under `parent` now: one TPM2_Load (only the parent
+/// authorises it, so no dictionary-attack count can be spent), flushed at once. The TPM's
+/// Name for the loaded object must be the Name of `public`.
+pub fn check_blob_loads(parent: u32, private: &[u8], public: &[u8]) -> Result<()> {
+    let name = crate::policy::statement::public_name(public)?;
+    with_link(|link| {
+        link.run(Need::Parent(parent), |tpm, target| {
+            let t = target.ok_or_else(|| Error::Integrity("parent not loaded".into()))?;
+            with_blob_loaded(tpm, t, private, public, &name, |_, _| Ok(()))
+        })
     })
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod hash;
 pub mod hex;
 pub mod implicit_rejection;
+pub mod import;
 pub mod keep_lease;
 pub mod key_policy;
 pub mod keyfile;

@@ -31,6 +31,7 @@ pub const TPM_ECC_NIST_P384: u16 = 0x0004;
 pub const TPM_SE_HMAC: u8 = 0x00;
 pub const TPM_SE_POLICY: u8 = 0x01;
 
+pub const TPM_CAP_HANDLES: u32 = 0x0000_0001;
 pub const TPM_CAP_TPM_PROPERTIES: u32 = 0x0000_0006;
 
 /// Command codes tpmkey sends, with the names its errors print.
@@ -69,6 +70,8 @@ pub enum CommandCode {
     PolicyRestart = 0x180,
     PolicyGetDigest = 0x189,
     ReadClock = 0x181,
+    Import = 0x156,
+    NvReadPublic = 0x169,
 }
 
 impl CommandCode {
@@ -106,6 +109,8 @@ impl CommandCode {
             CommandCode::PolicyRestart => "PolicyRestart",
             CommandCode::PolicyGetDigest => "PolicyGetDigest",
             CommandCode::ReadClock => "ReadClock",
+            CommandCode::Import => "Import",
+            CommandCode::NvReadPublic => "NV_ReadPublic",
         }
     }
 

@@ -136,7 +136,8 @@ if [ "$mode" = package ]; then
     install -m 0755 in-root.sh "$root/tmp/in-root.sh"
     # What `make install` reads, for the same cycle without the package.
     (cd ../.. && tar -cf - packaging conf man include target/release/libtpmkey_provider.so \
-        target/release/libtpmkey_pkcs11.so) | (mkdir "$root/tmp/src" && tar -C "$root/tmp/src" -xf -)
+        target/release/libtpmkey_pkcs11.so target/release/tpmkey target/man/tpmkey.1) \
+        | (mkdir "$root/tmp/src" && tar -C "$root/tmp/src" -xf -)
     in_root "$root" /tmp/in-root.sh /tmp/tpmkey.deb "$3" "$4"
 else
     tar -C "$root" -xf "$minbase"

@@ -66,3 +66,26 @@ where
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+impl Env {
+    /// The storage primary key with tpmkey's template (the TCG ECC P-256 SRK) made by
+    /// tpm2-tools, its context saved in `ctx` and the transient object flushed (no
+    /// resource manager).
+    pub fn create_storage_primary(&self, ctx: &Path) {
+        let ctx = ctx.to_str().unwrap();
+        self.swtpm.tpm2_tools_ok([
+            "tpm2_createprimary",
+            "-C",
+            "o",
+            "-G",
+            "ecc256:aes128cfb",
+            "-g",
+            "sha256",
+            "-c",
+            ctx,
+            "-a",
+            "restricted|decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda",
+        ]);
+        self.swtpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
+    }
+}

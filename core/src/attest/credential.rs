@@ -161,7 +161,7 @@ pub fn make_credential(ek: &EkPublic, name: &[u8], secret: &[u8]) -> Result<Cred
         )));
     }
     check_name(name)?;
-    let (seed, encrypted_seed) = seed_for(ek)?;
+    let (seed, encrypted_seed) = seed_for(&ek.key, "IDENTITY")?;
     let sym_key = kdfa(&CRYPTO, &seed, "STORAGE", name, &[], SYM_KEY_BITS);
     let mut enc_identity = Zeroizing::new(Vec::with_capacity(secret.len() + 2));
     enc_identity.extend_from_slice(&(secret.len() as u16).to_be_bytes());
@@ -200,26 +200,35 @@ fn check_name(name: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// A fresh seed and its encryption to the EK (TPM2B_ENCRYPTED_SECRET contents).
-fn seed_for(ek: &EkPublic) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
-    match &ek.key {
+/// A fresh seed and its encryption to a TPM storage key or EK `key` (TPM2B_ENCRYPTED_SECRET
+/// contents): RSA-OAEP(SHA-256) with label `label` and its NUL, or for P-256 an ephemeral
+/// ECDH whose Z gives the seed by KDFe(Z, `label`, ephemeral.x, key.x). Labels: "IDENTITY"
+/// (MakeCredential), "DUPLICATE" (import, TPM 2.0 Part 1, 23).
+pub(crate) fn seed_for(key: &PublicKey, label: &str) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
+    match key {
         PublicKey::Rsa { modulus, exponent } => {
-            let key =
-                rsa_key(modulus, *exponent).map_err(|m| Error::BadInput(format!("RSA EK: {m}")))?;
+            let key = rsa_key(modulus, *exponent)
+                .map_err(|m| Error::BadInput(format!("RSA storage key: {m}")))?;
             let mut seed = Zeroizing::new(vec![0u8; SEED_LEN]);
             CRYPTO.random(&mut seed);
             let encrypted = key
                 .encrypt(
                     &mut OsRng,
-                    Oaep::new_with_label::<Sha256, _>("IDENTITY\0"),
+                    Oaep::new_with_label::<Sha256, _>(format!("{label}\0")),
                     &seed,
                 )
-                .map_err(|e| Error::BadInput(format!("RSA-OAEP to the EK failed: {e}")))?;
+                .map_err(|e| Error::BadInput(format!("RSA-OAEP to the storage key failed: {e}")))?;
             Ok((seed, encrypted))
         }
-        PublicKey::Ec { x, y, .. } => {
+        PublicKey::Ec { curve, x, y } => {
+            if *curve != Curve::P256 {
+                return Err(Error::Unsupported(format!(
+                    "seeds for an ECC {} key (only P-256)",
+                    curve.name()
+                )));
+            }
             let e = CRYPTO.p256_ephemeral_ecdh(x, y)?;
-            let seed = kdfe(&CRYPTO, &e.z[..], "IDENTITY", &e.x, x, 8 * SEED_LEN as u32);
+            let seed = kdfe(&CRYPTO, &e.z[..], label, &e.x, x, 8 * SEED_LEN as u32);
             let mut point = Writer::new();
             point.tpm2b(&e.x).tpm2b(&e.y);
             Ok((seed, point.into_vec()))

@@ -19,28 +19,7 @@ pub const USER_PIN: &str = "123456";
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// The cdylib next to this test's executable (target/<profile>/). `cargo test` does not
-/// always relink the cdylib when only a dependency changed, so it is built once here.
-pub fn module_path() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-            let mut cargo = std::process::Command::new(env!("CARGO"));
-            cargo
-                .args(["build", "--lib", "-p", "tpmkey-pkcs11"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if dir.ends_with("release") {
-                cargo.arg("--release");
-            }
-            tpmkey_testenv::run(&mut cargo);
-            let path = dir.join("libtpmkey_pkcs11.so");
-            assert!(path.exists(), "{} not built", path.display());
-            path
-        })
-        .clone()
-}
+pub use tpmkey_testenv::pkcs11_module::module_path;
 
 pub struct TempDir(pub PathBuf);
 

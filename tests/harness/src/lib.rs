@@ -23,6 +23,7 @@
 
 mod abrmd;
 mod pins;
+pub mod pkcs11_module;
 mod pkcs11_provider;
 mod process;
 pub mod readme;

@@ -1,0 +1,195 @@
+//! `tpmkey token link`: an existing TPM key (a key file or a persistent handle) into a
+//! PKCS#11 token of tpmkey's module. The module does the work, as for any PKCS#11
+//! application: C_CreateObject of a private key with the vendor attributes of
+//! include/tpmkey_pkcs11.h, which gives the token its own copy of the key under the token's
+//! authValue (TPM2_ObjectChangeAuth) and stores it as a key pair; the key file or
+//! persistent object keeps its own password.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Subcommand};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+
+use tpmkey::{Error, Result, TpmKey};
+
+use crate::io;
+
+/// The module as the Debian package installs it (p11-kit's module directory).
+#[cfg(target_arch = "x86_64")]
+const DEFAULT_MODULE: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpmkey_pkcs11.so";
+#[cfg(target_arch = "aarch64")]
+const DEFAULT_MODULE: &str = "/usr/lib/aarch64-linux-gnu/pkcs11/libtpmkey_pkcs11.so";
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const DEFAULT_MODULE: &str = "/usr/lib/pkcs11/libtpmkey_pkcs11.so";
+
+/// include/tpmkey_pkcs11.h
+const CKA_TPMKEY_VENDOR: u64 = 0x8000_0000 | 0x5450_4B00;
+const CKA_TPMKEY_KEY_FILE: u64 = CKA_TPMKEY_VENDOR + 1;
+const CKA_TPMKEY_PERSISTENT_HANDLE: u64 = CKA_TPMKEY_VENDOR + 2;
+const CKA_TPMKEY_KEY_AUTH: u64 = CKA_TPMKEY_VENDOR + 3;
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(subcommand)]
+    command: TokenCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Put an existing TPM key (key file or persistent handle) into a PKCS#11 token
+    Link(LinkArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+#[command(after_help = "Examples:\n  \
+    tpmkey token link --token mytoken --pin env:PIN --label web web.key\n  \
+    tpmkey token link --token mytoken --pin file:/run/pin --password file:pw handle:0x81000002\n\n\
+    The token gets its own copy of the key, protected by the token's PIN; the key file or\n\
+    persistent object keeps its password. The CKA_ID printed selects the pair (pkcs11-tool --id).")]
+struct LinkArgs {
+    /// The key: a TSS2 key file, or a persistent handle (handle:0x81xxxxxx or 0x81xxxxxx)
+    key: String,
+    /// Label of the token (as C_InitToken set it)
+    #[arg(long, value_name = "LABEL")]
+    token: String,
+    /// The token's user PIN, from file:PATH, env:VAR or - (standard input)
+    #[arg(long, value_name = "SOURCE")]
+    pin: String,
+    /// The key's own password, if it has one, from file:PATH, env:VAR or -
+    #[arg(long, value_name = "SOURCE")]
+    password: Option<String>,
+    /// CKA_LABEL of the key pair in the token (default: the key file's name or the handle)
+    #[arg(long, value_name = "LABEL")]
+    label: Option<String>,
+    /// CKA_ID of the key pair, hex (default: SHA-1 of the public key, as for generated keys)
+    #[arg(long, value_name = "HEX")]
+    id: Option<String>,
+    /// The PKCS#11 module (default: TPMKEY_PKCS11_MODULE, then the packaged module's path)
+    #[arg(long, value_name = "PATH")]
+    module: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    match args.command {
+        TokenCommand::Link(a) => link(a),
+    }
+}
+
+fn p11(e: cryptoki::error::Error) -> Error {
+    match e {
+        cryptoki::error::Error::Pkcs11(rv, function) => {
+            Error::BadInput(format!("PKCS#11 {function}: {rv:?} ({rv})"))
+        }
+        e => Error::BadInput(format!("PKCS#11: {e}")),
+    }
+}
+
+fn link(args: LinkArgs) -> Result<()> {
+    let (source, default_label) = match parse_handle(&args.key) {
+        Some(handle) => (
+            Attribute::VendorDefined((
+                AttributeType::VendorDefined(CKA_TPMKEY_PERSISTENT_HANDLE),
+                u64::from(handle).to_ne_bytes().to_vec(),
+            )),
+            format!("handle-0x{handle:08x}"),
+        ),
+        None => {
+            let path = PathBuf::from(&args.key);
+            let data = std::fs::read(&path).map_err(|e| Error::io(path.display(), e))?;
+            tpmkey::KeyFile::from_pem_or_der(&data)?;
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (
+                Attribute::VendorDefined((AttributeType::VendorDefined(CKA_TPMKEY_KEY_FILE), data)),
+                stem,
+            )
+        }
+    };
+    let pin = io::read_password(&args.pin)?;
+    let pin = std::str::from_utf8(&pin)
+        .map_err(|_| Error::BadInput("the PIN is not UTF-8".into()))?
+        .to_string();
+    let password = args
+        .password
+        .as_deref()
+        .map(io::read_password)
+        .transpose()?;
+    let id = args
+        .id
+        .as_deref()
+        .map(|h| {
+            tpmkey::hex::unhex(h)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| Error::BadInput(format!("--id {h:?} is not hex")))
+        })
+        .transpose()?;
+    let label = args.label.unwrap_or(default_label);
+
+    // The module is another copy of the core in this process: it reads the TPM and the
+    // store from the environment, so the TPM this command was given goes there.
+    let config = tpmkey::connection::current_config()?;
+    std::env::set_var("TPMKEY_TCTI", &config.tcti);
+    tpmkey::connection::shutdown();
+    let module = args
+        .module
+        .or_else(|| std::env::var_os("TPMKEY_PKCS11_MODULE").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODULE));
+    let p = Pkcs11::new(&module)
+        .map_err(|e| Error::BadInput(format!("PKCS#11 module {}: {e}", module.display())))?;
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .map_err(p11)?;
+    let result = (|| {
+        let slot = p
+            .get_slots_with_token()
+            .map_err(p11)?
+            .into_iter()
+            .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == args.token))
+            .ok_or_else(|| Error::BadInput(format!("no token labelled {:?}", args.token)))?;
+        let session = p.open_rw_session(slot).map_err(p11)?;
+        session
+            .login(UserType::User, Some(&AuthPin::new(pin.into())))
+            .map_err(p11)?;
+        let mut template = vec![
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Token(true),
+            Attribute::Label(label.clone().into_bytes()),
+            source,
+        ];
+        if let Some(id) = id {
+            template.push(Attribute::Id(id));
+        }
+        if let Some(pw) = &password {
+            template.push(Attribute::VendorDefined((
+                AttributeType::VendorDefined(CKA_TPMKEY_KEY_AUTH),
+                pw.to_vec(),
+            )));
+        }
+        let key = session.create_object(&template).map_err(p11)?;
+        let id = match session.get_attributes(key, &[AttributeType::Id]) {
+            Ok(mut a) => match a.pop() {
+                Some(Attribute::Id(id)) => tpmkey::hex::hex(&id),
+                _ => String::new(),
+            },
+            Err(e) => return Err(p11(e)),
+        };
+        let _ = session.logout();
+        println!(
+            "linked {} into token {:?} as {label:?} (CKA_ID {id})",
+            args.key, args.token
+        );
+        Ok(())
+    })();
+    let _ = p.finalize();
+    result
+}
+
+fn parse_handle(s: &str) -> Option<u32> {
+    TpmKey::parse_handle_uri(s)
+        .ok()
+        .or_else(|| tpmkey::config::parse_handle(s))
+}

@@ -1,0 +1,212 @@
+//! `tpmkey token link` on a real swtpm with the built PKCS#11 module: a password-protected
+//! key file and a persistent key go into a token set up by pkcs11-tool, and pkcs11-tool
+//! signs with them (signatures verified by openssl with the public key the token gives);
+//! the key file keeps its password; a wrong key password or PIN links nothing.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::{stderr, Env};
+use tpmkey::{KeyFile, TpmKey};
+use tpmkey_testenv::pkcs11_module::module_path;
+
+const SO_PIN: &str = "12345678";
+const USER_PIN: &str = "4321";
+
+struct Token {
+    env: Env,
+    module: PathBuf,
+}
+
+impl Token {
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("TPMKEY_TCTI", self.env.swtpm.tcti()),
+            ("TPMKEY_CONF", "/dev/null".into()),
+            ("TPMKEY_STORE", self.env.path("store").display().to_string()),
+            ("TPMKEY_STATE", self.env.path("state").display().to_string()),
+        ]
+    }
+
+    fn tool(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("pkcs11-tool");
+        cmd.arg("--module").arg(&self.module).args(args);
+        cmd.envs(self.vars());
+        tpmkey_testenv::run(&mut cmd)
+    }
+
+    /// `tpmkey ARGS` with the store in the environment, the module named by
+    /// TPMKEY_PKCS11_MODULE.
+    fn tpmkey(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_tpmkey"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.vars())
+            .env("TPMKEY_PKCS11_MODULE", &self.module)
+            .output()
+            .unwrap()
+    }
+}
+
+fn openssl(args: &[&str]) {
+    tpmkey_testenv::run(Command::new("openssl").args(args));
+}
+
+#[test]
+fn token_link_puts_key_files_and_handles_into_a_token() {
+    let t = Token {
+        env: Env::start(),
+        module: module_path(),
+    };
+    let p = |n: &str| t.env.path(n).to_str().unwrap().to_string();
+    std::fs::write(t.env.path("pw"), "key password\n").unwrap();
+    std::fs::write(t.env.path("pin"), USER_PIN).unwrap();
+    std::fs::write(t.env.path("bad"), "wrong\n").unwrap();
+
+    t.tool(&[
+        "--slot",
+        "1",
+        "--init-token",
+        "--label",
+        "linked",
+        "--so-pin",
+        SO_PIN,
+    ]);
+    t.tool(&[
+        "--token-label",
+        "linked",
+        "--login",
+        "--login-type",
+        "so",
+        "--so-pin",
+        SO_PIN,
+        "--init-pin",
+        "--pin",
+        USER_PIN,
+    ]);
+
+    let r = t.tpmkey(&[
+        "keygen",
+        "-t",
+        "p256",
+        "--password",
+        &format!("file:{}", p("pw")),
+        "-o",
+        &p("web.key"),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let r = t.tpmkey(&["keygen", "-t", "rsa2048", "-o", &p("rsa.key")]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    tpmkey::connection::configure(&[("tcti", &t.env.swtpm.tcti())]).unwrap();
+    let rsa = KeyFile::from_pem(&std::fs::read(p("rsa.key")).unwrap()).unwrap();
+    TpmKey::from_key_file(&rsa, None)
+        .unwrap()
+        .persist(0x8100_0010)
+        .unwrap();
+    tpmkey::connection::shutdown();
+
+    // `tpmkey token link --token TOKEN --pin file:PIN [--password file:PW] EXTRA...`
+    let link = |token: &str, pin: &str, password: Option<&str>, extra: &[&str]| {
+        let (pin, pw) = (
+            format!("file:{}", p(pin)),
+            password.map(|f| format!("file:{}", p(f))),
+        );
+        let mut args = vec!["token", "link", "--token", token, "--pin", &pin];
+        if let Some(pw) = &pw {
+            args.extend(["--password", pw]);
+        }
+        args.extend(extra);
+        t.tpmkey(&args)
+    };
+    let (web, rsa_key) = (p("web.key"), p("rsa.key"));
+
+    // A wrong key password or PIN, or no such token, links nothing.
+    let r = link("linked", "pin", Some("bad"), &[&web]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("AttributeValueInvalid"),
+        "{}",
+        stderr(&r)
+    );
+    let r = link("linked", "bad", Some("pw"), &[&web]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(stderr(&r).contains("PinIncorrect"), "{}", stderr(&r));
+    let r = link("nope", "pin", None, &[&rsa_key]);
+    assert!(stderr(&r).contains("no token labelled"), "{}", stderr(&r));
+
+    let r = link("linked", "pin", Some("pw"), &["--label", "web", &web]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let said = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert!(said.contains("as \"web\""), "{said}");
+    // The default CKA_ID (SHA-1 of the public key), as the command reports it.
+    let web_id = said
+        .split("(CKA_ID ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(web_id.len(), 40, "{said}");
+    let r = link(
+        "linked",
+        "pin",
+        None,
+        &["--id", "0102", "handle:0x81000010"],
+    );
+    assert!(r.status.success(), "{}", stderr(&r));
+
+    std::fs::write(t.env.path("data"), b"signed through the token").unwrap();
+    let data = p("data");
+    let login = ["--token-label", "linked", "--login", "--pin", USER_PIN];
+    for (select, mechanism, format) in [
+        // pkcs11-tool --sign selects the key by --id (a --label alone takes the first key).
+        (
+            ["--id", web_id.as_str()],
+            "ECDSA-SHA256",
+            &["--signature-format", "openssl"][..],
+        ),
+        (["--id", "0102"], "SHA256-RSA-PKCS", &[][..]),
+    ] {
+        let mut sign = login.to_vec();
+        sign.extend(select);
+        sign.extend(["--sign", "--mechanism", mechanism, "-i", &data]);
+        let sig = p(&format!("{mechanism}.sig"));
+        sign.extend(["-o", &sig]);
+        sign.extend(format);
+        t.tool(&sign);
+        let der = p(&format!("{mechanism}.pub.der"));
+        let mut read = login.to_vec();
+        read.extend(select);
+        read.extend(["--read-object", "--type", "pubkey", "-o", &der]);
+        t.tool(&read);
+        let pem = p(&format!("{mechanism}.pub.pem"));
+        openssl(&[
+            "pkey", "-pubin", "-inform", "DER", "-in", &der, "-out", &pem,
+        ]);
+        openssl(&[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &pem,
+            "-signature",
+            &sig,
+            &data,
+        ]);
+    }
+
+    // The key file handed in keeps its own password.
+    tpmkey::connection::configure(&[("tcti", &t.env.swtpm.tcti())]).unwrap();
+    let web = KeyFile::from_pem(&std::fs::read(p("web.key")).unwrap()).unwrap();
+    TpmKey::from_key_file(&web, Some(b"key password"))
+        .unwrap()
+        .sign(
+            tpmkey::SignScheme::Ecdsa(tpmkey::hash::Hash::Sha256),
+            &[1; 32],
+        )
+        .unwrap();
+    tpmkey::connection::shutdown();
+}
