@@ -263,6 +263,7 @@ impl TpmKey {
                 policy: None,
                 secret: None,
                 auth_policy: None,
+                envelope: None,
                 parent: *parent,
                 public: self.public.blob.clone(),
                 private: private.clone(),

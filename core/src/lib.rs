@@ -8,6 +8,7 @@ pub mod attest;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod envelope;
 pub mod error;
 pub mod hash;
 pub mod hex;

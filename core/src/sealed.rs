@@ -120,10 +120,16 @@ impl SealedData {
             policy: None,
             secret: None,
             auth_policy: None,
+            envelope: None,
             parent: self.parent,
             public: self.public.clone(),
             private: self.private.clone(),
         }
+    }
+
+    /// The object's Name: nameAlg ‖ SHA-256(TPMT_PUBLIC).
+    pub fn name(&self) -> &[u8] {
+        &self.name
     }
 
     pub fn is_da_protected(&self) -> bool {

@@ -41,8 +41,9 @@
 //! dictionary-attack lockout (CKR_PIN_INCORRECT, CKR_PIN_LOCKED; the token flags show the
 //! TPM's counter). Keys' authValues are HMAC-SHA256(token secret, object id): high
 //! entropy, so keys are noDA and a wrong PIN never locks a key. C_SetPIN is one
-//! TPM2_ObjectChangeAuth and rewrites one file. Private data objects' CKA_VALUE is
-//! sealed by the TPM (at most 128 bytes).
+//! TPM2_ObjectChangeAuth and rewrites one file. The CKA_VALUE of private data objects and
+//! private certificates, of any size, is an envelope: a TPM-sealed AES-256 key and
+//! AES-256-GCM over the value and the object's identity (`tpmkey::envelope`).
 //!
 //! # Importing TPM keys
 //! An existing TPM key (a TSS2 PRIVATE KEY file, or a persistent handle whose parent is the
