@@ -6,6 +6,7 @@ mod exit;
 mod global;
 mod io;
 mod keygen;
+mod seal;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand};
     about = "TPM-resident keys, platform policies, sealed secrets and attestation",
     after_help = "Examples:\n  \
         tpmkey keygen -t p256 -o device.key\n  \
+        tpmkey seal --password file:pw -i psk.bin -o psk.tpm && tpmkey unseal --password file:pw psk.tpm\n  \
         TPMKEY_TCTI=swtpm:host=127.0.0.1,port=2321 tpmkey keygen -t rsa3072 --password-file pw -o tls.key\n\n\
         The TPM is the one the libraries use: TPMKEY_TCTI, or `tcti` in tpmkey.conf(5).\n\
         Exit codes: 0 success, 1 error, 2 usage, 3 wrong password, 4 platform state does not\n\
@@ -34,12 +36,18 @@ struct Cli {
 enum Command {
     /// Create a key in the TPM and write it as a TSS2 PRIVATE KEY file
     Keygen(keygen::Args),
+    /// Seal a secret file to this TPM (TSS2 sealed-data file)
+    Seal(seal::SealArgs),
+    /// Print or write the secret of a sealed file
+    Unseal(seal::UnsealArgs),
 }
 
 fn run(cli: Cli) -> tpmkey::Result<()> {
     cli.global.apply()?;
     match cli.command {
         Command::Keygen(args) => keygen::run(args),
+        Command::Seal(args) => seal::seal(args),
+        Command::Unseal(args) => seal::unseal(args),
     }
 }
 
