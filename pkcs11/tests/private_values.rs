@@ -327,7 +327,11 @@ fn values_sealed_before_envelopes_read_and_moved_values_are_refused() {
     // The first object's sealed value copied over the second's: refused, nothing written.
     std::fs::copy(&sealed_files[0], &sealed_files[1]).unwrap();
     let (o, value) = read("second");
-    assert!(!o.status.success(), "a moved value must not read");
+    assert!(
+        !o.status.success(),
+        "a moved value must not read: {}",
+        text(&o)
+    );
     assert!(
         value.is_none_or(|v| v.is_empty()),
         "nothing of it is output"
@@ -335,4 +339,56 @@ fn values_sealed_before_envelopes_read_and_moved_values_are_refused() {
     let (o, value) = read("first");
     assert!(o.status.success(), "{}", text(&o));
     assert!(value.unwrap() == vec![0x11u8; 300], "first read back");
+}
+
+/// Values are unsealed only when CKA_VALUE itself is read: finding the objects and reading
+/// their other attributes after C_Login (itself one TPM2_Unseal, of the token secret) send
+/// no TPM2_Unseal; each C_GetAttributeValue(CKA_VALUE) call is one TPM2_Load and one
+/// TPM2_Unseal, also the length query (answered from the value, so that a value that cannot
+/// be unsealed fails there: pkcs11-tool ignores a failure of its second call).
+#[test]
+fn values_are_unsealed_only_when_read() {
+    use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    const UNSEAL: u32 = 0x15E;
+    let env = TestEnv::new("per-operation");
+    let p = load();
+    let slot = init_token(&p, "lazy");
+    p.finalize().unwrap();
+    let value = pattern(3000, 5);
+    create_private_object("lazy-value", None, &value);
+
+    let tap = tpmkey_testenv::WireTap::start(env.swtpm.port());
+    std::env::set_var("TPMKEY_TCTI", tap.tcti());
+    let p = load();
+    let s = p.open_ro_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    let login = tap.take_codes();
+    assert_eq!(
+        login.iter().filter(|c| **c == UNSEAL).count(),
+        1,
+        "{login:x?}"
+    );
+    let found = s
+        .find_objects(&[Attribute::Class(ObjectClass::DATA)])
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let label = s.get_attributes(found[0], &[AttributeType::Label]).unwrap();
+    assert_eq!(label, vec![Attribute::Label(b"lazy-value".to_vec())]);
+    let before = tap.take_codes();
+    assert!(!before.contains(&UNSEAL), "{before:x?}");
+    let read = s.get_attributes(found[0], &[AttributeType::Value]).unwrap();
+    assert!(read == vec![Attribute::Value(value)], "value read back");
+    let codes = tap.take_codes();
+    eprintln!("reading CKA_VALUE of a 3,000-byte private data object: {codes:x?}");
+    // The cryptoki crate asks for the length, then the value.
+    assert_eq!(
+        codes.iter().filter(|c| **c == UNSEAL).count(),
+        2,
+        "{codes:x?}"
+    );
+    drop(s);
+    p.finalize().unwrap();
 }
