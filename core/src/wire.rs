@@ -29,6 +29,7 @@ pub const TPM_ECC_NIST_P256: u16 = 0x0003;
 pub const TPM_ECC_NIST_P384: u16 = 0x0004;
 
 pub const TPM_SE_HMAC: u8 = 0x00;
+pub const TPM_SE_POLICY: u8 = 0x01;
 
 pub const TPM_CAP_TPM_PROPERTIES: u32 = 0x0000_0006;
 
@@ -54,6 +55,20 @@ pub enum CommandCode {
     GetRandom = 0x17B,
     ReadPublic = 0x173,
     StirRandom = 0x146,
+    PcrRead = 0x17E,
+    LoadExternal = 0x167,
+    VerifySignature = 0x177,
+    PolicySecret = 0x151,
+    PolicyAuthorize = 0x16A,
+    PolicyAuthValue = 0x16B,
+    PolicyCommandCode = 0x16C,
+    PolicyCounterTimer = 0x16D,
+    PolicyLocality = 0x16F,
+    PolicyOr = 0x171,
+    PolicyPcr = 0x17F,
+    PolicyRestart = 0x180,
+    PolicyGetDigest = 0x189,
+    ReadClock = 0x181,
 }
 
 impl CommandCode {
@@ -77,7 +92,34 @@ impl CommandCode {
             CommandCode::GetRandom => "GetRandom",
             CommandCode::ReadPublic => "ReadPublic",
             CommandCode::StirRandom => "StirRandom",
+            CommandCode::PcrRead => "PCR_Read",
+            CommandCode::LoadExternal => "LoadExternal",
+            CommandCode::VerifySignature => "VerifySignature",
+            CommandCode::PolicySecret => "PolicySecret",
+            CommandCode::PolicyAuthorize => "PolicyAuthorize",
+            CommandCode::PolicyAuthValue => "PolicyAuthValue",
+            CommandCode::PolicyCommandCode => "PolicyCommandCode",
+            CommandCode::PolicyCounterTimer => "PolicyCounterTimer",
+            CommandCode::PolicyLocality => "PolicyLocality",
+            CommandCode::PolicyOr => "PolicyOR",
+            CommandCode::PolicyPcr => "PolicyPCR",
+            CommandCode::PolicyRestart => "PolicyRestart",
+            CommandCode::PolicyGetDigest => "PolicyGetDigest",
+            CommandCode::ReadClock => "ReadClock",
         }
+    }
+
+    /// The policy commands a statement's parameters can be sent with as they are.
+    pub fn policy_statement(code: u32) -> Option<CommandCode> {
+        Some(match code {
+            0x16B => CommandCode::PolicyAuthValue,
+            0x16C => CommandCode::PolicyCommandCode,
+            0x16D => CommandCode::PolicyCounterTimer,
+            0x16F => CommandCode::PolicyLocality,
+            0x171 => CommandCode::PolicyOr,
+            0x17F => CommandCode::PolicyPcr,
+            _ => return None,
+        })
     }
 }
 
