@@ -11,6 +11,8 @@ use clap::{Args as ClapArgs, ValueEnum};
 use zeroize::Zeroizing;
 
 use tpmkey::envelope::SealedSecret;
+use tpmkey::key_policy::{parse_duration, parse_pcr_values, PolicyRequest};
+use tpmkey::policy::{BodyForm, PcrSelection, PolicyRefDialect, SignerKey, Statement};
 use tpmkey::sealed::MAX_SEALED_LEN;
 use tpmkey::{Error, KeyFile, Result};
 
@@ -48,6 +50,19 @@ pub struct SealArgs {
     /// storage primary; `--for kernel` needs a persistent one)
     #[arg(long, value_parser = parse_handle)]
     parent: Option<u32>,
+    /// Unseal only while these PCRs keep their current values (`sha256:7,16`)
+    #[arg(long = "pcr", value_name = "SELECTION")]
+    pcr: Option<String>,
+    /// Unseal only while the PCRs have the values in FILE (`sha256:16=HEX` lines, or what
+    /// tpm2_pcrread prints): a state to come, for a planned update
+    #[arg(long = "pcr-values", value_name = "FILE")]
+    pcr_values: Option<PathBuf>,
+    /// Unseal in any platform state this key (PEM public key) signs a policy for
+    #[arg(long = "signer", value_name = "PUB.PEM")]
+    signer: Option<PathBuf>,
+    /// Unseal only until the TPM's clock has advanced this long (`90d`, `12h`, `30m`)
+    #[arg(long = "expires", value_name = "DURATION")]
+    expires: Option<String>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -77,16 +92,47 @@ fn read_input(input: &PathBuf) -> Result<Zeroizing<Vec<u8>>> {
     Ok(data)
 }
 
+/// The policy the options ask for, as the provider's options build it.
+fn policy_request(args: &SealArgs) -> Result<PolicyRequest> {
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| Error::io(p.display(), e));
+    Ok(PolicyRequest {
+        pcrs: args.pcr.as_deref().map(PcrSelection::parse).transpose()?,
+        pcr_values: match &args.pcr_values {
+            Some(p) => Some(parse_pcr_values(
+                &String::from_utf8_lossy(&read(p)?),
+                &p.display().to_string(),
+            )?),
+            None => None,
+        },
+        signer: match &args.signer {
+            Some(p) => Some(SignerKey::from_pem(&read(p)?)?),
+            None => None,
+        },
+        // GRUB and pcr-oracle sign with an empty policyRef; so does systemd.
+        policy_ref: (args.consumer == Some(Consumer::Grub)).then_some(PolicyRefDialect::Empty),
+        expires_ms: args.expires.as_deref().map(parse_duration).transpose()?,
+        boots: None,
+    })
+}
+
 /// What `consumer` cannot read, refused before the TPM is asked for anything.
 fn check_consumer(
     consumer: Option<Consumer>,
     len: usize,
     password: bool,
     parent: Option<u32>,
+    policy: bool,
 ) -> Result<()> {
     match consumer {
         None => Ok(()),
         Some(Consumer::Kernel) => {
+            if policy {
+                return Err(Error::BadInput(
+                    "--for kernel: the kernel reads no policy fields (only type, emptyAuth, \
+                     parent, pubkey, privkey): drop --pcr, --pcr-values, --signer, --expires"
+                        .into(),
+                ));
+            }
             if !(KERNEL_MIN_LEN..=MAX_SEALED_LEN).contains(&len) {
                 return Err(Error::BadInput(format!(
                     "--for kernel: the kernel's trusted keys hold {KERNEL_MIN_LEN} to \
@@ -128,12 +174,27 @@ pub fn seal(args: SealArgs) -> Result<()> {
             args.input.display()
         )));
     }
+    let request = policy_request(&args)?;
     check_consumer(
         args.consumer,
         data.len(),
         args.password.is_some(),
         args.parent,
+        !request.is_empty(),
     )?;
+    let mut statements = if request.is_empty() {
+        Vec::new()
+    } else {
+        request.statements()?
+    };
+    if args.consumer == Some(Consumer::Grub) {
+        // GRUB's tpm2_key_protector reads PolicyPCR as the command's body.
+        for s in &mut statements {
+            if let Statement::Pcr(p) = s {
+                p.form = BodyForm::Command;
+            }
+        }
+    }
     let password = args
         .password
         .as_deref()
@@ -145,7 +206,8 @@ pub fn seal(args: SealArgs) -> Result<()> {
         .unwrap_or_default();
     // A password can be guessed: the TPM's lockout counts wrong ones. No password, nothing
     // to guess: the object is noDA.
-    let sealed = SealedSecret::seal(&data, auth, password.is_some(), args.parent)?;
+    let sealed =
+        SealedSecret::seal_with_policy(&data, auth, password.is_some(), args.parent, statements)?;
     let file = KeyFile {
         empty_auth: password.is_none(),
         ..sealed.key_file()

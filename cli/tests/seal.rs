@@ -6,36 +6,21 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
+mod sealing;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
 use common::{stderr, tpmkey_with, Env};
+use sealing::{engine_file, engine_tpm, lockout_counter, persistent_parent, s};
 use tpmkey_testenv::wire_tap::{contains, WireTap};
-use tpmkey_testenv::Swtpm;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Binary data of `len` bytes, every byte value present.
 fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| ((i * 131 + (i >> 8) * 7) as u8).wrapping_add(seed))
         .collect()
-}
-
-/// TPM_PT_LOCKOUT_COUNTER, as tpm2_getcap reports it.
-fn lockout_counter(swtpm: &Swtpm) -> u64 {
-    let out = swtpm.tpm2_tools_ok(["tpm2_getcap", "properties-variable"]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text
-        .lines()
-        .find(|l| l.contains("TPM2_PT_LOCKOUT_COUNTER"))
-        .unwrap_or_else(|| panic!("no lockout counter in:\n{text}"));
-    let value = line.split(':').nth(1).unwrap().trim();
-    u64::from_str_radix(value.trim_start_matches("0x"), 16).unwrap()
 }
 
 #[test]
@@ -220,25 +205,6 @@ fn neither_secret_nor_password_nor_envelope_key_on_the_bus() {
     eprintln!("TPM commands per unseal (process start to exit): {report:?}");
 }
 
-/// A persistent storage key at 0x81000001, as the kernel needs one.
-fn persistent_parent(swtpm: &Swtpm, dir: &Path) {
-    let ctx = dir.join("primary.ctx");
-    swtpm.tpm2_tools_ok([
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-g",
-        "sha256",
-        "-G",
-        "ecc256:aes128cfb",
-        "-c",
-        s(&ctx),
-    ]);
-    swtpm.tpm2_tools_ok(["tpm2_evictcontrol", "-C", "o", "-c", s(&ctx), "0x81000001"]);
-    // No resource manager between the tools and swtpm: what they load stays loaded.
-    swtpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
-}
-
 fn asn1parse(file: &Path, inform: &str) -> String {
     let out = Command::new("openssl")
         .args(["asn1parse", "-inform", inform, "-in", s(file)])
@@ -315,27 +281,6 @@ fn kernel_profile_field_by_field() {
     assert_eq!(env.tpmkey_ok(["unseal", o]), secret);
 }
 
-/// Copies the engine's swtpm state into `swtpm` and restarts it on it; extends PCR 16 into
-/// the approved state.
-fn engine_tpm() -> Swtpm {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/data/engine-golden");
-    let mut swtpm = Swtpm::start();
-    swtpm.stop();
-    std::fs::copy(
-        data.join("tpm/tpm2-00.permall"),
-        swtpm.state_dir().join("tpm2-00.permall"),
-    )
-    .unwrap();
-    swtpm.restart();
-    swtpm
-}
-
-fn engine_file(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../core/tests/data/engine-golden")
-        .join(name)
-}
-
 #[test]
 fn engine_sealed_files_unseal() {
     let swtpm = engine_tpm();
@@ -365,15 +310,14 @@ fn engine_sealed_files_unseal() {
 
 /// `openssl asn1parse -genconf` input for a sealed-data file in the engine's layout.
 fn genconf(empty_auth: bool, parent: u32, public: &[u8], private: &[u8]) -> String {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02X}")).collect::<String>();
     let mut c = String::from("asn1=SEQUENCE:key\n[key]\ntype=OID:2.23.133.10.1.5\n");
     if empty_auth {
         c.push_str("emptyAuth=EXPLICIT:0,BOOLEAN:TRUE\n");
     }
     c.push_str(&format!(
         "parent=INTEGER:0x{parent:08X}\npubkey=FORMAT:HEX,OCTETSTRING:{}\nprivkey=FORMAT:HEX,OCTETSTRING:{}\n",
-        hex(public),
-        hex(private)
+        sealing::hex(public),
+        sealing::hex(private)
     ));
     c
 }

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::keyfile::envelope::{NONCE_LEN, TAG_LEN};
 use crate::keyfile::{Envelope, KeyFile};
+use crate::policy::Statement;
 use crate::sealed::{SealedData, MAX_SEALED_LEN};
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 
@@ -51,14 +52,33 @@ impl SealedSecret {
         da_protected: bool,
         parent: Option<u32>,
     ) -> Result<SealedSecret> {
+        Self::seal_with_policy(data, auth, da_protected, parent, Vec::new())
+    }
+
+    /// [`SealedSecret::seal`] with the sealed object bound to `statements` (none: no
+    /// policy), as [`SealedData::seal_with_policy`].
+    pub fn seal_with_policy(
+        data: &[u8],
+        auth: &[u8],
+        da_protected: bool,
+        parent: Option<u32>,
+        statements: Vec<Statement>,
+    ) -> Result<SealedSecret> {
         check_len(data)?;
+        let seal_object = |value: &[u8]| {
+            if statements.is_empty() {
+                SealedData::seal(value, auth, da_protected, parent)
+            } else {
+                SealedData::seal_with_policy(value, auth, da_protected, parent, statements.clone())
+            }
+        };
         if data.len() <= MAX_SEALED_LEN {
             return Ok(SealedSecret {
-                sealed: SealedData::seal(data, auth, da_protected, parent)?,
+                sealed: seal_object(data)?,
                 envelope: None,
             });
         }
-        Self::seal_enveloped(data, auth, da_protected, parent, &[])
+        Self::envelope(data, &[], seal_object)
     }
 
     /// Seals `data` in an envelope whatever its size, authenticated together with
@@ -71,11 +91,22 @@ impl SealedSecret {
         context: &[u8],
     ) -> Result<SealedSecret> {
         check_len(data)?;
+        Self::envelope(data, context, |key| {
+            SealedData::seal(key, auth, da_protected, parent)
+        })
+    }
+
+    /// A fresh key sealed by `seal_object`, and `data` encrypted under it.
+    fn envelope(
+        data: &[u8],
+        context: &[u8],
+        seal_object: impl Fn(&[u8]) -> Result<SealedData>,
+    ) -> Result<SealedSecret> {
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         CRYPTO.random(key.as_mut_slice());
         let mut nonce = [0u8; NONCE_LEN];
         CRYPTO.random(&mut nonce);
-        let sealed = SealedData::seal(key.as_slice(), auth, da_protected, parent)?;
+        let sealed = seal_object(key.as_slice())?;
         let aad = additional_data(&sealed, context);
         let ciphertext = cipher(key.as_slice())?
             .encrypt(

@@ -94,7 +94,7 @@ pub enum Signature {
     Rsa(Vec<u8>),
 }
 
-fn key_id(parent: u32, private: &[u8]) -> u64 {
+pub(crate) fn key_id(parent: u32, private: &[u8]) -> u64 {
     let h = CRYPTO.sha256(&[&parent.to_be_bytes(), private]);
     u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) | 1
 }
