@@ -14,6 +14,7 @@ use std::process::Command;
 
 use common::{stderr, tpmkey_with, Env};
 use sealing::{engine_file, engine_tpm, lockout_counter, persistent_parent, s};
+use tpmkey_testenv::run;
 use tpmkey_testenv::wire_tap::{contains, WireTap};
 
 /// Binary data of `len` bytes, every byte value present.
@@ -206,15 +207,7 @@ fn neither_secret_nor_password_nor_envelope_key_on_the_bus() {
 }
 
 fn asn1parse(file: &Path, inform: &str) -> String {
-    let out = Command::new("openssl")
-        .args(["asn1parse", "-inform", inform, "-in", s(file)])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run(Command::new("openssl").args(["asn1parse", "-inform", inform, "-in", s(file)]));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -365,15 +358,14 @@ fn golden_vectors_built_with_genconf_unseal() {
         )
         .unwrap();
         let der = env.path("golden.der");
-        let out = Command::new("openssl")
-            .args(["asn1parse", "-genconf", s(&conf), "-noout", "-out", s(&der)])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run(Command::new("openssl").args([
+            "asn1parse",
+            "-genconf",
+            s(&conf),
+            "-noout",
+            "-out",
+            s(&der),
+        ]));
         let mut args = vec!["unseal".to_string(), s(&der).to_string()];
         if let Some(a) = auth {
             let pw = env.path("pw");

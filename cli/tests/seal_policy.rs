@@ -124,15 +124,10 @@ fn signed_state(
     )
     .unwrap();
     let sig = dir.join("sig");
-    let out = Command::new("openssl")
-        .args(["dgst", "-sha256", "-sign", s(&dir.join("signer.key"))])
-        .args(["-out", s(&sig), s(&message)])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    tpmkey_testenv::run(
+        Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign", s(&dir.join("signer.key"))])
+            .args(["-out", s(&sig), s(&message)]),
     );
     let sig = signer
         .signature(&std::fs::read(&sig).unwrap(), Hash::Sha256)

@@ -147,17 +147,12 @@ impl Drop for Nginx {
 }
 
 fn openssl(env: &Env, cnf: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .env("OPENSSL_CONF", cnf)
-        .env("TPMKEY_CONF", env.path("tpmkey.conf"))
-        .env("TPMKEY_STATE", env.path("state"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    tpmkey_testenv::run(
+        Command::new("openssl")
+            .args(args)
+            .env("OPENSSL_CONF", cnf)
+            .env("TPMKEY_CONF", env.path("tpmkey.conf"))
+            .env("TPMKEY_STATE", env.path("state")),
     );
 }
 

@@ -42,12 +42,13 @@ pub struct TpmKey {
     bound: Option<Arc<Bound>>,
 }
 
-/// A key's policy as it runs, and as its key file holds it (written back unchanged).
+/// A key's (or sealed object's) policy as it runs, and as its key file holds it (written
+/// back unchanged).
 #[derive(Debug)]
-struct Bound {
-    run: KeyPolicy,
-    policy: Option<Vec<TpmPolicy>>,
-    auth_policy: Option<Vec<TpmAuthPolicy>>,
+pub(crate) struct Bound {
+    pub(crate) run: KeyPolicy,
+    pub(crate) policy: Option<Vec<TpmPolicy>>,
+    pub(crate) auth_policy: Option<Vec<TpmAuthPolicy>>,
 }
 
 impl std::fmt::Debug for TpmKey {

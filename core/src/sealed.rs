@@ -16,8 +16,8 @@ use zeroize::Zeroizing;
 use crate::commands::{KeyAuth, Tpm};
 use crate::connection::{with_link, Loadable, Need};
 use crate::error::{Error, Result};
-use crate::keyfile::{KeyFile, KeyFileType, TpmAuthPolicy, TpmPolicy};
-use crate::keys::{create_object, key_id, with_blob_loaded};
+use crate::keyfile::{KeyFile, KeyFileType};
+use crate::keys::{create_object, key_id, with_blob_loaded, Bound};
 use crate::policy::{policy_digest, KeyPolicy, Statement};
 use crate::policy_session;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
@@ -41,14 +41,6 @@ pub struct SealedData {
     auth_policy: Vec<u8>,
     user_with_auth: bool,
     bound: Option<Arc<Bound>>,
-}
-
-/// A sealed object's policy as it runs, and as its file holds it (written back unchanged).
-#[derive(Debug)]
-struct Bound {
-    run: KeyPolicy,
-    policy: Option<Vec<TpmPolicy>>,
-    auth_policy: Option<Vec<TpmAuthPolicy>>,
 }
 
 impl std::fmt::Debug for SealedData {

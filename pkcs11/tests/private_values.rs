@@ -34,6 +34,41 @@ fn tool(env: &TestEnv, keys: &TokenKeys, args: &[&str]) -> Output {
     out
 }
 
+/// pkcs11-tool --write-object of `file` as a private data object labelled `label`.
+fn write_private(env: &TestEnv, keys: &TokenKeys, file: &Path, label: &str) {
+    tool(
+        env,
+        keys,
+        &[
+            "--write-object",
+            path(file),
+            "--type",
+            "data",
+            "--label",
+            label,
+            "--private",
+        ],
+    );
+}
+
+/// pkcs11-tool --read-object of the data object `label` into `out`.
+fn read_data(env: &TestEnv, keys: &TokenKeys, label: &str, out: &Path) -> Output {
+    let _ = std::fs::remove_file(out);
+    tool_output(
+        env,
+        keys,
+        &[
+            "--read-object",
+            "--type",
+            "data",
+            "--label",
+            label,
+            "-o",
+            path(out),
+        ],
+    )
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -139,36 +174,12 @@ fn private_values_of_any_size_round_trip_and_never_reach_the_store() {
         std::fs::write(&file, &value).unwrap();
         let label = format!("value-{len}");
         if len <= 5000 {
-            tool(
-                &env,
-                &keys,
-                &[
-                    "--write-object",
-                    path(&file),
-                    "--type",
-                    "data",
-                    "--label",
-                    &label,
-                    "--private",
-                ],
-            );
+            write_private(&env, &keys, &file, &label);
         } else {
             create_private_object(&label, None, &value);
         }
-        let _ = std::fs::remove_file(&out);
-        tool(
-            &env,
-            &keys,
-            &[
-                "--read-object",
-                "--type",
-                "data",
-                "--label",
-                &label,
-                "-o",
-                path(&out),
-            ],
-        );
+        let o = read_data(&env, &keys, &label, &out);
+        assert!(o.status.success(), "{}", text(&o));
         let back = std::fs::read(&out).unwrap();
         assert!(
             back == value,
@@ -263,37 +274,12 @@ fn values_sealed_before_envelopes_read_and_moved_values_are_refused() {
     for (label, value) in [("first", vec![0x11u8; 300]), ("second", vec![0x22u8; 40])] {
         let file = dir.0.join(label);
         std::fs::write(&file, &value).unwrap();
-        tool(
-            &env,
-            &keys,
-            &[
-                "--write-object",
-                path(&file),
-                "--type",
-                "data",
-                "--label",
-                label,
-                "--private",
-            ],
-        );
+        write_private(&env, &keys, &file, label);
         sealed_files.push(new_sealed_file(&objects, &sealed_files));
     }
     let read = |label: &str| {
         let out = dir.0.join("out");
-        let _ = std::fs::remove_file(&out);
-        let o = tool_output(
-            &env,
-            &keys,
-            &[
-                "--read-object",
-                "--type",
-                "data",
-                "--label",
-                label,
-                "-o",
-                path(&out),
-            ],
-        );
+        let o = read_data(&env, &keys, label, &out);
         (o, std::fs::read(&out).ok())
     };
 
