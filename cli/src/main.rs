@@ -12,6 +12,7 @@ mod keygen;
 mod list;
 mod manpage;
 mod token;
+mod seal;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ use clap::{CommandFactory, Parser, Subcommand};
     about = "TPM-resident keys, platform policies, sealed secrets and attestation",
     after_help = "Examples:\n  \
         tpmkey keygen -t p256 -o device.key\n  \
+        tpmkey seal --password file:pw -i psk.bin -o psk.tpm && tpmkey unseal --password file:pw psk.tpm\n  \
         TPMKEY_TCTI=swtpm:host=127.0.0.1,port=2321 tpmkey keygen -t rsa3072 --password-file pw -o tls.key\n\n\
         The TPM is the one the libraries use: TPMKEY_TCTI, or `tcti` in tpmkey.conf(5).\n\
         Exit codes: 0 success, 1 error, 2 usage, 3 wrong password, 4 platform state does not\n\
@@ -51,6 +53,10 @@ enum Command {
     /// Print the tpmkey(1) manual page (roff), generated from this command line
     #[command(hide = true)]
     Manpage,
+    /// Seal a secret file to this TPM (TSS2 sealed-data file)
+    Seal(seal::SealArgs),
+    /// Print or write the secret of a sealed file
+    Unseal(seal::UnsealArgs),
 }
 
 fn run(cli: Cli) -> tpmkey::Result<()> {
@@ -65,6 +71,8 @@ fn run(cli: Cli) -> tpmkey::Result<()> {
             print!("{}", manpage::render(&Cli::command()));
             Ok(())
         }
+        Command::Seal(args) => seal::seal(args),
+        Command::Unseal(args) => seal::unseal(args),
     }
 }
 

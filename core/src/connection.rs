@@ -513,7 +513,10 @@ impl Link {
                 public,
                 name,
             } => {
-                let parsed = KeyPublic::parse(public)?;
+                // Not a key (a sealed data object): it cannot salt, the storage key will.
+                let Ok(parsed) = KeyPublic::parse(public) else {
+                    return Ok(None);
+                };
                 let parent_auth_empty = *parent == TPM_RH_OWNER
                     || self.config.parent != Some(*parent)
                     || self.config.parent_auth.is_empty();

@@ -42,12 +42,13 @@ pub struct TpmKey {
     bound: Option<Arc<Bound>>,
 }
 
-/// A key's policy as it runs, and as its key file holds it (written back unchanged).
+/// A key's (or sealed object's) policy as it runs, and as its key file holds it (written
+/// back unchanged).
 #[derive(Debug)]
-struct Bound {
-    run: KeyPolicy,
-    policy: Option<Vec<TpmPolicy>>,
-    auth_policy: Option<Vec<TpmAuthPolicy>>,
+pub(crate) struct Bound {
+    pub(crate) run: KeyPolicy,
+    pub(crate) policy: Option<Vec<TpmPolicy>>,
+    pub(crate) auth_policy: Option<Vec<TpmAuthPolicy>>,
 }
 
 impl std::fmt::Debug for TpmKey {
@@ -94,7 +95,7 @@ pub enum Signature {
     Rsa(Vec<u8>),
 }
 
-fn key_id(parent: u32, private: &[u8]) -> u64 {
+pub(crate) fn key_id(parent: u32, private: &[u8]) -> u64 {
     let h = CRYPTO.sha256(&[&parent.to_be_bytes(), private]);
     u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) | 1
 }
@@ -376,6 +377,7 @@ impl TpmKey {
                 policy: self.bound.as_ref().and_then(|b| b.policy.clone()),
                 secret: None,
                 auth_policy: self.bound.as_ref().and_then(|b| b.auth_policy.clone()),
+                envelope: None,
                 parent: *parent,
                 public: self.public.blob.clone(),
                 private: private.clone(),

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod dictionary_attack;
+pub mod envelope;
 pub mod error;
 pub mod hash;
 pub mod hex;

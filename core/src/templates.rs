@@ -148,18 +148,20 @@ pub fn key_with_policy(spec: KeySpec, has_password: bool, auth_policy: &[u8]) ->
 /// A sealed data object: KEYEDHASH with scheme NULL holding caller-supplied bytes (so no
 /// sensitiveDataOrigin), usable only through its authValue. `da_protected` clears noDA, for
 /// authValues a person chooses (PINs); high-entropy authValues set noDA.
-pub fn sealed_data(da_protected: bool) -> Result<Vec<u8>> {
+/// A sealed data object; with a non-empty `auth_policy` only a policy session satisfying it
+/// unseals it (userWithAuth clear).
+pub fn sealed_data(da_protected: bool, auth_policy: &[u8]) -> Result<Vec<u8>> {
     let attributes = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
-        .with_user_with_auth(true)
+        .with_user_with_auth(auth_policy.is_empty())
         .with_no_da(!da_protected)
         .build()
         .map_err(tss)?;
     Public::KeyedHash {
         object_attributes: attributes,
         name_hashing_algorithm: HashingAlgorithm::Sha256,
-        auth_policy: Digest::default(),
+        auth_policy: Digest::try_from(auth_policy.to_vec()).map_err(tss)?,
         parameters: PublicKeyedHashParameters::new(KeyedHashScheme::Null),
         unique: Digest::default(),
     }

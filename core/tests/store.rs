@@ -157,7 +157,7 @@ fn objects_commit_by_record_and_survive_damage() {
                 ..Record::default()
             },
             None,
-            Some(&sealed),
+            Some(&sealed.into()),
         )
         .unwrap();
     assert!(!objects_dir.join("00ff.key").exists());
@@ -174,7 +174,7 @@ fn objects_commit_by_record_and_survive_damage() {
         token
             .sealed(&uid2)
             .unwrap()
-            .unseal(&secret.object_auth(&uid2))
+            .unseal(&secret.object_auth(&uid2), &[])
             .unwrap()
             .as_slice(),
         b"v"

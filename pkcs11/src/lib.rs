@@ -44,8 +44,9 @@
 //! the TPM locks out; C_InitPIN by the SO unlocks the user PIN. Keys' authValues are HMAC-SHA256(token secret, object id): high
 //! entropy, so keys are noDA (using them never counts toward the TPM's lockout; a locked
 //! PIN still locks their use, as every key needs the login). C_SetPIN is one
-//! TPM2_ObjectChangeAuth and rewrites one file. Private data objects' CKA_VALUE is
-//! sealed by the TPM (at most 128 bytes).
+//! TPM2_ObjectChangeAuth and rewrites one file. The CKA_VALUE of private data objects and
+//! private certificates, of any size, is an envelope: a TPM-sealed AES-256 key and
+//! AES-256-GCM over the value and the object's identity (`tpmkey::envelope`).
 //!
 //! # Importing TPM keys
 //! An existing TPM key (a TSS2 PRIVATE KEY file, or a persistent handle whose parent is the

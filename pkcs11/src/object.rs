@@ -1,9 +1,11 @@
 //! Object management: create (certificates, data objects, public keys), destroy, attribute
-//! values, C_FindObjects. Token objects live in the store; a private data object's
-//! CKA_VALUE is sealed by the TPM under an authValue derived from the token secret.
+//! values, C_FindObjects. Token objects live in the store; the CKA_VALUE of a private data
+//! object or private certificate is not in its record but sealed (`tpmkey::envelope`, any
+//! size) under an authValue derived from the token secret, authenticated together with the
+//! object's uid and class, and unsealed only when CKA_VALUE itself is read.
 
 use cryptoki_sys::*;
-use tpmkey::sealed::{SealedData, MAX_SEALED_LEN};
+use tpmkey::envelope::SealedSecret;
 use tpmkey::store::{Attributes, Record};
 
 use crate::attributes::{
@@ -97,7 +99,7 @@ pub fn store(
     uid: Option<String>,
     parts: Vec<Attributes>,
     key: Option<tpmkey::TpmKey>,
-    sealed: Option<SealedData>,
+    sealed: Option<SealedSecret>,
 ) -> Result<Vec<CK_OBJECT_HANDLE>> {
     let (slot, _) = m.session_slot(session)?;
     let is_token = parts
@@ -156,18 +158,15 @@ pub fn create(session: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJE
         let token = get_bool(&attrs, CKA_TOKEN) == Some(true);
         let mut uid = None;
         let mut sealed = None;
-        if token && class == CKO_DATA && is_private(&attrs) {
-            let value = attrs.remove(&CKA_VALUE).unwrap_or_default();
+        if token && has_sealed_value(class) && is_private(&attrs) {
+            let value = Zeroizing::new(attrs.remove(&CKA_VALUE).unwrap_or_default());
             if !value.is_empty() {
-                if value.len() > MAX_SEALED_LEN {
-                    return Err(Error::new(
-                        CKR_ATTRIBUTE_VALUE_INVALID,
-                        format!("private data objects hold at most {MAX_SEALED_LEN} bytes (sealed by the TPM)"),
-                    ));
-                }
                 let id = m.slot(slot)?.token.new_uid();
                 let auth = m.user_secret(slot)?.object_auth(&id);
-                sealed = Some(SealedData::seal(&value, &auth, false, None)?);
+                let context = value_context(&id, class);
+                sealed = Some(SealedSecret::seal_enveloped(
+                    &value, &auth, false, None, &context,
+                )?);
                 uid = Some(id);
             }
         }
@@ -221,8 +220,10 @@ pub fn get_attributes(
                 Answer::Sensitive
             } else if let Some(v) = attrs.get(t) {
                 Answer::Value(Zeroizing::new(v.clone()))
-            } else if *t == CKA_VALUE && class(&attrs) == Some(CKO_DATA) {
-                Answer::Value(unseal_value(m, &r)?)
+            } else if let Some(c) =
+                class(&attrs).filter(|c| *t == CKA_VALUE && has_sealed_value(*c))
+            {
+                Answer::Value(unseal_value(m, &r, c)?)
             } else {
                 Answer::Invalid
             };
@@ -232,8 +233,26 @@ pub fn get_attributes(
     })
 }
 
-/// The sealed CKA_VALUE of a private data object (one TPM2_Unseal).
-fn unseal_value(m: &mut Module, r: &ObjRef) -> Result<Zeroizing<Vec<u8>>> {
+/// Classes whose private token objects keep CKA_VALUE sealed.
+fn has_sealed_value(class: CK_OBJECT_CLASS) -> bool {
+    matches!(class, CKO_DATA | CKO_CERTIFICATE)
+}
+
+/// What a sealed value is authenticated with besides its sealed key: the object it belongs
+/// to, so a value file moved to another object, or a record whose class was changed, fails.
+fn value_context(uid: &str, class: CK_OBJECT_CLASS) -> Vec<u8> {
+    [
+        b"tpmkey token object\0".as_slice(),
+        uid.as_bytes(),
+        b"\0",
+        &class.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// The sealed CKA_VALUE of a private data object or certificate: TPM2_Load and
+/// TPM2_Unseal, then for an envelope AES-256-GCM in software.
+fn unseal_value(m: &mut Module, r: &ObjRef, class: CK_OBJECT_CLASS) -> Result<Zeroizing<Vec<u8>>> {
     let ObjRef::Token { slot, uid, .. } = r else {
         return Ok(Zeroizing::new(Vec::new()));
     };
@@ -243,7 +262,9 @@ fn unseal_value(m: &mut Module, r: &ObjRef) -> Result<Zeroizing<Vec<u8>>> {
     if !has_sealed {
         return Ok(Zeroizing::new(Vec::new()));
     }
-    Ok(token.sealed(uid)?.unseal(&auth)?)
+    Ok(token
+        .sealed(uid)?
+        .unseal(&auth, &value_context(uid, class))?)
 }
 
 pub fn set_attributes(

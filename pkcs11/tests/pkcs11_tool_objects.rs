@@ -126,7 +126,7 @@ fn certificate_and_data_objects_written_read_deleted() {
             "tpmkey-test",
         ],
     );
-    // Private data objects are sealed by the TPM (at most 128 bytes).
+    // Private data objects are sealed by the TPM (any size: private_values.rs).
     let private_data = dir.0.join("private.bin");
     std::fs::write(&private_data, [0x5au8; 100]).unwrap();
     tool(

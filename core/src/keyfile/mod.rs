@@ -10,6 +10,7 @@
 //!   authPolicy  [3] EXPLICIT SEQUENCE OF TPMAuthPolicy OPTIONAL,
 //!   description [4] EXPLICIT UTF8String OPTIONAL,  -- read and dropped
 //!   rsaParent   [5] EXPLICIT BOOLEAN OPTIONAL,     -- TRUE is refused (unsupported)
+//!   envelope   [16] EXPLICIT TPMEnvelope OPTIONAL, -- tpmkey: sealed data > 128 bytes
 //!   parent      INTEGER,
 //!   pubkey      OCTET STRING,                      -- TPM2B_PUBLIC
 //!   privkey     OCTET STRING }                     -- TPM2B_PRIVATE
@@ -22,6 +23,7 @@
 //! statements mean, and their digests, is `crate::policy`.
 
 pub mod der;
+pub mod envelope;
 pub mod policy;
 
 use std::fmt;
@@ -31,6 +33,7 @@ use der::{
     malformed, tag_explicit, Reader, CONTEXT_CONSTRUCTED, TAG_BOOLEAN, TAG_INTEGER,
     TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE, TAG_UTF8_STRING,
 };
+pub use envelope::Envelope;
 pub use policy::{TpmAuthPolicy, TpmPolicy};
 
 pub const OID_LOADABLE_KEY: &str = "2.23.133.10.1.3";
@@ -107,6 +110,9 @@ pub struct KeyFile {
     pub secret: Option<Vec<u8>>,
     /// `authPolicy [3]`: the signed policies, in the order they are tried.
     pub auth_policy: Option<Vec<TpmAuthPolicy>>,
+    /// `envelope [16]` (sealed data only): the data, AES-256-GCM encrypted under the key
+    /// the sealed object holds (`crate::envelope`).
+    pub envelope: Option<Envelope>,
     /// Parent handle, e.g. 0x40000001 (owner hierarchy: the standard SRK) or 0x81000001.
     pub parent: u32,
     /// A TPM2B_PUBLIC: 2-byte big-endian size, then the TPMT_PUBLIC.
@@ -124,6 +130,7 @@ fn optional_field_name(n: u8) -> String {
         3 => "authPolicy [3]".to_string(),
         4 => "description [4]".to_string(),
         5 => "rsaParent [5]".to_string(),
+        envelope::ENVELOPE_TAG => "envelope [16]".to_string(),
         _ => format!("optional field [{n}]"),
     }
 }
@@ -186,6 +193,7 @@ impl KeyFile {
             policy: None,
             secret: None,
             auth_policy: None,
+            envelope: None,
             parent: 0,
             public: Vec::new(),
             private: Vec::new(),
@@ -236,6 +244,9 @@ impl KeyFile {
                                 .to_string(),
                         ));
                     }
+                }
+                envelope::ENVELOPE_TAG if key_type == KeyFileType::Sealed => {
+                    key.envelope = Some(Envelope::read(content, &field)?);
                 }
                 _ => {
                     return Err(Error::Unsupported(format!(
@@ -302,6 +313,13 @@ impl KeyFile {
                 &mut body,
                 tag_explicit(3),
                 &policy::write_auth_policies(auth_policy),
+            );
+        }
+        if let Some(envelope) = &self.envelope {
+            der::write_tlv(
+                &mut body,
+                tag_explicit(envelope::ENVELOPE_TAG),
+                &envelope.write(),
             );
         }
         der::write_tlv(&mut body, TAG_INTEGER, &der::encode_u32(self.parent));
@@ -588,6 +606,7 @@ mod tests {
             policy: None,
             secret: None,
             auth_policy: None,
+            envelope: None,
             parent: 0x4000_0001,
             public: tpm2b(280, 1),
             private: tpm2b(222, 7),
@@ -608,6 +627,7 @@ mod tests {
             }]),
             secret: Some(vec![0x5E; 20]),
             auth_policy: Some(Vec::new()),
+            envelope: None,
             parent: 0x8100_0001,
             public: tpm2b(30, 1),
             private: tpm2b(12, 9),
@@ -629,6 +649,7 @@ mod tests {
             policy: None,
             secret: None,
             auth_policy: None,
+            envelope: None,
             parent: 0x4000_0001,
             public: hex("00 04 00 23 00 0B"),
             private: hex("00 03 AA BB CC"),

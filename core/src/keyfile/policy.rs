@@ -300,6 +300,7 @@ mod tests {
             policy: None,
             secret: None,
             auth_policy: None,
+            envelope: None,
             parent: 0x4000_0001,
             public: vec![0, 2, 0, 0x23],
             private: vec![0, 1, 0],

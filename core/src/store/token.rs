@@ -31,6 +31,7 @@ use super::pin::{
 };
 use super::pin_state::{limit_for_this_tpm, PinState};
 use super::record::Record;
+use crate::envelope::SealedSecret;
 use crate::error::{Error, Result};
 use crate::keyfile::KeyFile;
 use crate::sealed::SealedData;
@@ -573,7 +574,7 @@ impl Token {
         uid: &str,
         record: &Record,
         key: Option<&KeyFile>,
-        sealed: Option<&SealedData>,
+        sealed: Option<&SealedSecret>,
     ) -> Result<()> {
         check_uid(uid)?;
         let _lock = self.lock()?;
@@ -637,12 +638,13 @@ impl Token {
         KeyFile::from_pem(&files::read(&path)?).map_err(|e| files::corrupt(&path, e))
     }
 
-    /// The sealed value of a record that has one.
-    pub fn sealed(&self, uid: &str) -> Result<SealedData> {
+    /// The sealed value of a record that has one: sealed directly (values written before
+    /// envelopes, at most 128 bytes) or in an envelope.
+    pub fn sealed(&self, uid: &str) -> Result<SealedSecret> {
         check_uid(uid)?;
         let path = self.object_path(uid, SEALED_EXT);
         let file = KeyFile::from_pem(&files::read(&path)?).map_err(|e| files::corrupt(&path, e))?;
-        SealedData::from_key_file(&file).map_err(|e| files::corrupt(&path, e))
+        SealedSecret::from_key_file(&file).map_err(|e| files::corrupt(&path, e))
     }
 
     /// Under the lock no writer is active: temporary files and companion files without a
