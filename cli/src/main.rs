@@ -11,8 +11,8 @@ mod json;
 mod keygen;
 mod list;
 mod manpage;
-mod token;
 mod seal;
+mod token;
 
 use std::process::ExitCode;
 

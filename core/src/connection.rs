@@ -514,13 +514,12 @@ impl Link {
                 name,
             } => {
                 // Not a key (a sealed data object): it cannot salt, the storage key will.
-                let Ok(parsed) = KeyPublic::parse(public) else {
-                    return Ok(None);
-                };
+                let parsed = KeyPublic::parse(public).ok();
                 let parent_auth_empty = *parent == TPM_RH_OWNER
                     || self.config.parent != Some(*parent)
                     || self.config.parent_auth.is_empty();
-                if (hmac_session && !salts_sessions(&parsed)) || !parent_auth_empty {
+                let salts = parsed.as_ref().is_some_and(salts_sessions);
+                if (hmac_session && !salts) || !parent_auth_empty {
                     return Ok(None);
                 }
                 let handle = match self.find_loaded(*id) {
@@ -556,10 +555,7 @@ impl Link {
         if !hmac_session {
             return Ok(Some((handle, name)));
         }
-        if !salts_sessions(&public) {
-            return Ok(None);
-        }
-        let PublicKey::Ec { x, y, .. } = public.key else {
+        let Some(PublicKey::Ec { x, y, .. }) = public.map(|p| p.key) else {
             return Ok(None);
         };
         self.tpm.session_context = None;

@@ -64,3 +64,36 @@ fn envelope_authenticates_context_key_and_ciphertext() {
         Err(tpmkey::Error::Integrity(_))
     ));
 }
+
+/// A 32-byte secret bound to PCR 16, unsealed by a process that has not talked to the TPM
+/// yet (`objects = keep`; per-operation adds a ContextSave of the loaded object):
+/// CreatePrimary (the transient storage key), Load, StartAuthSession (the policy session,
+/// salted with the storage key; no HMAC session), PolicyPCR, Unseal.
+#[test]
+fn pcr_bound_unseal_from_process_start_costs_five_commands() {
+    let (_tpm, tap) = common::tapped_tpm(&[("objects", "keep")]);
+    let sel = tpmkey::policy::PcrSelection::parse("sha256:16").unwrap();
+    let values = tpmkey::keys::read_pcrs(&sel).unwrap();
+    let pcr = tpmkey::policy::PolicyPcr::from_values(sel, &values).unwrap();
+    let secret = [0x42u8; 32];
+    let sealed = SealedSecret::seal_with_policy(
+        &secret,
+        &[],
+        false,
+        None,
+        vec![tpmkey::policy::Statement::Pcr(pcr)],
+    )
+    .unwrap();
+    let file = sealed.key_file();
+    tpmkey::connection::shutdown();
+    tap.take_codes();
+    let back = SealedSecret::from_key_file(&file).unwrap();
+    assert_eq!(back.unseal(&[], &[]).unwrap().as_slice(), secret);
+    let codes = tap.take_codes();
+    let until_unseal = codes.iter().position(|c| *c == 0x15E).unwrap() + 1;
+    assert_eq!(
+        &codes[..until_unseal],
+        &[0x131, 0x157, 0x176, 0x17F, 0x15E],
+        "{codes:x?}"
+    );
+}
