@@ -79,3 +79,12 @@ pub fn write_atomically(path: &Path, data: &[u8], private: bool) -> Result<()> {
         Error::io(path.display(), e)
     })
 }
+
+/// Writes `data` to standard output; a closed pipe is an error naming it, not a panic.
+pub fn write_stdout(data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(data)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("standard output", e))
+}

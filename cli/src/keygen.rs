@@ -1,5 +1,6 @@
-//! `tpmkey keygen`: a key created inside the TPM, written as a TSS2 PRIVATE KEY file. There
-//! is no software fallback: if the TPM cannot make the key, nothing is written.
+//! `tpmkey keygen`: a key created inside the TPM, written as a TSS2 PRIVATE KEY file,
+//! optionally bound to the platform state (PCRs, a policy signer, an expiry). There is no
+//! software fallback: if the TPM cannot make the key, nothing is written.
 
 use std::path::PathBuf;
 
@@ -8,8 +9,14 @@ use clap::Args as ClapArgs;
 use tpmkey::{KeySpec, Result, TpmKey};
 
 use crate::io;
+use crate::policy_options::PolicyOptions;
 
 #[derive(Debug, ClapArgs)]
+#[command(after_help = "Examples:\n  \
+    tpmkey keygen -t p256 -o tls.key\n  \
+    tpmkey keygen -t p256 --pcr sha256:7,11,16 -o tls.key        # only in this platform state\n  \
+    tpmkey keygen -t rsa3072 --signer vendor.pub --policy-ref empty -o tls.key\n                                             # in any state vendor.pub signs\n  \
+    tpmkey keygen --pcr sha256:16 --password file:pw -o k.key   # the state AND the password")]
 pub struct Args {
     /// Key type: p256, p384, rsa2048 or rsa3072
     #[arg(short = 't', long = "type", default_value = "p256")]
@@ -25,6 +32,8 @@ pub struct Args {
     /// storage primary)
     #[arg(long, value_parser = parse_handle)]
     parent: Option<u32>,
+    #[command(flatten)]
+    policy: PolicyOptions,
 }
 
 pub fn parse_handle(s: &str) -> std::result::Result<u32, String> {
@@ -39,7 +48,13 @@ pub fn run(args: Args) -> Result<()> {
         .as_deref()
         .map(io::read_password)
         .transpose()?;
-    let key = TpmKey::generate(spec, password.as_deref().map(|p| p.as_slice()), args.parent)?;
+    let password = password.as_deref().map(|p| p.as_slice());
+    let request = args.policy.request()?;
+    let key = if request.is_empty() {
+        TpmKey::generate(spec, password, args.parent)?
+    } else {
+        TpmKey::generate_with_policy(spec, password, args.parent, None, request.statements()?)?
+    };
     let file = key.key_file().ok_or_else(|| {
         tpmkey::Error::Unsupported("writing a key file for a persistent key".into())
     })?;

@@ -11,6 +11,9 @@ mod json;
 mod keygen;
 mod list;
 mod manpage;
+mod pcr;
+mod policy;
+mod policy_options;
 mod seal;
 mod token;
 
@@ -53,6 +56,10 @@ enum Command {
     /// Print the tpmkey(1) manual page (roff), generated from this command line
     #[command(hide = true)]
     Manpage,
+    /// Policies of keys and sealed files: sign (publisher), add, ls, rm, check
+    Policy(policy::Args),
+    /// PCR values, in the form --pcr-values reads
+    Pcr(pcr::Args),
     /// Seal a secret file to this TPM (TSS2 sealed-data file)
     Seal(seal::SealArgs),
     /// Print or write the secret of a sealed file
@@ -71,6 +78,8 @@ fn run(cli: Cli) -> tpmkey::Result<()> {
             print!("{}", manpage::render(&Cli::command()));
             Ok(())
         }
+        Command::Policy(args) => policy::run(args),
+        Command::Pcr(args) => pcr::run(args),
         Command::Seal(args) => seal::seal(args),
         Command::Unseal(args) => seal::unseal(args),
     }

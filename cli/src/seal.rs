@@ -4,7 +4,6 @@
 //! what another consumer reads: the Linux kernel's trusted keys, or GRUB / pcr-oracle.
 
 use std::io::Read;
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, ValueEnum};
@@ -50,19 +49,8 @@ pub struct SealArgs {
     /// storage primary; `--for kernel` needs a persistent one)
     #[arg(long, value_parser = parse_handle)]
     parent: Option<u32>,
-    /// Unseal only while these PCRs keep their current values (`sha256:7,16`)
-    #[arg(long = "pcr", value_name = "SELECTION")]
-    pcr: Option<String>,
-    /// Unseal only while the PCRs have the values in FILE (`sha256:16=HEX` lines, or what
-    /// tpm2_pcrread prints): a state to come, for a planned update
-    #[arg(long = "pcr-values", value_name = "FILE")]
-    pcr_values: Option<PathBuf>,
-    /// Unseal in any platform state this key (PEM public key) signs a policy for
-    #[arg(long = "signer", value_name = "PUB.PEM")]
-    signer: Option<PathBuf>,
-    /// Unseal only until the TPM's clock has advanced this long (`90d`, `12h`, `30m`)
-    #[arg(long = "expires", value_name = "DURATION")]
-    expires: Option<String>,
+    #[command(flatten)]
+    policy: PolicyOptions,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -92,27 +80,13 @@ fn read_input(input: &PathBuf) -> Result<Zeroizing<Vec<u8>>> {
     Ok(data)
 }
 
-/// The policy the options ask for, as the provider's options build it.
+/// The policy the options ask for; GRUB and pcr-oracle sign with an empty policyRef.
 fn policy_request(args: &SealArgs) -> Result<PolicyRequest> {
-    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| Error::io(p.display(), e));
-    Ok(PolicyRequest {
-        pcrs: args.pcr.as_deref().map(PcrSelection::parse).transpose()?,
-        pcr_values: match &args.pcr_values {
-            Some(p) => Some(parse_pcr_values(
-                &String::from_utf8_lossy(&read(p)?),
-                &p.display().to_string(),
-            )?),
-            None => None,
-        },
-        signer: match &args.signer {
-            Some(p) => Some(SignerKey::from_pem(&read(p)?)?),
-            None => None,
-        },
-        // GRUB and pcr-oracle sign with an empty policyRef; so does systemd.
-        policy_ref: (args.consumer == Some(Consumer::Grub)).then_some(PolicyRefDialect::Empty),
-        expires_ms: args.expires.as_deref().map(parse_duration).transpose()?,
-        boots: None,
-    })
+    let mut request = args.policy.request()?;
+    if args.consumer == Some(Consumer::Grub) {
+        request.policy_ref = Some(PolicyRefDialect::Empty);
+    }
+    Ok(request)
 }
 
 /// What `consumer` cannot read, refused before the TPM is asked for anything.
@@ -241,12 +215,6 @@ pub fn unseal(args: UnsealArgs) -> Result<()> {
     let secret = sealed.unseal(auth, &[])?;
     match &args.out {
         Some(out) => io::write_atomically(out, &secret, true),
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(&secret)
-                .and_then(|_| stdout.flush())
-                .map_err(|e| Error::io("standard output", e))
-        }
+        None => io::write_stdout(&secret),
     }
 }

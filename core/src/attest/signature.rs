@@ -150,35 +150,45 @@ impl AkPublic {
 
     /// Verifies `sig` over `message`; the error text says why it does not verify.
     pub fn verify(&self, message: &[u8], sig: &TpmSignature) -> std::result::Result<(), String> {
-        let hash = sig.hash();
-        let digest = hash.digest(&[message]);
-        match (&self.key, sig) {
-            (PublicKey::Ec { curve, x, y }, TpmSignature::Ecdsa { r, s, .. }) => {
-                verify_ecdsa(*curve, x, y, &digest, r, s)
-            }
-            (PublicKey::Rsa { modulus, exponent }, TpmSignature::Rsassa { sig, .. }) => {
-                let key = rsa_key(modulus, *exponent)?;
-                key.verify(pkcs1v15(hash), &digest, sig)
-                    .map_err(|_| "RSASSA signature does not match".to_string())
-            }
-            (PublicKey::Rsa { modulus, exponent }, TpmSignature::Rsapss { sig, .. }) => {
-                let key = rsa_key(modulus, *exponent)?;
-                // TPMs salt PSS with the digest length, or with the largest salt that fits
-                // (Part 1, B.7): accept either, nothing else.
-                let em_len = key.size();
-                let max_salt = em_len.saturating_sub(hash.len() + 2);
-                [hash.len(), max_salt]
-                    .iter()
-                    .any(|&salt| key.verify(pss(hash, salt), &digest, sig).is_ok())
-                    .then_some(())
-                    .ok_or_else(|| "RSA-PSS signature does not match".to_string())
-            }
-            (key, sig) => Err(format!(
-                "a {} signature cannot come from the {} AK",
-                sig.scheme_name(),
-                key_description(key)
-            )),
+        verify_digest(&self.key, "AK", &sig.hash().digest(&[message]), sig)
+    }
+}
+
+/// Verifies `sig` over `digest` (already hashed with the signature's hash) with `key`, the
+/// `role`'s key ("AK", "policy signer") as the error text names it.
+pub(crate) fn verify_digest(
+    key: &PublicKey,
+    role: &str,
+    digest: &[u8],
+    sig: &TpmSignature,
+) -> std::result::Result<(), String> {
+    let hash = sig.hash();
+    match (key, sig) {
+        (PublicKey::Ec { curve, x, y }, TpmSignature::Ecdsa { r, s, .. }) => {
+            verify_ecdsa(*curve, x, y, digest, r, s)
         }
+        (PublicKey::Rsa { modulus, exponent }, TpmSignature::Rsassa { sig, .. }) => {
+            let key = rsa_key(modulus, *exponent)?;
+            key.verify(pkcs1v15(hash), digest, sig)
+                .map_err(|_| "RSASSA signature does not match".to_string())
+        }
+        (PublicKey::Rsa { modulus, exponent }, TpmSignature::Rsapss { sig, .. }) => {
+            let key = rsa_key(modulus, *exponent)?;
+            // TPMs salt PSS with the digest length, or with the largest salt that fits
+            // (Part 1, B.7): accept either, nothing else.
+            let em_len = key.size();
+            let max_salt = em_len.saturating_sub(hash.len() + 2);
+            [hash.len(), max_salt]
+                .iter()
+                .any(|&salt| key.verify(pss(hash, salt), digest, sig).is_ok())
+                .then_some(())
+                .ok_or_else(|| "RSA-PSS signature does not match".to_string())
+        }
+        (key, sig) => Err(format!(
+            "a {} signature cannot come from the {} {role}",
+            sig.scheme_name(),
+            key_description(key)
+        )),
     }
 }
 

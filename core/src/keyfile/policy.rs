@@ -151,6 +151,21 @@ pub(super) fn write_auth_policies(entries: &[TpmAuthPolicy]) -> Vec<u8> {
     der::tlv(TAG_SEQUENCE, &body)
 }
 
+/// PEM label of signed policies on their own, as a publisher hands them out.
+pub const SIGNED_POLICY_PEM_LABEL: &str = "TPMKEY SIGNED POLICY";
+
+/// Signed policies on their own (`tpmkey policy sign` output): PEM of a DER
+/// `SEQUENCE OF TPMAuthPolicy`, the same structure as a key file's `authPolicy [3]`.
+pub fn signed_policies_to_pem(entries: &[TpmAuthPolicy]) -> String {
+    super::pem_encode(SIGNED_POLICY_PEM_LABEL, &write_auth_policies(entries))
+}
+
+/// Reads what [`signed_policies_to_pem`] writes; `what` names the input in errors.
+pub fn signed_policies_from_pem(pem: &[u8], what: &str) -> Result<Vec<TpmAuthPolicy>> {
+    let der = super::pem_decode(pem, SIGNED_POLICY_PEM_LABEL)?;
+    read_auth_policies(&der, what)
+}
+
 impl KeyFile {
     /// The signed policies, in the order they are tried (newest first).
     pub fn signed_policies(&self) -> &[TpmAuthPolicy] {

@@ -9,6 +9,7 @@ mod json;
 pub mod pcr;
 pub mod signed;
 pub mod signer;
+pub mod signing;
 pub mod statement;
 pub mod systemd;
 
@@ -19,6 +20,7 @@ pub use signed::{
     PolicyRefDialect, SignedPolicy,
 };
 pub use signer::{SignerKey, TpmSignature};
+pub use signing::PolicySigningKey;
 pub use statement::{
     BodyForm, Operation, PolicyAuthorize, PolicyCounterTimer, PolicyPcr, PolicySecret, Statement,
 };

@@ -246,53 +246,41 @@ impl SignerKey {
 
 impl SignerKey {
     /// Checks in software that `signature` signs `digest` (an aHash), so that a policy
-    /// signed offline can be checked before it is added. P-256 signers only (the pure-Rust
-    /// curve the core already carries); for RSA and P-384 this is `Error::Unsupported`, and
-    /// the TPM's VerifySignature is the check.
+    /// signed offline is checked before it is added: ECDSA on P-256/P-384, RSASSA and
+    /// RSA-PSS. A signature of a scheme this key cannot make is an error.
     pub fn verify_digest(&self, digest: &[u8], signature: &TpmSignature) -> Result<bool> {
-        use p256::ecdsa::signature::hazmat::PrehashVerifier;
-        use p256::ecdsa::{Signature, VerifyingKey};
-        let (
-            PublicKey::Ec {
-                curve: Curve::P256,
-                x,
-                y,
+        use crate::attest::signature::{self as check, TpmSignature as Checked};
+        let checked = match signature {
+            TpmSignature::Null => {
+                return Err(Error::BadInput("the signed policy carries no signature".into()))
+            }
+            TpmSignature::RsaSsa { hash, signature } => Checked::Rsassa {
+                hash: *hash,
+                sig: signature.clone(),
             },
-            TpmSignature::Ecdsa { r, s, .. },
-        ) = (&self.key, signature)
-        else {
-            return Err(Error::Unsupported(format!(
-                "offline check of a {} signature by a {} key (the TPM checks it)",
-                match signature {
-                    TpmSignature::Ecdsa { .. } => "ECDSA",
-                    TpmSignature::Null => "missing",
-                    _ => "RSA",
-                },
-                match &self.key {
-                    PublicKey::Ec { curve, .. } => curve.name(),
-                    PublicKey::Rsa { .. } => "RSA",
-                }
+            TpmSignature::RsaPss { hash, signature } => Checked::Rsapss {
+                hash: *hash,
+                sig: signature.clone(),
+            },
+            TpmSignature::Ecdsa { hash, r, s } => Checked::Ecdsa {
+                hash: *hash,
+                r: r.clone(),
+                s: s.clone(),
+            },
+        };
+        let fits = matches!(
+            (&self.key, &checked),
+            (PublicKey::Ec { .. }, Checked::Ecdsa { .. })
+                | (PublicKey::Rsa { .. }, Checked::Rsassa { .. } | Checked::Rsapss { .. })
+        );
+        if !fits {
+            return Err(Error::BadInput(format!(
+                "signed policy: a {} signature cannot come from the {} policy signer",
+                checked.scheme_name(),
+                check::key_description(&self.key)
             )));
-        };
-        let field = |v: &[u8]| -> Option<p256::FieldBytes> {
-            let v = v.get(v.iter().take_while(|b| **b == 0).count()..)?;
-            let mut out = p256::FieldBytes::default();
-            out.get_mut(32usize.checked_sub(v.len())?..)?
-                .copy_from_slice(v);
-            Some(out)
-        };
-        let (Some(xf), Some(yf), Some(rf), Some(sf)) = (field(x), field(y), field(r), field(s))
-        else {
-            return Ok(false);
-        };
-        let point = p256::EncodedPoint::from_affine_coordinates(&xf, &yf, false);
-        let key = VerifyingKey::from_encoded_point(&point).map_err(|_| {
-            Error::BadInput("policy signer public key: not a point on P-256".into())
-        })?;
-        let Ok(sig) = Signature::from_scalars(rf, sf) else {
-            return Ok(false);
-        };
-        Ok(key.verify_prehash(digest, &sig).is_ok())
+        }
+        Ok(check::verify_digest(&self.key, "policy signer", digest, &checked).is_ok())
     }
 }
 
