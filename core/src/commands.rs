@@ -95,9 +95,20 @@ impl Tpm {
     }
 
     pub fn execute(&mut self, cmd: &Command<'_>) -> Result<Response> {
+        self.execute_with_more_auths(cmd, &[])
+    }
+
+    /// [`Tpm::execute`] for a command with a second authorised handle: `more_auths` is its
+    /// marshalled authorisation entry (a password or a policy session), sent after the
+    /// first handle's.
+    pub fn execute_with_more_auths(
+        &mut self,
+        cmd: &Command<'_>,
+        more_auths: &[u8],
+    ) -> Result<Response> {
         let mut attempt = 0;
         loop {
-            match self.execute_once(cmd) {
+            match self.execute_once(cmd, more_auths) {
                 Err(Error::Tpm { rc, .. })
                     if matches!(rc.base(), TPM_RC_RETRY | TPM_RC_YIELDED | TPM_RC_TESTING)
                         && attempt < RETRY_LIMIT =>
@@ -110,7 +121,7 @@ impl Tpm {
         }
     }
 
-    fn execute_once(&mut self, cmd: &Command<'_>) -> Result<Response> {
+    fn execute_once(&mut self, cmd: &Command<'_>, more_auths: &[u8]) -> Result<Response> {
         let with_session = self.wants_session(cmd);
         let mut params = cmd.params.clone();
         let mut auth_area = Zeroizing::new(Vec::new());
@@ -134,12 +145,14 @@ impl Tpm {
             auth_area = Zeroizing::new(area);
             nonce_caller = nonce;
         } else if let Some(auth) = cmd.auth {
-            let mut w = Writer::new();
-            w.u32(TPM_RS_PW)
-                .tpm2b(&[])
-                .u8(ATTR_CONTINUE_SESSION)
-                .tpm2b(auth);
-            auth_area = w.into_secret();
+            auth_area = password_auth(auth);
+        }
+        if !more_auths.is_empty() {
+            // A new buffer, so that growing leaves no copy of a password behind.
+            let mut all = Zeroizing::new(Vec::with_capacity(auth_area.len() + more_auths.len()));
+            all.extend_from_slice(&auth_area);
+            all.extend_from_slice(more_auths);
+            auth_area = all;
         }
         let tag = if auth_area.is_empty() {
             TPM_ST_NO_SESSIONS
@@ -656,4 +669,141 @@ impl Tpm {
         })
         .map(|_| ())
     }
+
+    // ---- attestation -----------------------------------------------------------------
+
+    /// TPM2_NV_ReadPublic: (TPM2B_NV_PUBLIC with its size prefix, Name).
+    pub fn nv_read_public(&mut self, index: u32) -> Result<(Vec<u8>, Vec<u8>)> {
+        let rsp = self.no_auth(CommandCode::NvReadPublic, &[index], Vec::new(), 0)?;
+        let mut r = Reader::new(&rsp.params);
+        let public = r.tpm2b_raw()?.to_vec();
+        let name = r.tpm2b()?.to_vec();
+        Ok((public, name))
+    }
+
+    /// TPM2_NV_Read of `size` bytes at `offset`, authorised by the index's own authValue
+    /// (`auth`; empty for the EK certificate indices).
+    pub fn nv_read(
+        &mut self,
+        index: u32,
+        index_name: &[u8],
+        auth: &[u8],
+        offset: u16,
+        size: u16,
+    ) -> Result<Vec<u8>> {
+        let mut w = Writer::new();
+        w.u16(size).u16(offset);
+        let rsp = self.execute(&Command {
+            code: CommandCode::NvRead,
+            handles: &[index, index],
+            names: &[index_name, index_name],
+            auth: Some(auth),
+            params: w.into_secret(),
+            secret_in: false,
+            secret_out: false,
+            response_handles: 0,
+            before_session: false,
+        })?;
+        Ok(Reader::new(&rsp.params).tpm2b()?.to_vec())
+    }
+
+    /// TPM2_Certify of `object` (ADMIN role: its authValue, through the session) by the
+    /// attestation key `signer` (its authValue as a password: `signer_auth` must be
+    /// empty or non-secret), with the signer's default scheme: (TPMS_ATTEST,
+    /// TPMT_SIGNATURE).
+    #[allow(clippy::too_many_arguments)]
+    pub fn certify(
+        &mut self,
+        object: u32,
+        object_name: &[u8],
+        object_auth: &[u8],
+        signer: u32,
+        signer_name: &[u8],
+        signer_auth: &[u8],
+        qualifying_data: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let mut w = Writer::new();
+        w.tpm2b(qualifying_data).u16(TPM_ALG_NULL);
+        let rsp = self.execute_with_more_auths(
+            &Command {
+                code: CommandCode::Certify,
+                handles: &[object, signer],
+                names: &[object_name, signer_name],
+                auth: Some(object_auth),
+                params: w.into_secret(),
+                secret_in: false,
+                secret_out: false,
+                response_handles: 0,
+                before_session: false,
+            },
+            &password_auth(signer_auth),
+        )?;
+        let mut r = Reader::new(&rsp.params);
+        let attest = r.tpm2b()?.to_vec();
+        Ok((attest, r.rest().to_vec()))
+    }
+
+    /// TPM2_Quote of the PCRs in `selection` (a marshalled TPML_PCR_SELECTION) by
+    /// `signer` with its default scheme. The signer's authValue goes as a password: an
+    /// attestation key's is empty, and the quote is signed, so a session would protect
+    /// nothing. (TPMS_ATTEST, TPMT_SIGNATURE).
+    pub fn quote(
+        &mut self,
+        signer: u32,
+        signer_auth: &[u8],
+        qualifying_data: &[u8],
+        selection: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let mut w = Writer::new();
+        w.tpm2b(qualifying_data).u16(TPM_ALG_NULL).bytes(selection);
+        let rsp = self.execute(&Command {
+            code: CommandCode::Quote,
+            handles: &[signer],
+            names: &[],
+            auth: Some(signer_auth),
+            params: w.into_secret(),
+            secret_in: false,
+            secret_out: false,
+            response_handles: 0,
+            before_session: true,
+        })?;
+        let mut r = Reader::new(&rsp.params);
+        let attest = r.tpm2b()?.to_vec();
+        Ok((attest, r.rest().to_vec()))
+    }
+
+    /// TPM2_PCR_Read: (the TPML_PCR_SELECTION the values answer, the values). A TPM
+    /// returns at most 8 values per call; the caller asks again for the rest.
+    pub fn pcr_read(&mut self, selection: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+        let rsp = self.no_auth(CommandCode::PcrRead, &[], selection.to_vec(), 0)?;
+        let mut r = Reader::new(&rsp.params);
+        r.u32()?; // pcrUpdateCounter
+        let start = r.rest();
+        let mut sel = Reader::new(start);
+        let count = sel.u32()?;
+        for _ in 0..count {
+            sel.u16()?;
+            let n = sel.u8()?;
+            sel.take(usize::from(n))?;
+        }
+        let consumed = start.len() - sel.rest().len();
+        let mut values = Reader::new(&start[consumed..]);
+        let selection_out = start[..consumed].to_vec();
+        let n = values.u32()?;
+        let mut digests = Vec::new();
+        for _ in 0..n {
+            digests.push(values.tpm2b()?.to_vec());
+        }
+        Ok((selection_out, digests))
+    }
+}
+
+/// A password authorisation entry (TPM_RS_PW) for `auth`.
+fn password_auth(auth: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut w = Writer::new();
+    w.u32(TPM_RS_PW)
+        .tpm2b(&[])
+        .u8(ATTR_CONTINUE_SESSION)
+        .tpm2b(auth);
+    w.into_secret()
 }

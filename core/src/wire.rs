@@ -10,6 +10,7 @@ pub const TPM_ST_SESSIONS: u16 = 0x8002;
 
 pub const TPM_RH_OWNER: u32 = 0x4000_0001;
 pub const TPM_RH_NULL: u32 = 0x4000_0007;
+pub const TPM_RH_ENDORSEMENT: u32 = 0x4000_000B;
 pub const TPM_RS_PW: u32 = 0x4000_0009;
 
 pub const TPM_ALG_SHA1: u16 = 0x0004;
@@ -54,6 +55,12 @@ pub enum CommandCode {
     GetRandom = 0x17B,
     ReadPublic = 0x173,
     StirRandom = 0x146,
+    NvReadPublic = 0x169,
+    NvRead = 0x14E,
+    Certify = 0x148,
+    Quote = 0x158,
+    PcrRead = 0x17E,
+    ActivateCredential = 0x147,
 }
 
 impl CommandCode {
@@ -77,6 +84,12 @@ impl CommandCode {
             CommandCode::GetRandom => "GetRandom",
             CommandCode::ReadPublic => "ReadPublic",
             CommandCode::StirRandom => "StirRandom",
+            CommandCode::NvReadPublic => "NV_ReadPublic",
+            CommandCode::NvRead => "NV_Read",
+            CommandCode::Certify => "Certify",
+            CommandCode::Quote => "Quote",
+            CommandCode::PcrRead => "PCR_Read",
+            CommandCode::ActivateCredential => "ActivateCredential",
         }
     }
 }
