@@ -287,7 +287,7 @@ impl TpmKey {
         }
     }
 
-    fn with_key<R>(
+    pub(crate) fn with_key<R>(
         &self,
         mut op: impl FnMut(&mut crate::commands::Tpm, u32, &[u8], &[u8]) -> Result<R>,
     ) -> Result<R> {

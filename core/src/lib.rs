@@ -5,9 +5,11 @@
 //! TPM path, which never re-enters libcrypto.
 
 pub mod attest;
+pub mod attestation_key;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod endorsement;
 pub mod error;
 pub mod hash;
 pub mod hex;

@@ -1,0 +1,205 @@
+//! The device side of attestation: the attestation key (AK) and what it signs. The AK is a
+//! restricted signing key the TPM re-derives from the endorsement hierarchy's seed (a
+//! primary, as the EK is): `ak create` draws a random `unique` value for its template, and
+//! the AK file holds only that template and the public area it gave, no private blob. The
+//! AK then certifies keys (TPM2_Certify, the bundle of [`crate::attest::certify`]) and quotes
+//! PCRs (TPM2_Quote, the file of [`crate::attest::quote`]); credential activation proves
+//! to a verifier that it lives in the TPM of an EK.
+//!
+//! AK file format (version 1), PEM "TPMKEY ATTESTATION KEY":
+//!
+//! ```text
+//! u16 version = 1
+//! TPM2B template     (TPMT_PUBLIC given to CreatePrimary in the endorsement hierarchy)
+//! TPM2B_PUBLIC       (the AK's public area as the TPM created it)
+//! ```
+
+use crate::attest::attestation::{Attestation, Attested, PcrSelection};
+use crate::attest::certify::CertifyBundle;
+use crate::attest::quote::{PcrValue, QuoteFile};
+use crate::attest::{pem_or_binary, read_version};
+use crate::commands::Tpm;
+use crate::connection::with_link;
+use crate::error::{Error, Result};
+use crate::keyfile::pem_encode;
+use crate::keys::TpmKey;
+use crate::public_key::KeyPublic;
+use crate::session_crypto::{SessionCrypto, CRYPTO};
+use crate::templates::{self, KeySpec};
+use crate::wire::{Reader, Writer, TPM_RH_ENDORSEMENT};
+
+pub const PEM_LABEL: &str = "TPMKEY ATTESTATION KEY";
+const VERSION: u16 = 1;
+/// Random bytes in the template's unique field: each AK its own key.
+const UNIQUE_LEN: usize = 32;
+/// Digests a TPM returns per TPM2_PCR_Read (TPML_DIGEST holds at most 8).
+const PCRS_PER_READ: usize = 8;
+/// Qualifying data is a TPM2B_DATA: at most the size of the largest digest.
+pub const MAX_NONCE: usize = 64;
+
+#[derive(Clone, Debug)]
+pub struct AttestationKey {
+    template: Vec<u8>,
+    public: KeyPublic,
+}
+
+impl AttestationKey {
+    /// Creates a new AK (ECC P-256 with ECDSA-SHA256, or RSA 2048 with RSASSA-SHA256).
+    /// Costs one CreatePrimary and one FlushContext.
+    pub fn create(spec: KeySpec) -> Result<AttestationKey> {
+        // Not a secret, only distinct: software randomness saves TPM commands.
+        let mut unique = [0u8; UNIQUE_LEN];
+        CRYPTO.random(&mut unique);
+        let template = templates::attestation_key(spec, &unique)?;
+        let public = with_link(|link| {
+            link.retrying(|link| {
+                let (handle, public, _) =
+                    link.tpm
+                        .create_primary(TPM_RH_ENDORSEMENT, &[], &template)?;
+                let flushed = link.tpm.flush_context(handle);
+                let public = KeyPublic::parse(&public)?;
+                flushed?;
+                Ok(public)
+            })
+        })?;
+        Ok(AttestationKey { template, public })
+    }
+
+    /// The AK's public area, key and Name (what a verifier enrols).
+    pub fn public(&self) -> &KeyPublic {
+        &self.public
+    }
+
+    pub fn to_pem(&self) -> String {
+        let mut w = Writer::new();
+        w.u16(VERSION)
+            .tpm2b(&self.template)
+            .bytes(&self.public.blob);
+        pem_encode(PEM_LABEL, &w.into_vec())
+    }
+
+    /// Reads an AK file (PEM or its binary body).
+    pub fn decode(data: &[u8]) -> Result<AttestationKey> {
+        let body = pem_or_binary(data, PEM_LABEL)?;
+        let bad = |_| Error::BadInput("AK file is truncated".into());
+        let mut r = Reader::new(&body);
+        read_version(&mut r, "AK file", VERSION)?;
+        let template = r.tpm2b().map_err(bad)?.to_vec();
+        let public = KeyPublic::parse(r.tpm2b_raw().map_err(bad)?)?;
+        if !r.is_empty() {
+            return Err(Error::BadInput("AK file has trailing bytes".into()));
+        }
+        if !(public.restricted && public.can_sign) {
+            return Err(Error::BadInput(
+                "AK file: the key is not a restricted signing key".into(),
+            ));
+        }
+        Ok(AttestationKey { template, public })
+    }
+
+    /// Re-derives the AK in the TPM, runs `op` with its handle and flushes it. The TPM must
+    /// derive the Name on file: another TPM, or one whose endorsement seed changed, cannot.
+    fn with_loaded<R>(
+        &self,
+        tpm: &mut Tpm,
+        op: impl FnOnce(&mut Tpm, u32) -> Result<R>,
+    ) -> Result<R> {
+        let (handle, _, name) = tpm.create_primary(TPM_RH_ENDORSEMENT, &[], &self.template)?;
+        let result = if name == self.public.name {
+            op(tpm, handle)
+        } else {
+            Err(Error::Integrity(
+                "this TPM does not derive the AK of this file (another TPM, or its endorsement \
+                 seed changed)"
+                    .into(),
+            ))
+        };
+        let flushed = tpm.flush_context(handle);
+        let r = result?;
+        flushed?;
+        Ok(r)
+    }
+
+    /// TPM2_Certify of `key` with `nonce` as qualifying data: proves to a verifier that
+    /// trusts this AK that `key` lives in the same TPM, with the attributes and authPolicy
+    /// of its public area. Uses the key's authValue (ADMIN role), through the session.
+    pub fn certify(&self, key: &TpmKey, nonce: &[u8]) -> Result<CertifyBundle> {
+        check_nonce(nonce)?;
+        let (cert_info, signature) = key.with_key(|tpm, handle, name, auth| {
+            self.with_loaded(tpm, |tpm, ak| {
+                tpm.certify(handle, name, auth, ak, &self.public.name, &[], nonce)
+            })
+        })?;
+        Ok(CertifyBundle {
+            cert_info,
+            signature,
+            public: key.public().blob.clone(),
+            creation_data: None,
+        })
+    }
+
+    /// TPM2_Quote of `selection` with `nonce`, and the PCR values the quote covers
+    /// (TPM2_PCR_Read right after it: a PCR extended in between makes the verifier report
+    /// a digest mismatch, never a false match).
+    pub fn quote(&self, selection: &[PcrSelection], nonce: &[u8]) -> Result<QuoteFile> {
+        check_nonce(nonce)?;
+        if selection.iter().all(|s| s.pcrs.is_empty()) {
+            return Err(Error::BadInput("a quote needs at least one PCR".into()));
+        }
+        let mut asked = Writer::new();
+        PcrSelection::write_list(&mut asked, selection);
+        let asked = asked.into_vec();
+        with_link(|link| {
+            link.retrying(|link| {
+                let (quoted, signature) =
+                    self.with_loaded(&mut link.tpm, |tpm, ak| tpm.quote(ak, &[], nonce, &asked))?;
+                let covered = match Attestation::parse(&quoted)?.attested {
+                    Attested::Quote { selection, .. } => selection,
+                    _ => return Err(Error::Integrity("TPM2_Quote returned no quote".into())),
+                };
+                let digests = read_pcrs(&mut link.tpm, &covered)?;
+                Ok(QuoteFile {
+                    quoted,
+                    signature,
+                    pcrs: PcrValue::from_selection(&covered, &digests)?,
+                })
+            })
+        })
+    }
+}
+
+fn check_nonce(nonce: &[u8]) -> Result<()> {
+    if nonce.len() > MAX_NONCE {
+        return Err(Error::BadInput(format!(
+            "nonce of {} bytes (at most {MAX_NONCE})",
+            nonce.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The values of `selection` in selection order, eight PCRs per TPM2_PCR_Read.
+fn read_pcrs(tpm: &mut Tpm, selection: &[PcrSelection]) -> Result<Vec<Vec<u8>>> {
+    let mut values = Vec::new();
+    for bank in selection {
+        for pcrs in bank.pcrs.chunks(PCRS_PER_READ) {
+            let part = [PcrSelection {
+                hash: bank.hash,
+                pcrs: pcrs.to_vec(),
+            }];
+            let mut w = Writer::new();
+            PcrSelection::write_list(&mut w, &part);
+            let (answered, digests) = tpm.pcr_read(&w.into_vec())?;
+            let answered = PcrSelection::read_list(&mut Reader::new(&answered))?;
+            if answered != part || digests.len() != pcrs.len() {
+                return Err(Error::Integrity(format!(
+                    "PCR_Read answered {} values for {}",
+                    digests.len(),
+                    crate::attest::attestation::selection_text(&part)
+                )));
+            }
+            values.extend(digests);
+        }
+    }
+    Ok(values)
+}
