@@ -79,3 +79,18 @@ pub fn write_atomically(path: &Path, data: &[u8], private: bool) -> Result<()> {
         Error::io(path.display(), e)
     })
 }
+
+/// Writes a public output to `path` (whole or not at all), or to standard output.
+pub fn write_output(path: Option<&Path>, data: &[u8]) -> Result<()> {
+    match path {
+        Some(p) => write_atomically(p, data, false),
+        None => std::io::stdout()
+            .write_all(data)
+            .map_err(|e| Error::io("standard output", e)),
+    }
+}
+
+/// Reads an input file, naming it when it cannot.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| Error::io(path.display(), e))
+}

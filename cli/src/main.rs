@@ -2,10 +2,14 @@
 //! own module and is a thin layer over the core; this file parses the command line, applies
 //! the global options and turns errors into messages and exit codes.
 
+mod ak;
+mod ek;
+mod evidence;
 mod exit;
 mod global;
 mod io;
 mod keygen;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -34,12 +38,30 @@ struct Cli {
 enum Command {
     /// Create a key in the TPM and write it as a TSS2 PRIVATE KEY file
     Keygen(keygen::Args),
+    /// The endorsement key: its public key and the manufacturer's certificate
+    Ek(ek::Args),
+    /// Attestation keys: create one, export its public key
+    Ak(ak::Args),
+    /// Certify that a key lives in this TPM (TPM2_Certify by the AK)
+    Attest(evidence::AttestArgs),
+    /// Sign PCR values with the AK (TPM2_Quote)
+    Quote(evidence::QuoteArgs),
+    /// Verifier: wrap a secret for an AK in the TPM of an EK (MakeCredential, no TPM used)
+    Makecred(verify::MakecredArgs),
+    /// Verifier: check certify bundles and quotes (no TPM used)
+    Verify(verify::Args),
 }
 
 fn run(cli: Cli) -> tpmkey::Result<()> {
     cli.global.apply()?;
     match cli.command {
         Command::Keygen(args) => keygen::run(args),
+        Command::Ek(args) => ek::run(args),
+        Command::Ak(args) => ak::run(args),
+        Command::Attest(args) => evidence::attest(args),
+        Command::Quote(args) => evidence::quote(args),
+        Command::Makecred(args) => verify::makecred(args),
+        Command::Verify(args) => verify::run(args),
     }
 }
 

@@ -1,0 +1,68 @@
+//! `tpmkey attest` and `tpmkey quote`: evidence the AK signs for a verifier. `attest`
+//! certifies that a key lives in this TPM (TPM2_Certify); `quote` signs PCR values
+//! (TPM2_Quote). Both take the verifier's nonce and write the files `tpmkey verify` reads.
+
+use std::path::PathBuf;
+
+use clap::Args as ClapArgs;
+
+use tpmkey::attest::{parse_hex, PcrSelection};
+use tpmkey::{KeyFile, Result, TpmKey};
+
+use crate::{ak, io};
+
+#[derive(Debug, ClapArgs)]
+pub struct AttestArgs {
+    /// The key to certify (TSS2 PRIVATE KEY file)
+    key: PathBuf,
+    /// The attestation key file
+    #[arg(long)]
+    ak: PathBuf,
+    /// The verifier's nonce (hex)
+    #[arg(long)]
+    nonce: String,
+    /// The key's password, from file:PATH, env:VAR or - (standard input)
+    #[arg(long = "password", value_name = "SOURCE")]
+    password: Option<String>,
+    /// Where to write the certify bundle (PEM; default: standard output)
+    #[arg(short = 'o', long = "out")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct QuoteArgs {
+    /// The attestation key file
+    #[arg(long)]
+    ak: PathBuf,
+    /// PCRs to quote, e.g. sha256:0,7,11,16
+    #[arg(long)]
+    pcr: String,
+    /// The verifier's nonce (hex)
+    #[arg(long)]
+    nonce: String,
+    /// Where to write the quote (PEM; default: standard output)
+    #[arg(short = 'o', long = "out")]
+    out: Option<PathBuf>,
+}
+
+pub fn attest(args: AttestArgs) -> Result<()> {
+    let nonce = parse_hex(&args.nonce)?;
+    let ak = ak::load(&args.ak)?;
+    let file = KeyFile::from_pem_or_der(&io::read_file(&args.key)?)?;
+    let password = args
+        .password
+        .as_deref()
+        .map(io::read_password)
+        .transpose()?;
+    let key = TpmKey::from_key_file(&file, password.as_deref().map(|p| p.as_slice()))?;
+    let bundle = ak.certify(&key, &nonce)?;
+    io::write_output(args.out.as_deref(), bundle.to_pem().as_bytes())
+}
+
+pub fn quote(args: QuoteArgs) -> Result<()> {
+    let nonce = parse_hex(&args.nonce)?;
+    let selection = PcrSelection::parse_list(&args.pcr)?;
+    let ak = ak::load(&args.ak)?;
+    let quote = ak.quote(&selection, &nonce)?;
+    io::write_output(args.out.as_deref(), quote.to_pem().as_bytes())
+}
