@@ -1,13 +1,15 @@
-//! `tpmkey attest` and `tpmkey quote`: evidence the AK signs for a verifier. `attest`
-//! certifies that a key lives in this TPM (TPM2_Certify); `quote` signs PCR values
-//! (TPM2_Quote). Both take the verifier's nonce and write the files `tpmkey verify` reads.
+//! `tpmkey attest`, `tpmkey quote` and `tpmkey acme-attest`: evidence the AK signs for a
+//! verifier. `attest` certifies that a key lives in this TPM (TPM2_Certify); `quote` signs
+//! PCR values (TPM2_Quote); both take the verifier's nonce and write the files `tpmkey
+//! verify` reads. `acme-attest` prints the ACME device-attest-01 attestation object.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args as ClapArgs;
 
 use tpmkey::attest::{parse_hex, PcrSelection};
-use tpmkey::{KeyFile, Result, TpmKey};
+use tpmkey::keyfile::pem_decode;
+use tpmkey::{Error, KeyFile, Result, TpmKey};
 
 use crate::{ak, io};
 
@@ -45,16 +47,34 @@ pub struct QuoteArgs {
     out: Option<PathBuf>,
 }
 
+#[derive(Debug, ClapArgs)]
+pub struct AcmeArgs {
+    /// The key the CSR is for (TSS2 PRIVATE KEY file)
+    key: PathBuf,
+    /// The attestation key file
+    #[arg(long)]
+    ak: PathBuf,
+    /// The AK certificate, then its intermediates (PEM)
+    #[arg(long = "ak-chain", value_name = "PEM")]
+    ak_chain: PathBuf,
+    /// The challenge's key authorization: token "." JWK thumbprint
+    #[arg(long = "key-authorization", value_name = "TEXT")]
+    key_authorization: String,
+    /// The key's password, from file:PATH, env:VAR or - (standard input)
+    #[arg(long = "password", value_name = "SOURCE")]
+    password: Option<String>,
+}
+
+fn load_key(path: &Path, password: Option<&str>) -> Result<TpmKey> {
+    let file = KeyFile::from_pem_or_der(&io::read_file(path)?)?;
+    let password = password.map(io::read_password).transpose()?;
+    TpmKey::from_key_file(&file, password.as_deref().map(|p| p.as_slice()))
+}
+
 pub fn attest(args: AttestArgs) -> Result<()> {
     let nonce = parse_hex(&args.nonce)?;
     let ak = ak::load(&args.ak)?;
-    let file = KeyFile::from_pem_or_der(&io::read_file(&args.key)?)?;
-    let password = args
-        .password
-        .as_deref()
-        .map(io::read_password)
-        .transpose()?;
-    let key = TpmKey::from_key_file(&file, password.as_deref().map(|p| p.as_slice()))?;
+    let key = load_key(&args.key, args.password.as_deref())?;
     let bundle = ak.certify(&key, &nonce)?;
     io::write_output(args.out.as_deref(), bundle.to_pem().as_bytes())
 }
@@ -65,4 +85,26 @@ pub fn quote(args: QuoteArgs) -> Result<()> {
     let ak = ak::load(&args.ak)?;
     let quote = ak.quote(&selection, &nonce)?;
     io::write_output(args.out.as_deref(), quote.to_pem().as_bytes())
+}
+
+pub fn acme_attest(args: AcmeArgs) -> Result<()> {
+    let ak = ak::load(&args.ak)?;
+    let pem = io::read_file(&args.ak_chain)?;
+    let end = b"-----END CERTIFICATE-----";
+    let mut chain = Vec::new();
+    let mut rest = pem.as_slice();
+    while let Some(at) = rest.windows(end.len()).position(|w| w == end) {
+        chain.push(pem_decode(&rest[..at + end.len()], "CERTIFICATE")?);
+        rest = &rest[at + end.len()..];
+    }
+    if chain.is_empty() {
+        return Err(Error::BadInput(format!(
+            "{}: no PEM certificate",
+            args.ak_chain.display()
+        )));
+    }
+    let key = load_key(&args.key, args.password.as_deref())?;
+    let obj = ak.acme_attestation(&key, &args.key_authorization, chain)?;
+    println!("{}", obj.to_base64url());
+    Ok(())
 }

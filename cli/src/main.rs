@@ -46,6 +46,8 @@ enum Command {
     Attest(evidence::AttestArgs),
     /// Sign PCR values with the AK (TPM2_Quote)
     Quote(evidence::QuoteArgs),
+    /// Print the ACME device-attest-01 attestation object (base64url CBOR) for a key
+    AcmeAttest(evidence::AcmeArgs),
     /// Verifier: wrap a secret for an AK in the TPM of an EK (MakeCredential, no TPM used)
     Makecred(verify::MakecredArgs),
     /// Verifier: check certify bundles and quotes (no TPM used)
@@ -60,6 +62,7 @@ fn run(cli: Cli) -> tpmkey::Result<()> {
         Command::Ak(args) => ak::run(args),
         Command::Attest(args) => evidence::attest(args),
         Command::Quote(args) => evidence::quote(args),
+        Command::AcmeAttest(args) => evidence::acme_attest(args),
         Command::Makecred(args) => verify::makecred(args),
         Command::Verify(args) => verify::run(args),
     }

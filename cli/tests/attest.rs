@@ -425,3 +425,156 @@ fn certify_and_quote_verify_offline_and_bad_evidence_is_named() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("app.key"), "{}", stderr(&out));
 }
+
+/// An AK certificate as an attestation CA issues it (here the EK CA's issuer, with OpenSSL):
+/// empty subject, not a CA, extended key usage `eku`.
+fn issue_ak_certificate(d: &Device, ak_pem: &str, eku: &str, out: &str) {
+    let ext = d.path(&format!("{out}.cnf"));
+    std::fs::write(
+        &ext,
+        format!("basicConstraints=CA:FALSE\nextendedKeyUsage={eku}\n"),
+    )
+    .unwrap();
+    tpmkey_testenv::run(
+        Command::new("openssl")
+            .args([
+                "x509",
+                "-new",
+                "-subj",
+                "/",
+                "-days",
+                "1",
+                "-force_pubkey",
+                ak_pem,
+            ])
+            .arg("-CA")
+            .arg(d.ca.issuer_cert())
+            .arg("-CAkey")
+            .arg(d.ca.issuer_key())
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(d.path(out)),
+    );
+}
+
+#[test]
+fn acme_attestation_object_passes_the_step_ca_checks() {
+    use tpmkey::attest::acme::{self, AttestationObject, Challenge};
+
+    let d = Device::new();
+    d.tpmkey_ok(&[
+        "ak",
+        "create",
+        "-o",
+        &d.p("ak.tpm"),
+        "--public",
+        &d.p("ak.pem"),
+    ]);
+    issue_ak_certificate(&d, &d.p("ak.pem"), "2.23.133.8.3", "ak-cert.pem");
+    let out = openssl_verify(&d.ca, &d.path("ak-cert.pem"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    d.tpmkey_ok(&["keygen", "-t", "p256", "-o", &d.p("tls.key")]);
+
+    let key_authorization = "token-123.thumbprint-abc";
+    let acme_args = |chain: &str| {
+        [
+            "acme-attest",
+            &d.p("tls.key"),
+            "--ak",
+            &d.p("ak.tpm"),
+            "--ak-chain",
+            &d.p(chain),
+            "--key-authorization",
+            key_authorization,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+    };
+    let args = acme_args("ak-cert.pem");
+    let (att_obj, commands) = d.tpmkey_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    println!("acme-attest: {commands:?}");
+    let att_obj = att_obj.trim();
+
+    // An independent CBOR decoder sees the draft's structure.
+    let obj = AttestationObject::from_base64url(att_obj).unwrap();
+    std::fs::write(d.path("attobj.cbor"), obj.to_cbor()).unwrap();
+    let script = "import cbor2,sys\n\
+        o=cbor2.loads(open(sys.argv[1],'rb').read())\n\
+        s=o['attStmt']\n\
+        print(o['fmt'], s['ver'], s['alg'], len(s['x5c']), type(s['sig']).__name__, \
+        type(s['certInfo']).__name__, type(s['pubArea']).__name__)\n";
+    let out = tpmkey_testenv::run(Command::new("/usr/bin/python3").args([
+        "-c",
+        script,
+        &d.p("attobj.cbor"),
+    ]));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "tpm 2.0 -7 1 bytes bytes bytes"
+    );
+
+    // step-ca's checks: statement, AK certificate, signature, extraData, the CSR's key.
+    let file = tpmkey::KeyFile::from_pem(&std::fs::read(d.path("tls.key")).unwrap()).unwrap();
+    let tls_key = tpmkey::public_key::KeyPublic::parse(&file.public)
+        .unwrap()
+        .key;
+    let challenge = Challenge {
+        key_authorization,
+        csr_key: Some(&tls_key),
+        permanent_identifier: None,
+    };
+    let report = acme::verify(&obj, &challenge);
+    report.findings.check().unwrap();
+    // Another challenge's key authorization, another key: refused, each named.
+    let other = Challenge {
+        key_authorization: "token-999.thumbprint-abc",
+        ..challenge
+    };
+    let e = acme::verify(&obj, &other).findings.check().unwrap_err();
+    assert!(e.to_string().contains("nonce mismatch"), "{e}");
+    let ak_key = tpmkey::attest::AkPublic::parse(&std::fs::read(d.path("ak.pem")).unwrap())
+        .unwrap()
+        .key;
+    let wrong_key = Challenge {
+        csr_key: Some(&ak_key),
+        ..challenge
+    };
+    let e = acme::verify(&obj, &wrong_key).findings.check().unwrap_err();
+    assert!(e.to_string().contains("attested key mismatch"), "{e}");
+
+    // An AK certificate with the EK usage instead of the AK usage.
+    issue_ak_certificate(&d, &d.p("ak.pem"), "2.23.133.8.1", "ek-usage.pem");
+    let args = acme_args("ek-usage.pem");
+    let (wrong_eku, _) = d.tpmkey_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let obj = AttestationObject::from_base64url(wrong_eku.trim()).unwrap();
+    let e = acme::verify(&obj, &challenge).findings.check().unwrap_err();
+    assert!(e.to_string().contains("tcg-kp-AIKCertificate"), "{e}");
+
+    // A chain for another AK is refused on the device.
+    d.tpmkey_ok(&[
+        "ak",
+        "create",
+        "-o",
+        &d.p("ak2.tpm"),
+        "--public",
+        &d.p("ak2.pem"),
+    ]);
+    issue_ak_certificate(&d, &d.p("ak2.pem"), "2.23.133.8.3", "ak2-cert.pem");
+    let args = acme_args("ak2-cert.pem");
+    let out = d.tpmkey(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not this AK's"), "{}", stderr(&out));
+    let args = acme_args("tls.key");
+    let out = d.tpmkey(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        stderr(&out).contains("no PEM certificate"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -3,7 +3,8 @@
 //! primary, as the EK is): `ak create` draws a random `unique` value for its template, and
 //! the AK file holds only that template and the public area it gave, no private blob. The
 //! AK then certifies keys (TPM2_Certify, the bundle of [`crate::attest::certify`]) and quotes
-//! PCRs (TPM2_Quote, the file of [`crate::attest::quote`]); credential activation proves
+//! PCRs (TPM2_Quote, the file of [`crate::attest::quote`]) and makes the ACME
+//! device-attest-01 object ([`crate::attest::acme`]); credential activation proves
 //! to a verifier that it lives in the TPM of an EK.
 //!
 //! AK file format (version 1), PEM "TPMKEY ATTESTATION KEY":
@@ -14,9 +15,12 @@
 //! TPM2B_PUBLIC       (the AK's public area as the TPM created it)
 //! ```
 
+use crate::attest::acme::{self, AttestationObject};
 use crate::attest::attestation::{Attestation, Attested, PcrSelection};
+use crate::attest::certificate::Certificate;
 use crate::attest::certify::CertifyBundle;
 use crate::attest::quote::{PcrValue, QuoteFile};
+use crate::attest::signature::TpmSignature;
 use crate::attest::{pem_or_binary, read_version};
 use crate::commands::Tpm;
 use crate::connection::with_link;
@@ -26,7 +30,7 @@ use crate::keys::TpmKey;
 use crate::public_key::KeyPublic;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::templates::{self, KeySpec};
-use crate::wire::{Reader, Writer, TPM_RH_ENDORSEMENT};
+use crate::wire::{tpm2b_contents, Reader, Writer, TPM_RH_ENDORSEMENT};
 
 pub const PEM_LABEL: &str = "TPMKEY ATTESTATION KEY";
 const VERSION: u16 = 1;
@@ -135,6 +139,37 @@ impl AttestationKey {
             signature,
             public: key.public().blob.clone(),
             creation_data: None,
+        })
+    }
+
+    /// The ACME device-attest-01 "tpm" attestation object for `key`: a certification of it
+    /// whose extraData is SHA-256(`key_authorization`), with `x5c`, the AK certificate
+    /// chain an attestation CA issued (DER, the AK's certificate first).
+    pub fn acme_attestation(
+        &self,
+        key: &TpmKey,
+        key_authorization: &str,
+        x5c: Vec<Vec<u8>>,
+    ) -> Result<AttestationObject> {
+        let ak_cert = x5c
+            .first()
+            .ok_or_else(|| Error::BadInput("the AK certificate chain is empty".into()))?;
+        if Certificate::parse(ak_cert)?.public_key()? != self.public.key {
+            return Err(Error::BadInput(
+                "the first certificate of the chain is not this AK's".into(),
+            ));
+        }
+        let nonce = acme::key_authorization_digest(key_authorization);
+        let bundle = self.certify(key, &nonce)?;
+        let alg = acme::cose_alg(&TpmSignature::parse(&bundle.signature)?).ok_or_else(|| {
+            Error::Unsupported("an AK signature scheme without a COSE algorithm".into())
+        })?;
+        Ok(AttestationObject {
+            alg,
+            x5c,
+            sig: bundle.signature,
+            cert_info: bundle.cert_info,
+            pub_area: tpm2b_contents(&bundle.public)?.to_vec(),
         })
     }
 
