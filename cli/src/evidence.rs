@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Args as ClapArgs;
 
 use tpmkey::attest::{parse_hex, PcrSelection};
-use tpmkey::keyfile::pem_decode;
-use tpmkey::{Error, KeyFile, Result, TpmKey};
+use tpmkey::{KeyFile, Result, TpmKey};
 
 use crate::{ak, io};
 
@@ -89,20 +88,7 @@ pub fn quote(args: QuoteArgs) -> Result<()> {
 
 pub fn acme_attest(args: AcmeArgs) -> Result<()> {
     let ak = ak::load(&args.ak)?;
-    let pem = io::read_file(&args.ak_chain)?;
-    let end = b"-----END CERTIFICATE-----";
-    let mut chain = Vec::new();
-    let mut rest = pem.as_slice();
-    while let Some(at) = rest.windows(end.len()).position(|w| w == end) {
-        chain.push(pem_decode(&rest[..at + end.len()], "CERTIFICATE")?);
-        rest = &rest[at + end.len()..];
-    }
-    if chain.is_empty() {
-        return Err(Error::BadInput(format!(
-            "{}: no PEM certificate",
-            args.ak_chain.display()
-        )));
-    }
+    let chain = io::read_certificates(&args.ak_chain)?;
     let key = load_key(&args.key, args.password.as_deref())?;
     let obj = ak.acme_attestation(&key, &args.key_authorization, chain)?;
     println!("{}", obj.to_base64url());

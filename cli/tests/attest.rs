@@ -109,6 +109,22 @@ fn ek_certificates_are_read_checked_and_a_swapped_one_is_refused() {
             "{}",
             String::from_utf8_lossy(&out.stdout)
         );
+        // tpmkey's own chain check with the manufacturer's root and intermediate.
+        let root = d.ca.root_cert().to_string_lossy().into_owned();
+        let issuer = d.ca.issuer_cert().to_string_lossy().into_owned();
+        d.tpmkey_ok(&[
+            "ek",
+            "cert",
+            "-t",
+            t,
+            "--ca",
+            &root,
+            "--intermediate",
+            &issuer,
+        ]);
+        let out = d.tpmkey(&["ek", "cert", "-t", t, "--ca", &root]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("does not chain"), "{}", stderr(&out));
         // The certified key is the EK the TPM derives.
         let public = d.p(&format!("ek-{t}.pub.pem"));
         d.tpmkey_ok(&["ek", "show", "-t", t, "-o", &public]);

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
 use tpmkey::attest::certify::{self, KeyAttributes};
+use tpmkey::attest::chain::verify_chain;
 use tpmkey::attest::quote::{self, ExpectedPcr, PcrSelection, QuoteRequest};
 use tpmkey::attest::{AkPublic, Finding};
 use tpmkey::attestation_key::AttestationKey;
@@ -85,6 +86,42 @@ fn ek_certificates_chain_to_the_ca_and_match_the_derived_ek() {
         let ek = endorsement::public(kind).unwrap();
         println!("{kind:?} public: {:?}", d.commands());
         endorsement::check_certificate(&der, &ek.key).unwrap();
+
+        // The core's own chain check agrees with OpenSSL, and refuses what OpenSSL would.
+        let root = std::fs::read(d.ca.root_cert()).unwrap();
+        let issuer = std::fs::read(d.ca.issuer_cert()).unwrap();
+        assert_eq!(
+            verify_chain(
+                &der,
+                std::slice::from_ref(&issuer),
+                std::slice::from_ref(&root)
+            )
+            .unwrap(),
+            1
+        );
+        assert_eq!(
+            verify_chain(&der, &[], std::slice::from_ref(&issuer)).unwrap(),
+            0
+        );
+        let e = verify_chain(&der, &[], std::slice::from_ref(&root)).unwrap_err();
+        assert!(e.to_string().contains("certificate chain"), "{e}");
+        let mut forged = der.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let e = verify_chain(
+            &forged,
+            std::slice::from_ref(&issuer),
+            std::slice::from_ref(&root),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("does not"), "{e}");
+        // The root cannot stand in for the intermediate (its name is not the issuer's).
+        assert!(verify_chain(
+            &der,
+            std::slice::from_ref(&root),
+            std::slice::from_ref(&root)
+        )
+        .is_err());
     }
     // A certificate from the other index (or another TPM) does not match this EK.
     let rsa_cert = endorsement::certificate(EkType::Rsa2048).unwrap();
