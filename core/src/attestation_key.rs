@@ -30,6 +30,7 @@ use crate::keys::TpmKey;
 use crate::public_key::KeyPublic;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::templates::{self, KeySpec};
+
 use crate::wire::{tpm2b_contents, Reader, Writer, TPM_RH_ENDORSEMENT};
 
 pub const PEM_LABEL: &str = "TPMKEY ATTESTATION KEY";
@@ -126,12 +127,23 @@ impl AttestationKey {
 
     /// TPM2_Certify of `key` with `nonce` as qualifying data: proves to a verifier that
     /// trusts this AK that `key` lives in the same TPM, with the attributes and authPolicy
-    /// of its public area. Uses the key's authValue (ADMIN role), through the session.
+    /// of its public area.
     pub fn certify(&self, key: &TpmKey, nonce: &[u8]) -> Result<CertifyBundle> {
         check_nonce(nonce)?;
-        let (cert_info, signature) = key.with_key(|tpm, handle, name, auth| {
+        // Certify needs the key's ADMIN role: its authValue, whatever its policy (tpmkey
+        // keys have adminWithPolicy clear), so a policy-bound key is certified even while
+        // the platform does not satisfy its policy: the evidence proves the binding.
+        let (cert_info, signature) = key.with_loaded(|tpm, t| {
             self.with_loaded(tpm, |tpm, ak| {
-                tpm.certify(handle, name, auth, ak, &self.public.name, &[], nonce)
+                tpm.certify(
+                    t.handle,
+                    &t.name,
+                    &t.auth,
+                    ak,
+                    &self.public.name,
+                    &[],
+                    nonce,
+                )
             })
         })?;
         Ok(CertifyBundle {

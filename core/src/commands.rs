@@ -7,6 +7,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::policy_session::PolicyState;
 use crate::response_code::{TPM_RC_RETRY, TPM_RC_TESTING, TPM_RC_YIELDED};
 use crate::session::{
     self, SaltKey, SaltedSession, ATTR_CONTINUE_SESSION, ATTR_DECRYPT, ATTR_ENCRYPT,
@@ -39,12 +40,51 @@ pub struct Command<'a> {
     pub before_session: bool,
 }
 
+/// How a command on a key is authorised.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyAuth<'a> {
+    /// The key's authValue, through the salted HMAC session (or as a password when
+    /// sessions are off).
+    Value(&'a [u8]),
+    /// The policy session, whose policy the caller has just satisfied; the authValue
+    /// enters its HMAC only if the policy ran PolicyAuthValue.
+    Policy(&'a [u8]),
+}
+
+impl<'a> From<&'a [u8]> for KeyAuth<'a> {
+    fn from(auth: &'a [u8]) -> KeyAuth<'a> {
+        KeyAuth::Value(auth)
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for KeyAuth<'a> {
+    fn from(auth: &'a Vec<u8>) -> KeyAuth<'a> {
+        KeyAuth::Value(auth)
+    }
+}
+
+/// Which of our sessions authorises a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Hmac,
+    Policy,
+}
+
+/// The password authorisation of a command's other authorised handle, before or after the
+/// handle `Command::auth` authorises.
+#[derive(Clone, Copy, Debug)]
+enum OtherAuth<'a> {
+    None,
+    Before(&'a [u8]),
+    After(&'a [u8]),
+}
+
 /// The parts of a command on one authorised key (Sign, RSA_Decrypt, ECDH_ZGen, Unseal).
 struct KeyCommand<'a> {
     code: CommandCode,
     key: u32,
     name: &'a [u8],
-    auth: &'a [u8],
+    auth: KeyAuth<'a>,
     params: Zeroizing<Vec<u8>>,
     secret_in: bool,
     secret_out: bool,
@@ -61,6 +101,8 @@ pub struct Response {
 pub struct Tpm {
     tcti: Tcti,
     pub session: Option<SaltedSession>,
+    /// The policy session for keys with a policy, kept like `session`, and what it knows.
+    pub policy: PolicyState,
     /// `session = on`: every command with an authorisation or a secret goes through `session`.
     pub use_session: bool,
     /// Commands sent on this connection, for tests and the benchmark.
@@ -74,6 +116,7 @@ impl Tpm {
         Tpm {
             tcti,
             session: None,
+            policy: PolicyState::default(),
             use_session,
             commands_sent: 0,
         }
@@ -95,20 +138,24 @@ impl Tpm {
     }
 
     pub fn execute(&mut self, cmd: &Command<'_>) -> Result<Response> {
-        self.execute_with_more_auths(cmd, &[])
+        self.execute_in(cmd, Slot::Hmac)
     }
 
-    /// [`Tpm::execute`] for a command with a second authorised handle: `more_auths` is its
-    /// marshalled authorisation entry (a password or a policy session), sent after the
-    /// first handle's.
-    pub fn execute_with_more_auths(
+    fn execute_in(&mut self, cmd: &Command<'_>, slot: Slot) -> Result<Response> {
+        self.execute_with(cmd, slot, OtherAuth::None)
+    }
+
+    /// [`Tpm::execute_in`] for a command with a second authorised handle, whose
+    /// authorisation `other` is a password.
+    fn execute_with(
         &mut self,
         cmd: &Command<'_>,
-        more_auths: &[u8],
+        slot: Slot,
+        other: OtherAuth<'_>,
     ) -> Result<Response> {
         let mut attempt = 0;
         loop {
-            match self.execute_once(cmd, more_auths) {
+            match self.execute_once(cmd, slot, other) {
                 Err(Error::Tpm { rc, .. })
                     if matches!(rc.base(), TPM_RC_RETRY | TPM_RC_YIELDED | TPM_RC_TESTING)
                         && attempt < RETRY_LIMIT =>
@@ -121,16 +168,43 @@ impl Tpm {
         }
     }
 
-    fn execute_once(&mut self, cmd: &Command<'_>, more_auths: &[u8]) -> Result<Response> {
-        let with_session = self.wants_session(cmd);
+    fn session_in(&mut self, slot: Slot) -> Option<&mut SaltedSession> {
+        match slot {
+            Slot::Hmac => self.session.as_mut(),
+            Slot::Policy => self.policy.session.as_mut().map(|p| &mut p.session),
+        }
+    }
+
+    /// Gives up a session the TPM may still hold, flushing it rather than leak a slot.
+    fn discard_session(&mut self, slot: Slot) {
+        let handle = match slot {
+            Slot::Hmac => self.session.take().map(|s| s.handle),
+            Slot::Policy => self.policy.session.take().map(|p| p.session.handle),
+        };
+        if let Some(h) = handle {
+            let _ = self.flush_context(h);
+        }
+    }
+
+    fn execute_once(
+        &mut self,
+        cmd: &Command<'_>,
+        slot: Slot,
+        other: OtherAuth<'_>,
+    ) -> Result<Response> {
+        let with_session = slot == Slot::Policy || self.wants_session(cmd);
+        // A policy session's HMAC includes the authValue only after PolicyAuthValue.
+        let hmac_auth = match slot {
+            Slot::Policy if !self.policy.auth_value_needed() => &[][..],
+            _ => cmd.auth.unwrap_or(&[]),
+        };
         let mut params = cmd.params.clone();
         let mut auth_area = Zeroizing::new(Vec::new());
         let mut session_attrs = 0u8;
         let mut nonce_caller = [0u8; 32];
         if with_session {
             let s = self
-                .session
-                .as_ref()
+                .session_in(slot)
                 .ok_or_else(|| Error::Integrity("no session established".into()))?;
             session_attrs = ATTR_CONTINUE_SESSION
                 | if cmd.secret_in { ATTR_DECRYPT } else { 0 }
@@ -139,7 +213,7 @@ impl Tpm {
                 cmd.code as u32,
                 cmd.names,
                 &mut params,
-                cmd.auth.unwrap_or(&[]),
+                hmac_auth,
                 session_attrs,
             )?;
             auth_area = Zeroizing::new(area);
@@ -147,13 +221,11 @@ impl Tpm {
         } else if let Some(auth) = cmd.auth {
             auth_area = password_auth(auth);
         }
-        if !more_auths.is_empty() {
-            // A new buffer, so that growing leaves no copy of a password behind.
-            let mut all = Zeroizing::new(Vec::with_capacity(auth_area.len() + more_auths.len()));
-            all.extend_from_slice(&auth_area);
-            all.extend_from_slice(more_auths);
-            auth_area = all;
-        }
+        auth_area = match other {
+            OtherAuth::None => auth_area,
+            OtherAuth::Before(a) => Zeroizing::new([&password_auth(a)[..], &auth_area].concat()),
+            OtherAuth::After(a) => Zeroizing::new([&auth_area[..], &password_auth(a)].concat()),
+        };
         let tag = if auth_area.is_empty() {
             TPM_ST_NO_SESSIONS
         } else {
@@ -200,20 +272,24 @@ impl Tpm {
         }
         if with_session {
             if rtag != TPM_ST_SESSIONS {
-                // The TPM may still hold the session: flush it rather than leak a slot.
-                if let Some(s) = self.session.take() {
-                    let _ = self.flush_context(s.handle);
-                }
+                self.discard_session(slot);
                 return Err(Error::Integrity(
                     "response lacks the session's authorisation".into(),
                 ));
             }
-            let verified = match self.session.as_mut() {
+            if let OtherAuth::Before(_) = other {
+                // The password entry's response: empty nonce, attributes, empty HMAC.
+                r.tpm2b()?;
+                r.u8()?;
+                r.tpm2b()?;
+            }
+            let hmac_auth = Zeroizing::new(hmac_auth.to_vec());
+            let verified = match self.session_in(slot) {
                 Some(s) => s.verify_response(
                     cmd.code as u32,
                     &mut out,
                     &mut r,
-                    cmd.auth.unwrap_or(&[]),
+                    &hmac_auth,
                     &nonce_caller,
                     session_attrs,
                 ),
@@ -221,9 +297,7 @@ impl Tpm {
             };
             if let Err(e) = verified {
                 // The TPM has moved to a nonce we could not check: this session is spent.
-                if let Some(s) = self.session.take() {
-                    let _ = self.flush_context(s.handle);
-                }
+                self.discard_session(slot);
                 return Err(e);
             }
         }
@@ -242,7 +316,27 @@ impl Tpm {
         salt_handle: u32,
         salt_key: &SaltKey,
     ) -> Result<SaltedSession> {
-        let (params, pending) = session::start_params(salt_key)?;
+        self.start_session(salt_handle, salt_key, TPM_SE_HMAC)
+    }
+
+    /// TPM2_StartAuthSession of a policy session, salted and encrypting like the HMAC
+    /// session, so that one session both satisfies a key's policy and protects its
+    /// parameters.
+    pub fn start_policy_session(
+        &mut self,
+        salt_handle: u32,
+        salt_key: &SaltKey,
+    ) -> Result<SaltedSession> {
+        self.start_session(salt_handle, salt_key, TPM_SE_POLICY)
+    }
+
+    fn start_session(
+        &mut self,
+        salt_handle: u32,
+        salt_key: &SaltKey,
+        session_type: u8,
+    ) -> Result<SaltedSession> {
+        let (params, pending) = session::start_params(salt_key, session_type)?;
         let rsp = self.execute(&Command {
             code: CommandCode::StartAuthSession,
             handles: &[salt_handle, TPM_RH_NULL],
@@ -509,29 +603,183 @@ impl Tpm {
         Ok(r.tpm2b_raw()?.to_vec())
     }
 
+    // ---- policy sessions -------------------------------------------------------------
+
+    /// A TPM2_Policy* command sent with a statement's own parameters (PolicyPCR,
+    /// PolicyAuthValue, PolicyLocality, PolicyCounterTimer, PolicyOR, PolicyCommandCode):
+    /// the policy session is a handle, nothing is authorised.
+    pub fn policy_statement(
+        &mut self,
+        session: u32,
+        code: CommandCode,
+        params: &[u8],
+    ) -> Result<()> {
+        self.no_auth(code, &[session], params.to_vec(), 0)
+            .map(|_| ())
+    }
+
+    /// TPM2_PolicyRestart: the session's digest back to zero.
+    pub fn policy_restart(&mut self, session: u32) -> Result<()> {
+        self.no_auth(CommandCode::PolicyRestart, &[session], Vec::new(), 0)
+            .map(|_| ())
+    }
+
+    /// TPM2_PolicyGetDigest: the session's digest so far.
+    pub fn policy_get_digest(&mut self, session: u32) -> Result<Vec<u8>> {
+        let rsp = self.no_auth(CommandCode::PolicyGetDigest, &[session], Vec::new(), 0)?;
+        Ok(Reader::new(&rsp.params).tpm2b()?.to_vec())
+    }
+
+    /// TPM2_PolicySecret: proof, through our HMAC session, of knowing the authValue of
+    /// `auth_handle`, recorded in the policy session. No expiration, no cpHash.
+    pub fn policy_secret(
+        &mut self,
+        auth_handle: u32,
+        auth_name: &[u8],
+        auth: &[u8],
+        session: u32,
+        policy_ref: &[u8],
+    ) -> Result<()> {
+        let mut w = Writer::new();
+        w.tpm2b(&[]).tpm2b(&[]).tpm2b(policy_ref).u32(0);
+        let session_name = handle_name(session);
+        self.execute(&Command {
+            code: CommandCode::PolicySecret,
+            handles: &[auth_handle, session],
+            names: &[auth_name, &session_name],
+            auth: Some(auth),
+            params: w.into_secret(),
+            secret_in: false,
+            secret_out: false,
+            response_handles: 0,
+            before_session: false,
+        })
+        .map(|_| ())
+    }
+
+    /// TPM2_PolicyAuthorize: the digest so far is replaced by the signer's policy, given
+    /// the VerifySignature `ticket` (TPMT_TK_VERIFIED as returned) over
+    /// H(approvedPolicy ‖ policyRef).
+    pub fn policy_authorize(
+        &mut self,
+        session: u32,
+        approved_policy: &[u8],
+        policy_ref: &[u8],
+        key_sign_name: &[u8],
+        ticket: &[u8],
+    ) -> Result<()> {
+        let mut w = Writer::new();
+        w.tpm2b(approved_policy)
+            .tpm2b(policy_ref)
+            .tpm2b(key_sign_name)
+            .bytes(ticket);
+        self.no_auth(CommandCode::PolicyAuthorize, &[session], w.into_vec(), 0)
+            .map(|_| ())
+    }
+
+    /// TPM2_LoadExternal of a public key (TPM2B_PUBLIC with its size) in `hierarchy`:
+    /// (handle, Name).
+    pub fn load_external(&mut self, public: &[u8], hierarchy: u32) -> Result<(u32, Vec<u8>)> {
+        let mut w = Writer::new();
+        w.u16(0).bytes(public).u32(hierarchy);
+        let rsp = self.no_auth(CommandCode::LoadExternal, &[], w.into_vec(), 1)?;
+        let handle = rsp
+            .handles
+            .first()
+            .copied()
+            .ok_or_else(|| Error::Integrity("no handle".into()))?;
+        Ok((handle, Reader::new(&rsp.params).tpm2b()?.to_vec()))
+    }
+
+    /// TPM2_VerifySignature of `digest` with a loaded public key: the TPMT_TK_VERIFIED.
+    pub fn verify_signature(
+        &mut self,
+        key: u32,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> Result<Vec<u8>> {
+        let mut w = Writer::new();
+        w.tpm2b(digest).bytes(signature);
+        let rsp = self.no_auth(CommandCode::VerifySignature, &[key], w.into_vec(), 0)?;
+        let mut r = Reader::new(&rsp.params);
+        let start = r.take(6)?;
+        let digest = r.tpm2b_raw()?;
+        Ok([start, digest].concat())
+    }
+
+    /// TPM2_PCR_Read of a marshalled TPML_PCR_SELECTION: the selection the TPM answered
+    /// for (it returns at most 8 values per call) and the values, in selection order.
+    pub fn pcr_read(&mut self, selection: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+        let rsp = self.no_auth(CommandCode::PcrRead, &[], selection.to_vec(), 0)?;
+        // pcrUpdateCounter, then the selection answered for, then the values.
+        let body = rsp
+            .params
+            .get(4..)
+            .ok_or_else(|| Error::Integrity("PCR_Read response too short".into()))?;
+        let mut r = Reader::new(body);
+        let count = r.u32()?;
+        let mut sel_len = 4usize;
+        for _ in 0..count {
+            r.u16()?;
+            let n = r.u8()?;
+            r.take(usize::from(n))?;
+            sel_len += 3 + usize::from(n);
+        }
+        let selection_out = body[..sel_len].to_vec();
+        let n = r.u32()?;
+        let mut values = Vec::new();
+        for _ in 0..n {
+            values.push(r.tpm2b()?.to_vec());
+        }
+        Ok((selection_out, values))
+    }
+
+    /// TPM2_ReadClock: the clock and the boot counter.
+    pub fn read_clock(&mut self) -> Result<crate::key_policy::TpmClock> {
+        let rsp = self.no_auth(CommandCode::ReadClock, &[], Vec::new(), 0)?;
+        let mut r = Reader::new(&rsp.params);
+        let _time = r.u64()?;
+        let clock_ms = r.u64()?;
+        let reset_count = r.u32()?;
+        Ok(crate::key_policy::TpmClock {
+            clock_ms,
+            reset_count,
+        })
+    }
+
     // ---- key operations --------------------------------------------------------------
 
-    /// A command on one key, authorised with the key's authValue.
+    /// A command on one key, authorised with the key's authValue or its policy session.
     fn on_key(&mut self, k: KeyCommand<'_>) -> Result<Response> {
-        self.execute(&Command {
+        let (auth, slot) = match k.auth {
+            KeyAuth::Value(a) => (a, Slot::Hmac),
+            KeyAuth::Policy(a) => (a, Slot::Policy),
+        };
+        let cmd = Command {
             code: k.code,
             handles: &[k.key],
             names: &[k.name],
-            auth: Some(k.auth),
+            auth: Some(auth),
             params: k.params,
             secret_in: k.secret_in,
             secret_out: k.secret_out,
             response_handles: 0,
             before_session: false,
-        })
+        };
+        let result = self.execute_in(&cmd, slot);
+        if slot == Slot::Policy {
+            // Success resets the session's policy digest in the TPM; failure leaves it.
+            self.policy.used(result.is_ok());
+        }
+        result
     }
 
     /// TPM2_Sign of a digest: the TPMT_SIGNATURE as returned.
-    pub fn sign(
+    pub fn sign<'k>(
         &mut self,
         key: u32,
         key_name: &[u8],
-        auth: &[u8],
+        auth: impl Into<KeyAuth<'k>>,
         digest: &[u8],
         scheme: u16,
         hash: u16,
@@ -546,7 +794,7 @@ impl Tpm {
             code: CommandCode::Sign,
             key,
             name: key_name,
-            auth,
+            auth: auth.into(),
             params: w.into_secret(),
             secret_in: true,
             secret_out: false,
@@ -556,11 +804,11 @@ impl Tpm {
 
     /// TPM2_RSA_Decrypt; scheme TPM_ALG_NULL is the raw private-key operation.
     #[allow(clippy::too_many_arguments)]
-    pub fn rsa_decrypt(
+    pub fn rsa_decrypt<'k>(
         &mut self,
         key: u32,
         key_name: &[u8],
-        auth: &[u8],
+        auth: impl Into<KeyAuth<'k>>,
         ciphertext: &[u8],
         scheme: u16,
         hash: u16,
@@ -576,7 +824,7 @@ impl Tpm {
             code: CommandCode::RsaDecrypt,
             key,
             name: key_name,
-            auth,
+            auth: auth.into(),
             params: w.into_secret(),
             secret_in: true,
             secret_out: true,
@@ -586,11 +834,11 @@ impl Tpm {
     }
 
     /// TPM2_ECDH_ZGen: the x coordinate of d * (x, y).
-    pub fn ecdh_zgen(
+    pub fn ecdh_zgen<'k>(
         &mut self,
         key: u32,
         key_name: &[u8],
-        auth: &[u8],
+        auth: impl Into<KeyAuth<'k>>,
         x: &[u8],
         y: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
@@ -602,7 +850,7 @@ impl Tpm {
             code: CommandCode::EcdhZGen,
             key,
             name: key_name,
-            auth,
+            auth: auth.into(),
             params: w.into_secret(),
             secret_in: true,
             secret_out: true,
@@ -614,17 +862,17 @@ impl Tpm {
     }
 
     /// TPM2_Unseal: the sealed data.
-    pub fn unseal(
+    pub fn unseal<'k>(
         &mut self,
         item: u32,
         item_name: &[u8],
-        auth: &[u8],
+        auth: impl Into<KeyAuth<'k>>,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let rsp = self.on_key(KeyCommand {
             code: CommandCode::Unseal,
             key: item,
             name: item_name,
-            auth,
+            auth: auth.into(),
             params: Zeroizing::new(Vec::new()),
             secret_in: false,
             secret_out: true,
@@ -724,7 +972,7 @@ impl Tpm {
     ) -> Result<(Vec<u8>, Vec<u8>)> {
         let mut w = Writer::new();
         w.tpm2b(qualifying_data).u16(TPM_ALG_NULL);
-        let rsp = self.execute_with_more_auths(
+        let rsp = self.execute_with(
             &Command {
                 code: CommandCode::Certify,
                 handles: &[object, signer],
@@ -736,7 +984,8 @@ impl Tpm {
                 response_handles: 0,
                 before_session: false,
             },
-            &password_auth(signer_auth),
+            Slot::Hmac,
+            OtherAuth::After(signer_auth),
         )?;
         let mut r = Reader::new(&rsp.params);
         let attest = r.tpm2b()?.to_vec();
@@ -770,31 +1019,6 @@ impl Tpm {
         let mut r = Reader::new(&rsp.params);
         let attest = r.tpm2b()?.to_vec();
         Ok((attest, r.rest().to_vec()))
-    }
-
-    /// TPM2_PCR_Read: (the TPML_PCR_SELECTION the values answer, the values). A TPM
-    /// returns at most 8 values per call; the caller asks again for the rest.
-    pub fn pcr_read(&mut self, selection: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
-        let rsp = self.no_auth(CommandCode::PcrRead, &[], selection.to_vec(), 0)?;
-        let mut r = Reader::new(&rsp.params);
-        r.u32()?; // pcrUpdateCounter
-        let start = r.rest();
-        let mut sel = Reader::new(start);
-        let count = sel.u32()?;
-        for _ in 0..count {
-            sel.u16()?;
-            let n = sel.u8()?;
-            sel.take(usize::from(n))?;
-        }
-        let consumed = start.len() - sel.rest().len();
-        let mut values = Reader::new(&start[consumed..]);
-        let selection_out = start[..consumed].to_vec();
-        let n = values.u32()?;
-        let mut digests = Vec::new();
-        for _ in 0..n {
-            digests.push(values.tpm2b()?.to_vec());
-        }
-        Ok((selection_out, digests))
     }
 }
 

@@ -12,6 +12,7 @@ use crate::commands::Tpm;
 use crate::config::{behind_resource_manager, Config, ObjectPolicy};
 use crate::error::{Error, Result};
 use crate::keep_lease::KeepLease;
+use crate::policy_session::PolicySession;
 use crate::public_key::{Curve, KeyPublic, PublicKey};
 use crate::response_code::{
     TPM_RC_INITIALIZE, TPM_RC_OBJECT_MEMORY, TPM_RC_SESSION_MEMORY, TPM_RC_VALUE,
@@ -51,6 +52,8 @@ pub enum Need<'a> {
     Nothing,
     /// A key, with its authValue.
     Key(&'a Loadable<'a>, &'a [u8]),
+    /// A key with a policy, with its authValue: the policy session is started too.
+    PolicyKey(&'a Loadable<'a>, &'a [u8]),
     /// A parent (0x40000001 for the storage primary, or a persistent handle), for Create.
     Parent(u32),
     /// A parent with the authorization given here instead of the configured `parent-auth`:
@@ -340,8 +343,16 @@ impl Link {
     }
 
     fn prepare(&mut self, need: Need<'_>) -> Result<Option<Target>> {
+        let target = self.prepare_target(need)?;
+        if let (Need::PolicyKey(key, _), Some(t)) = (need, &target) {
+            self.ensure_policy_session(key, t.handle)?;
+        }
+        Ok(target)
+    }
+
+    fn prepare_target(&mut self, need: Need<'_>) -> Result<Option<Target>> {
         if self.tpm.use_session && self.tpm.session.is_none() {
-            if let Need::Key(key, auth) = need {
+            if let Need::Key(key, auth) | Need::PolicyKey(key, auth) = need {
                 self.key_used = true;
                 if let Some((handle, name)) = self.load_and_salt(key)? {
                     let auth = Zeroizing::new(auth.to_vec());
@@ -358,7 +369,7 @@ impl Link {
         }
         match need {
             Need::Nothing => Ok(None),
-            Need::Key(k, auth) => {
+            Need::Key(k, auth) | Need::PolicyKey(k, auth) => {
                 self.key_used = true;
                 let (handle, name) = self.ensure_loaded(k)?;
                 Ok(Some(Target {
@@ -420,6 +431,31 @@ impl Link {
         let (handle, salt) = self.salt_key()?;
         let session = self.tpm.start_salted_session(handle, &salt)?;
         self.tpm.session = Some(session);
+        Ok(())
+    }
+
+    /// Starts the policy session if there is none: salted with the key itself when it can
+    /// salt (its public area from the key file), else with the storage key.
+    fn ensure_policy_session(&mut self, key: &Loadable<'_>, key_handle: u32) -> Result<()> {
+        if self.tpm.policy.session.is_some() {
+            return Ok(());
+        }
+        let own = match key {
+            Loadable::Blob { public, .. } => KeyPublic::parse(public)
+                .ok()
+                .filter(salts_sessions)
+                .and_then(|p| match p.key {
+                    PublicKey::Ec { x, y, .. } => Some(SaltKey { x, y }),
+                    _ => None,
+                }),
+            Loadable::Persistent { .. } => None,
+        };
+        let (handle, salt) = match own {
+            Some(salt) => (key_handle, salt),
+            None => self.salt_key()?,
+        };
+        let session = self.tpm.start_policy_session(handle, &salt)?;
+        self.tpm.policy.session = Some(PolicySession::new(session));
         Ok(())
     }
 
@@ -728,6 +764,10 @@ impl Link {
         for (id, handle) in std::mem::take(&mut self.loaded) {
             let _ = self.unload(id, handle);
         }
+        // A policy session holds nothing worth a ContextSave: start a new one next time.
+        if let Some(p) = self.tpm.policy.session.take() {
+            let _ = self.tpm.flush_context(p.session.handle);
+        }
         if self.saved_session.is_none() {
             if let Some(handle) = self.tpm.session.as_ref().map(|s| s.handle) {
                 match self.tpm.context_save(handle) {
@@ -745,6 +785,9 @@ impl Link {
         }
         if let Some(s) = self.tpm.session.take() {
             let _ = self.tpm.flush_context(s.handle);
+        }
+        if let Some(p) = self.tpm.policy.session.take() {
+            let _ = self.tpm.flush_context(p.session.handle);
         }
         self.saved_session = None;
     }

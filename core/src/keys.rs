@@ -2,13 +2,18 @@
 //! persist and evict. A `TpmKey` holds only what is needed to reload it and the public
 //! data every parameter query is answered from.
 
+use std::sync::Arc;
+
 use zeroize::Zeroizing;
 
+use crate::commands::KeyAuth;
 use crate::config::parse_handle;
-use crate::connection::{with_link, Loadable, Need};
+use crate::connection::{with_link, Loadable, Need, Target};
 use crate::error::{Error, Result};
 use crate::hash::Hash;
-use crate::keyfile::{KeyFile, KeyFileType};
+use crate::keyfile::{KeyFile, KeyFileType, TpmAuthPolicy, TpmPolicy};
+use crate::policy::{policy_digest, KeyPolicy, Statement};
+use crate::policy_session;
 use crate::public_key::{KeyPublic, PublicKey};
 use crate::rsa_padding;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
@@ -33,6 +38,16 @@ pub struct TpmKey {
     has_password: bool,
     auth: Zeroizing<Vec<u8>>,
     id: u64,
+    /// The policy the key is used through (its userWithAuth is clear), if any.
+    bound: Option<Arc<Bound>>,
+}
+
+/// A key's policy as it runs, and as its key file holds it (written back unchanged).
+#[derive(Debug)]
+struct Bound {
+    run: KeyPolicy,
+    policy: Option<Vec<TpmPolicy>>,
+    auth_policy: Option<Vec<TpmAuthPolicy>>,
 }
 
 impl std::fmt::Debug for TpmKey {
@@ -110,6 +125,7 @@ impl TpmKey {
             public,
             has_password: password.is_some_and(|p| !p.is_empty()),
             auth: Zeroizing::new(password.unwrap_or_default().to_vec()),
+            bound: None,
         })
     }
 
@@ -136,13 +152,73 @@ impl TpmKey {
             password.is_some(),
             parent,
             parent_auth,
+            &[],
         )
+    }
+
+    /// Creates a key usable only through a policy: `statements` are its `policy [1]`
+    /// (starting with PolicyAuthorize for a key whose policies are signed later; every
+    /// PolicyPCR with the values to bind to). With a password, PolicyAuthValue is added:
+    /// the key then needs the platform state AND the password. userWithAuth is clear, and
+    /// the key the TPM made is checked to carry the digest computed here.
+    pub fn generate_with_policy(
+        spec: KeySpec,
+        password: Option<&[u8]>,
+        parent: Option<u32>,
+        parent_auth: Option<&[u8]>,
+        mut statements: Vec<Statement>,
+    ) -> Result<TpmKey> {
+        let password = password.filter(|p| !p.is_empty());
+        let has_auth_value = statements
+            .iter()
+            .any(|s| matches!(s, Statement::AuthValue | Statement::Password));
+        if password.is_some() && !has_auth_value {
+            statements.push(Statement::AuthValue);
+        }
+        if statements.is_empty() {
+            return Err(Error::BadInput(
+                "a policy key needs at least one policy statement".into(),
+            ));
+        }
+        let digest = policy_digest(&statements)?;
+        let mut key = Self::create(
+            spec,
+            password.unwrap_or_default(),
+            password.is_some(),
+            parent,
+            parent_auth,
+            &digest,
+        )?;
+        if key.public.auth_policy != digest || key.public.user_with_auth {
+            return Err(Error::Integrity(
+                "the TPM created the key with another policy than the one requested".into(),
+            ));
+        }
+        let policy = Statement::encode_all(&statements)?;
+        let authorize = match statements.first() {
+            Some(Statement::Authorize(a)) => Some(a.clone()),
+            _ => None,
+        };
+        let rest = statements
+            .into_iter()
+            .skip(usize::from(authorize.is_some()))
+            .collect();
+        key.bound = Some(Arc::new(Bound {
+            run: KeyPolicy {
+                authorize,
+                statements: rest,
+                signed: Vec::new(),
+            },
+            policy: Some(policy),
+            auth_policy: None,
+        }));
+        Ok(key)
     }
 
     /// Creates a key whose authValue is a high-entropy secret (derived by software, never
     /// typed by a person): noDA, so failed guesses at other objects never lock it out.
     pub fn generate_with_secret(spec: KeySpec, auth: &[u8], parent: Option<u32>) -> Result<TpmKey> {
-        Self::create(spec, auth, false, parent, None)
+        Self::create(spec, auth, false, parent, None, &[])
     }
 
     fn create(
@@ -151,13 +227,14 @@ impl TpmKey {
         da_protected: bool,
         parent: Option<u32>,
         parent_auth: Option<&[u8]>,
+        auth_policy: &[u8],
     ) -> Result<TpmKey> {
         if auth.len() > 32 {
             return Err(Error::BadInput(
                 "key password longer than 32 bytes (the TPM's SHA-256 limit)".into(),
             ));
         }
-        let template = templates::key(spec, da_protected)?;
+        let template = templates::key_with_policy(spec, da_protected, auth_policy)?;
         let (parent, private, public) = create_object_under(parent, parent_auth, |tpm, t| {
             tpm.create(t.handle, &t.name, &t.auth, auth, &[], &template)
         })?;
@@ -174,6 +251,27 @@ impl TpmKey {
         }
         let mut key = Self::from_blob(file.parent, file.private.clone(), &file.public, password)?;
         key.has_password = !file.empty_auth;
+        if let Some(run) = KeyPolicy::from_key_file(file)? {
+            if !key.public.has_policy {
+                return Err(Error::KeyFile(
+                    "the key file carries a policy but the key has no authPolicy".into(),
+                ));
+            }
+            // A digest the host can compute (PolicyPCR with its values) must be the key's.
+            if let Ok(digest) = run.auth_policy_digest() {
+                if digest != key.public.auth_policy {
+                    return Err(Error::KeyFile(
+                        "policy [1] does not give the key's authPolicy: the policy fields belong to another key"
+                            .into(),
+                    ));
+                }
+            }
+            key.bound = Some(Arc::new(Bound {
+                run,
+                policy: file.policy.clone(),
+                auth_policy: file.auth_policy.clone(),
+            }));
+        }
         Ok(key)
     }
 
@@ -196,6 +294,7 @@ impl TpmKey {
             auth: Zeroizing::new(password.unwrap_or_default().to_vec()),
             public,
             id: u64::from(handle) << 1,
+            bound: None,
         })
     }
 
@@ -245,7 +344,11 @@ impl TpmKey {
         if !needed {
             return Ok(());
         }
-        self.with_key(|_, _, _, _| Ok(()))?;
+        match self.bound {
+            // Opening a key bound to the platform state says at once whether it is usable.
+            Some(_) => self.check_policy()?,
+            None => self.with_loaded(|_, _| Ok(()))?,
+        }
         with_link(|link| {
             link.after_opening();
             Ok(())
@@ -260,9 +363,9 @@ impl TpmKey {
                 // A derived authValue (token keys) is a password too: only a key with no
                 // authValue at all says emptyAuth TRUE.
                 empty_auth: !self.has_password && self.auth.is_empty(),
-                policy: None,
+                policy: self.bound.as_ref().and_then(|b| b.policy.clone()),
                 secret: None,
-                auth_policy: None,
+                auth_policy: self.bound.as_ref().and_then(|b| b.auth_policy.clone()),
                 parent: *parent,
                 public: self.public.blob.clone(),
                 private: private.clone(),
@@ -287,16 +390,72 @@ impl TpmKey {
         }
     }
 
-    pub(crate) fn with_key<R>(
+    /// Runs `op` with the key loaded and, for a key with a policy, the policy session ready.
+    pub(crate) fn with_loaded<R>(
         &self,
-        mut op: impl FnMut(&mut crate::commands::Tpm, u32, &[u8], &[u8]) -> Result<R>,
+        mut op: impl FnMut(&mut crate::commands::Tpm, &Target) -> Result<R>,
     ) -> Result<R> {
         let loadable = self.loadable();
+        let need = match self.bound {
+            Some(_) => Need::PolicyKey(&loadable, &self.auth),
+            None => Need::Key(&loadable, &self.auth),
+        };
         with_link(|link| {
-            link.run(Need::Key(&loadable, &self.auth), |tpm, target| {
+            link.run(need, |tpm, target| {
                 let t = target.ok_or_else(|| Error::Integrity("key not loaded".into()))?;
-                op(tpm, t.handle, &t.name, &t.auth)
+                op(tpm, t)
             })
+        })
+    }
+
+    /// Runs `op` on the loaded key; a key with a policy has it satisfied first in the
+    /// policy session, which then authorises `op`.
+    fn with_key<R>(
+        &self,
+        mut op: impl FnMut(&mut crate::commands::Tpm, u32, &[u8], KeyAuth<'_>) -> Result<R>,
+    ) -> Result<R> {
+        self.with_loaded(|tpm, t| {
+            let Some(bound) = &self.bound else {
+                return op(tpm, t.handle, &t.name, KeyAuth::Value(&t.auth));
+            };
+            policy_session::satisfy(tpm, &bound.run, &t.auth)?;
+            op(tpm, t.handle, &t.name, KeyAuth::Policy(&t.auth)).map_err(|e| {
+                if e.is_policy_failure() && !matches!(e, Error::PolicyNotSatisfied(_)) {
+                    Error::PolicyNotSatisfied(policy_session::use_failure(&bound.run))
+                } else {
+                    e
+                }
+            })
+        })
+    }
+
+    /// The key's policy, if it is used through one.
+    pub fn policy(&self) -> Option<&KeyPolicy> {
+        self.bound.as_ref().map(|b| &b.run)
+    }
+
+    /// Whether the platform state satisfies the key's policy now, found without using the
+    /// key (so without a dictionary-attack count): the policy is run and the session's
+    /// digest compared with the key's authPolicy. Ok for a key without a policy.
+    pub fn check_policy(&self) -> Result<()> {
+        let Some(bound) = &self.bound else {
+            return Ok(());
+        };
+        self.with_loaded(|tpm, t| {
+            policy_session::satisfy(tpm, &bound.run, &t.auth)?;
+            let session = tpm
+                .policy
+                .session
+                .as_ref()
+                .map(|s| s.session.handle)
+                .ok_or_else(|| Error::Integrity("no policy session".into()))?;
+            let digest = tpm.policy_get_digest(session)?;
+            if digest != self.public.auth_policy {
+                return Err(Error::PolicyNotSatisfied(policy_session::use_failure(
+                    &bound.run,
+                )));
+            }
+            Ok(())
         })
     }
 
@@ -500,13 +659,14 @@ impl TpmKey {
             return Err(Error::BadInput("the key is already persistent".into()));
         }
         let owner_auth = with_link(|link| Ok(link.config().parent_auth.clone()))?;
-        self.with_key(|tpm, h, name, _| tpm.evict_control(&owner_auth, h, name, handle))?;
+        self.with_loaded(|tpm, t| tpm.evict_control(&owner_auth, t.handle, &t.name, handle))?;
         Ok(TpmKey {
             location: KeyLocation::Persistent(handle),
             public: self.public.clone(),
             has_password: self.has_password,
             auth: self.auth.clone(),
             id: u64::from(handle) << 1,
+            bound: self.bound.clone(),
         })
     }
 }
@@ -588,6 +748,16 @@ pub(crate) fn with_blob_loaded<R>(
     let r = result?;
     flushed?;
     Ok(r)
+}
+
+/// The current values of the PCRs in `selection`, in selection order (what a key bound
+/// to "the state now" is bound to).
+pub fn read_pcrs(selection: &crate::policy::PcrSelection) -> Result<Vec<Vec<u8>>> {
+    with_link(|link| {
+        link.run(Need::Nothing, |tpm, _| {
+            policy_session::read_pcrs(tpm, selection)
+        })
+    })
 }
 
 /// TPM properties (TPM_CAP_TPM_PROPERTIES) from `first`, at most `count`: (property, value).

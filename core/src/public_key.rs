@@ -110,6 +110,8 @@ pub struct KeyPublic {
     pub no_da: bool,
     pub user_with_auth: bool,
     pub has_policy: bool,
+    /// The authPolicy digest (empty when the key has none).
+    pub auth_policy: Vec<u8>,
     /// TPM2B_PUBLIC as the TPM gave it, with its size prefix.
     pub blob: Vec<u8>,
     /// nameAlg || H(TPMT_PUBLIC).
@@ -236,6 +238,7 @@ impl KeyPublic {
             no_da: attrs.no_da(),
             user_with_auth: attrs.user_with_auth(),
             has_policy: !public.auth_policy().value().is_empty(),
+            auth_policy: public.auth_policy().value().to_vec(),
             blob: tpm2b_public.to_vec(),
             name,
         })

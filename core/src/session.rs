@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::session_crypto::{kdfa, kdfe, SessionCrypto, CRYPTO};
-use crate::wire::{Reader, Writer, TPM_ALG_AES, TPM_ALG_CFB, TPM_ALG_SHA256, TPM_SE_HMAC};
+use crate::wire::{Reader, Writer, TPM_ALG_AES, TPM_ALG_CFB, TPM_ALG_SHA256};
 
 pub const ATTR_CONTINUE_SESSION: u8 = 0x01;
 pub const ATTR_DECRYPT: u8 = 0x20;
@@ -62,7 +62,9 @@ fn first_tpm2b(params: &[u8]) -> Result<std::ops::Range<usize>> {
 }
 
 /// StartAuthSession parameters after the two handles, and what we keep to finish.
-pub fn start_params(salt_key: &SaltKey) -> Result<(Vec<u8>, PendingSession)> {
+/// `session_type` is TPM_SE_HMAC or TPM_SE_POLICY: both are salted the same way and carry
+/// the same parameter encryption.
+pub fn start_params(salt_key: &SaltKey, session_type: u8) -> Result<(Vec<u8>, PendingSession)> {
     let c = crypto();
     let e = c.p256_ephemeral_ecdh(&salt_key.x, &salt_key.y)?;
     let qs_x = {
@@ -79,7 +81,7 @@ pub fn start_params(salt_key: &SaltKey) -> Result<(Vec<u8>, PendingSession)> {
     let mut w = Writer::new();
     w.tpm2b(&nonce_caller)
         .tpm2b(&point.into_vec())
-        .u8(TPM_SE_HMAC)
+        .u8(session_type)
         .u16(TPM_ALG_AES)
         .u16(128)
         .u16(TPM_ALG_CFB)
@@ -88,6 +90,11 @@ pub fn start_params(salt_key: &SaltKey) -> Result<(Vec<u8>, PendingSession)> {
 }
 
 impl SaltedSession {
+    /// The nonce the TPM gave last: PolicySecret of a policy session names it.
+    pub fn nonce_tpm(&self) -> &[u8] {
+        &self.nonce_tpm
+    }
+
     pub fn established(pending: PendingSession, handle: u32, nonce_tpm: &[u8]) -> SaltedSession {
         let key = kdfa(
             crypto(),

@@ -79,11 +79,18 @@ pub fn storage_key() -> Result<Vec<u8>> {
 /// padding can be chosen per operation. Keys without a password are exempt from
 /// dictionary-attack lockout (noDA); keys with one are protected by it.
 pub fn key(spec: KeySpec, has_password: bool) -> Result<Vec<u8>> {
+    key_with_policy(spec, has_password, &[])
+}
+
+/// [`key`] usable only through `auth_policy` when it is not empty: userWithAuth is then
+/// clear, or the password alone would bypass the policy.
+pub fn key_with_policy(spec: KeySpec, has_password: bool, auth_policy: &[u8]) -> Result<Vec<u8>> {
+    let auth_policy = Digest::try_from(auth_policy.to_vec()).map_err(tss)?;
     let attributes = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
         .with_sensitive_data_origin(true)
-        .with_user_with_auth(true)
+        .with_user_with_auth(auth_policy.value().is_empty())
         .with_no_da(!has_password)
         .with_sign_encrypt(true)
         .with_decrypt(true)
@@ -100,7 +107,7 @@ pub fn key(spec: KeySpec, has_password: bool) -> Result<Vec<u8>> {
             Public::Ecc {
                 object_attributes: attributes,
                 name_hashing_algorithm: HashingAlgorithm::Sha256,
-                auth_policy: Digest::default(),
+                auth_policy: auth_policy.clone(),
                 parameters: PublicEccParameters::new(
                     SymmetricDefinitionObject::Null,
                     EccScheme::Null,
@@ -124,7 +131,7 @@ pub fn key(spec: KeySpec, has_password: bool) -> Result<Vec<u8>> {
             Public::Rsa {
                 object_attributes: attributes,
                 name_hashing_algorithm: HashingAlgorithm::Sha256,
-                auth_policy: Digest::default(),
+                auth_policy: auth_policy.clone(),
                 parameters: PublicRsaParameters::new(
                     SymmetricDefinitionObject::Null,
                     RsaScheme::Null,

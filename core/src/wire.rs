@@ -30,6 +30,7 @@ pub const TPM_ECC_NIST_P256: u16 = 0x0003;
 pub const TPM_ECC_NIST_P384: u16 = 0x0004;
 
 pub const TPM_SE_HMAC: u8 = 0x00;
+pub const TPM_SE_POLICY: u8 = 0x01;
 
 pub const TPM_CAP_TPM_PROPERTIES: u32 = 0x0000_0006;
 
@@ -55,11 +56,24 @@ pub enum CommandCode {
     GetRandom = 0x17B,
     ReadPublic = 0x173,
     StirRandom = 0x146,
+    PcrRead = 0x17E,
+    LoadExternal = 0x167,
+    VerifySignature = 0x177,
+    PolicySecret = 0x151,
+    PolicyAuthorize = 0x16A,
+    PolicyAuthValue = 0x16B,
+    PolicyCommandCode = 0x16C,
+    PolicyCounterTimer = 0x16D,
+    PolicyLocality = 0x16F,
+    PolicyOr = 0x171,
+    PolicyPcr = 0x17F,
+    PolicyRestart = 0x180,
+    PolicyGetDigest = 0x189,
+    ReadClock = 0x181,
     NvReadPublic = 0x169,
     NvRead = 0x14E,
     Certify = 0x148,
     Quote = 0x158,
-    PcrRead = 0x17E,
     ActivateCredential = 0x147,
 }
 
@@ -84,13 +98,39 @@ impl CommandCode {
             CommandCode::GetRandom => "GetRandom",
             CommandCode::ReadPublic => "ReadPublic",
             CommandCode::StirRandom => "StirRandom",
+            CommandCode::PcrRead => "PCR_Read",
+            CommandCode::LoadExternal => "LoadExternal",
+            CommandCode::VerifySignature => "VerifySignature",
+            CommandCode::PolicySecret => "PolicySecret",
+            CommandCode::PolicyAuthorize => "PolicyAuthorize",
+            CommandCode::PolicyAuthValue => "PolicyAuthValue",
+            CommandCode::PolicyCommandCode => "PolicyCommandCode",
+            CommandCode::PolicyCounterTimer => "PolicyCounterTimer",
+            CommandCode::PolicyLocality => "PolicyLocality",
+            CommandCode::PolicyOr => "PolicyOR",
+            CommandCode::PolicyPcr => "PolicyPCR",
+            CommandCode::PolicyRestart => "PolicyRestart",
+            CommandCode::PolicyGetDigest => "PolicyGetDigest",
+            CommandCode::ReadClock => "ReadClock",
             CommandCode::NvReadPublic => "NV_ReadPublic",
             CommandCode::NvRead => "NV_Read",
             CommandCode::Certify => "Certify",
             CommandCode::Quote => "Quote",
-            CommandCode::PcrRead => "PCR_Read",
             CommandCode::ActivateCredential => "ActivateCredential",
         }
+    }
+
+    /// The policy commands a statement's parameters can be sent with as they are.
+    pub fn policy_statement(code: u32) -> Option<CommandCode> {
+        Some(match code {
+            0x16B => CommandCode::PolicyAuthValue,
+            0x16C => CommandCode::PolicyCommandCode,
+            0x16D => CommandCode::PolicyCounterTimer,
+            0x16F => CommandCode::PolicyLocality,
+            0x171 => CommandCode::PolicyOr,
+            0x17F => CommandCode::PolicyPcr,
+            _ => return None,
+        })
     }
 }
 

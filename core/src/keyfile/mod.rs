@@ -316,8 +316,9 @@ impl KeyFile {
         pem_encode(PEM_LABEL, &self.to_der())
     }
 
-    /// Ok if tpmkey can use this key as it is: a loadable key without policy, import secret
-    /// or authorization policy. Otherwise `Error::Unsupported` naming the field.
+    /// Ok if tpmkey can use this key as it is: a loadable key without an import secret
+    /// (policies are run when the key is used). Otherwise `Error::Unsupported` naming the
+    /// field.
     pub fn check_loadable(&self) -> Result<()> {
         if self.key_type != KeyFileType::Loadable {
             return Err(Error::Unsupported(format!(
@@ -325,20 +326,9 @@ impl KeyFile {
                 self.key_type
             )));
         }
-        if self.policy.is_some() {
-            return Err(Error::Unsupported(
-                "TSS2 key file field policy [1]: keys bound to a TPM policy".to_string(),
-            ));
-        }
         if self.secret.is_some() {
             return Err(Error::Unsupported(
                 "TSS2 key file field secret [2]: keys wrapped with an import secret".to_string(),
-            ));
-        }
-        if self.auth_policy.is_some() {
-            return Err(Error::Unsupported(
-                "TSS2 key file field authPolicy [3]: keys with signed authorization policies"
-                    .to_string(),
             ));
         }
         Ok(())
@@ -1131,21 +1121,15 @@ mod tests {
         assert!(m.contains("importable key (OID 2.23.133.10.1.4)"), "{m}");
         k.key_type = KeyFileType::Sealed;
         assert!(unsupported_msg(k.check_loadable()).contains("sealed data"));
-        for (field, set) in [
-            (
-                "policy [1]",
-                (|k: &mut KeyFile| k.policy = Some(Vec::new())) as fn(&mut KeyFile),
-            ),
-            ("secret [2]", |k: &mut KeyFile| k.secret = Some(vec![1])),
-            ("authPolicy [3]", |k: &mut KeyFile| {
-                k.auth_policy = Some(Vec::new())
-            }),
-        ] {
-            let mut k = golden();
-            set(&mut k);
-            let m = unsupported_msg(k.check_loadable());
-            assert!(m.contains(field), "{field}: {m}");
-        }
+        let mut k = golden();
+        k.secret = Some(vec![1]);
+        let m = unsupported_msg(k.check_loadable());
+        assert!(m.contains("secret [2]"), "{m}");
+        // Policies are run when the key is used, not refused.
+        let mut k = golden();
+        k.policy = Some(Vec::new());
+        k.auth_policy = Some(Vec::new());
+        assert!(k.check_loadable().is_ok());
     }
 
     /// A tiny deterministic generator for the mutation test.

@@ -147,6 +147,14 @@ impl Swtpm {
         }
     }
 
+    /// An orderly reboot: TPM2_Shutdown(CLEAR), then [`Swtpm::restart`]. PCRs are back to
+    /// their reset values and, unlike a plain restart, the dictionary-attack counter is not
+    /// raised.
+    pub fn reboot(&mut self) {
+        self.tpm2_tools_ok(["tpm2_shutdown", "-c"]);
+        self.restart();
+    }
+
     /// A `Command` for `program` with `TPM2TOOLS_TCTI` set to this instance.
     pub fn tpm2_command(&self, program: &str) -> Command {
         crate::command_for(self, program)
