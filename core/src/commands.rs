@@ -1020,6 +1020,43 @@ impl Tpm {
         let attest = r.tpm2b()?.to_vec();
         Ok((attest, r.rest().to_vec()))
     }
+
+    /// TPM2_ActivateCredential: the secret MakeCredential wrapped for `object` (the AK:
+    /// ADMIN role, its authValue as a password, so empty or not secret) in the TPM of `key`
+    /// (the EK, whose policy the caller has just satisfied in the policy session), which
+    /// also encrypts the secret on its way back.
+    #[allow(clippy::too_many_arguments)]
+    pub fn activate_credential(
+        &mut self,
+        object: u32,
+        object_name: &[u8],
+        object_auth: &[u8],
+        key: u32,
+        key_name: &[u8],
+        credential_blob: &[u8],
+        secret: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let mut w = Writer::new();
+        w.tpm2b(credential_blob).tpm2b(secret);
+        let result = self.execute_with(
+            &Command {
+                code: CommandCode::ActivateCredential,
+                handles: &[object, key],
+                names: &[object_name, key_name],
+                auth: Some(&[]),
+                params: w.into_secret(),
+                secret_in: false,
+                secret_out: true,
+                response_handles: 0,
+                before_session: false,
+            },
+            Slot::Policy,
+            OtherAuth::Before(object_auth),
+        );
+        self.policy.used(result.is_ok());
+        let rsp = result?;
+        Ok(Zeroizing::new(Reader::new(&rsp.params).tpm2b()?.to_vec()))
+    }
 }
 
 /// A password authorisation entry (TPM_RS_PW) for `auth`.
