@@ -1,12 +1,15 @@
 //! `tpmkey ak`: the attestation key. `create` makes one and writes the AK file (no secret in
 //! it: the TPM re-derives the key from its endorsement seed) and the public key a verifier
 //! enrols; both print the AK's Name, which MakeCredential binds the credential to.
+//! `activate` answers the verifier's credential, proving the AK lives with the EK.
 
 use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Subcommand};
 
+use tpmkey::attest::credential::Credential;
 use tpmkey::attestation_key::AttestationKey;
+use tpmkey::endorsement::EkType;
 use tpmkey::hex::hex;
 use tpmkey::keyfile::pem_encode;
 use tpmkey::{KeySpec, Result};
@@ -25,6 +28,20 @@ enum Command {
     Create(Create),
     /// Write an AK's public key (PEM) for a verifier; prints its Name
     Public(Public),
+    /// Recover a verifier's secret (ActivateCredential with the EK): proves the AK lives
+    /// in the EK's TPM; prints the secret (hex)
+    Activate(Activate),
+}
+
+#[derive(Debug, ClapArgs)]
+struct Activate {
+    /// The AK file
+    ak: PathBuf,
+    /// The credential from the verifier (`tpmkey makecred`, `tpm2_makecredential`)
+    credential: PathBuf,
+    /// The EK the credential was made for: rsa or ecc
+    #[arg(long = "ek", default_value = "rsa")]
+    ek: String,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -58,6 +75,13 @@ pub fn run(args: Args) -> Result<()> {
                 io::write_atomically(p, public_pem(&ak)?.as_bytes(), false)?;
             }
             println!("name: {}", hex(&ak.public().name));
+            Ok(())
+        }
+        Command::Activate(a) => {
+            let ak = load(&a.ak)?;
+            let credential = Credential::from_tpm2_tools(&io::read_file(&a.credential)?)?;
+            let secret = ak.activate_credential(EkType::parse(&a.ek)?, &credential)?;
+            println!("{}", hex(&secret));
             Ok(())
         }
         Command::Public(p) => {

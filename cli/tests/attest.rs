@@ -211,6 +211,28 @@ fn certify_and_quote_verify_offline_and_bad_evidence_is_named() {
         std::fs::read(d.path("cred.bin")).unwrap()[..4],
         [0xba, 0xdc, 0xc0, 0xde]
     );
+    // The device answers with the secret: the AK lives in the TPM of that EK.
+    let (secret, commands) = d.tpmkey_ok(&["ak", "activate", &d.p("ak.tpm"), &d.p("cred.bin")]);
+    println!("ak activate: {commands:?}");
+    assert_eq!(secret.trim(), "00112233445566778899aabbccddeeff");
+    // Another AK of the same TPM cannot open it: the TPM's integrity check fails.
+    d.tpmkey_ok(&["ak", "create", "-o", &d.p("other.tpm")]);
+    let out = d.tpmkey(&["ak", "activate", &d.p("other.tpm"), &d.p("cred.bin")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("ActivateCredential"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).to_lowercase().contains("integrity"),
+        "{}",
+        stderr(&out)
+    );
+    // A credential file that is not one.
+    let out = d.tpmkey(&["ak", "activate", &d.p("ak.tpm"), &d.p("ak.pem")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("credential file"), "{}", stderr(&out));
     d.verifier_refuses(
         &[
             "makecred",
@@ -487,6 +509,31 @@ fn acme_attestation_object_passes_the_step_ca_checks() {
         "--public",
         &d.p("ak.pem"),
     ]);
+    // The attestation CA issues the AK certificate only after the enrolment round trip.
+    let (name, _) = d.tpmkey_ok(&["ak", "public", &d.p("ak.tpm"), "-o", &d.p("ak.pem")]);
+    let name = name.trim().strip_prefix("name: ").unwrap().to_string();
+    d.tpmkey_ok(&["ek", "cert", "-t", "ecc", "-o", &d.p("ek.pem")]);
+    let challenge_secret = "a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5";
+    d.verifier_ok(&[
+        "makecred",
+        "--ek",
+        &d.p("ek.pem"),
+        "--ak-name",
+        &name,
+        "--secret",
+        challenge_secret,
+        "-o",
+        &d.p("cred.bin"),
+    ]);
+    let (answer, _) = d.tpmkey_ok(&[
+        "ak",
+        "activate",
+        "--ek",
+        "ecc",
+        &d.p("ak.tpm"),
+        &d.p("cred.bin"),
+    ]);
+    assert_eq!(answer.trim(), challenge_secret);
     issue_ak_certificate(&d, &d.p("ak.pem"), "2.23.133.8.3", "ak-cert.pem");
     let out = openssl_verify(&d.ca, &d.path("ak-cert.pem"));
     assert!(

@@ -19,17 +19,19 @@ use crate::attest::acme::{self, AttestationObject};
 use crate::attest::attestation::{Attestation, Attested, PcrSelection};
 use crate::attest::certificate::Certificate;
 use crate::attest::certify::CertifyBundle;
+use crate::attest::credential::Credential;
 use crate::attest::quote::{PcrValue, QuoteFile};
 use crate::attest::signature::TpmSignature;
 use crate::attest::{pem_or_binary, read_version};
-use crate::commands::Tpm;
+use crate::commands::{handle_name, Tpm};
 use crate::connection::with_link;
 use crate::error::{Error, Result};
 use crate::keyfile::pem_encode;
 use crate::keys::TpmKey;
 use crate::public_key::KeyPublic;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
-use crate::templates::{self, KeySpec};
+use crate::templates::{self, EkType, KeySpec};
+use zeroize::Zeroizing;
 
 use crate::wire::{tpm2b_contents, Reader, Writer, TPM_RH_ENDORSEMENT};
 
@@ -210,6 +212,45 @@ impl AttestationKey {
                     signature,
                     pcrs: PcrValue::from_selection(&covered, &digests)?,
                 })
+            })
+        })
+    }
+}
+
+impl AttestationKey {
+    /// TPM2_ActivateCredential with the EK of `ek` (derived from its default template and
+    /// authorised by PolicySecret(TPM_RH_ENDORSEMENT), the endorsement authorisation taken
+    /// to be empty): the secret a verifier wrapped with MakeCredential for this AK's Name
+    /// and that EK. Returning it proves that the AK lives in the EK's TPM. A credential made
+    /// for another AK or EK fails with the TPM's integrity error.
+    pub fn activate_credential(
+        &self,
+        ek: EkType,
+        credential: &Credential,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let template = templates::endorsement_key(ek)?;
+        let endorsement = handle_name(TPM_RH_ENDORSEMENT);
+        with_link(|link| {
+            link.run_in_policy_session(|tpm, session| {
+                let (ek_handle, _, ek_name) =
+                    tpm.create_primary(TPM_RH_ENDORSEMENT, &[], &template)?;
+                let result = self.with_loaded(tpm, |tpm, ak| {
+                    tpm.policy_secret(TPM_RH_ENDORSEMENT, &endorsement, &[], session, &[])
+                        .inspect_err(|_| tpm.policy.used(false))?;
+                    tpm.activate_credential(
+                        ak,
+                        &self.public.name,
+                        &[],
+                        ek_handle,
+                        &ek_name,
+                        &credential.credential_blob,
+                        &credential.secret,
+                    )
+                });
+                let flushed = tpm.flush_context(ek_handle);
+                let secret = result?;
+                flushed?;
+                Ok(secret)
             })
         })
     }

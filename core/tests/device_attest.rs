@@ -269,3 +269,33 @@ fn an_ak_file_from_another_tpm_is_refused() {
     let body = pem.as_bytes();
     assert!(AttestationKey::decode(&body[..body.len() / 2]).is_err());
 }
+
+#[test]
+fn enrolment_round_trip_proves_the_ak_lives_with_the_ek() {
+    use tpmkey::attest::credential::{make_credential, EkPublic};
+
+    let d = Device::new();
+    let ak = AttestationKey::create(KeySpec::EcP256).unwrap();
+    let other = AttestationKey::create(KeySpec::EcP256).unwrap();
+    for kind in [EkType::Rsa2048, EkType::EccP256] {
+        // The verifier: the EK from its (chain-checked) certificate, a fresh secret.
+        let cert = endorsement::certificate(kind).unwrap();
+        let ek = EkPublic::from_certificate(&cert).unwrap();
+        let secret = format!("challenge for {kind:?}");
+        let cred = make_credential(&ek, &ak.public().name, secret.as_bytes()).unwrap();
+        d.commands();
+        let recovered = ak.activate_credential(kind, &cred).unwrap();
+        println!("activate ({kind:?}): {:?}", d.commands());
+        assert_eq!(recovered.as_slice(), secret.as_bytes());
+        // The same credential is useless to another AK of the same TPM.
+        let e = other.activate_credential(kind, &cred).unwrap_err();
+        assert_eq!(e.response_code().map(|rc| rc.base()), Some(0x09F), "{e}");
+        // And a credential for the other EK type does not open with this one.
+        let wrong = if kind == EkType::Rsa2048 {
+            EkType::EccP256
+        } else {
+            EkType::Rsa2048
+        };
+        assert!(ak.activate_credential(wrong, &cred).is_err());
+    }
+}
