@@ -11,6 +11,8 @@ use tpmkey::attest::credential::{make_credential, EkPublic};
 use tpmkey::attest::quote::{self, ExpectedPcr, QuoteFile, QuoteRequest};
 use tpmkey::attest::{parse_hex, AkPublic, PcrSelection};
 use tpmkey::hex::hex;
+use tpmkey::key_policy::{format_pcr_values, parse_pcr_values};
+use tpmkey::policy::{policy_digest, PolicyPcr, Statement};
 use tpmkey::{Error, Result};
 
 use crate::io;
@@ -42,6 +44,10 @@ struct CertifyArgs {
     /// The authPolicy digest the key must have (hex)
     #[arg(long = "expect-policy", value_name = "HEX")]
     expect_policy: Option<String>,
+    /// The key must be bound to these PCR values (PolicyPCR): a file of lines
+    /// `sha256:16=HEX`, as `tpmkey pcr read` writes it
+    #[arg(long = "expect-pcr-policy", value_name = "FILE")]
+    expect_pcr_policy: Option<PathBuf>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -96,17 +102,34 @@ fn verify_certify(a: CertifyArgs) -> Result<()> {
     if let Some(p) = &a.expect_policy {
         report.expect_policy(&parse_hex(p)?);
     }
+    let mut expected = None;
+    if let Some(file) = &a.expect_pcr_policy {
+        let what = file.display().to_string();
+        let text = String::from_utf8_lossy(&io::read_file(file)?).into_owned();
+        let (selection, values) = parse_pcr_values(&text, &what)?;
+        let pcr = PolicyPcr::from_values(selection.clone(), &values)?;
+        let digest = policy_digest(&[Statement::Pcr(pcr)])?;
+        report.expect_policy(&digest);
+        let listed = format_pcr_values(&selection, &values);
+        expected = Some((
+            digest,
+            format!(
+                "PolicyPCR {}",
+                listed.trim_end().replace('\n', ", ").to_ascii_lowercase()
+            ),
+        ));
+    }
     if let Some(key) = &report.key {
         println!("name: {}", hex(&key.name));
         println!("attributes: {}", key.attributes);
-        println!(
-            "authPolicy: {}",
-            if key.auth_policy.is_empty() {
-                "none".to_string()
-            } else {
-                key.auth_policy_hex()
+        let policy = match &expected {
+            _ if key.auth_policy.is_empty() => "none".to_string(),
+            Some((digest, described)) if *digest == key.auth_policy => {
+                format!("{} = {described}", key.auth_policy_hex())
             }
-        );
+            _ => key.auth_policy_hex(),
+        };
+        println!("authPolicy: {policy}");
     }
     report.findings.check()?;
     println!("certify bundle verified");

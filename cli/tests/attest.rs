@@ -641,3 +641,194 @@ fn acme_attestation_object_passes_the_step_ca_checks() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_pcr_bound_key_is_certified_while_the_pcr_differs_and_an_imported_key_says_so() {
+    use tpmkey::key_policy::PolicyRequest;
+    use tpmkey::policy::PcrSelection;
+    use tpmkey::{KeySpec, SignScheme, TpmKey};
+
+    let d = Device::new();
+    d.tpmkey_ok(&[
+        "ak",
+        "create",
+        "-o",
+        &d.p("ak.tpm"),
+        "--public",
+        &d.p("ak.pem"),
+    ]);
+    // "Boot": PCR 16 measured once, then a TLS key bound to its value (made by the core,
+    // as the provider's keygen makes it).
+    d.tpm
+        .tpm2_tools_ok(["tpm2_pcrextend", &format!("16:sha256={}", "01".repeat(32))]);
+    tpmkey::connection::configure(&[("tcti", &d.tap.tcti())]).unwrap();
+    let selection = PcrSelection::parse("sha256:16").unwrap();
+    let request = PolicyRequest {
+        pcrs: Some(selection.clone()),
+        ..PolicyRequest::default()
+    };
+    let key = TpmKey::generate_with_policy(
+        KeySpec::EcP256,
+        None,
+        None,
+        None,
+        request.statements().unwrap(),
+    )
+    .unwrap();
+    let values = tpmkey::keys::read_pcrs(&selection).unwrap();
+    tpmkey::connection::shutdown();
+    std::fs::write(d.path("tls.key"), key.key_file().unwrap().to_pem()).unwrap();
+    std::fs::write(
+        d.path("approved.pcrs"),
+        tpmkey::key_policy::format_pcr_values(&selection, &values),
+    )
+    .unwrap();
+
+    let verify = |bundle: &str, nonce: &str| {
+        d.verifier_ok(&[
+            "verify",
+            "certify",
+            &d.p(bundle),
+            "--ak-pub",
+            &d.p("ak.pem"),
+            "--nonce",
+            nonce,
+            "--expect-pcr-policy",
+            &d.p("approved.pcrs"),
+        ])
+    };
+    let attest = |nonce: &str, out: &str| {
+        d.tpmkey_ok(&[
+            "attest",
+            &d.p("tls.key"),
+            "--ak",
+            &d.p("ak.tpm"),
+            "--nonce",
+            nonce,
+            "-o",
+            &d.p(out),
+        ])
+    };
+    attest("b1", "b1.pem");
+    let report = verify("b1.pem", "b1");
+    println!("{report}");
+    for fact in [
+        "fixedTPM=1",
+        "sensitiveDataOrigin=1 (generated in the TPM)",
+        "userWithAuth=0",
+        &format!("PolicyPCR sha256:16={}", tpmkey::hex::hex(&values[0])),
+        "certify bundle verified",
+    ] {
+        assert!(report.contains(fact), "{fact}: {report}");
+    }
+
+    // The platform changes: the key no longer signs, but its binding is still proved.
+    d.tpm
+        .tpm2_tools_ok(["tpm2_pcrextend", &format!("16:sha256={}", "02".repeat(32))]);
+    tpmkey::connection::configure(&[("tcti", &d.tap.tcti())]).unwrap();
+    let e = key
+        .sign(SignScheme::Ecdsa(tpmkey::hash::Hash::Sha256), &[3u8; 32])
+        .unwrap_err();
+    tpmkey::connection::shutdown();
+    assert!(e.is_policy_failure(), "{e}");
+    attest("b2", "b2.pem");
+    let report = verify("b2.pem", "b2");
+    assert!(report.contains("userWithAuth=0"), "{report}");
+    // Another approved state: the verifier names the policy mismatch.
+    std::fs::write(
+        d.path("other.pcrs"),
+        format!("sha256:16={}\n", "77".repeat(32)),
+    )
+    .unwrap();
+    d.verifier_refuses(
+        &[
+            "verify",
+            "certify",
+            &d.p("b2.pem"),
+            "--ak-pub",
+            &d.p("ak.pem"),
+            "--nonce",
+            "b2",
+            "--expect-pcr-policy",
+            &d.p("other.pcrs"),
+        ],
+        "authPolicy mismatch",
+    );
+
+    // A key imported from software (tpm2_import under tpmkey's storage key, the same
+    // template, written as a TSS2 key file by tpm2_encodeobject) is reported as imported.
+    // Without a resource manager, each tool's leftovers are flushed before the next.
+    let tools = |args: &[&str]| {
+        d.tpm.tpm2_tools_ok(args);
+        d.tpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
+    };
+    tools(&[
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-g",
+        "sha256",
+        "-G",
+        "ecc256:null:aes128cfb",
+        "-a",
+        "restricted|decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda",
+        "-c",
+        &d.p("srk.ctx"),
+    ]);
+    tpmkey_testenv::run(Command::new("openssl").args([
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &d.p("soft.pem"),
+    ]));
+    tools(&[
+        "tpm2_import",
+        "-C",
+        &d.p("srk.ctx"),
+        "-G",
+        "ecc",
+        "-i",
+        &d.p("soft.pem"),
+        "-u",
+        &d.p("soft.pub"),
+        "-r",
+        &d.p("soft.priv"),
+    ]);
+    tools(&[
+        "tpm2_encodeobject",
+        "-C",
+        &d.p("srk.ctx"),
+        "-u",
+        &d.p("soft.pub"),
+        "-r",
+        &d.p("soft.priv"),
+        "-o",
+        &d.p("imported.key"),
+    ]);
+    d.tpmkey_ok(&[
+        "attest",
+        &d.p("imported.key"),
+        "--ak",
+        &d.p("ak.tpm"),
+        "--nonce",
+        "c1",
+        "-o",
+        &d.p("imported.pem"),
+    ]);
+    let report = d.verifier_ok(&[
+        "verify",
+        "certify",
+        &d.p("imported.pem"),
+        "--ak-pub",
+        &d.p("ak.pem"),
+        "--nonce",
+        "c1",
+    ]);
+    assert!(
+        report.contains("sensitiveDataOrigin=0 (imported)"),
+        "{report}"
+    );
+}
