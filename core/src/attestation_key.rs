@@ -25,6 +25,7 @@ use crate::attest::signature::TpmSignature;
 use crate::attest::{pem_or_binary, read_version};
 use crate::commands::{handle_name, Tpm};
 use crate::connection::with_link;
+use crate::endorsement::primary_public;
 use crate::error::{Error, Result};
 use crate::keyfile::pem_encode;
 use crate::keys::TpmKey;
@@ -58,17 +59,7 @@ impl AttestationKey {
         let mut unique = [0u8; UNIQUE_LEN];
         CRYPTO.random(&mut unique);
         let template = templates::attestation_key(spec, &unique)?;
-        let public = with_link(|link| {
-            link.retrying(|link| {
-                let (handle, public, _) =
-                    link.tpm
-                        .create_primary(TPM_RH_ENDORSEMENT, &[], &template)?;
-                let flushed = link.tpm.flush_context(handle);
-                let public = KeyPublic::parse(&public)?;
-                flushed?;
-                Ok(public)
-            })
-        })?;
+        let public = primary_public(&template)?;
         Ok(AttestationKey { template, public })
     }
 

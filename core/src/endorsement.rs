@@ -52,12 +52,15 @@ impl EkType {
 /// The EK the TPM derives from the default template (CreatePrimary in the endorsement
 /// hierarchy, whose authorisation is taken to be empty, then FlushContext).
 pub fn public(kind: EkType) -> Result<KeyPublic> {
-    let template = templates::endorsement_key(kind)?;
+    primary_public(&templates::endorsement_key(kind)?)
+}
+
+/// The public area of the endorsement-hierarchy primary of `template` (CreatePrimary,
+/// FlushContext): the EK, or an AK when it is created.
+pub(crate) fn primary_public(template: &[u8]) -> Result<KeyPublic> {
     with_link(|link| {
         link.retrying(|link| {
-            let (handle, public, _) =
-                link.tpm
-                    .create_primary(TPM_RH_ENDORSEMENT, &[], &template)?;
+            let (handle, public, _) = link.tpm.create_primary(TPM_RH_ENDORSEMENT, &[], template)?;
             let flushed = link.tpm.flush_context(handle);
             let public = KeyPublic::parse(&public)?;
             flushed?;

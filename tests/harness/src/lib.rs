@@ -23,6 +23,7 @@
 #![allow(clippy::panic)]
 
 mod abrmd;
+pub mod cbor2;
 pub mod ek_certs;
 mod pins;
 mod process;
