@@ -47,6 +47,19 @@ pub struct QuoteArgs {
 }
 
 #[derive(Debug, ClapArgs)]
+pub struct SrkArgs {
+    /// The attestation key file
+    #[arg(long)]
+    ak: PathBuf,
+    /// The verifier's nonce (hex)
+    #[arg(long)]
+    nonce: String,
+    /// Where to write the certify bundle (PEM; default: standard output)
+    #[arg(short = 'o', long = "out")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, ClapArgs)]
 pub struct AcmeArgs {
     /// The key the CSR is for (TSS2 PRIVATE KEY file)
     key: PathBuf,
@@ -93,4 +106,10 @@ pub fn acme_attest(args: AcmeArgs) -> Result<()> {
     let obj = ak.acme_attestation(&key, &args.key_authorization, chain)?;
     println!("{}", obj.to_base64url());
     Ok(())
+}
+
+pub fn certify_storage_key(args: SrkArgs) -> Result<()> {
+    let ak = ak::load(&args.ak)?;
+    let bundle = ak.certify_storage_key(&parse_hex(&args.nonce)?)?;
+    io::write_output(args.out.as_deref(), bundle.to_pem().as_bytes())
 }

@@ -46,6 +46,9 @@ enum Command {
     Attest(evidence::AttestArgs),
     /// Sign PCR values with the AK (TPM2_Quote)
     Quote(evidence::QuoteArgs),
+    /// Certify the storage key that salts sessions with the AK; once `tpmkey verify certify`
+    /// accepts it, set its Name as storage-key-name in tpmkey.conf
+    SrkCertify(evidence::SrkArgs),
     /// Print the ACME device-attest-01 attestation object (base64url CBOR) for a key
     AcmeAttest(evidence::AcmeArgs),
     /// Verifier: wrap a secret for an AK in the TPM of an EK (MakeCredential, no TPM used)
@@ -62,6 +65,7 @@ fn run(cli: Cli) -> tpmkey::Result<()> {
         Command::Ak(args) => ak::run(args),
         Command::Attest(args) => evidence::attest(args),
         Command::Quote(args) => evidence::quote(args),
+        Command::SrkCertify(args) => evidence::certify_storage_key(args),
         Command::AcmeAttest(args) => evidence::acme_attest(args),
         Command::Makecred(args) => verify::makecred(args),
         Command::Verify(args) => verify::run(args),

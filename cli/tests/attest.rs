@@ -801,3 +801,60 @@ fn a_pcr_bound_key_is_certified_while_the_pcr_differs_and_an_imported_key_says_s
         "{report}"
     );
 }
+
+#[test]
+fn a_certified_storage_key_pinned_by_name_refuses_any_other() {
+    let d = Device::new();
+    d.tpmkey_ok(&[
+        "ak",
+        "create",
+        "-o",
+        &d.p("ak.tpm"),
+        "--public",
+        &d.p("ak.pem"),
+    ]);
+    let (_, commands) = d.tpmkey_ok(&[
+        "srk-certify",
+        "--ak",
+        &d.p("ak.tpm"),
+        "--nonce",
+        "5eed",
+        "-o",
+        &d.p("srk.pem"),
+    ]);
+    println!("srk-certify: {commands:?}");
+    let report = d.verifier_ok(&[
+        "verify",
+        "certify",
+        &d.p("srk.pem"),
+        "--ak-pub",
+        &d.p("ak.pem"),
+        "--nonce",
+        "5eed",
+    ]);
+    assert!(report.contains("restricted=1 decrypt=1"), "{report}");
+    let name = report
+        .lines()
+        .find_map(|l| l.strip_prefix("name: "))
+        .unwrap()
+        .to_string();
+
+    // The operator pins the certified Name: tpmkey salts with that key and no other.
+    std::fs::write(
+        d.path("tpmkey.conf"),
+        format!("storage-key-name = {name}\n"),
+    )
+    .unwrap();
+    let conf = d.p("tpmkey.conf");
+    d.tpmkey_ok(&["--config", &conf, "keygen", "-o", &d.p("k1.key")]);
+    // The TPM is cleared (a new owner seed, so another storage key): refused.
+    d.tpm.tpm2_tools_ok(["tpm2_clear", "-c", "p"]);
+    let out = d.tpmkey(&["--config", &conf, "keygen", "-o", &d.p("k2.key")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not match the pinned storage-key-name"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!d.path("k2.key").exists());
+}

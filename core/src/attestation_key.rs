@@ -24,7 +24,7 @@ use crate::attest::quote::{PcrValue, QuoteFile};
 use crate::attest::signature::TpmSignature;
 use crate::attest::{pem_or_binary, read_version};
 use crate::commands::{handle_name, Tpm};
-use crate::connection::with_link;
+use crate::connection::{with_link, Need};
 use crate::endorsement::primary_public;
 use crate::error::{Error, Result};
 use crate::keyfile::pem_encode;
@@ -34,7 +34,7 @@ use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::templates::{self, EkType, KeySpec};
 use zeroize::Zeroizing;
 
-use crate::wire::{tpm2b_contents, Reader, Writer, TPM_RH_ENDORSEMENT};
+use crate::wire::{tpm2b_contents, Reader, Writer, TPM_RH_ENDORSEMENT, TPM_RH_OWNER};
 
 pub const PEM_LABEL: &str = "TPMKEY ATTESTATION KEY";
 const VERSION: u16 = 1;
@@ -143,6 +143,42 @@ impl AttestationKey {
             cert_info,
             signature,
             public: key.public().blob.clone(),
+            creation_data: None,
+        })
+    }
+
+    /// TPM2_Certify of the storage key that salts tpmkey's sessions and parents its keys
+    /// (the configured persistent parent, else the storage primary). A verifier that
+    /// checks the bundle learns the storage key's true Name; configured as
+    /// `storage-key-name`, it makes tpmkey refuse any other key for salting and as a parent
+    /// (an interposer's, or one after a TPM clear), closing trust on first use.
+    pub fn certify_storage_key(&self, nonce: &[u8]) -> Result<CertifyBundle> {
+        check_nonce(nonce)?;
+        let (cert_info, signature, public) = with_link(|link| {
+            let parent = link.config().parent.unwrap_or(TPM_RH_OWNER);
+            link.run(Need::Parent(parent), |tpm, target| {
+                let t = target.ok_or_else(|| Error::Integrity("storage key not loaded".into()))?;
+                // Unauthenticated, but the verifier recomputes its Name and compares it
+                // with the Name the TPM certified.
+                let (public, _) = tpm.read_public(t.handle)?;
+                let (cert_info, signature) = self.with_loaded(tpm, |tpm, ak| {
+                    tpm.certify(
+                        t.handle,
+                        &t.name,
+                        &t.auth,
+                        ak,
+                        &self.public.name,
+                        &[],
+                        nonce,
+                    )
+                })?;
+                Ok((cert_info, signature, public))
+            })
+        })?;
+        Ok(CertifyBundle {
+            cert_info,
+            signature,
+            public,
             creation_data: None,
         })
     }
