@@ -115,6 +115,10 @@ fn ek_certificates_chain_to_the_ca_and_match_the_derived_ek() {
         )
         .unwrap_err();
         assert!(e.to_string().contains("does not"), "{e}");
+        // Truncated certificates are errors, never a panic.
+        for n in (0..der.len()).step_by(7) {
+            assert!(verify_chain(&der[..n], &[], std::slice::from_ref(&issuer)).is_err());
+        }
         // The root cannot stand in for the intermediate (its name is not the issuer's).
         assert!(verify_chain(
             &der,
