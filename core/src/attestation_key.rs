@@ -14,6 +14,28 @@
 //! TPM2B template     (TPMT_PUBLIC given to CreatePrimary in the endorsement hierarchy)
 //! TPM2B_PUBLIC       (the AK's public area as the TPM created it)
 //! ```
+//!
+//! ```no_run
+//! use tpmkey::attest::{credential, quote::PcrSelection};
+//! use tpmkey::attestation_key::AttestationKey;
+//! use tpmkey::endorsement::{self, EkType};
+//! use tpmkey::{KeyFile, KeySpec, TpmKey};
+//! # fn main() -> tpmkey::Result<()> {
+//! // Enrolment: the verifier checks the EK certificate and wraps a secret for the AK.
+//! let ek_cert = endorsement::certificate(EkType::Rsa2048)?;
+//! endorsement::check_certificate(&ek_cert, &endorsement::public(EkType::Rsa2048)?.key)?;
+//! let ak = AttestationKey::create(KeySpec::EcP256)?;
+//! let ek = credential::EkPublic::from_certificate(&ek_cert)?;
+//! let cred = credential::make_credential(&ek, &ak.public().name, b"verifier secret")?;
+//! assert_eq!(ak.activate_credential(EkType::Rsa2048, &cred)?.as_slice(), b"verifier secret");
+//! // Evidence for fresh nonces: a key certified, PCRs quoted.
+//! let file = KeyFile::from_pem(&std::fs::read("tls.key").unwrap())?;
+//! let bundle = ak.certify(&TpmKey::from_key_file(&file, None)?, b"nonce 1")?;
+//! let quote = ak.quote(&PcrSelection::parse_list("sha256:0,7,16")?, b"nonce 2")?;
+//! std::fs::write("bundle.pem", bundle.to_pem()).unwrap();
+//! std::fs::write("quote.pem", quote.to_pem()).unwrap();
+//! # Ok(()) }
+//! ```
 
 use crate::attest::acme::{self, AttestationObject};
 use crate::attest::attestation::{Attestation, Attested, PcrSelection};
