@@ -36,7 +36,8 @@ pub struct Command<'a> {
     pub secret_out: bool,
     pub response_handles: usize,
     /// Authorise with a password even when sessions are on: only CreatePrimary of the
-    /// storage key, which must exist before a session can be salted with it.
+    /// storage key, which must exist before a session can be salted with it, and Quote by
+    /// an AK, whose authValue is empty and whose output is signed.
     pub before_session: bool,
 }
 
