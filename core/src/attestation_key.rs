@@ -37,6 +37,8 @@
 //! # Ok(()) }
 //! ```
 
+use zeroize::Zeroizing;
+
 use crate::attest::acme::{self, AttestationObject};
 use crate::attest::attestation::{Attestation, Attested, PcrSelection};
 use crate::attest::certificate::Certificate;
@@ -54,8 +56,6 @@ use crate::keys::TpmKey;
 use crate::public_key::KeyPublic;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::templates::{self, EkType, KeySpec};
-use zeroize::Zeroizing;
-
 use crate::wire::{tpm2b_contents, Reader, Writer, TPM_RH_ENDORSEMENT, TPM_RH_OWNER};
 
 pub const PEM_LABEL: &str = "TPMKEY ATTESTATION KEY";
@@ -264,9 +264,7 @@ impl AttestationKey {
             })
         })
     }
-}
 
-impl AttestationKey {
     /// TPM2_ActivateCredential with the EK of `ek` (derived from its default template and
     /// authorised by PolicySecret(TPM_RH_ENDORSEMENT), the endorsement authorisation taken
     /// to be empty): the secret a verifier wrapped with MakeCredential for this AK's Name
