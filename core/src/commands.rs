@@ -401,12 +401,7 @@ impl Tpm {
 
     /// TPM2_ReadPublic: (TPM2B_PUBLIC with its size prefix, Name).
     pub fn read_public(&mut self, handle: u32) -> Result<(Vec<u8>, Vec<u8>)> {
-        self.public_and_name(CommandCode::ReadPublic, handle)
-    }
-
-    /// ReadPublic and NV_ReadPublic: a public area (with its size prefix), then a Name.
-    fn public_and_name(&mut self, code: CommandCode, handle: u32) -> Result<(Vec<u8>, Vec<u8>)> {
-        let rsp = self.no_auth(code, &[handle], Vec::new(), 0)?;
+        let rsp = self.no_auth(CommandCode::ReadPublic, &[handle], Vec::new(), 0)?;
         let mut r = Reader::new(&rsp.params);
         let public = r.tpm2b_raw()?.to_vec();
         let name = r.tpm2b()?.to_vec();
@@ -926,9 +921,14 @@ impl Tpm {
 
     // ---- attestation -----------------------------------------------------------------
 
-    /// TPM2_NV_ReadPublic: (TPM2B_NV_PUBLIC with its size prefix, Name).
-    pub fn nv_read_public(&mut self, index: u32) -> Result<(Vec<u8>, Vec<u8>)> {
-        self.public_and_name(CommandCode::NvReadPublic, index)
+    /// TPM2_NV_ReadPublic: (TPMS_NV_PUBLIC, Name). The same as main's since the token
+    /// merge: keep one when merging.
+    pub fn nv_read_public(&mut self, nv_index: u32) -> Result<(Vec<u8>, Vec<u8>)> {
+        let rsp = self.no_auth(CommandCode::NvReadPublic, &[nv_index], Vec::new(), 0)?;
+        let mut r = Reader::new(&rsp.params);
+        let public = r.tpm2b()?.to_vec();
+        let name = r.tpm2b()?.to_vec();
+        Ok((public, name))
     }
 
     /// TPM2_NV_Read of `size` bytes at `offset`, authorised by the index's own authValue

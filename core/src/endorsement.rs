@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::public_key::{KeyPublic, PublicKey};
 use crate::templates;
-use crate::wire::{tpm2b_contents, Reader, TPM_RH_ENDORSEMENT};
+use crate::wire::{Reader, TPM_RH_ENDORSEMENT};
 
 pub use crate::templates::EkType;
 
@@ -101,9 +101,8 @@ pub fn certificate(kind: EkType) -> Result<Vec<u8>> {
     })
 }
 
-/// Checks TPM2B_NV_PUBLIC against the index asked for and its Name; returns dataSize.
-fn check_index(index: u32, nv_public: &[u8], name: &[u8]) -> Result<u16> {
-    let contents = tpm2b_contents(nv_public)?;
+/// Checks TPMS_NV_PUBLIC against the index asked for and its Name; returns dataSize.
+fn check_index(index: u32, contents: &[u8], name: &[u8]) -> Result<u16> {
     let mut r = Reader::new(contents);
     let got = r.u32()?;
     let name_alg = r.u16()?;
