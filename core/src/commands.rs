@@ -36,7 +36,8 @@ pub struct Command<'a> {
     pub secret_out: bool,
     pub response_handles: usize,
     /// Authorise with a password even when sessions are on: only CreatePrimary of the
-    /// storage key, which must exist before a session can be salted with it.
+    /// storage key, which must exist before a session can be salted with it, and Quote by
+    /// an AK, whose authValue is empty and whose output is signed.
     pub before_session: bool,
 }
 
@@ -68,6 +69,15 @@ impl<'a> From<&'a Vec<u8>> for KeyAuth<'a> {
 enum Slot {
     Hmac,
     Policy,
+}
+
+/// The password authorisation of a command's other authorised handle, before or after the
+/// handle `Command::auth` authorises.
+#[derive(Clone, Copy, Debug)]
+enum OtherAuth<'a> {
+    None,
+    Before(&'a [u8]),
+    After(&'a [u8]),
 }
 
 /// The parts of a command on one authorised key (Sign, RSA_Decrypt, ECDH_ZGen, Unseal;
@@ -140,9 +150,20 @@ impl Tpm {
     }
 
     fn execute_in(&mut self, cmd: &Command<'_>, slot: Slot) -> Result<Response> {
+        self.execute_with(cmd, slot, OtherAuth::None)
+    }
+
+    /// [`Tpm::execute_in`] for a command with a second authorised handle, whose
+    /// authorisation `other` is a password.
+    fn execute_with(
+        &mut self,
+        cmd: &Command<'_>,
+        slot: Slot,
+        other: OtherAuth<'_>,
+    ) -> Result<Response> {
         let mut attempt = 0;
         loop {
-            match self.execute_once(cmd, slot) {
+            match self.execute_once(cmd, slot, other) {
                 Err(Error::Tpm { rc, .. })
                     if matches!(rc.base(), TPM_RC_RETRY | TPM_RC_YIELDED | TPM_RC_TESTING)
                         && attempt < RETRY_LIMIT =>
@@ -190,7 +211,12 @@ impl Tpm {
         }
     }
 
-    fn execute_once(&mut self, cmd: &Command<'_>, slot: Slot) -> Result<Response> {
+    fn execute_once(
+        &mut self,
+        cmd: &Command<'_>,
+        slot: Slot,
+        other: OtherAuth<'_>,
+    ) -> Result<Response> {
         let with_session = slot == Slot::Policy || self.wants_session(cmd);
         // A policy session's HMAC includes the authValue only after PolicyAuthValue.
         let hmac_auth = match slot {
@@ -225,13 +251,13 @@ impl Tpm {
             auth_area = Zeroizing::new(area);
             nonce_caller = nonce;
         } else if let Some(auth) = cmd.auth {
-            let mut w = Writer::new();
-            w.u32(TPM_RS_PW)
-                .tpm2b(&[])
-                .u8(ATTR_CONTINUE_SESSION)
-                .tpm2b(auth);
-            auth_area = w.into_secret();
+            auth_area = password_auth(auth);
         }
+        auth_area = match other {
+            OtherAuth::None => auth_area,
+            OtherAuth::Before(a) => Zeroizing::new([&password_auth(a)[..], &auth_area].concat()),
+            OtherAuth::After(a) => Zeroizing::new([&auth_area[..], &password_auth(a)].concat()),
+        };
         let tag = if auth_area.is_empty() {
             TPM_ST_NO_SESSIONS
         } else {
@@ -282,6 +308,12 @@ impl Tpm {
                 return Err(Error::Integrity(
                     "response lacks the session's authorisation".into(),
                 ));
+            }
+            if let OtherAuth::Before(_) = other {
+                // The password entry's response: empty nonce, attributes, empty HMAC.
+                r.tpm2b()?;
+                r.u8()?;
+                r.tpm2b()?;
             }
             let hmac_auth = Zeroizing::new(hmac_auth.to_vec());
             let verified = match self.session_in(slot) {
@@ -962,4 +994,145 @@ impl Tpm {
         let mut r = Reader::new(&rsp.params);
         Ok(r.tpm2b_raw()?.to_vec())
     }
+
+    // ---- attestation -----------------------------------------------------------------
+
+    /// TPM2_NV_Read of `size` bytes at `offset`, authorised by the index's own authValue
+    /// (`auth`; empty for the EK certificate indices).
+    pub fn nv_read(
+        &mut self,
+        index: u32,
+        index_name: &[u8],
+        auth: &[u8],
+        offset: u16,
+        size: u16,
+    ) -> Result<Vec<u8>> {
+        let mut w = Writer::new();
+        w.u16(size).u16(offset);
+        let rsp = self.execute(&Command {
+            code: CommandCode::NvRead,
+            handles: &[index, index],
+            names: &[index_name, index_name],
+            auth: Some(auth),
+            params: w.into_secret(),
+            secret_in: false,
+            secret_out: false,
+            response_handles: 0,
+            before_session: false,
+        })?;
+        Ok(Reader::new(&rsp.params).tpm2b()?.to_vec())
+    }
+
+    /// TPM2_Certify of `object` (ADMIN role: its authValue, through the session) by the
+    /// attestation key `signer` (its authValue as a password: `signer_auth` must be
+    /// empty or non-secret), with the signer's default scheme: (TPMS_ATTEST,
+    /// TPMT_SIGNATURE).
+    #[allow(clippy::too_many_arguments)]
+    pub fn certify(
+        &mut self,
+        object: u32,
+        object_name: &[u8],
+        object_auth: &[u8],
+        signer: u32,
+        signer_name: &[u8],
+        signer_auth: &[u8],
+        qualifying_data: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let mut w = Writer::new();
+        w.tpm2b(qualifying_data).u16(TPM_ALG_NULL);
+        let rsp = self.execute_with(
+            &Command {
+                code: CommandCode::Certify,
+                handles: &[object, signer],
+                names: &[object_name, signer_name],
+                auth: Some(object_auth),
+                params: w.into_secret(),
+                secret_in: false,
+                secret_out: false,
+                response_handles: 0,
+                before_session: false,
+            },
+            Slot::Hmac,
+            OtherAuth::After(signer_auth),
+        )?;
+        let mut r = Reader::new(&rsp.params);
+        let attest = r.tpm2b()?.to_vec();
+        Ok((attest, r.rest().to_vec()))
+    }
+
+    /// TPM2_Quote of the PCRs in `selection` (a marshalled TPML_PCR_SELECTION) by
+    /// `signer` with its default scheme. The signer's authValue goes as a password: an
+    /// attestation key's is empty, and the quote is signed, so a session would protect
+    /// nothing. (TPMS_ATTEST, TPMT_SIGNATURE).
+    pub fn quote(
+        &mut self,
+        signer: u32,
+        signer_auth: &[u8],
+        qualifying_data: &[u8],
+        selection: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let mut w = Writer::new();
+        w.tpm2b(qualifying_data).u16(TPM_ALG_NULL).bytes(selection);
+        let rsp = self.execute(&Command {
+            code: CommandCode::Quote,
+            handles: &[signer],
+            names: &[],
+            auth: Some(signer_auth),
+            params: w.into_secret(),
+            secret_in: false,
+            secret_out: false,
+            response_handles: 0,
+            before_session: true,
+        })?;
+        let mut r = Reader::new(&rsp.params);
+        let attest = r.tpm2b()?.to_vec();
+        Ok((attest, r.rest().to_vec()))
+    }
+
+    /// TPM2_ActivateCredential: the secret MakeCredential wrapped for `object` (the AK:
+    /// ADMIN role, its authValue as a password, so empty or not secret) in the TPM of `key`
+    /// (the EK, whose policy the caller has just satisfied in the policy session), which
+    /// also encrypts the secret on its way back.
+    #[allow(clippy::too_many_arguments)]
+    pub fn activate_credential(
+        &mut self,
+        object: u32,
+        object_name: &[u8],
+        object_auth: &[u8],
+        key: u32,
+        key_name: &[u8],
+        credential_blob: &[u8],
+        secret: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let mut w = Writer::new();
+        w.tpm2b(credential_blob).tpm2b(secret);
+        let result = self.execute_with(
+            &Command {
+                code: CommandCode::ActivateCredential,
+                handles: &[object, key],
+                names: &[object_name, key_name],
+                auth: Some(&[]),
+                params: w.into_secret(),
+                secret_in: false,
+                secret_out: true,
+                response_handles: 0,
+                before_session: false,
+            },
+            Slot::Policy,
+            OtherAuth::Before(object_auth),
+        );
+        self.policy.used(result.is_ok());
+        let rsp = result?;
+        Ok(Zeroizing::new(Reader::new(&rsp.params).tpm2b()?.to_vec()))
+    }
+}
+
+/// A password authorisation entry (TPM_RS_PW) for `auth`.
+fn password_auth(auth: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut w = Writer::new();
+    w.u32(TPM_RS_PW)
+        .tpm2b(&[])
+        .u8(ATTR_CONTINUE_SESSION)
+        .tpm2b(auth);
+    w.into_secret()
 }
