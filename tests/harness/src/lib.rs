@@ -22,6 +22,8 @@
 #![allow(clippy::panic)]
 
 mod abrmd;
+pub mod fault;
+pub mod fault_matrix;
 mod pins;
 mod process;
 mod swtpm;
@@ -34,6 +36,7 @@ use std::ffi::OsStr;
 use std::process::{Command, Output};
 
 pub use abrmd::Abrmd;
+pub use fault::{Area, Fault, FaultPlan, Injected};
 pub use process::{pid_exists, TempDir};
 pub use swtpm::Swtpm;
 pub use tpm_model::Profile;
