@@ -1,9 +1,10 @@
 //! Configuration, highest first: values handed in by a front end (openssl.cnf section,
 //! module config) > environment (`TPMKEY_TCTI`, `TPMKEY_OBJECTS`, `TPMKEY_SESSION`,
-//! `TPMKEY_STORE`, `TPMKEY_STATE`) > the config file (`TPMKEY_CONF`, default /etc/tpmkey/tpmkey.conf,
+//! `TPMKEY_STORE`, `TPMKEY_STATE`, `TPMKEY_TIMEOUT`) > the config file (`TPMKEY_CONF`, default /etc/tpmkey/tpmkey.conf,
 //! `key = value` lines, `#` comments) > defaults. tpm2-tss is never left to probe for a TPM.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use zeroize::Zeroizing;
 
@@ -22,7 +23,12 @@ pub const KEYS: &[&str] = &[
     "storage-key-name",
     "store",
     "state",
+    "timeout",
 ];
+
+/// How long to wait for one response by default: RSA key generation on a slow TPM takes
+/// tens of seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// How long a key stays loaded in the TPM's few object slots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +66,8 @@ pub struct Config {
     pub store: Option<PathBuf>,
     /// tpmkey's own state (the storage keys pinned on first use); see [`Config::state_dir`].
     pub state: Option<PathBuf>,
+    /// How long to wait for one TPM response before the connection counts as broken.
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -79,6 +87,7 @@ impl std::fmt::Debug for Config {
             )
             .field("store", &self.store)
             .field("state", &self.state)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -94,6 +103,7 @@ impl Default for Config {
             storage_key_name: None,
             store: None,
             state: None,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -124,6 +134,7 @@ impl Config {
             ("TPMKEY_SESSION", "session"),
             ("TPMKEY_STORE", "store"),
             ("TPMKEY_STATE", "state"),
+            ("TPMKEY_TIMEOUT", "timeout"),
         ] {
             if let Ok(v) = std::env::var(var) {
                 c.set(key, &v)
@@ -193,6 +204,15 @@ impl Config {
             }
             "store" => self.store = Some(PathBuf::from(value)),
             "state" => self.state = Some(PathBuf::from(value)),
+            "timeout" => {
+                self.timeout = value
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=3600).contains(s))
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| bad("expected whole seconds from 1 to 3600"))?
+            }
             _ => {
                 return Err(format!(
                     "unknown key \"{key}\" (known: {})",
@@ -261,6 +281,19 @@ mod tests {
             .unwrap_err();
         assert!(!e.to_string().contains("s3cret"), "a secret echoed: {e}");
         assert_eq!(c.tcti, "swtpm:port=1");
+    }
+
+    #[test]
+    fn timeout_is_whole_seconds_within_an_hour() {
+        let mut c = Config::default();
+        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        c.set("timeout", "5").unwrap();
+        assert_eq!(c.timeout, Duration::from_secs(5));
+        for bad in ["0", "3601", "1.5", "-1", ""] {
+            let e = c.set("timeout", bad).unwrap_err();
+            assert!(e.contains("timeout") && e.contains("seconds"), "{e}");
+        }
+        assert_eq!(c.timeout, Duration::from_secs(5));
     }
 
     #[test]

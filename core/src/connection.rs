@@ -254,7 +254,7 @@ extern "C" fn flush_at_exit() {
 
 impl Link {
     fn open(config: Config) -> Result<Link> {
-        let tcti = Tcti::open(&config.tcti)?;
+        let tcti = Tcti::open(&config.tcti, config.timeout)?;
         let mut policy = config.object_policy();
         let mut keep_lease = None;
         if policy == ObjectPolicy::Keep && !behind_resource_manager(&config.tcti) {

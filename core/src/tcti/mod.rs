@@ -17,14 +17,13 @@ use crate::response_code::ResponseCode;
 
 /// Largest response a TPM sends (TPM_PT_MAX_RESPONSE_SIZE is 4096 on every TPM we know).
 const MAX_RESPONSE: usize = 8192;
-/// How long to wait for an answer: RSA key generation on a slow TPM takes tens of seconds.
-const RESPONSE_TIMEOUT_MS: i32 = 180_000;
-
 pub struct Tcti {
     /// libtss2-tctildr's context; null for a native transport or once abandoned.
     context: *mut sys::TSS2_TCTI_CONTEXT,
     native: Option<tabrmd::Tabrmd>,
     conf: String,
+    /// How long to wait for a response, in milliseconds.
+    timeout_ms: i32,
 }
 
 // SAFETY: the TCTI context is only used through `&mut self`, and the connection that owns it
@@ -38,24 +37,25 @@ impl std::fmt::Debug for Tcti {
 }
 
 impl Tcti {
-    /// Opens the TCTI named by `conf`; an empty string is refused (tpm2-tss would probe).
-    pub fn open(conf: &str) -> Result<Tcti> {
+    /// Opens the TCTI named by `conf`, waiting at most `timeout` for each response; an
+    /// empty string is refused (tpm2-tss would probe).
+    pub fn open(conf: &str, timeout: Duration) -> Result<Tcti> {
+        let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         if conf.trim().is_empty() {
             return Err(Error::Config(
                 "empty TCTI: tpmkey never lets tpm2-tss probe for a TPM".into(),
             ));
         }
         if conf.starts_with("tabrmd") {
-            let native =
-                tabrmd::Tabrmd::open(conf, Duration::from_millis(RESPONSE_TIMEOUT_MS as u64))
-                    .map_err(|cause| Error::Tcti {
-                        tcti: conf.into(),
-                        cause,
-                    })?;
+            let native = tabrmd::Tabrmd::open(conf, timeout).map_err(|cause| Error::Tcti {
+                tcti: conf.into(),
+                cause,
+            })?;
             return Ok(Tcti {
                 context: ptr::null_mut(),
                 native: Some(native),
                 conf: conf.into(),
+                timeout_ms,
             });
         }
         let c_conf = CString::new(conf)
@@ -73,6 +73,7 @@ impl Tcti {
             context,
             native: None,
             conf: conf.into(),
+            timeout_ms,
         })
     }
 
@@ -112,7 +113,7 @@ impl Tcti {
                 self.context,
                 &mut size,
                 response.as_mut_ptr(),
-                RESPONSE_TIMEOUT_MS,
+                self.timeout_ms,
             )
         };
         if rc != 0 {
