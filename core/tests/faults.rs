@@ -54,3 +54,48 @@ fn a_stalled_or_cut_response_times_out_and_the_next_operation_works() {
         assert_eq!(fault_matrix::leftovers(&tpm.swtpm), Vec::<String>::new());
     }
 }
+
+const LOAD: u32 = 0x157;
+const START_AUTH_SESSION: u32 = 0x176;
+const CREATE_PRIMARY: u32 = 0x131;
+
+/// Signs with a key that has to be loaded (from its file) on a fresh connection: the
+/// storage key, the key and the session are all made anew.
+fn sign_fresh(file: &tpmkey::keyfile::KeyFile) -> tpmkey::Result<tpmkey::Signature> {
+    tpmkey::connection::shutdown();
+    sign(&TpmKey::from_key_file(file, None)?)
+}
+
+#[test]
+fn a_response_that_makes_a_handle_but_is_not_used_leaves_nothing_loaded() {
+    let (tpm, tap) = common::tapped_tpm(&[("objects", "per-operation")]);
+    let file = TpmKey::generate(KeySpec::EcP256, None, None)
+        .unwrap()
+        .key_file()
+        .unwrap();
+    for code in [CREATE_PRIMARY, LOAD, START_AUTH_SESSION] {
+        for fault in [
+            Fault::Truncate(Area::Parameters),
+            Fault::Extend(Area::Parameters, 5),
+            Fault::Flip(Area::Sessions, 4),
+            Fault::Truncate(Area::Sessions),
+        ] {
+            tap.inject(FaultPlan::on(code, 0, fault));
+            let result = sign_fresh(&file);
+            assert!(!tap.faults_pending(), "{fault} in 0x{code:x}: not sent");
+            if let Err(e) = result {
+                assert!(
+                    matches!(e, Error::Integrity(_)),
+                    "{fault} in 0x{code:x}: {e}"
+                );
+            }
+            tpmkey::connection::shutdown();
+            assert_eq!(
+                fault_matrix::leftovers(&tpm.swtpm),
+                Vec::<String>::new(),
+                "{fault} in 0x{code:x}"
+            );
+            sign_fresh(&file).unwrap();
+        }
+    }
+}
