@@ -98,6 +98,8 @@ pub struct Injected {
     pub index: u64,
     pub code: u32,
     pub fault: Fault,
+    /// False when the response had no such area to alter (it went through unchanged).
+    pub applied: bool,
 }
 
 impl std::fmt::Display for Injected {
@@ -182,6 +184,13 @@ impl FaultPlan {
         &self.injected
     }
 
+    /// Records that the last fault found nothing to alter.
+    pub fn not_applied(&mut self) {
+        if let Some(last) = self.injected.last_mut() {
+            last.applied = false;
+        }
+    }
+
     /// The fault for this command, if any (recorded as injected).
     pub fn next(&mut self, command: &[u8]) -> Option<Fault> {
         let code = command_code(command);
@@ -208,7 +217,12 @@ impl FaultPlan {
                 faults[((draw >> 32) % faults.len() as u64) as usize]
             }
         };
-        self.injected.push(Injected { index, code, fault });
+        self.injected.push(Injected {
+            index,
+            code,
+            fault,
+            applied: true,
+        });
         Some(fault)
     }
 }

@@ -50,6 +50,24 @@ pub fn must_recover(f: &Fault, timeout: Duration) -> bool {
         )
 }
 
+/// Commands whose response hands out a new handle (object or session).
+const MAKES_HANDLE: &[u32] = &[0x131, 0x157, 0x161, 0x176, 0x191, 0x167];
+
+/// Whether `fault` in `code` makes a new object or session whose handle never reaches the
+/// client intact: the response is lost, its header altered, its handle altered, or it
+/// comes after the client's `timeout`. Nobody can flush such an object but a TPM restart
+/// (a resource manager between the bus and the client lost the response too).
+pub fn loses_handle(fault: &Fault, code: u32, timeout: Duration) -> bool {
+    MAKES_HANDLE.contains(&code)
+        && match fault {
+            Fault::DropAfterForward
+            | Fault::Flip(Area::Header | Area::Handles, _)
+            | Fault::Truncate(Area::Header) => true,
+            Fault::Delay(d) => *d >= timeout,
+            _ => false,
+        }
+}
+
 /// Handles of the given capability (`handles-transient`, `handles-loaded-session`,
 /// `handles-saved-session`), asked of swtpm directly (not through a tap).
 pub fn handles(tpm: &Swtpm, capability: &str) -> Vec<String> {

@@ -168,7 +168,11 @@ impl WireTap {
                             Some(Fault::DropAfterForward) => return,
                             Some(Fault::Delay(d)) => std::thread::sleep(d),
                             Some(f) => {
-                                fault::corrupt(command_code(&cmd), &mut rsp, f);
+                                if !fault::corrupt(command_code(&cmd), &mut rsp, f) {
+                                    if let Some(p) = shared.lock().unwrap().faults.as_mut() {
+                                        p.not_applied();
+                                    }
+                                }
                             }
                             None => {}
                         }
