@@ -167,13 +167,13 @@ impl WireTap {
                         match fault {
                             Some(Fault::DropAfterForward) => return,
                             Some(Fault::Delay(d)) => std::thread::sleep(d),
-                            Some(f) => {
-                                if !fault::corrupt(command_code(&cmd), &mut rsp, f) {
-                                    if let Some(p) = shared.lock().unwrap().faults.as_mut() {
-                                        p.not_applied();
-                                    }
+                            Some(Fault::Restart { .. }) => {}
+                            Some(f) if !fault::corrupt(command_code(&cmd), &mut rsp, f) => {
+                                if let Some(p) = shared.lock().unwrap().faults.as_mut() {
+                                    p.not_applied();
                                 }
                             }
+                            Some(_) => {}
                             None => {}
                         }
                         if client.write_all(&rsp).is_err() {
