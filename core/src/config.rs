@@ -148,6 +148,13 @@ impl Config {
         Ok(c)
     }
 
+    /// The configuration a file's `text` gives over the defaults (nothing else read).
+    pub fn from_file_text(path: &Path, text: &str) -> Result<Config> {
+        let mut c = Config::default();
+        c.apply_file(path, text)?;
+        Ok(c)
+    }
+
     fn apply_file(&mut self, path: &Path, text: &str) -> Result<()> {
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
