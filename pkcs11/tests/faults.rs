@@ -299,9 +299,7 @@ fn every_call_under_every_fault() {
                 } else {
                     problems.push(format!("{what}: left in the TPM: {left:?}"));
                 }
-                env.swtpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
-                env.swtpm.tpm2_tools_ok(["tpm2_flushcontext", "-l"]);
-                env.swtpm.tpm2_tools_ok(["tpm2_flushcontext", "-s"]);
+                fault_matrix::flush_leftovers(&env.swtpm);
             }
             // A failed C_SetPIN leaves the old PIN: the next cell logs in with it.
             if let Err(e) = timed(&op, &token, &format!("{what}, next")) {

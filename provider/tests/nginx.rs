@@ -486,6 +486,15 @@ fn nginx_under_seeded_random_tpm_faults() {
     assert_eq!(handshakes(&env, &nginx, 2, 20), Vec::<String>::new());
     let workers = worker_pids(&nginx);
     assert_eq!(workers.len(), 2, "workers: {workers:?}");
+    let workers_alive = || {
+        assert_eq!(
+            worker_pids(&nginx),
+            workers,
+            "a worker died:\n{}",
+            log(&env)
+        );
+        assert!(!log(&env).contains("exited on signal"), "{}", log(&env));
+    };
 
     let seed = 17;
     tap.inject(tpmkey_testenv::FaultPlan::random(
@@ -524,13 +533,7 @@ fn nginx_under_seeded_random_tpm_faults() {
         &failures[..failures.len().min(5)],
         log(&env)
     );
-    assert_eq!(
-        worker_pids(&nginx),
-        workers,
-        "a worker died:\n{}",
-        log(&env)
-    );
-    assert!(!log(&env).contains("exited on signal"), "{}", log(&env));
+    workers_alive();
 
     let after = handshakes(&env, &nginx, 2, 200);
     assert!(
@@ -540,10 +543,5 @@ fn nginx_under_seeded_random_tpm_faults() {
         &after[..after.len().min(3)],
         log(&env)
     );
-    assert_eq!(
-        worker_pids(&nginx),
-        workers,
-        "a worker died:\n{}",
-        log(&env)
-    );
+    workers_alive();
 }

@@ -17,12 +17,15 @@ use crate::response_code::ResponseCode;
 
 /// Largest response a TPM sends (TPM_PT_MAX_RESPONSE_SIZE is 4096 on every TPM we know).
 const MAX_RESPONSE: usize = 8192;
+/// A function answering commands in place of a TPM.
+type Answer = Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>;
+
 pub struct Tcti {
     /// libtss2-tctildr's context; null for a native transport or once abandoned.
     context: *mut sys::TSS2_TCTI_CONTEXT,
     native: Option<tabrmd::Tabrmd>,
     /// Answers given by a function instead of a TPM: the response-parser fuzz targets.
-    scripted: Option<Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>>,
+    scripted: Option<Answer>,
     conf: String,
     /// How long to wait for a response, in milliseconds.
     timeout_ms: i32,

@@ -92,6 +92,14 @@ pub fn leftovers(tpm: &Swtpm) -> Vec<String> {
     all
 }
 
+/// Flushes every transient object and session (loaded or saved), so that the next cell of
+/// a matrix starts from an empty TPM.
+pub fn flush_leftovers(tpm: &Swtpm) {
+    for what in ["-t", "-l", "-s"] {
+        tpm.tpm2_tools_ok(["tpm2_flushcontext", what]);
+    }
+}
+
 /// TPM_PT_LOCKOUT_COUNTER: authorisation failures the dictionary-attack logic counted.
 pub fn lockout_counter(tpm: &Swtpm) -> u32 {
     let out = tpm.tpm2_tools_ok(["tpm2_getcap", "properties-variable"]);
