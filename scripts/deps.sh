@@ -32,6 +32,8 @@ TEST_PACKAGES=(
     debootstrap lintian man-db systemd
     # an independent CBOR decoder for the ACME attestation object test (core/tests/attest.rs)
     python3-cbor2
+    # kills a store writer at its n-th rename or fsync (pkcs11/tests/kill_during_writes.rs)
+    strace
 )
 
 die() {

@@ -1,6 +1,7 @@
 //! Fuzzes the response parser of every TPM command tpmkey sends: an in-process TCTI
 //! answers each command with the fuzzer's bytes (the first byte picks the command, the
-//! rest is the response). No input may panic; the parsers work without sessions here
+//! rest is the response; a command sent after it gets TPM_RC_FAILURE). No input may
+//! panic; the parsers work without sessions here
 //! (the password authorisation is not checked), so every one of them is reached.
 //!
 //! Run from core/: `cargo +nightly fuzz run tpm_response`
@@ -21,8 +22,14 @@ fuzz_target!(|data: &[u8]| {
     let Some((&pick, response)) = data.split_first() else {
         return;
     };
-    let answer = response.to_vec();
-    let mut tpm = Tpm::new(Tcti::scripted(move |_| answer.clone()), false);
+    // The fuzzer's response once; then TPM_RC_FAILURE, which ends the retries that a
+    // RETRY, YIELDED or TESTING answer starts (each after a sleep).
+    let mut answers = vec![response.to_vec()];
+    let failure = vec![0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x01];
+    let mut tpm = Tpm::new(
+        Tcti::scripted(move |_| answers.pop().unwrap_or_else(|| failure.clone())),
+        false,
+    );
     let point = SaltKey {
         x: vec![1; 32],
         y: vec![2; 32],
