@@ -190,7 +190,16 @@ impl Tpm {
             )));
         }
         if rc != 0 {
-            return Err(Error::tpm(cmd.code.name(), rc));
+            let e = Error::tpm(cmd.code.name(), rc);
+            if with_session && e.is_bad_auth() {
+                // Our session key may not be the TPM's: StartAuthSession's response has no
+                // HMAC, so a nonceTPM altered on the bus shows only here. Kept, the session
+                // would fail every command; the next operation starts a new one.
+                if let Some(s) = self.session.take() {
+                    let _ = self.flush_context(s.handle);
+                }
+            }
+            return Err(e);
         }
         let mut handles = Vec::with_capacity(cmd.response_handles);
         for _ in 0..cmd.response_handles {

@@ -99,3 +99,29 @@ fn a_response_that_makes_a_handle_but_is_not_used_leaves_nothing_loaded() {
         }
     }
 }
+
+/// StartAuthSession's response carries no HMAC: a nonceTPM altered on the bus gives this
+/// process a session key the TPM does not have, and the command using the session fails its
+/// authorisation. The session is then given up, so the next operation starts a new one
+/// instead of failing the same way for the life of the process.
+#[test]
+fn a_session_started_with_an_altered_nonce_is_replaced() {
+    let (tpm, tap) = common::tapped_tpm(&[("objects", "keep")]);
+    let key = TpmKey::generate(KeySpec::EcP256, None, None).unwrap();
+    tpmkey::connection::shutdown();
+    tap.inject(FaultPlan::on(
+        START_AUTH_SESSION,
+        0,
+        Fault::Flip(Area::Parameters, 7),
+    ));
+    let first = sign(&key);
+    assert!(!tap.faults_pending(), "no StartAuthSession sent");
+    if let Err(e) = &first {
+        assert!(e.is_bad_auth(), "{e}");
+    }
+    for _ in 0..3 {
+        sign(&key).unwrap();
+    }
+    tpmkey::connection::shutdown();
+    assert_eq!(fault_matrix::leftovers(&tpm.swtpm), Vec::<String>::new());
+}
