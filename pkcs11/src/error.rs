@@ -87,11 +87,14 @@ pub fn log(message: &str) {
     let _ = writeln!(std::io::stderr(), "tpmkey-pkcs11: {message}");
 }
 
-/// A core error from checking a PIN: the TPM's verdict becomes the PIN return codes.
+/// A core error from checking a PIN: the TPM's verdict becomes the PIN return codes. Only
+/// TPM2_Unseal of a PIN's sealed object judges the PIN; an authorisation failure of another
+/// command (a session whose nonce was altered on the bus, say) is not a wrong PIN.
 pub fn pin_error(e: tpmkey::Error) -> Error {
+    let judges_pin = matches!(&e, tpmkey::Error::Tpm { command, .. } if *command == "Unseal");
     if e.is_lockout() {
         Error::new(CKR_PIN_LOCKED, e.to_string())
-    } else if e.is_bad_auth() {
+    } else if e.is_bad_auth() && judges_pin {
         Error::new(CKR_PIN_INCORRECT, e.to_string())
     } else {
         e.into()
