@@ -176,6 +176,24 @@ impl Tpm {
         }
     }
 
+    /// Runs a command that creates a handle (object or session) and parses its response;
+    /// a response that does not parse is not used, and the handle it named is flushed so
+    /// that the TPM does not keep an object or session nobody knows of.
+    fn execute_new_handle<T>(
+        &mut self,
+        cmd: &Command<'_>,
+        parse: impl FnOnce(&Response) -> Result<T>,
+    ) -> Result<T> {
+        let rsp = self.execute(cmd)?;
+        parse(&rsp).inspect_err(|_| self.flush_all(&rsp.handles))
+    }
+
+    fn flush_all(&mut self, handles: &[u32]) {
+        for h in handles {
+            let _ = self.flush_context(*h);
+        }
+    }
+
     fn session_in(&mut self, slot: Slot) -> Option<&mut SaltedSession> {
         match slot {
             Slot::Hmac => self.session.as_mut(),
@@ -289,22 +307,35 @@ impl Tpm {
             )));
         }
         if rc != 0 {
-            return Err(Error::tpm(cmd.code.name(), rc));
+            let e = Error::tpm(cmd.code.name(), rc);
+            if with_session && e.is_bad_auth() {
+                // Our session key may not be the TPM's: StartAuthSession's response has no
+                // HMAC, so a nonceTPM altered on the bus shows only here. Kept, the session
+                // would fail every command; the next operation starts a new one.
+                self.discard_session(slot);
+            }
+            return Err(e);
         }
         let mut handles = Vec::with_capacity(cmd.response_handles);
         for _ in 0..cmd.response_handles {
             handles.push(r.u32()?);
         }
-        let mut out;
-        if rtag == TPM_ST_SESSIONS {
-            let n = r.u32()? as usize;
-            out = Zeroizing::new(r.take(n)?.to_vec());
+        let params = if rtag == TPM_ST_SESSIONS {
+            r.u32().and_then(|n| r.take(n as usize).map(<[u8]>::to_vec))
         } else {
-            out = Zeroizing::new(r.rest().to_vec());
-        }
+            Ok(r.rest().to_vec())
+        };
+        let mut out = match params {
+            Ok(p) => Zeroizing::new(p),
+            Err(e) => {
+                self.flush_all(&handles);
+                return Err(e);
+            }
+        };
         if with_session {
             if rtag != TPM_ST_SESSIONS {
                 self.discard_session(slot);
+                self.flush_all(&handles);
                 return Err(Error::Integrity(
                     "response lacks the session's authorisation".into(),
                 ));
@@ -328,8 +359,10 @@ impl Tpm {
                 None => Err(Error::Integrity("no session established".into())),
             };
             if let Err(e) = verified {
-                // The TPM has moved to a nonce we could not check: this session is spent.
+                // The TPM has moved to a nonce we could not check: this session is spent,
+                // and an object the unverified response names is not used.
                 self.discard_session(slot);
+                self.flush_all(&handles);
                 return Err(e);
             }
         }
@@ -369,7 +402,7 @@ impl Tpm {
         session_type: u8,
     ) -> Result<SaltedSession> {
         let (params, pending) = session::start_params(salt_key, session_type)?;
-        let rsp = self.execute(&Command {
+        let cmd = Command {
             code: CommandCode::StartAuthSession,
             handles: &[salt_handle, TPM_RH_NULL],
             names: &[],
@@ -379,14 +412,15 @@ impl Tpm {
             secret_out: false,
             response_handles: 1,
             before_session: false,
-        })?;
-        let mut r = Reader::new(&rsp.params);
-        let nonce_tpm = r.tpm2b()?;
-        let handle = *rsp
-            .handles
-            .first()
-            .ok_or_else(|| Error::Integrity("no session handle".into()))?;
-        Ok(SaltedSession::established(pending, handle, nonce_tpm))
+        };
+        self.execute_new_handle(&cmd, |rsp| {
+            let nonce_tpm = Reader::new(&rsp.params).tpm2b()?;
+            let handle = *rsp
+                .handles
+                .first()
+                .ok_or_else(|| Error::Integrity("no session handle".into()))?;
+            Ok(SaltedSession::established(pending, handle, nonce_tpm))
+        })
     }
 
     fn no_auth(
@@ -468,7 +502,7 @@ impl Tpm {
         w.u16(4).tpm2b(&[]).tpm2b(&[]); // inSensitive: empty userAuth and data
         w.tpm2b(template).tpm2b(&[]).u32(0);
         let name = handle_name(hierarchy);
-        let rsp = self.execute(&Command {
+        let cmd = Command {
             code: CommandCode::CreatePrimary,
             handles: &[hierarchy],
             names: &[&name],
@@ -478,21 +512,23 @@ impl Tpm {
             secret_out: false,
             response_handles: 1,
             before_session: true,
-        })?;
-        let mut r = Reader::new(&rsp.params);
-        let public = r.tpm2b_raw()?.to_vec();
-        r.tpm2b()?; // creationData
-        r.tpm2b()?; // creationHash
-        r.u16()?; // creationTicket tag
-        r.u32()?; // hierarchy
-        r.tpm2b()?; // digest
-        let name = r.tpm2b()?.to_vec();
-        let handle = rsp
-            .handles
-            .first()
-            .copied()
-            .ok_or_else(|| Error::Integrity("no handle".into()))?;
-        Ok((handle, public, name))
+        };
+        self.execute_new_handle(&cmd, |rsp| {
+            let mut r = Reader::new(&rsp.params);
+            let public = r.tpm2b_raw()?.to_vec();
+            r.tpm2b()?; // creationData
+            r.tpm2b()?; // creationHash
+            r.u16()?; // creationTicket tag
+            r.u32()?; // hierarchy
+            r.tpm2b()?; // digest
+            let name = r.tpm2b()?.to_vec();
+            let handle = rsp
+                .handles
+                .first()
+                .copied()
+                .ok_or_else(|| Error::Integrity("no handle".into()))?;
+            Ok((handle, public, name))
+        })
     }
 
     /// TPM2_Create: (TPM2B_PRIVATE, TPM2B_PUBLIC), both with their size prefix.
@@ -562,7 +598,7 @@ impl Tpm {
     ) -> Result<(u32, Vec<u8>)> {
         let mut w = Writer::new();
         w.bytes(private).bytes(public);
-        let rsp = self.execute(&Command {
+        let cmd = Command {
             code: CommandCode::Load,
             handles: &[parent],
             names,
@@ -572,14 +608,16 @@ impl Tpm {
             secret_out: false,
             response_handles: 1,
             before_session,
-        })?;
-        let name = Reader::new(&rsp.params).tpm2b()?.to_vec();
-        let handle = rsp
-            .handles
-            .first()
-            .copied()
-            .ok_or_else(|| Error::Integrity("no handle".into()))?;
-        Ok((handle, name))
+        };
+        self.execute_new_handle(&cmd, |rsp| {
+            let name = Reader::new(&rsp.params).tpm2b()?.to_vec();
+            let handle = rsp
+                .handles
+                .first()
+                .copied()
+                .ok_or_else(|| Error::Integrity("no handle".into()))?;
+            Ok((handle, name))
+        })
     }
 
     /// TPM2_EvictControl under the owner hierarchy: persist `object` at `persistent`, or,

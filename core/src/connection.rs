@@ -278,7 +278,7 @@ extern "C" fn yield_after_fork() {
 
 impl Link {
     fn open(config: Config) -> Result<Link> {
-        let tcti = Tcti::open(&config.tcti)?;
+        let tcti = Tcti::open(&config.tcti, config.timeout)?;
         let mut policy = config.object_policy();
         let wants_lease = policy == ObjectPolicy::Keep && !behind_resource_manager(&config.tcti);
         let mut keep_lease = None;

@@ -25,6 +25,8 @@
 mod abrmd;
 pub mod cbor2;
 pub mod ek_certs;
+pub mod fault;
+pub mod fault_matrix;
 mod pins;
 pub mod pkcs11_module;
 mod pkcs11_provider;
@@ -41,6 +43,7 @@ use std::process::{Command, Output};
 
 pub use abrmd::Abrmd;
 pub use ek_certs::EkCa;
+pub use fault::{Area, Fault, FaultPlan, Injected};
 pub use pkcs11_provider::pkcs11_provider;
 pub use process::{pid_exists, TempDir};
 pub use swtpm::Swtpm;
