@@ -11,10 +11,9 @@ CARGO ?= cargo
 # Extra arguments for the test binaries, e.g. `make test TEST_ARGS=--nocapture`.
 TEST_ARGS ?=
 TEST_LOG := target/test.log
-FUZZ_TARGET ?= keyfile
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps rust-version build test bench demo fuzz manpage install uninstall deb clean
+.PHONY: all deps rust-version build test bench demo fuzz fault-soak manpage install uninstall deb clean
 
 all: build
 
@@ -57,9 +56,20 @@ bench: rust-version
 	$(CARGO) build --release --workspace
 	target/release/tpmkey-bench
 
+# nginx under seeded random TPM faults (1% of commands) for 10,000 handshakes instead of
+# the 1,000 of `make test`.
+fault-soak: rust-version
+	TPMKEY_FAULT_HANDSHAKES=10000 $(CARGO) test --release -p tpmkey-provider --test nginx \
+	    nginx_under_seeded_random_tpm_faults -- --nocapture
+
 demo: rust-version
 	scripts/demo.sh
 
+# Every cargo-fuzz target of core/fuzz (its [[bin]]s) for FUZZ_SECONDS each, starting
+# from the committed seeds (core/fuzz/seeds/TARGET, read only); what a run finds grows
+# core/fuzz/corpus/TARGET (not committed). FUZZ_TARGET=name runs one target only.
+# `make test` runs every target once over its seeds, on stable (core/tests/fuzz_seeds.rs).
+FUZZ_TARGETS = $(shell sed -n 's/^name = "\(.*\)"/\1/p' core/fuzz/Cargo.toml | grep -v '^tpmkey-fuzz$$')
 fuzz:
 	@if ! rustup toolchain list | grep -q '^nightly'; then \
 	    echo "make fuzz: cargo-fuzz needs a nightly toolchain; install it with 'rustup toolchain install nightly'" >&2; \
@@ -68,11 +78,15 @@ fuzz:
 	@if ! $(CARGO) fuzz --version >/dev/null 2>&1; then \
 	    $(CARGO) install cargo-fuzz; \
 	fi
-	@if [ ! -d core/fuzz ]; then \
-	    echo "make fuzz: core/fuzz does not exist yet (fuzz targets come with the key file parser)" >&2; \
-	    exit 1; \
-	fi
-	cd core/fuzz && $(CARGO) +nightly fuzz run $(FUZZ_TARGET) -- -max_total_time=$(FUZZ_SECONDS)
+	@mkdir -p target
+	@rm -f target/fuzz-stats.txt
+	cd core/fuzz && for t in $(if $(filter command line,$(origin FUZZ_TARGET)),$(FUZZ_TARGET),$(FUZZ_TARGETS)); do \
+	    mkdir -p corpus/$$t seeds/$$t; \
+	    $(CARGO) +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) \
+	        -print_final_stats=1 2>&1 | tee ../../target/fuzz-$$t.log; \
+	    echo "$$t: $$(grep -o 'stat::number_of_executed_units: *[0-9]*' ../../target/fuzz-$$t.log | grep -o '[0-9]*$$') executions, corpus $$(ls corpus/$$t | wc -l) files" >> ../../target/fuzz-stats.txt; \
+	done
+	@cat target/fuzz-stats.txt
 
 # install, uninstall and deb install exactly the files packaging/manifest lists (stripped
 # libraries; deb also builds tpmkey-dbgsym with their debug symbols).

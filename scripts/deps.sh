@@ -34,6 +34,8 @@ TEST_PACKAGES=(
     python3-cbor2
     # building latchset pkcs11-provider from ../shared/peers for pkcs11/tests/pkcs11_provider.rs
     meson ninja-build
+    # kills a store writer at its n-th rename or fsync (pkcs11/tests/kill_during_writes.rs)
+    strace
 )
 
 die() {

@@ -80,11 +80,43 @@ pub fn write_atomically(path: &Path, data: &[u8], private: bool) -> Result<()> {
     })
 }
 
-/// Writes `data` to standard output; a closed pipe is an error naming it, not a panic.
-pub fn write_stdout(data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(data)
-        .and_then(|()| out.flush())
-        .map_err(|e| Error::io("standard output", e))
+/// Writes a public output to `path` (whole or not at all), or to standard output.
+pub fn write_output(path: Option<&Path>, data: &[u8]) -> Result<()> {
+    match path {
+        Some(p) => write_atomically(p, data, false),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(data)
+                .and_then(|()| out.flush())
+                .map_err(|e| Error::io("standard output", e))
+        }
+    }
+}
+
+/// Reads an input file, naming it when it cannot.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| Error::io(path.display(), e))
+}
+
+/// The certificates of a PEM file (one or more "CERTIFICATE" blocks), as DER.
+pub fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let pem = read_file(path)?;
+    let end = b"-----END CERTIFICATE-----";
+    let mut certificates = Vec::new();
+    let mut rest = pem.as_slice();
+    while let Some(at) = rest.windows(end.len()).position(|w| w == end) {
+        let block = &rest[..at + end.len()];
+        certificates.push(
+            tpmkey::keyfile::pem_decode(block, "CERTIFICATE")
+                .map_err(|e| Error::BadInput(format!("{}: {e}", path.display())))?,
+        );
+        rest = &rest[at + end.len()..];
+    }
+    if certificates.is_empty() {
+        return Err(Error::BadInput(format!(
+            "{}: no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(certificates)
 }

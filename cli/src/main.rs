@@ -2,6 +2,9 @@
 //! own module and is a thin layer over the core; this file parses the command line, applies
 //! the global options and turns errors into messages and exit codes.
 
+mod ak;
+mod ek;
+mod evidence;
 mod exit;
 mod global;
 mod import;
@@ -16,6 +19,7 @@ mod policy;
 mod policy_options;
 mod seal;
 mod token;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -64,6 +68,23 @@ enum Command {
     Seal(seal::SealArgs),
     /// Print or write the secret of a sealed file
     Unseal(seal::UnsealArgs),
+    /// The endorsement key: its public key and the manufacturer's certificate
+    Ek(ek::Args),
+    /// Attestation keys: create one, export its public key
+    Ak(ak::Args),
+    /// Certify that a key lives in this TPM (TPM2_Certify by the AK)
+    Attest(evidence::AttestArgs),
+    /// Sign PCR values with the AK (TPM2_Quote)
+    Quote(evidence::QuoteArgs),
+    /// Certify the storage key that salts sessions with the AK; once `tpmkey verify certify`
+    /// accepts it, set its Name as storage-key-name in tpmkey.conf
+    SrkCertify(evidence::SrkArgs),
+    /// Print the ACME device-attest-01 attestation object (base64url CBOR) for a key
+    AcmeAttest(evidence::AcmeArgs),
+    /// Verifier: wrap a secret for an AK in the TPM of an EK (MakeCredential, no TPM used)
+    Makecred(verify::MakecredArgs),
+    /// Verifier: check certify bundles and quotes (no TPM used)
+    Verify(verify::Args),
 }
 
 fn run(cli: Cli) -> tpmkey::Result<()> {
@@ -82,6 +103,14 @@ fn run(cli: Cli) -> tpmkey::Result<()> {
         Command::Pcr(args) => pcr::run(args),
         Command::Seal(args) => seal::seal(args),
         Command::Unseal(args) => seal::unseal(args),
+        Command::Ek(args) => ek::run(args),
+        Command::Ak(args) => ak::run(args),
+        Command::Attest(args) => evidence::attest(args),
+        Command::Quote(args) => evidence::quote(args),
+        Command::SrkCertify(args) => evidence::certify_storage_key(args),
+        Command::AcmeAttest(args) => evidence::acme_attest(args),
+        Command::Makecred(args) => verify::makecred(args),
+        Command::Verify(args) => verify::run(args),
     }
 }
 

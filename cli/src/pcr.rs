@@ -39,10 +39,7 @@ pub fn run(args: Args) -> Result<()> {
             let selection = PcrSelection::parse(&selection)?;
             let values = tpmkey::keys::read_pcrs(&selection)?;
             let text = format_pcr_values(&selection, &values);
-            match out {
-                Some(path) => io::write_atomically(&path, text.as_bytes(), false),
-                None => io::write_stdout(text.as_bytes()),
-            }
+            io::write_output(out.as_deref(), text.as_bytes())
         }
     }
 }

@@ -305,7 +305,7 @@ fn list(path: &Path) -> Result<()> {
             }
         }
     }
-    io::write_stdout(out.as_bytes())
+    io::write_output(None, out.as_bytes())
 }
 
 fn check(path: &Path, password: Option<&str>) -> Result<()> {
@@ -313,8 +313,8 @@ fn check(path: &Path, password: Option<&str>) -> Result<()> {
     let password = password.map(io::read_password).transpose()?;
     let key = TpmKey::from_key_file(&file, password.as_deref().map(|p| p.as_slice()))?;
     if key.policy().is_none() {
-        return io::write_stdout(b"no policy: usable with its password alone\n");
+        return io::write_output(None, b"no policy: usable with its password alone\n");
     }
     key.check_policy()?;
-    io::write_stdout(b"the platform state satisfies the key's policy\n")
+    io::write_output(None, b"the platform state satisfies the key's policy\n")
 }

@@ -215,6 +215,6 @@ pub fn unseal(args: UnsealArgs) -> Result<()> {
     let secret = sealed.unseal(auth, &[])?;
     match &args.out {
         Some(out) => io::write_atomically(out, &secret, true),
-        None => io::write_stdout(&secret),
+        None => io::write_output(None, &secret),
     }
 }

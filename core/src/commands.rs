@@ -36,7 +36,8 @@ pub struct Command<'a> {
     pub secret_out: bool,
     pub response_handles: usize,
     /// Authorise with a password even when sessions are on: only CreatePrimary of the
-    /// storage key, which must exist before a session can be salted with it.
+    /// storage key, which must exist before a session can be salted with it, and Quote by
+    /// an AK, whose authValue is empty and whose output is signed.
     pub before_session: bool,
 }
 
@@ -68,6 +69,15 @@ impl<'a> From<&'a Vec<u8>> for KeyAuth<'a> {
 enum Slot {
     Hmac,
     Policy,
+}
+
+/// The password authorisation of a command's other authorised handle, before or after the
+/// handle `Command::auth` authorises.
+#[derive(Clone, Copy, Debug)]
+enum OtherAuth<'a> {
+    None,
+    Before(&'a [u8]),
+    After(&'a [u8]),
 }
 
 /// The parts of a command on one authorised key (Sign, RSA_Decrypt, ECDH_ZGen, Unseal;
@@ -140,9 +150,20 @@ impl Tpm {
     }
 
     fn execute_in(&mut self, cmd: &Command<'_>, slot: Slot) -> Result<Response> {
+        self.execute_with(cmd, slot, OtherAuth::None)
+    }
+
+    /// [`Tpm::execute_in`] for a command with a second authorised handle, whose
+    /// authorisation `other` is a password.
+    fn execute_with(
+        &mut self,
+        cmd: &Command<'_>,
+        slot: Slot,
+        other: OtherAuth<'_>,
+    ) -> Result<Response> {
         let mut attempt = 0;
         loop {
-            match self.execute_once(cmd, slot) {
+            match self.execute_once(cmd, slot, other) {
                 Err(Error::Tpm { rc, .. })
                     if matches!(rc.base(), TPM_RC_RETRY | TPM_RC_YIELDED | TPM_RC_TESTING)
                         && attempt < RETRY_LIMIT =>
@@ -152,6 +173,24 @@ impl Tpm {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// Runs a command that creates a handle (object or session) and parses its response;
+    /// a response that does not parse is not used, and the handle it named is flushed so
+    /// that the TPM does not keep an object or session nobody knows of.
+    fn execute_new_handle<T>(
+        &mut self,
+        cmd: &Command<'_>,
+        parse: impl FnOnce(&Response) -> Result<T>,
+    ) -> Result<T> {
+        let rsp = self.execute(cmd)?;
+        parse(&rsp).inspect_err(|_| self.flush_all(&rsp.handles))
+    }
+
+    fn flush_all(&mut self, handles: &[u32]) {
+        for h in handles {
+            let _ = self.flush_context(*h);
         }
     }
 
@@ -190,7 +229,12 @@ impl Tpm {
         }
     }
 
-    fn execute_once(&mut self, cmd: &Command<'_>, slot: Slot) -> Result<Response> {
+    fn execute_once(
+        &mut self,
+        cmd: &Command<'_>,
+        slot: Slot,
+        other: OtherAuth<'_>,
+    ) -> Result<Response> {
         let with_session = slot == Slot::Policy || self.wants_session(cmd);
         // A policy session's HMAC includes the authValue only after PolicyAuthValue.
         let hmac_auth = match slot {
@@ -225,13 +269,13 @@ impl Tpm {
             auth_area = Zeroizing::new(area);
             nonce_caller = nonce;
         } else if let Some(auth) = cmd.auth {
-            let mut w = Writer::new();
-            w.u32(TPM_RS_PW)
-                .tpm2b(&[])
-                .u8(ATTR_CONTINUE_SESSION)
-                .tpm2b(auth);
-            auth_area = w.into_secret();
+            auth_area = password_auth(auth);
         }
+        auth_area = match other {
+            OtherAuth::None => auth_area,
+            OtherAuth::Before(a) => Zeroizing::new([&password_auth(a)[..], &auth_area].concat()),
+            OtherAuth::After(a) => Zeroizing::new([&auth_area[..], &password_auth(a)].concat()),
+        };
         let tag = if auth_area.is_empty() {
             TPM_ST_NO_SESSIONS
         } else {
@@ -263,25 +307,44 @@ impl Tpm {
             )));
         }
         if rc != 0 {
-            return Err(Error::tpm(cmd.code.name(), rc));
+            let e = Error::tpm(cmd.code.name(), rc);
+            if with_session && e.is_bad_auth() {
+                // Our session key may not be the TPM's: StartAuthSession's response has no
+                // HMAC, so a nonceTPM altered on the bus shows only here. Kept, the session
+                // would fail every command; the next operation starts a new one.
+                self.discard_session(slot);
+            }
+            return Err(e);
         }
         let mut handles = Vec::with_capacity(cmd.response_handles);
         for _ in 0..cmd.response_handles {
             handles.push(r.u32()?);
         }
-        let mut out;
-        if rtag == TPM_ST_SESSIONS {
-            let n = r.u32()? as usize;
-            out = Zeroizing::new(r.take(n)?.to_vec());
+        let params = if rtag == TPM_ST_SESSIONS {
+            r.u32().and_then(|n| r.take(n as usize).map(<[u8]>::to_vec))
         } else {
-            out = Zeroizing::new(r.rest().to_vec());
-        }
+            Ok(r.rest().to_vec())
+        };
+        let mut out = match params {
+            Ok(p) => Zeroizing::new(p),
+            Err(e) => {
+                self.flush_all(&handles);
+                return Err(e);
+            }
+        };
         if with_session {
             if rtag != TPM_ST_SESSIONS {
                 self.discard_session(slot);
+                self.flush_all(&handles);
                 return Err(Error::Integrity(
                     "response lacks the session's authorisation".into(),
                 ));
+            }
+            if let OtherAuth::Before(_) = other {
+                // The password entry's response: empty nonce, attributes, empty HMAC.
+                r.tpm2b()?;
+                r.u8()?;
+                r.tpm2b()?;
             }
             let hmac_auth = Zeroizing::new(hmac_auth.to_vec());
             let verified = match self.session_in(slot) {
@@ -296,8 +359,10 @@ impl Tpm {
                 None => Err(Error::Integrity("no session established".into())),
             };
             if let Err(e) = verified {
-                // The TPM has moved to a nonce we could not check: this session is spent.
+                // The TPM has moved to a nonce we could not check: this session is spent,
+                // and an object the unverified response names is not used.
                 self.discard_session(slot);
+                self.flush_all(&handles);
                 return Err(e);
             }
         }
@@ -337,7 +402,7 @@ impl Tpm {
         session_type: u8,
     ) -> Result<SaltedSession> {
         let (params, pending) = session::start_params(salt_key, session_type)?;
-        let rsp = self.execute(&Command {
+        let cmd = Command {
             code: CommandCode::StartAuthSession,
             handles: &[salt_handle, TPM_RH_NULL],
             names: &[],
@@ -347,14 +412,15 @@ impl Tpm {
             secret_out: false,
             response_handles: 1,
             before_session: false,
-        })?;
-        let mut r = Reader::new(&rsp.params);
-        let nonce_tpm = r.tpm2b()?;
-        let handle = *rsp
-            .handles
-            .first()
-            .ok_or_else(|| Error::Integrity("no session handle".into()))?;
-        Ok(SaltedSession::established(pending, handle, nonce_tpm))
+        };
+        self.execute_new_handle(&cmd, |rsp| {
+            let nonce_tpm = Reader::new(&rsp.params).tpm2b()?;
+            let handle = *rsp
+                .handles
+                .first()
+                .ok_or_else(|| Error::Integrity("no session handle".into()))?;
+            Ok(SaltedSession::established(pending, handle, nonce_tpm))
+        })
     }
 
     fn no_auth(
@@ -436,7 +502,7 @@ impl Tpm {
         w.u16(4).tpm2b(&[]).tpm2b(&[]); // inSensitive: empty userAuth and data
         w.tpm2b(template).tpm2b(&[]).u32(0);
         let name = handle_name(hierarchy);
-        let rsp = self.execute(&Command {
+        let cmd = Command {
             code: CommandCode::CreatePrimary,
             handles: &[hierarchy],
             names: &[&name],
@@ -446,21 +512,23 @@ impl Tpm {
             secret_out: false,
             response_handles: 1,
             before_session: true,
-        })?;
-        let mut r = Reader::new(&rsp.params);
-        let public = r.tpm2b_raw()?.to_vec();
-        r.tpm2b()?; // creationData
-        r.tpm2b()?; // creationHash
-        r.u16()?; // creationTicket tag
-        r.u32()?; // hierarchy
-        r.tpm2b()?; // digest
-        let name = r.tpm2b()?.to_vec();
-        let handle = rsp
-            .handles
-            .first()
-            .copied()
-            .ok_or_else(|| Error::Integrity("no handle".into()))?;
-        Ok((handle, public, name))
+        };
+        self.execute_new_handle(&cmd, |rsp| {
+            let mut r = Reader::new(&rsp.params);
+            let public = r.tpm2b_raw()?.to_vec();
+            r.tpm2b()?; // creationData
+            r.tpm2b()?; // creationHash
+            r.u16()?; // creationTicket tag
+            r.u32()?; // hierarchy
+            r.tpm2b()?; // digest
+            let name = r.tpm2b()?.to_vec();
+            let handle = rsp
+                .handles
+                .first()
+                .copied()
+                .ok_or_else(|| Error::Integrity("no handle".into()))?;
+            Ok((handle, public, name))
+        })
     }
 
     /// TPM2_Create: (TPM2B_PRIVATE, TPM2B_PUBLIC), both with their size prefix.
@@ -530,7 +598,7 @@ impl Tpm {
     ) -> Result<(u32, Vec<u8>)> {
         let mut w = Writer::new();
         w.bytes(private).bytes(public);
-        let rsp = self.execute(&Command {
+        let cmd = Command {
             code: CommandCode::Load,
             handles: &[parent],
             names,
@@ -540,14 +608,16 @@ impl Tpm {
             secret_out: false,
             response_handles: 1,
             before_session,
-        })?;
-        let name = Reader::new(&rsp.params).tpm2b()?.to_vec();
-        let handle = rsp
-            .handles
-            .first()
-            .copied()
-            .ok_or_else(|| Error::Integrity("no handle".into()))?;
-        Ok((handle, name))
+        };
+        self.execute_new_handle(&cmd, |rsp| {
+            let name = Reader::new(&rsp.params).tpm2b()?.to_vec();
+            let handle = rsp
+                .handles
+                .first()
+                .copied()
+                .ok_or_else(|| Error::Integrity("no handle".into()))?;
+            Ok((handle, name))
+        })
     }
 
     /// TPM2_EvictControl under the owner hierarchy: persist `object` at `persistent`, or,
@@ -962,4 +1032,145 @@ impl Tpm {
         let mut r = Reader::new(&rsp.params);
         Ok(r.tpm2b_raw()?.to_vec())
     }
+
+    // ---- attestation -----------------------------------------------------------------
+
+    /// TPM2_NV_Read of `size` bytes at `offset`, authorised by the index's own authValue
+    /// (`auth`; empty for the EK certificate indices).
+    pub fn nv_read(
+        &mut self,
+        index: u32,
+        index_name: &[u8],
+        auth: &[u8],
+        offset: u16,
+        size: u16,
+    ) -> Result<Vec<u8>> {
+        let mut w = Writer::new();
+        w.u16(size).u16(offset);
+        let rsp = self.execute(&Command {
+            code: CommandCode::NvRead,
+            handles: &[index, index],
+            names: &[index_name, index_name],
+            auth: Some(auth),
+            params: w.into_secret(),
+            secret_in: false,
+            secret_out: false,
+            response_handles: 0,
+            before_session: false,
+        })?;
+        Ok(Reader::new(&rsp.params).tpm2b()?.to_vec())
+    }
+
+    /// TPM2_Certify of `object` (ADMIN role: its authValue, through the session) by the
+    /// attestation key `signer` (its authValue as a password: `signer_auth` must be
+    /// empty or non-secret), with the signer's default scheme: (TPMS_ATTEST,
+    /// TPMT_SIGNATURE).
+    #[allow(clippy::too_many_arguments)]
+    pub fn certify(
+        &mut self,
+        object: u32,
+        object_name: &[u8],
+        object_auth: &[u8],
+        signer: u32,
+        signer_name: &[u8],
+        signer_auth: &[u8],
+        qualifying_data: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let mut w = Writer::new();
+        w.tpm2b(qualifying_data).u16(TPM_ALG_NULL);
+        let rsp = self.execute_with(
+            &Command {
+                code: CommandCode::Certify,
+                handles: &[object, signer],
+                names: &[object_name, signer_name],
+                auth: Some(object_auth),
+                params: w.into_secret(),
+                secret_in: false,
+                secret_out: false,
+                response_handles: 0,
+                before_session: false,
+            },
+            Slot::Hmac,
+            OtherAuth::After(signer_auth),
+        )?;
+        let mut r = Reader::new(&rsp.params);
+        let attest = r.tpm2b()?.to_vec();
+        Ok((attest, r.rest().to_vec()))
+    }
+
+    /// TPM2_Quote of the PCRs in `selection` (a marshalled TPML_PCR_SELECTION) by
+    /// `signer` with its default scheme. The signer's authValue goes as a password: an
+    /// attestation key's is empty, and the quote is signed, so a session would protect
+    /// nothing. (TPMS_ATTEST, TPMT_SIGNATURE).
+    pub fn quote(
+        &mut self,
+        signer: u32,
+        signer_auth: &[u8],
+        qualifying_data: &[u8],
+        selection: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let mut w = Writer::new();
+        w.tpm2b(qualifying_data).u16(TPM_ALG_NULL).bytes(selection);
+        let rsp = self.execute(&Command {
+            code: CommandCode::Quote,
+            handles: &[signer],
+            names: &[],
+            auth: Some(signer_auth),
+            params: w.into_secret(),
+            secret_in: false,
+            secret_out: false,
+            response_handles: 0,
+            before_session: true,
+        })?;
+        let mut r = Reader::new(&rsp.params);
+        let attest = r.tpm2b()?.to_vec();
+        Ok((attest, r.rest().to_vec()))
+    }
+
+    /// TPM2_ActivateCredential: the secret MakeCredential wrapped for `object` (the AK:
+    /// ADMIN role, its authValue as a password, so empty or not secret) in the TPM of `key`
+    /// (the EK, whose policy the caller has just satisfied in the policy session), which
+    /// also encrypts the secret on its way back.
+    #[allow(clippy::too_many_arguments)]
+    pub fn activate_credential(
+        &mut self,
+        object: u32,
+        object_name: &[u8],
+        object_auth: &[u8],
+        key: u32,
+        key_name: &[u8],
+        credential_blob: &[u8],
+        secret: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let mut w = Writer::new();
+        w.tpm2b(credential_blob).tpm2b(secret);
+        let result = self.execute_with(
+            &Command {
+                code: CommandCode::ActivateCredential,
+                handles: &[object, key],
+                names: &[object_name, key_name],
+                auth: Some(&[]),
+                params: w.into_secret(),
+                secret_in: false,
+                secret_out: true,
+                response_handles: 0,
+                before_session: false,
+            },
+            Slot::Policy,
+            OtherAuth::Before(object_auth),
+        );
+        self.policy.used(result.is_ok());
+        let rsp = result?;
+        Ok(Zeroizing::new(Reader::new(&rsp.params).tpm2b()?.to_vec()))
+    }
+}
+
+/// A password authorisation entry (TPM_RS_PW) for `auth`.
+fn password_auth(auth: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut w = Writer::new();
+    w.u32(TPM_RS_PW)
+        .tpm2b(&[])
+        .u8(ATTR_CONTINUE_SESSION)
+        .tpm2b(auth);
+    w.into_secret()
 }

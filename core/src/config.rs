@@ -1,9 +1,11 @@
 //! Configuration, highest first: values handed in by a front end (openssl.cnf section,
 //! module config) > environment (`TPMKEY_TCTI`, `TPMKEY_OBJECTS`, `TPMKEY_SESSION`,
-//! `TPMKEY_STORE`, `TPMKEY_STATE`, `TPMKEY_LOG`) > the config file (`TPMKEY_CONF`, default
-//! /etc/tpmkey/tpmkey.conf, `key = value` lines, `#` comments) > defaults. tpm2-tss is never left to probe for a TPM.
+//! `TPMKEY_STORE`, `TPMKEY_STATE`, `TPMKEY_LOG`, `TPMKEY_TIMEOUT`) > the config file
+//! (`TPMKEY_CONF`, default /etc/tpmkey/tpmkey.conf, `key = value` lines, `#` comments) >
+//! defaults. tpm2-tss is never left to probe for a TPM.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use zeroize::Zeroizing;
 
@@ -23,7 +25,12 @@ pub const KEYS: &[&str] = &[
     "store",
     "state",
     "log",
+    "timeout",
 ];
+
+/// How long to wait for one response by default: RSA key generation on a slow TPM takes
+/// tens of seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// How long a key stays loaded in the TPM's few object slots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +70,8 @@ pub struct Config {
     pub state: Option<PathBuf>,
     /// The log's level and destination (`TPMKEY_LOG`); see [`crate::log`].
     pub log: Option<crate::log::LogSpec>,
+    /// How long to wait for one TPM response before the connection counts as broken.
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -83,6 +92,7 @@ impl std::fmt::Debug for Config {
             .field("store", &self.store)
             .field("state", &self.state)
             .field("log", &self.log)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -99,6 +109,7 @@ impl Default for Config {
             store: None,
             state: None,
             log: None,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -130,6 +141,7 @@ impl Config {
             ("TPMKEY_STORE", "store"),
             ("TPMKEY_STATE", "state"),
             ("TPMKEY_LOG", "log"),
+            ("TPMKEY_TIMEOUT", "timeout"),
         ] {
             if let Ok(v) = std::env::var(var) {
                 c.set(key, &v)
@@ -140,6 +152,13 @@ impl Config {
             c.set(k, v)
                 .map_err(|m| Error::Config(format!("{k}: {m}")))?;
         }
+        Ok(c)
+    }
+
+    /// The configuration a file's `text` gives over the defaults (nothing else read).
+    pub fn from_file_text(path: &Path, text: &str) -> Result<Config> {
+        let mut c = Config::default();
+        c.apply_file(path, text)?;
         Ok(c)
     }
 
@@ -200,6 +219,15 @@ impl Config {
             "store" => self.store = Some(PathBuf::from(value)),
             "state" => self.state = Some(PathBuf::from(value)),
             "log" => self.log = Some(crate::log::LogSpec::parse(value).map_err(|m| bad(&m))?),
+            "timeout" => {
+                self.timeout = value
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=3600).contains(s))
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| bad("expected whole seconds from 1 to 3600"))?
+            }
             _ => {
                 return Err(format!(
                     "unknown key \"{key}\" (known: {})",
@@ -268,6 +296,19 @@ mod tests {
             .unwrap_err();
         assert!(!e.to_string().contains("s3cret"), "a secret echoed: {e}");
         assert_eq!(c.tcti, "swtpm:port=1");
+    }
+
+    #[test]
+    fn timeout_is_whole_seconds_within_an_hour() {
+        let mut c = Config::default();
+        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        c.set("timeout", "5").unwrap();
+        assert_eq!(c.timeout, Duration::from_secs(5));
+        for bad in ["0", "3601", "1.5", "-1", ""] {
+            let e = c.set("timeout", bad).unwrap_err();
+            assert!(e.contains("timeout") && e.contains("seconds"), "{e}");
+        }
+        assert_eq!(c.timeout, Duration::from_secs(5));
     }
 
     #[test]

@@ -278,7 +278,7 @@ extern "C" fn yield_after_fork() {
 
 impl Link {
     fn open(config: Config) -> Result<Link> {
-        let tcti = Tcti::open(&config.tcti)?;
+        let tcti = Tcti::open(&config.tcti, config.timeout)?;
         let mut policy = config.object_policy();
         let wants_lease = policy == ObjectPolicy::Keep && !behind_resource_manager(&config.tcti);
         let mut keep_lease = None;
@@ -891,6 +891,36 @@ impl Link {
 
     pub fn forget_persistent(&mut self, handle: u32) {
         self.persistent.remove(&handle);
+    }
+
+    /// Runs `op` with the HMAC session, a policy session with a clean digest (its handle is
+    /// `op`'s second argument) and none of our objects loaded: for objects whose policy the
+    /// caller runs itself, such as the EK's PolicySecret(TPM_RH_ENDORSEMENT), and which it
+    /// loads itself (two primaries need every slot a small TPM has).
+    pub fn run_in_policy_session<R>(
+        &mut self,
+        mut op: impl FnMut(&mut Tpm, u32) -> Result<R>,
+    ) -> Result<R> {
+        self.retrying(|link| {
+            link.prepare(Need::Nothing)?;
+            let session = match link.tpm.policy.session.as_ref().map(|p| p.session.handle) {
+                Some(h) => {
+                    link.tpm.policy_restart(h)?;
+                    h
+                }
+                None => {
+                    let (handle, salt) = link.salt_key()?;
+                    let s = link.tpm.start_policy_session(handle, &salt)?;
+                    let h = s.handle;
+                    link.tpm.policy.session = Some(PolicySession::new(s));
+                    h
+                }
+            };
+            for (id, handle) in std::mem::take(&mut link.loaded) {
+                link.unload(id, handle)?;
+            }
+            op(&mut link.tpm, session)
+        })
     }
 }
 

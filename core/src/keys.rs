@@ -403,7 +403,7 @@ impl TpmKey {
     }
 
     /// Runs `op` with the key loaded and, for a key with a policy, the policy session ready.
-    fn with_loaded<R>(
+    pub(crate) fn with_loaded<R>(
         &self,
         mut op: impl FnMut(&mut crate::commands::Tpm, &Target) -> Result<R>,
     ) -> Result<R> {

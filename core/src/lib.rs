@@ -5,10 +5,12 @@
 //! TPM path, which never re-enters libcrypto.
 
 pub mod attest;
+pub mod attestation_key;
 pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod dictionary_attack;
+pub mod endorsement;
 pub mod envelope;
 pub mod error;
 pub mod hash;

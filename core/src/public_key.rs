@@ -58,6 +58,37 @@ pub enum PublicKey {
 }
 
 impl PublicKey {
+    /// The SubjectPublicKeyInfo (DER), as `openssl pkey -pubin` reads it.
+    pub fn to_spki_der(&self) -> Result<Vec<u8>> {
+        use p256::pkcs8::EncodePublicKey;
+        let bad = |e: p256::pkcs8::spki::Error| {
+            Error::BadInput(format!("public key cannot be encoded: {e}"))
+        };
+        let der = match self {
+            PublicKey::Ec { curve, x, y } => {
+                let mut point = vec![4u8];
+                point.extend_from_slice(x);
+                point.extend_from_slice(y);
+                let off_curve = |_| Error::BadInput(format!("point is not on {}", curve.name()));
+                match curve {
+                    Curve::P256 => p256::PublicKey::from_sec1_bytes(&point)
+                        .map_err(off_curve)?
+                        .to_public_key_der(),
+                    Curve::P384 => p384::PublicKey::from_sec1_bytes(&point)
+                        .map_err(off_curve)?
+                        .to_public_key_der(),
+                }
+            }
+            PublicKey::Rsa { modulus, exponent } => rsa::RsaPublicKey::new(
+                rsa::BigUint::from_bytes_be(modulus),
+                rsa::BigUint::from(*exponent),
+            )
+            .map_err(|e| Error::BadInput(format!("RSA public key: {e}")))?
+            .to_public_key_der(),
+        };
+        Ok(der.map_err(bad)?.into_vec())
+    }
+
     /// Key size in bits (modulus bits or curve size).
     pub fn bits(&self) -> u32 {
         match self {

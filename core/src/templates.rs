@@ -168,3 +168,124 @@ pub fn sealed_data(da_protected: bool, auth_policy: &[u8]) -> Result<Vec<u8>> {
     .marshall()
     .map_err(tss)
 }
+
+/// The endorsement keys of the TCG EK Credential Profile's default templates (low range).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EkType {
+    /// Template L-1: RSA 2048, certificate at NV 0x01c00002.
+    Rsa2048,
+    /// Template L-2: ECC NIST P-256, certificate at NV 0x01c0000a.
+    EccP256,
+}
+
+/// PolicySecret(TPM_RH_ENDORSEMENT): the authPolicy of the default EK templates, so that
+/// only whoever knows the endorsement authorisation can use the EK.
+pub const EK_AUTH_POLICY: [u8; 32] = [
+    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
+    0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa,
+];
+
+/// The EK template of `kind`: a restricted decryption key usable only through its policy,
+/// with the zero-filled unique field that makes every TPM derive the key its manufacturer
+/// certified.
+pub fn endorsement_key(kind: EkType) -> Result<Vec<u8>> {
+    let attributes = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_sensitive_data_origin(true)
+        .with_admin_with_policy(true)
+        .with_restricted(true)
+        .with_decrypt(true)
+        .build()
+        .map_err(tss)?;
+    let policy = Digest::try_from(EK_AUTH_POLICY.to_vec()).map_err(tss)?;
+    let aes128_cfb = SymmetricDefinitionObject::Aes {
+        key_bits: AesKeyBits::Aes128,
+        mode: tss_esapi::interface_types::algorithm::SymmetricMode::Cfb,
+    };
+    let public = match kind {
+        EkType::Rsa2048 => Public::Rsa {
+            object_attributes: attributes,
+            name_hashing_algorithm: HashingAlgorithm::Sha256,
+            auth_policy: policy,
+            parameters: PublicRsaParameters::new(
+                aes128_cfb,
+                RsaScheme::Null,
+                RsaKeyBits::Rsa2048,
+                RsaExponent::default(),
+            ),
+            unique: PublicKeyRsa::try_from(vec![0u8; 256]).map_err(tss)?,
+        },
+        EkType::EccP256 => {
+            let zero = EccParameter::try_from(vec![0u8; 32]).map_err(tss)?;
+            Public::Ecc {
+                object_attributes: attributes,
+                name_hashing_algorithm: HashingAlgorithm::Sha256,
+                auth_policy: policy,
+                parameters: PublicEccParameters::new(
+                    aes128_cfb,
+                    EccScheme::Null,
+                    EccCurve::NistP256,
+                    KeyDerivationFunctionScheme::Null,
+                ),
+                unique: EccPoint::new(zero.clone(), zero),
+            }
+        }
+    };
+    public.marshall().map_err(tss)
+}
+
+/// An attestation key (AK): restricted signing, ECDSA P-256 or RSASSA 2048 with SHA-256, so
+/// it signs only what the TPM itself produced (quotes, certifications). Its authValue is
+/// empty (noDA). `unique` makes each AK created as a primary its own key.
+pub fn attestation_key(spec: KeySpec, unique: &[u8]) -> Result<Vec<u8>> {
+    let attributes = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_sensitive_data_origin(true)
+        .with_user_with_auth(true)
+        .with_no_da(true)
+        .with_restricted(true)
+        .with_sign_encrypt(true)
+        .build()
+        .map_err(tss)?;
+    let public = match spec {
+        KeySpec::EcP256 => Public::Ecc {
+            object_attributes: attributes,
+            name_hashing_algorithm: HashingAlgorithm::Sha256,
+            auth_policy: Digest::default(),
+            parameters: PublicEccParameters::new(
+                SymmetricDefinitionObject::Null,
+                EccScheme::EcDsa(tss_esapi::structures::HashScheme::new(
+                    HashingAlgorithm::Sha256,
+                )),
+                EccCurve::NistP256,
+                KeyDerivationFunctionScheme::Null,
+            ),
+            unique: EccPoint::new(
+                EccParameter::try_from(unique.to_vec()).map_err(tss)?,
+                EccParameter::try_from(Vec::new()).map_err(tss)?,
+            ),
+        },
+        KeySpec::Rsa(2048) => Public::Rsa {
+            object_attributes: attributes,
+            name_hashing_algorithm: HashingAlgorithm::Sha256,
+            auth_policy: Digest::default(),
+            parameters: PublicRsaParameters::new(
+                SymmetricDefinitionObject::Null,
+                RsaScheme::RsaSsa(tss_esapi::structures::HashScheme::new(
+                    HashingAlgorithm::Sha256,
+                )),
+                RsaKeyBits::Rsa2048,
+                RsaExponent::default(),
+            ),
+            unique: PublicKeyRsa::try_from(unique.to_vec()).map_err(tss)?,
+        },
+        other => {
+            return Err(Error::Unsupported(format!(
+                "{other:?} attestation keys (use P-256 or RSA 2048)"
+            )))
+        }
+    };
+    public.marshall().map_err(tss)
+}

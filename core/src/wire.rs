@@ -10,6 +10,7 @@ pub const TPM_ST_SESSIONS: u16 = 0x8002;
 
 pub const TPM_RH_OWNER: u32 = 0x4000_0001;
 pub const TPM_RH_NULL: u32 = 0x4000_0007;
+pub const TPM_RH_ENDORSEMENT: u32 = 0x4000_000B;
 pub const TPM_RS_PW: u32 = 0x4000_0009;
 
 pub const TPM_ALG_SHA1: u16 = 0x0004;
@@ -72,6 +73,10 @@ pub enum CommandCode {
     ReadClock = 0x181,
     Import = 0x156,
     NvReadPublic = 0x169,
+    NvRead = 0x14E,
+    Certify = 0x148,
+    Quote = 0x158,
+    ActivateCredential = 0x147,
 }
 
 impl CommandCode {
@@ -111,6 +116,10 @@ impl CommandCode {
             CommandCode::ReadClock => "ReadClock",
             CommandCode::Import => "Import",
             CommandCode::NvReadPublic => "NV_ReadPublic",
+            CommandCode::NvRead => "NV_Read",
+            CommandCode::Certify => "Certify",
+            CommandCode::Quote => "Quote",
+            CommandCode::ActivateCredential => "ActivateCredential",
         }
     }
 

@@ -99,8 +99,11 @@ fn is_foreign_blob(e: &tpmkey::Error) -> bool {
     matches!(e, tpmkey::Error::Tpm { command: "Load", rc } if rc.base() == TPM_RC_INTEGRITY)
 }
 
-/// A core error from checking a PIN: the TPM's verdict becomes the PIN return codes.
+/// A core error from checking a PIN: the TPM's verdict becomes the PIN return codes. Only
+/// TPM2_Unseal of a PIN's sealed object judges the PIN; an authorisation failure of another
+/// command (a session whose nonce was altered on the bus, say) is not a wrong PIN.
 pub fn pin_error(e: tpmkey::Error) -> Error {
+    let judges_pin = matches!(&e, tpmkey::Error::Tpm { command, .. } if *command == "Unseal");
     if e.is_lockout() {
         let why = format!("{e}: {}", tpmkey::dictionary_attack::lockout_advice());
         log(&why);
@@ -115,7 +118,7 @@ pub fn pin_error(e: tpmkey::Error) -> Error {
         );
         log(&why);
         Error::new(CKR_TOKEN_NOT_RECOGNIZED, why)
-    } else if e.is_bad_auth() {
+    } else if e.is_bad_auth() && judges_pin {
         Error::new(CKR_PIN_INCORRECT, e.to_string())
     } else {
         e.into()

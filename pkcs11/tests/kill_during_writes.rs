@@ -3,6 +3,11 @@
 //! objects (a public key without its private key or the reverse, a record without its
 //! key or sealed file, a file that does not decode).
 //!
+//! Then deterministically: the writer killed by strace's fault injection at its n-th
+//! rename (a file about to be committed) and at its n-th fsync (a temporary file written
+//! but not yet durable, or a rename not yet durable), for every n over its first writes:
+//! each write site of the store once, since the same n hits the same site every time.
+//!
 //! The writer is this test binary again in a child role (see `common::child`): it creates
 //! EC key pairs, public data objects and private (TPM-sealed) data objects in a loop and
 //! prints each CKA_ID once the call returned, flushing stdout. Without a resource manager
@@ -92,20 +97,63 @@ fn random_delay(max_ms: u64) -> Duration {
     Duration::from_millis(20 + u64::from(nanos) % max_ms)
 }
 
-/// Runs a writer, kills it with SIGKILL after a random delay once it is logged in, and
-/// returns what it reported created: (kind, CKA_ID).
-fn kill_a_writer() -> Vec<(String, String)> {
-    let mut writer = child("writer", "writer")
+/// How a writer dies.
+#[derive(Clone, Copy, Debug)]
+enum Kill {
+    /// SIGKILL after a random delay once it is logged in.
+    AfterDelay,
+    /// SIGKILL (strace fault injection) instead of its n-th call of one of `syscalls`.
+    AtSyscall(&'static str, usize),
+}
+
+/// The writer child, run under strace when it is to die at a system call.
+fn writer_command(kill: Kill) -> std::process::Command {
+    let direct = child("writer", "writer");
+    let Kill::AtSyscall(syscalls, n) = kill else {
+        return direct;
+    };
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-qq", "-o", "/dev/null"])
+        .args(["-e", &format!("trace={syscalls}")])
+        .args(["-e", &format!("inject={syscalls}:signal=SIGKILL:when={n}")])
+        .arg(direct.get_program())
+        .args(direct.get_args());
+    for (k, v) in direct.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd
+}
+
+/// Whether strace's tracee died of SIGKILL: strace then dies of it too (or exits 128 + 9);
+/// strace's own failure exits 1.
+fn killed(status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(9) || status.code() == Some(137)
+}
+
+/// Runs a writer, kills it as `kill` says, and returns what it reported created:
+/// (kind, CKA_ID).
+fn kill_a_writer(kill: Kill) -> Vec<(String, String)> {
+    let mut writer = writer_command(kill)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
     // The harness prints its own lines first.
-    assert!(
-        lines.by_ref().map_while(|l| l.ok()).any(|l| l == "ready"),
-        "the writer did not start"
-    );
+    let ready = lines.by_ref().map_while(|l| l.ok()).any(|l| l == "ready");
+    if !ready && matches!(kill, Kill::AtSyscall(..)) {
+        // Killed at a write of C_Initialize or C_Login (the storage key's pin, say).
+        let status = writer.wait().unwrap();
+        assert!(
+            killed(status),
+            "{kill:?}: the writer did not start ({status})"
+        );
+        return Vec::new();
+    }
+    assert!(ready, "the writer did not start");
     let reader = std::thread::spawn(move || {
         lines
             .map_while(|l| l.ok())
@@ -115,9 +163,20 @@ fn kill_a_writer() -> Vec<(String, String)> {
             })
             .collect::<Vec<_>>()
     });
-    std::thread::sleep(random_delay(250));
-    writer.kill().unwrap(); // SIGKILL
-    writer.wait().unwrap();
+    match kill {
+        Kill::AfterDelay => {
+            std::thread::sleep(random_delay(250));
+            writer.kill().unwrap(); // SIGKILL
+            writer.wait().unwrap();
+        }
+        Kill::AtSyscall(..) => {
+            let status = writer.wait().unwrap();
+            assert!(
+                killed(status),
+                "{kill:?}: the writer was not killed ({status})"
+            );
+        }
+    }
     reader.join().unwrap()
 }
 
@@ -239,7 +298,7 @@ fn kill_9_during_generate_and_create_leaves_a_whole_store() {
     let mut leftovers = 0;
     let mut checked = BTreeSet::new();
     for _ in 0..ROUNDS {
-        let created = kill_a_writer();
+        let created = kill_a_writer(Kill::AfterDelay);
         reported.extend(created);
         for what in ["-t", "-l", "-s"] {
             tpmkey_testenv::run(env.swtpm.tpm2_command("tpm2_flushcontext").arg(what));
@@ -263,5 +322,35 @@ fn kill_9_during_generate_and_create_leaves_a_whole_store() {
     assert_eq!(
         check_files(&objects_dir(&env.store.0)),
         Vec::<String>::new()
+    );
+}
+
+/// Renames (and fsyncs) a writer does over its first objects: enough to reach every write
+/// site of a key pair, a public data object and a sealed data object twice.
+const WRITE_SITES: usize = 12;
+
+#[test]
+fn kill_9_at_every_write_site_leaves_a_whole_store() {
+    let env = TestEnv::new("per-operation");
+    token_with_keys("sites");
+    let mut reported = BTreeSet::new();
+    let mut checked = BTreeSet::new();
+    let mut killed = 0;
+    let mut before_ready = 0;
+    for syscalls in ["rename,renameat,renameat2", "fsync,fdatasync"] {
+        for n in 1..=WRITE_SITES {
+            let created = kill_a_writer(Kill::AtSyscall(syscalls, n));
+            killed += 1;
+            before_ready += usize::from(created.is_empty());
+            reported.extend(created);
+            tpmkey_testenv::fault_matrix::flush_leftovers(&env.swtpm);
+            check_files(&objects_dir(&env.store.0));
+            check_objects(&reported, &mut checked);
+        }
+    }
+    eprintln!(
+        "{killed} writers killed at a rename or fsync ({before_ready} before their first \
+         object); {} objects reported created",
+        reported.len()
     );
 }

@@ -1,5 +1,6 @@
 //! Fuzzes the attestation evidence parsers a verifier feeds with untrusted bytes: the certify
-//! bundle, the quote file, TPMS_ATTEST, TPMT_SIGNATURE and the ACME attestation object. No
+//! bundle, the quote file, TPMS_ATTEST, TPMT_SIGNATURE, the ACME attestation object, the AK
+//! file and EK certificate chains. No
 //! input may panic; whatever decodes must encode back to the same value, and verification
 //! of it (against a fixed AK) must return findings, never panic.
 //!
@@ -11,7 +12,9 @@ use libfuzzer_sys::fuzz_target;
 use tpmkey::attest::acme::{self, AttestationObject};
 use tpmkey::attest::certify::{self, CertifyBundle};
 use tpmkey::attest::quote::{self, QuoteFile, QuoteRequest};
+use tpmkey::attest::chain::verify_chain;
 use tpmkey::attest::{AkPublic, Attestation, TpmSignature};
+use tpmkey::attestation_key::AttestationKey;
 
 /// An ECDSA P-256 AK (SubjectPublicKeyInfo), so that signature checks run to the end.
 const AK_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEJCyaGBpWDkzDD7ZPJVW1yXb4Oe4W\ndMwA9WaUx0Xiu/OIMMW0oqOD1j5mcNtieu/fmbqwtxs9gUQ9tvu/zHOfCQ==\n-----END PUBLIC KEY-----\n";
@@ -22,6 +25,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(sig) = TpmSignature::parse(data) {
         assert_eq!(TpmSignature::parse(&sig.to_bytes()).ok(), Some(sig));
     }
+    if let Ok(ak_file) = AttestationKey::decode(data) {
+        let again = AttestationKey::decode(ak_file.to_pem().as_bytes()).expect("to_pem parses");
+        assert_eq!(again.to_pem(), ak_file.to_pem());
+    }
+    let _ = verify_chain(data, &[], &[data.to_vec()]);
     if let Ok(bundle) = CertifyBundle::decode(data) {
         let again = CertifyBundle::from_bytes(&bundle.to_bytes()).expect("to_bytes output parses");
         assert_eq!(again, bundle);

@@ -2,8 +2,8 @@
 //! and AK certificates), extended key usages (tcg-kp-EKCertificate 2.23.133.8.1,
 //! tcg-kp-AIKCertificate 2.23.133.8.3), basicConstraints, whether the subject is empty, and
 //! the PermanentIdentifier names of subjectAltName (RFC 4043, the ACME device identifier).
-//! Chains and certificate signatures are the caller's to check (a PKI library, or
-//! `openssl verify`): this module does not decide trust.
+//! Chains and certificate signatures are checked by [`super::chain`] (for EK certificates)
+//! or by the caller (a PKI library, `openssl verify`): this module does not decide trust.
 
 use crate::error::{Error, Result};
 use crate::keyfile::der::{self, Reader, TAG_BOOLEAN, TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE};

@@ -8,7 +8,8 @@
 //! * [`acme`]: the ACME device-attest-01 `tpm` attestation object;
 //!
 //! built on [`attestation`] (TPMS_ATTEST), [`signature`] (TPMT_SIGNATURE and the AK's
-//! public key), [`certificate`] (the X.509 fields a verifier reads) and [`cbor`].
+//! public key), [`certificate`] (the X.509 fields a verifier reads), [`chain`] (EK
+//! certificate chains to the manufacturer's roots) and [`cbor`].
 //!
 //! Every check that fails is reported as its own [`Finding`]; malformed containers are an
 //! [`Error::Evidence`]. Nothing here panics on input.
@@ -39,6 +40,7 @@ pub mod attestation;
 pub mod cbor;
 pub mod certificate;
 pub mod certify;
+pub mod chain;
 pub mod credential;
 pub mod quote;
 pub mod signature;

@@ -17,14 +17,18 @@ use crate::response_code::ResponseCode;
 
 /// Largest response a TPM sends (TPM_PT_MAX_RESPONSE_SIZE is 4096 on every TPM we know).
 const MAX_RESPONSE: usize = 8192;
-/// How long to wait for an answer: RSA key generation on a slow TPM takes tens of seconds.
-const RESPONSE_TIMEOUT_MS: i32 = 180_000;
+/// A function answering commands in place of a TPM.
+type Answer = Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>;
 
 pub struct Tcti {
     /// libtss2-tctildr's context; null for a native transport or once abandoned.
     context: *mut sys::TSS2_TCTI_CONTEXT,
     native: Option<tabrmd::Tabrmd>,
+    /// Answers given by a function instead of a TPM: the response-parser fuzz targets.
+    scripted: Option<Answer>,
     conf: String,
+    /// How long to wait for a response, in milliseconds.
+    timeout_ms: i32,
 }
 
 // SAFETY: the TCTI context is only used through `&mut self`, and the connection that owns it
@@ -38,24 +42,26 @@ impl std::fmt::Debug for Tcti {
 }
 
 impl Tcti {
-    /// Opens the TCTI named by `conf`; an empty string is refused (tpm2-tss would probe).
-    pub fn open(conf: &str) -> Result<Tcti> {
+    /// Opens the TCTI named by `conf`, waiting at most `timeout` for each response; an
+    /// empty string is refused (tpm2-tss would probe).
+    pub fn open(conf: &str, timeout: Duration) -> Result<Tcti> {
+        let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         if conf.trim().is_empty() {
             return Err(Error::Config(
                 "empty TCTI: tpmkey never lets tpm2-tss probe for a TPM".into(),
             ));
         }
         if conf.starts_with("tabrmd") {
-            let native =
-                tabrmd::Tabrmd::open(conf, Duration::from_millis(RESPONSE_TIMEOUT_MS as u64))
-                    .map_err(|cause| Error::Tcti {
-                        tcti: conf.into(),
-                        cause,
-                    })?;
+            let native = tabrmd::Tabrmd::open(conf, timeout).map_err(|cause| Error::Tcti {
+                tcti: conf.into(),
+                cause,
+            })?;
             return Ok(Tcti {
                 context: ptr::null_mut(),
                 native: Some(native),
+                scripted: None,
                 conf: conf.into(),
+                timeout_ms,
             });
         }
         let c_conf = CString::new(conf)
@@ -72,8 +78,23 @@ impl Tcti {
         Ok(Tcti {
             context,
             native: None,
+            scripted: None,
             conf: conf.into(),
+            timeout_ms,
         })
+    }
+
+    /// A TCTI whose every response is `answer(command)`: for fuzzing the response parsers
+    /// in-process. Never reachable from a configuration string.
+    #[doc(hidden)]
+    pub fn scripted(answer: impl FnMut(&[u8]) -> Vec<u8> + Send + 'static) -> Tcti {
+        Tcti {
+            context: ptr::null_mut(),
+            native: None,
+            scripted: Some(Box::new(answer)),
+            conf: "scripted".into(),
+            timeout_ms: 0,
+        }
     }
 
     pub fn conf(&self) -> &str {
@@ -82,6 +103,9 @@ impl Tcti {
 
     /// Sends one command and returns the TPM's response bytes.
     pub fn execute(&mut self, command: &[u8]) -> Result<Vec<u8>> {
+        if let Some(answer) = self.scripted.as_mut() {
+            return Ok(answer(command));
+        }
         if let Some(native) = self.native.as_mut() {
             return native
                 .execute(command, MAX_RESPONSE)
@@ -112,7 +136,7 @@ impl Tcti {
                 self.context,
                 &mut size,
                 response.as_mut_ptr(),
-                RESPONSE_TIMEOUT_MS,
+                self.timeout_ms,
             )
         };
         if rc != 0 {

@@ -6,6 +6,7 @@
 //! every process is stopped by its pid when its owner is dropped, also when the test panics.
 //! [`UnixBridge`] puts a swtpm's port pair behind unix sockets, for clients in another
 //! network namespace.
+//! [`Swtpm::start_with_ek_certs`] provisions EK certificates from a private CA ([`EkCa`]).
 //! A machine where swtpm cannot start makes the tests fail, never skip.
 //!
 //! ```no_run
@@ -22,6 +23,10 @@
 #![allow(clippy::panic)]
 
 mod abrmd;
+pub mod cbor2;
+pub mod ek_certs;
+pub mod fault;
+pub mod fault_matrix;
 mod pins;
 pub mod pkcs11_module;
 mod pkcs11_provider;
@@ -37,6 +42,8 @@ use std::ffi::OsStr;
 use std::process::{Command, Output};
 
 pub use abrmd::Abrmd;
+pub use ek_certs::EkCa;
+pub use fault::{Area, Fault, FaultPlan, Injected};
 pub use pkcs11_provider::pkcs11_provider;
 pub use process::{pid_exists, TempDir};
 pub use swtpm::Swtpm;

@@ -40,9 +40,18 @@ impl Swtpm {
     /// Starts a fresh swtpm. Panics with swtpm's output if it cannot start, so that a test
     /// fails (never skips) on a machine without a working swtpm.
     pub fn start() -> Swtpm {
+        Self::start_prepared(|_| Ok(()))
+    }
+
+    /// [`Swtpm::start`] on a state directory that `prepare` fills first (e.g. with
+    /// `swtpm_setup`); a failing `prepare` panics with its message.
+    pub(crate) fn start_prepared(prepare: impl Fn(&Path) -> Result<(), String>) -> Swtpm {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let dir = TempDir::new("swtpm");
+            if let Err(e) = prepare(dir.path()) {
+                panic!("tpmkey-testenv: preparing the swtpm state failed: {e}");
+            }
             let ports = PortPair::reserve();
             match launch(dir.path(), ports.base()) {
                 Ok(process) => {

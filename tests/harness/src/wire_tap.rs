@@ -6,6 +6,9 @@
 //! moment it is forwarded until its service time has passed, sleeping for what swtpm did
 //! not already take; then the response goes back. The tap's own work stays a copy and a
 //! sleep per command.
+//!
+//! With a [`FaultPlan`] set, the tap injects faults ([`crate::fault`]) into the commands the
+//! plan picks: it drops, stalls, corrupts, answers instead of the TPM, or restarts it.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -14,6 +17,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::fault::{self, Fault, FaultPlan, Injected};
 pub use crate::tpm_command::command_code;
 use crate::tpm_model::Profile;
 
@@ -25,6 +29,9 @@ struct Shared {
     on_command: Option<Mutator>,
     on_response: Option<Mutator>,
     profile: Option<Arc<Profile>>,
+    faults: Option<FaultPlan>,
+    /// Faults of plans already replaced or stopped.
+    injected: Vec<Injected>,
 }
 
 #[allow(missing_debug_implementations)]
@@ -115,15 +122,34 @@ impl WireTap {
                     let mut up = None;
                     while let Some(mut cmd) = read_message(&mut client) {
                         let original = cmd.clone();
-                        let profile = {
+                        let (profile, fault) = {
                             let mut sh = shared.lock().unwrap();
                             if let Some(m) = sh.on_command.as_mut() {
                                 if m(&mut cmd) {
                                     sh.on_command = None;
                                 }
                             }
-                            sh.profile.clone()
+                            let fault = sh.faults.as_mut().and_then(|p| p.next(&cmd));
+                            (sh.profile.clone(), fault)
                         };
+                        match fault {
+                            Some(Fault::DropBeforeForward) => return,
+                            Some(Fault::Answer(rc)) => {
+                                let rsp = fault::answer(rc);
+                                shared.lock().unwrap().log.push((original, rsp.clone()));
+                                if client.write_all(&rsp).is_err() {
+                                    return;
+                                }
+                                continue;
+                            }
+                            Some(Fault::Restart { orderly }) => {
+                                up = None;
+                                if let Err(e) = fault::restart_tpm(upstream_port, orderly) {
+                                    panic!("wire tap: restarting the TPM failed: {e}");
+                                }
+                            }
+                            _ => {}
+                        }
                         let Some(mut rsp) =
                             execute(upstream_port, &mut up, &cmd, profile.as_deref(), &tpm)
                         else {
@@ -138,7 +164,24 @@ impl WireTap {
                                 }
                             }
                         }
+                        match fault {
+                            Some(Fault::DropAfterForward) => return,
+                            Some(Fault::Delay(d)) => std::thread::sleep(d),
+                            Some(Fault::Restart { .. }) => {}
+                            Some(f) if !fault::corrupt(command_code(&cmd), &mut rsp, f) => {
+                                if let Some(p) = shared.lock().unwrap().faults.as_mut() {
+                                    p.not_applied();
+                                }
+                            }
+                            Some(_) => {}
+                            None => {}
+                        }
                         if client.write_all(&rsp).is_err() {
+                            return;
+                        }
+                        // A bus that ends in the middle of a header: tpm2-tss's swtpm TCTI
+                        // would wait for the rest forever, past its timeout.
+                        if fault == Some(Fault::Truncate(fault::Area::Header)) {
                             return;
                         }
                     }
@@ -171,6 +214,40 @@ impl WireTap {
 
     pub fn tamper_response(&self, m: impl FnMut(&mut Vec<u8>) -> bool + Send + 'static) {
         self.shared.lock().unwrap().on_response = Some(Box::new(m));
+    }
+
+    /// Injects faults as `plan` says from now on (the faults of a previous plan are kept
+    /// for [`WireTap::injected`]).
+    pub fn inject(&self, plan: FaultPlan) {
+        let mut sh = self.shared.lock().unwrap();
+        if let Some(old) = sh.faults.replace(plan) {
+            sh.injected.extend_from_slice(old.injected());
+        }
+    }
+
+    /// Stops injecting; returns every fault injected since the tap started.
+    pub fn stop_injecting(&self) -> Vec<Injected> {
+        let mut sh = self.shared.lock().unwrap();
+        if let Some(old) = sh.faults.take() {
+            sh.injected.extend_from_slice(old.injected());
+        }
+        sh.injected.clone()
+    }
+
+    /// Every fault injected so far (the current plan's included).
+    pub fn injected(&self) -> Vec<Injected> {
+        let sh = self.shared.lock().unwrap();
+        let mut all = sh.injected.clone();
+        if let Some(p) = sh.faults.as_ref() {
+            all.extend_from_slice(p.injected());
+        }
+        all
+    }
+
+    /// Whether the current plan still has faults to inject.
+    pub fn faults_pending(&self) -> bool {
+        let sh = self.shared.lock().unwrap();
+        sh.faults.as_ref().is_some_and(FaultPlan::pending)
     }
 
     /// Number of commands seen so far (without taking the log).
