@@ -288,10 +288,7 @@ fn list(path: &Path) -> Result<()> {
         None => out.push_str("no policy: usable with its password alone\n"),
         Some(policy) => {
             if let Some(a) = &policy.authorize {
-                out.push_str(&format!(
-                    "policy: {}\n",
-                    Statement::Authorize(a.clone())
-                ));
+                out.push_str(&format!("policy: {}\n", Statement::Authorize(a.clone())));
             }
             for s in &policy.statements {
                 out.push_str(&format!("policy: {s}\n"));

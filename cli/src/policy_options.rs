@@ -48,14 +48,21 @@ fn read(p: &Path) -> Result<Vec<u8>> {
 
 /// PCR values from FILE, as `--pcr-values` and `tpmkey policy sign` take them.
 pub fn pcr_values_file(p: &Path) -> Result<(PcrSelection, Vec<Vec<u8>>)> {
-    parse_pcr_values(&String::from_utf8_lossy(&read(p)?), &p.display().to_string())
+    parse_pcr_values(
+        &String::from_utf8_lossy(&read(p)?),
+        &p.display().to_string(),
+    )
 }
 
 impl PolicyOptions {
     pub fn request(&self) -> Result<PolicyRequest> {
         Ok(PolicyRequest {
             pcrs: self.pcr.as_deref().map(PcrSelection::parse).transpose()?,
-            pcr_values: self.pcr_values.as_deref().map(pcr_values_file).transpose()?,
+            pcr_values: self
+                .pcr_values
+                .as_deref()
+                .map(pcr_values_file)
+                .transpose()?,
             signer: match &self.signer {
                 Some(p) => Some(SignerKey::from_pem(&read(p)?)?),
                 None => None,

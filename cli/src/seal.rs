@@ -10,13 +10,14 @@ use clap::{Args as ClapArgs, ValueEnum};
 use zeroize::Zeroizing;
 
 use tpmkey::envelope::SealedSecret;
-use tpmkey::key_policy::{parse_duration, parse_pcr_values, PolicyRequest};
-use tpmkey::policy::{BodyForm, PcrSelection, PolicyRefDialect, SignerKey, Statement};
+use tpmkey::key_policy::PolicyRequest;
+use tpmkey::policy::{BodyForm, PolicyRefDialect, Statement};
 use tpmkey::sealed::MAX_SEALED_LEN;
 use tpmkey::{Error, KeyFile, Result};
 
 use crate::io;
 use crate::keygen::parse_handle;
+use crate::policy_options::PolicyOptions;
 
 /// The smallest payload the kernel's trusted keys accept (MIN_KEY_SIZE).
 const KERNEL_MIN_LEN: usize = 32;

@@ -28,7 +28,11 @@ fn check_fails_with(env: &Env, key: &Path, want: &[&str]) {
     for w in want {
         assert!(stderr(&out).contains(w), "{w}: {}", stderr(&out));
     }
-    assert_eq!(lockout_counter(&env.swtpm), before, "no dictionary-attack count");
+    assert_eq!(
+        lockout_counter(&env.swtpm),
+        before,
+        "no dictionary-attack count"
+    );
 }
 
 fn blobs(path: &Path) -> (Vec<u8>, Vec<u8>) {
@@ -66,8 +70,23 @@ fn signed_policies_made_offline() {
     let env = Env::start();
     let signer_key = env.path("signer.key");
     let signer_pub = env.path("signer.pub");
-    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", s(&signer_key)]);
-    openssl(&["pkey", "-in", s(&signer_key), "-pubout", "-out", s(&signer_pub)]);
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        s(&signer_key),
+    ]);
+    openssl(&[
+        "pkey",
+        "-in",
+        s(&signer_key),
+        "-pubout",
+        "-out",
+        s(&signer_pub),
+    ]);
     let key = env.path("k.key");
     env.tpmkey_ok(["keygen", "--signer", s(&signer_pub), "-o", s(&key)]);
     let blobs_at_start = blobs(&key);
@@ -81,8 +100,18 @@ fn signed_policies_made_offline() {
         NOWHERE,
         env.dir.path(),
         [
-            "policy", "sign", "--signer-key", s(&signer_key), "--pcr-values", s(&now),
-            "--key", s(&key), "--name", "state-a", "-o", s(&policy_a),
+            "policy",
+            "sign",
+            "--signer-key",
+            s(&signer_key),
+            "--pcr-values",
+            s(&now),
+            "--key",
+            s(&key),
+            "--name",
+            "state-a",
+            "-o",
+            s(&policy_a),
         ],
     );
     assert!(signed.status.success(), "{}", stderr(&signed));
@@ -97,8 +126,18 @@ fn signed_policies_made_offline() {
         NOWHERE,
         env.dir.path(),
         [
-            "policy", "sign", "--signer-key", s(&signer_key), "--pcr-values", s(&next),
-            "--key", s(&key), "--name", "state-b", "-o", s(&policy_b),
+            "policy",
+            "sign",
+            "--signer-key",
+            s(&signer_key),
+            "--pcr-values",
+            s(&next),
+            "--key",
+            s(&key),
+            "--name",
+            "state-b",
+            "-o",
+            s(&policy_b),
         ],
     );
     assert!(signed.status.success(), "{}", stderr(&signed));
@@ -113,7 +152,10 @@ fn signed_policies_made_offline() {
 
     env.tpmkey_ok(["policy", "rm", s(&key), "state-a"]);
     let ls = String::from_utf8(env.tpmkey_ok(["policy", "ls", s(&key)])).unwrap();
-    assert!(ls.contains("signed state-b") && !ls.contains("state-a"), "{ls}");
+    assert!(
+        ls.contains("signed state-b") && !ls.contains("state-a"),
+        "{ls}"
+    );
 
     // A signature that does not verify is refused before it is added.
     let pem = std::fs::read_to_string(&policy_b).unwrap();
@@ -122,7 +164,11 @@ fn signed_policies_made_offline() {
     let n = bad.len();
     bad[n - 3] ^= 0x55;
     let bad_file = env.path("bad.policy");
-    std::fs::write(&bad_file, tpmkey::keyfile::pem_encode("TPMKEY SIGNED POLICY", &bad)).unwrap();
+    std::fs::write(
+        &bad_file,
+        tpmkey::keyfile::pem_encode("TPMKEY SIGNED POLICY", &bad),
+    )
+    .unwrap();
     let out = env.tpmkey(["policy", "add", s(&key), s(&bad_file)]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("does not verify"), "{}", stderr(&out));
@@ -140,11 +186,29 @@ fn systemd_measure_signed_pcr_policies() {
     let mut env = Env::start();
     let sk = env.path("sk.pem");
     let pk = env.path("pk.pem");
-    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", s(&sk)]);
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        s(&sk),
+    ]);
     openssl(&["pkey", "-in", s(&sk), "-pubout", "-out", s(&pk)]);
     let key = env.path("k.key");
-    env.tpmkey_ok(["keygen", "--signer", s(&pk), "--policy-ref", "empty", "-o", s(&key)]);
+    env.tpmkey_ok([
+        "keygen",
+        "--signer",
+        s(&pk),
+        "--policy-ref",
+        "empty",
+        "-o",
+        s(&key),
+    ]);
 
+    let dir = env.dir.path().to_path_buf();
+    let tcti = env.swtpm.tcti();
     let uki = |tag: &str| -> Vec<(String, Vec<u8>)> {
         vec![
             (".linux".into(), format!("fake kernel {tag}").into_bytes()),
@@ -156,7 +220,11 @@ fn systemd_measure_signed_pcr_policies() {
         let mut cmd = Command::new(MEASURE);
         cmd.args(sub);
         for (name, content) in sections {
-            let file = env.path(&format!("{}{}", &name[1..], content.len()));
+            let file = dir.join(format!(
+                "{}-{}",
+                &name[1..],
+                hex(&openssl::sha::sha256(content))
+            ));
             std::fs::write(&file, content).unwrap();
             cmd.arg(format!("--{}={}", &name[1..], s(&file)));
         }
@@ -170,7 +238,7 @@ fn systemd_measure_signed_pcr_policies() {
                 "sign".into(),
                 format!("--private-key={}", s(&sk)),
                 format!("--public-key={}", s(&pk)),
-                format!("--tpm2-device={}", env.swtpm.tcti()),
+                format!("--tpm2-device={tcti}"),
             ],
         );
         std::fs::write(json, out).unwrap();
@@ -199,10 +267,22 @@ fn systemd_measure_signed_pcr_policies() {
     let v1 = uki("v1");
     let json_v1 = env.path("v1.json");
     sign(&v1, &json_v1);
-    env.tpmkey_ok(["policy", "add", s(&key), "--systemd", s(&json_v1), "--name", "uki-v1"]);
+    env.tpmkey_ok([
+        "policy",
+        "add",
+        s(&key),
+        "--systemd",
+        s(&json_v1),
+        "--name",
+        "uki-v1",
+    ]);
     replay(&env.swtpm, &v1);
     let pcr11 = String::from_utf8(env.tpmkey_ok(["pcr", "read", "sha256:11"])).unwrap();
-    assert_eq!(pcr11.trim(), format!("sha256:11={}", predicted(&v1)), "replay matches systemd-measure");
+    assert_eq!(
+        pcr11.trim(),
+        format!("sha256:11={}", predicted(&v1)),
+        "replay matches systemd-measure"
+    );
     env.tpmkey_ok(["policy", "check", s(&key)]);
 
     // The kernel update: boot v2 without its signature, then with it.
@@ -212,6 +292,14 @@ fn systemd_measure_signed_pcr_policies() {
     check_fails_with(&env, &key, &["uki-v1"]);
     let json_v2 = env.path("v2.json");
     sign(&v2, &json_v2);
-    env.tpmkey_ok(["policy", "add", s(&key), "--systemd", s(&json_v2), "--name", "uki-v2"]);
+    env.tpmkey_ok([
+        "policy",
+        "add",
+        s(&key),
+        "--systemd",
+        s(&json_v2),
+        "--name",
+        "uki-v2",
+    ]);
     env.tpmkey_ok(["policy", "check", s(&key)]);
 }

@@ -231,7 +231,13 @@ pub fn format_pcr_values(selection: &PcrSelection, values: &[Vec<u8>]) -> String
         .pcrs()
         .iter()
         .zip(values)
-        .map(|((hash, index), v)| format!("{}:{index}={}\n", hash.name(), crate::hex::hex(v)))
+        .map(|((hash, index), v)| {
+            format!(
+                "{}:{index}={}\n",
+                hash.name().to_ascii_lowercase(),
+                crate::hex::hex(v)
+            )
+        })
         .collect()
 }
 

@@ -529,5 +529,8 @@ fn offline_signature_check() {
         .verify_digest(&ahash, &s.authorize.signature)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("cannot come from the RSA-2048 policy signer"), "{e}");
+    assert!(
+        e.contains("cannot come from the RSA-2048 policy signer"),
+        "{e}"
+    );
 }

@@ -252,7 +252,9 @@ impl SignerKey {
         use crate::attest::signature::{self as check, TpmSignature as Checked};
         let checked = match signature {
             TpmSignature::Null => {
-                return Err(Error::BadInput("the signed policy carries no signature".into()))
+                return Err(Error::BadInput(
+                    "the signed policy carries no signature".into(),
+                ))
             }
             TpmSignature::RsaSsa { hash, signature } => Checked::Rsassa {
                 hash: *hash,
@@ -271,7 +273,10 @@ impl SignerKey {
         let fits = matches!(
             (&self.key, &checked),
             (PublicKey::Ec { .. }, Checked::Ecdsa { .. })
-                | (PublicKey::Rsa { .. }, Checked::Rsassa { .. } | Checked::Rsapss { .. })
+                | (
+                    PublicKey::Rsa { .. },
+                    Checked::Rsassa { .. } | Checked::Rsapss { .. }
+                )
         );
         if !fits {
             return Err(Error::BadInput(format!(

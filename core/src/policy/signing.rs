@@ -94,8 +94,14 @@ impl PolicySigningKey {
             }
             PolicySigningKey::Rsa(k) => PublicKey::Rsa {
                 modulus: k.n().to_bytes_be(),
-                exponent: u32::try_from(k.e())
-                    .map_err(|_| bad("an RSA exponent that does not fit 32 bits"))?,
+                exponent: k
+                    .e()
+                    .to_bytes_be()
+                    .iter()
+                    .try_fold(0u32, |acc, b| {
+                        acc.checked_mul(256).map(|v| v | u32::from(*b))
+                    })
+                    .ok_or_else(|| bad("an RSA exponent that does not fit 32 bits"))?,
             },
         };
         SignerKey::new(key)
@@ -104,10 +110,12 @@ impl PolicySigningKey {
     /// Signs the approval of `approved_policy` for `policy_ref`.
     pub fn sign_policy(&self, approved_policy: &[u8], policy_ref: &[u8]) -> Result<TpmSignature> {
         let a_hash = authorization_hash(approved_policy, policy_ref);
-        let failed = |e: &dyn std::fmt::Display| Error::BadInput(format!("signing the policy: {e}"));
+        let failed =
+            |e: &dyn std::fmt::Display| Error::BadInput(format!("signing the policy: {e}"));
         Ok(match self {
             PolicySigningKey::P256(k) => {
-                let sig: p256::ecdsa::Signature = k.sign_prehash(&a_hash).map_err(|e| failed(&e))?;
+                let sig: p256::ecdsa::Signature =
+                    k.sign_prehash(&a_hash).map_err(|e| failed(&e))?;
                 let (r, s) = sig.split_bytes();
                 TpmSignature::Ecdsa {
                     hash: Hash::Sha256,
@@ -116,7 +124,8 @@ impl PolicySigningKey {
                 }
             }
             PolicySigningKey::P384(k) => {
-                let sig: p384::ecdsa::Signature = k.sign_prehash(&a_hash).map_err(|e| failed(&e))?;
+                let sig: p384::ecdsa::Signature =
+                    k.sign_prehash(&a_hash).map_err(|e| failed(&e))?;
                 let (r, s) = sig.split_bytes();
                 TpmSignature::Ecdsa {
                     hash: Hash::Sha256,
@@ -153,7 +162,10 @@ mod tests {
         assert!(!signer
             .verify_digest(&authorization_hash(&approved, b"other"), &sig)
             .unwrap());
-        assert!(PolicySigningKey::from_pem(b"-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n").is_err());
+        assert!(PolicySigningKey::from_pem(
+            b"-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n"
+        )
+        .is_err());
     }
 
     use p256::pkcs8::EncodePrivateKey;
