@@ -76,8 +76,10 @@ enum Command {
     Attest(evidence::AttestArgs),
     /// Sign PCR values with the AK (TPM2_Quote)
     Quote(evidence::QuoteArgs),
-    /// Certify the storage key that salts sessions with the AK; once `tpmkey verify certify`
-    /// accepts it, set its Name as storage-key-name in tpmkey.conf
+    /// Certify the storage key that salts sessions with the AK
+    ///
+    /// Once `tpmkey verify certify` accepts the bundle, set the storage key's Name as
+    /// storage-key-name in tpmkey.conf.
     SrkCertify(evidence::SrkArgs),
     /// Print the ACME device-attest-01 attestation object (base64url CBOR) for a key
     AcmeAttest(evidence::AcmeArgs),

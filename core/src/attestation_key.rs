@@ -148,7 +148,7 @@ impl AttestationKey {
         // Certify needs the key's ADMIN role: its authValue, whatever its policy (tpmkey
         // keys have adminWithPolicy clear), so a policy-bound key is certified even while
         // the platform does not satisfy its policy: the evidence proves the binding.
-        let (cert_info, signature) = key.with_loaded(|tpm, t| {
+        let (cert_info, signature) = key.with_loaded_for_admin(|tpm, t| {
             self.with_loaded(tpm, |tpm, ak| {
                 tpm.certify(
                     t.handle,

@@ -405,12 +405,30 @@ impl TpmKey {
     /// Runs `op` with the key loaded and, for a key with a policy, the policy session ready.
     pub(crate) fn with_loaded<R>(
         &self,
+        op: impl FnMut(&mut crate::commands::Tpm, &Target) -> Result<R>,
+    ) -> Result<R> {
+        self.loaded_for(self.bound.is_some(), op)
+    }
+
+    /// Runs `op` with the key loaded and the HMAC session ready, whatever the key's policy:
+    /// for commands in the key's ADMIN role (TPM2_Certify), which its authValue authorises
+    /// (adminWithPolicy is clear).
+    pub(crate) fn with_loaded_for_admin<R>(
+        &self,
+        op: impl FnMut(&mut crate::commands::Tpm, &Target) -> Result<R>,
+    ) -> Result<R> {
+        self.loaded_for(false, op)
+    }
+
+    fn loaded_for<R>(
+        &self,
+        policy_session: bool,
         mut op: impl FnMut(&mut crate::commands::Tpm, &Target) -> Result<R>,
     ) -> Result<R> {
         let loadable = self.loadable();
-        let need = match self.bound {
-            Some(_) => Need::PolicyKey(&loadable, &self.auth),
-            None => Need::Key(&loadable, &self.auth),
+        let need = match policy_session {
+            true => Need::PolicyKey(&loadable, &self.auth),
+            false => Need::Key(&loadable, &self.auth),
         };
         with_link(|link| {
             link.run(need, |tpm, target| {
