@@ -34,7 +34,7 @@ use der::{
     TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE, TAG_UTF8_STRING,
 };
 pub use envelope::Envelope;
-pub use policy::{TpmAuthPolicy, TpmPolicy};
+pub use policy::{read_policies, write_policies, TpmAuthPolicy, TpmPolicy};
 
 pub const OID_LOADABLE_KEY: &str = "2.23.133.10.1.3";
 pub const OID_IMPORTABLE_KEY: &str = "2.23.133.10.1.4";
