@@ -13,51 +13,38 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{stderr, Env};
-use tpmkey_testenv::pkcs11_module::module_path;
+use common::{openssl, stderr, verify_sha256, TokenEnv};
 
 const SO_PIN: &str = "12345678";
 const USER_PIN: &str = "4321";
 const LABEL: &str = "bound";
 const SECRET: &[u8] = b"vpn psk: only in the approved platform state\n";
 
-struct Token {
-    env: Env,
-    module: PathBuf,
+struct Token(TokenEnv);
+
+impl std::ops::Deref for Token {
+    type Target = TokenEnv;
+    fn deref(&self) -> &TokenEnv {
+        &self.0
+    }
 }
 
 impl Token {
-    fn vars(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("TPMKEY_TCTI", self.env.swtpm.tcti()),
-            ("TPMKEY_CONF", "/dev/null".into()),
-            ("TPMKEY_STORE", self.store().display().to_string()),
-            ("TPMKEY_STATE", self.env.path("state").display().to_string()),
-        ]
-    }
-
-    fn store(&self) -> PathBuf {
-        self.env.path("store")
-    }
-
     fn p(&self, name: &str) -> String {
         self.env.path(name).to_str().unwrap().to_string()
     }
 
     /// pkcs11-tool logged in to the token as the user.
-    fn tool(&self, args: &[&str]) -> Output {
-        Command::new("pkcs11-tool")
-            .arg("--module")
-            .arg(&self.module)
+    fn user(&self, args: &[&str]) -> Output {
+        self.pkcs11_tool()
             .args(["--token-label", LABEL, "--login", "--pin", USER_PIN])
             .args(args)
-            .envs(self.vars())
             .output()
             .unwrap()
     }
 
-    fn tool_ok(&self, args: &[&str]) -> String {
-        let out = self.tool(args);
+    fn user_ok(&self, args: &[&str]) -> String {
+        let out = self.user(args);
         assert!(
             out.status.success(),
             "pkcs11-tool {args:?}: {}{}",
@@ -67,20 +54,10 @@ impl Token {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn tpmkey(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tpmkey"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(self.vars())
-            .output()
-            .unwrap()
-    }
-
     fn sign(&self, id: &str) -> Output {
         let (data, sig) = (self.p("data"), self.p("sig"));
         let _ = std::fs::remove_file(&sig);
-        self.tool(&[
+        self.user(&[
             "--sign",
             "--id",
             id,
@@ -99,21 +76,13 @@ impl Token {
         let out = self.sign(id);
         assert!(out.status.success(), "C_Sign: {}", stderr(&out));
         let (pem, sig, data) = (self.p("pub.pem"), self.p("sig"), self.p("data"));
-        openssl(&[
-            "dgst",
-            "-sha256",
-            "-verify",
-            &pem,
-            "-signature",
-            &sig,
-            &data,
-        ]);
+        verify_sha256(&pem, &sig, &data);
     }
 
     fn read_value(&self) -> Output {
         let out = self.p("value");
         let _ = std::fs::remove_file(&out);
-        self.tool(&[
+        self.user(&[
             "--read-object",
             "--type",
             "data",
@@ -143,8 +112,14 @@ impl Token {
     }
 }
 
-fn openssl(args: &[&str]) {
-    tpmkey_testenv::run(Command::new("openssl").args(args));
+/// A pkcs11-tool run the module refused with `rv`, its log line naming `names` and the PCR.
+fn refused(out: &Output, rv: &str, names: &[&str]) {
+    assert!(!out.status.success(), "not refused: {}", stderr(out));
+    let err = stderr(out);
+    eprintln!("{rv}:\n{err}");
+    for name in [rv, "sha256:16 do not have the values"].iter().chain(names) {
+        assert!(err.contains(name), "no {name:?} in {err}");
+    }
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -173,10 +148,7 @@ fn assert_not_in_store(store: &Path, secret: &[u8]) {
 
 #[test]
 fn token_with_a_platform_policy_works_only_in_its_state() {
-    let mut t = Token {
-        env: Env::start(),
-        module: module_path(),
-    };
+    let mut t = Token(TokenEnv::start());
     std::fs::write(t.env.path("so"), SO_PIN).unwrap();
     std::fs::write(t.env.path("pin"), USER_PIN).unwrap();
     std::fs::write(t.env.path("data"), b"signed in the approved state").unwrap();
@@ -198,7 +170,7 @@ fn token_with_a_platform_policy_works_only_in_its_state() {
     let said = String::from_utf8_lossy(&r.stdout).into_owned();
     assert!(said.contains("PolicyPCR sha256:16"), "{said}");
 
-    t.tool_ok(&[
+    t.user_ok(&[
         "--keypairgen",
         "--key-type",
         "EC:prime256v1",
@@ -208,7 +180,7 @@ fn token_with_a_platform_policy_works_only_in_its_state() {
         "device",
     ]);
     let der = t.p("pub.der");
-    t.tool_ok(&[
+    t.user_ok(&[
         "--read-object",
         "--type",
         "pubkey",
@@ -230,7 +202,7 @@ fn token_with_a_platform_policy_works_only_in_its_state() {
     t.sign_and_verify("01");
 
     let psk = t.p("psk");
-    t.tool_ok(&[
+    t.user_ok(&[
         "--write-object",
         &psk,
         "--type",
@@ -250,34 +222,22 @@ fn token_with_a_platform_policy_works_only_in_its_state() {
         "16:sha256=0000000000000000000000000000000000000000000000000000000000000001",
     ]);
     let da_before = t.lockout_counter();
-    let out = t.sign("01");
-    assert!(!out.status.success(), "signed in the wrong state");
-    let err = stderr(&out);
-    assert!(err.contains("CKR_FUNCTION_REJECTED"), "{err}");
-    assert!(
-        err.contains("platform policy: PolicyPCR sha256:16") && err.contains("sha256:16"),
-        "the log names the policy and the PCR: {err}"
+    refused(
+        &t.sign("01"),
+        "CKR_FUNCTION_REJECTED",
+        &["platform policy: PolicyPCR sha256:16"],
     );
     // The data object is listed, its label readable, its value refused.
-    let listed = t.tool_ok(&["--list-objects", "--type", "data"]);
+    let listed = t.user_ok(&["--list-objects", "--type", "data"]);
     assert!(listed.contains("psk"), "{listed}");
-    let out = t.read_value();
-    assert!(!out.status.success(), "read the value in the wrong state");
-    let err = stderr(&out);
-    assert!(err.contains("CKR_ATTRIBUTE_SENSITIVE"), "{err}");
-    assert!(
-        err.contains("CKA_VALUE") && err.contains("PolicyPCR sha256:16"),
-        "{err}"
+    refused(
+        &t.read_value(),
+        "CKR_ATTRIBUTE_SENSITIVE",
+        &["CKA_VALUE", "PolicyPCR sha256:16"],
     );
     assert!(!Path::new(&t.p("value")).exists() || std::fs::read(t.p("value")).unwrap().is_empty());
     // Token info and login still work.
-    let info = Command::new("pkcs11-tool")
-        .arg("--module")
-        .arg(&t.module)
-        .arg("--list-token-slots")
-        .envs(t.vars())
-        .output()
-        .unwrap();
+    let info = t.tool(&["--list-token-slots"]);
     assert!(
         String::from_utf8_lossy(&info.stdout).contains(LABEL),
         "{}",
@@ -286,15 +246,15 @@ fn token_with_a_platform_policy_works_only_in_its_state() {
     assert_eq!(t.lockout_counter(), da_before, "no dictionary-attack count");
 
     // Back in the approved state.
-    t.env.swtpm.reboot();
+    t.0.env.swtpm.reboot();
     t.sign_and_verify("01");
     let out = t.read_value();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(t.p("value")).unwrap(), SECRET);
 
     // Delete works as for any object; the key pair stays.
-    t.tool_ok(&["--delete-object", "--type", "data", "--label", "psk"]);
-    let listed = t.tool_ok(&["--list-objects"]);
+    t.user_ok(&["--delete-object", "--type", "data", "--label", "psk"]);
+    let listed = t.user_ok(&["--list-objects"]);
     assert!(
         !listed.contains("psk") && listed.contains("device"),
         "{listed}"
@@ -302,15 +262,15 @@ fn token_with_a_platform_policy_works_only_in_its_state() {
     assert_not_in_store(&t.store(), SECRET);
 
     // C_InitToken keeps the platform policy: a key made after re-initialisation is bound too.
-    let reinit = Command::new("pkcs11-tool")
-        .arg("--module")
-        .arg(&t.module)
-        .args(["--token-label", LABEL, "--init-token", "--label", LABEL])
-        .args(["--so-pin", SO_PIN])
-        .envs(t.vars())
-        .output()
-        .unwrap();
-    assert!(reinit.status.success(), "{}", stderr(&reinit));
+    t.tool(&[
+        "--token-label",
+        LABEL,
+        "--init-token",
+        "--label",
+        LABEL,
+        "--so-pin",
+        SO_PIN,
+    ]);
     let description = std::fs::read_to_string(
         files_under(&t.store())
             .into_iter()
@@ -323,10 +283,7 @@ fn token_with_a_platform_policy_works_only_in_its_state() {
 
 #[test]
 fn token_init_refuses_bad_policies() {
-    let t = Token {
-        env: Env::start(),
-        module: module_path(),
-    };
+    let t = Token(TokenEnv::start());
     std::fs::write(t.env.path("so"), SO_PIN).unwrap();
     std::fs::write(t.env.path("values"), "sha256:16=abcd\n").unwrap();
     let so = format!("file:{}", t.p("so"));

@@ -9,15 +9,12 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{stderr, Env};
+use common::{stderr, TokenEnv};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-use tpmkey_testenv::pkcs11_module::module_path;
 
 const SO_PIN: &str = "12345678";
 const USER_PIN: &str = "4321";
@@ -27,53 +24,41 @@ const SIGN: u32 = 0x15D;
 
 #[test]
 fn platform_policy_costs_two_policy_commands_per_signature() {
-    let env = Env::start();
-    let module = module_path();
-    let store = env.path("store");
-    std::fs::write(env.path("so"), SO_PIN).unwrap();
-    std::fs::write(env.path("pin"), USER_PIN).unwrap();
-    let vars = |tcti: String| {
-        vec![
-            ("TPMKEY_TCTI", tcti),
-            ("TPMKEY_CONF", "/dev/null".to_string()),
-            ("TPMKEY_STORE", store.display().to_string()),
-            ("TPMKEY_STATE", env.path("state").display().to_string()),
-            ("TPMKEY_OBJECTS", "keep".to_string()),
-        ]
-    };
+    let t = TokenEnv::start();
+    std::fs::write(t.env.path("so"), SO_PIN).unwrap();
+    std::fs::write(t.env.path("pin"), USER_PIN).unwrap();
     for (label, policy) in [("bound", &["--pcr", "sha256:16"][..]), ("plain", &[][..])] {
         let (so, pin) = (
-            format!("file:{}", env.path("so").display()),
-            format!("file:{}", env.path("pin").display()),
+            format!("file:{}", t.env.path("so").display()),
+            format!("file:{}", t.env.path("pin").display()),
         );
         let mut args = vec![
             "token", "init", "--label", label, "--so-pin", &so, "--pin", &pin,
         ];
         args.extend(policy);
-        let r = Command::new(env!("CARGO_BIN_EXE_tpmkey"))
-            .args(&args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(vars(env.swtpm.tcti()))
-            .output()
-            .unwrap();
+        let r = t.tpmkey(&args);
         assert!(r.status.success(), "{}", stderr(&r));
-        let gen = Command::new("pkcs11-tool")
-            .arg("--module")
-            .arg(&module)
-            .args(["--token-label", label, "--login", "--pin", USER_PIN])
-            .args(["--keypairgen", "--key-type", "EC:prime256v1", "--id", "01"])
-            .envs(vars(env.swtpm.tcti()))
-            .output()
-            .unwrap();
-        assert!(gen.status.success(), "{}", stderr(&gen));
+        t.tool(&[
+            "--token-label",
+            label,
+            "--login",
+            "--pin",
+            USER_PIN,
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            "01",
+        ]);
     }
 
-    let tap = tpmkey_testenv::WireTap::start(env.swtpm.port());
-    for (k, v) in vars(tap.tcti()) {
+    let tap = tpmkey_testenv::WireTap::start(t.env.swtpm.port());
+    for (k, v) in t.vars() {
         std::env::set_var(k, v);
     }
-    let p = Pkcs11::new(&module).unwrap();
+    std::env::set_var("TPMKEY_TCTI", tap.tcti());
+    std::env::set_var("TPMKEY_OBJECTS", "keep");
+    let p = Pkcs11::new(&t.module).unwrap();
     p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .unwrap();
     for (label, per_signature) in [
