@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{openssl, stderr, verify_sha256, TokenEnv};
 use tpmkey::{KeyFile, TpmKey};
 
