@@ -2,8 +2,9 @@
 //! in this process through cryptoki, its TCTI a tap in front of swtpm, `objects = keep`):
 //! C_Sign of a key in a token with a platform policy is PolicyPCR + PolicyAuthValue + Sign
 //! in steady state (the PIN-derived authValue is checked by the TPM, in the HMAC of the
-//! kept policy session), and of a key in a token without one still the one TPM2_Sign. Its
-//! own test binary: the module reads its configuration from this process's environment.
+//! kept policy session), and of a key in a token without one still the one TPM2_Sign. In
+//! another platform state C_Sign, C_Decrypt and C_DeriveKey answer CKR_FUNCTION_REJECTED.
+//! Its own test binary: the module reads its configuration from this process's environment.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -11,9 +12,11 @@ mod common;
 
 use common::{stderr, TokenEnv};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
+use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, ObjectClass};
-use cryptoki::session::UserType;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 
 const SO_PIN: &str = "12345678";
@@ -51,6 +54,18 @@ fn platform_policy_costs_two_policy_commands_per_signature() {
             "01",
         ]);
     }
+    t.tool(&[
+        "--token-label",
+        "bound",
+        "--login",
+        "--pin",
+        USER_PIN,
+        "--keypairgen",
+        "--key-type",
+        "rsa:2048",
+        "--id",
+        "02",
+    ]);
 
     let tap = tpmkey_testenv::WireTap::start(t.env.swtpm.port());
     for (k, v) in t.vars() {
@@ -65,18 +80,8 @@ fn platform_policy_costs_two_policy_commands_per_signature() {
         ("bound", vec![POLICY_PCR, POLICY_AUTH_VALUE, SIGN]),
         ("plain", vec![SIGN]),
     ] {
-        let slot = p
-            .get_slots_with_token()
-            .unwrap()
-            .into_iter()
-            .find(|s| p.get_token_info(*s).unwrap().label() == label)
-            .unwrap();
-        let s = p.open_ro_session(slot).unwrap();
-        s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-            .unwrap();
-        let key = s
-            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
-            .unwrap()[0];
+        let s = user_session(&p, label);
+        let key = key(&s, ObjectClass::PRIVATE_KEY, 1);
         // The first signatures load the key and let the storage key go.
         for _ in 0..2 {
             s.sign(&Mechanism::EcdsaSha256, key, b"warm up").unwrap();
@@ -90,5 +95,79 @@ fn platform_policy_costs_two_policy_commands_per_signature() {
         assert_eq!(codes, per_signature.repeat(5), "token {label}");
         s.logout().unwrap();
     }
+
+    // Another platform state: every private-key operation is refused as "not now", the
+    // token and its objects stay visible.
+    t.env.swtpm.tpm2_tools_ok([
+        "tpm2_pcrextend",
+        "16:sha256=0000000000000000000000000000000000000000000000000000000000000001",
+    ]);
+    let s = user_session(&p, "bound");
+    let (ec, rsa) = (
+        key(&s, ObjectClass::PRIVATE_KEY, 1),
+        key(&s, ObjectClass::PRIVATE_KEY, 2),
+    );
+    let rejected = |e: cryptoki::error::Error| match e {
+        cryptoki::error::Error::Pkcs11(rv, _) => rv,
+        e => panic!("{e}"),
+    };
+    let e = s.sign(&Mechanism::EcdsaSha256, ec, b"x").unwrap_err();
+    assert_eq!(rejected(e), RvError::FunctionRejected);
+    let enc = s
+        .encrypt(
+            &Mechanism::RsaPkcs,
+            key(&s, ObjectClass::PUBLIC_KEY, 2),
+            b"secret",
+        )
+        .unwrap();
+    let e = s.decrypt(&Mechanism::RsaPkcs, rsa, &enc).unwrap_err();
+    assert_eq!(rejected(e), RvError::FunctionRejected);
+    let point = match s
+        .get_attributes(
+            key(&s, ObjectClass::PUBLIC_KEY, 1),
+            &[AttributeType::EcPoint],
+        )
+        .unwrap()
+        .pop()
+    {
+        Some(Attribute::EcPoint(der)) => der[2..].to_vec(),
+        other => panic!("{other:?}"),
+    };
+    let e = s
+        .derive_key(
+            &Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), &point)),
+            ec,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ],
+        )
+        .unwrap_err();
+    assert_eq!(rejected(e), RvError::FunctionRejected);
+    let slot = s.get_session_info().unwrap().slot_id();
+    assert_eq!(p.get_token_info(slot).unwrap().label(), "bound");
+    drop(s);
     p.finalize().unwrap();
+}
+
+/// A session on the token `label` where the user is logged in.
+fn user_session(p: &Pkcs11, label: &str) -> Session {
+    let slot = p
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| p.get_token_info(*s).unwrap().label() == label)
+        .unwrap();
+    let s = p.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    s
+}
+
+/// The object of `class` with CKA_ID `id`.
+fn key(s: &Session, class: ObjectClass, id: u8) -> ObjectHandle {
+    s.find_objects(&[Attribute::Class(class), Attribute::Id(vec![id])])
+        .unwrap()[0]
 }
