@@ -470,7 +470,7 @@ pub fn derive_key(
             tpmkey::Error::BadInput(_) | tpmkey::Error::Tpm { .. } if !e.is_bad_auth() => {
                 Error::new(CKR_MECHANISM_PARAM_INVALID, e.to_string())
             }
-            e => crate::error::key_use(&key, e),
+            e => e.into(),
         })?;
         let len = get_ulong(&wanted, CKA_VALUE_LEN).map_or(z.len(), |l| l as usize);
         if len == 0 || len > z.len() {
