@@ -55,7 +55,7 @@ enum Command {
     List(list::Args),
     /// Import a PEM private key into the TPM, or wrap it for a TPM that is not present
     Import(import::Args),
-    /// PKCS#11 tokens: put existing TPM keys into them
+    /// PKCS#11 tokens: make one (with a platform policy), put existing TPM keys into them
     Token(token::Args),
     /// Print the tpmkey(1) manual page (roff), generated from this command line
     #[command(hide = true)]

@@ -1,3 +1,7 @@
+//! `tpmkey token init`: a new token in the store, optionally with a platform policy (the
+//! PCR values its keys and private values will be bound to; see include/tpmkey_pkcs11.h),
+//! made by the core's store as C_InitToken on the empty slot makes one, and its user PIN.
+//!
 //! `tpmkey token link`: an existing TPM key (a key file or a persistent handle) into a
 //! PKCS#11 token of tpmkey's module. The module does the work, as for any PKCS#11
 //! application: C_CreateObject of a private key with the vendor attributes of
@@ -13,6 +17,9 @@ use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 
+use tpmkey::key_policy::{parse_pcr_values, PolicyRequest};
+use tpmkey::policy::{PcrSelection, Statement};
+use tpmkey::store::{Role, Store};
 use tpmkey::{Error, Result, TpmKey};
 
 use crate::io;
@@ -39,8 +46,39 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
+    /// Make a PKCS#11 token, optionally with a platform policy its keys are bound to
+    Init(InitArgs),
     /// Put an existing TPM key (key file or persistent handle) into a PKCS#11 token
     Link(LinkArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+#[command(after_help = "Examples:\n  \
+    tpmkey token init --label device --so-pin env:SO_PIN --pin env:PIN --pcr sha256:7,16\n  \
+    tpmkey token init --label next --so-pin file:so --pin file:pin --pcr-values approved.pcrs\n\n\
+    Keys generated in a token with a platform policy (C_GenerateKeyPair) need these PCR values\n\
+    AND the user's login: in another platform state C_Sign, C_Decrypt and C_DeriveKey answer\n\
+    CKR_FUNCTION_REJECTED and private data objects' CKA_VALUE CKR_ATTRIBUTE_SENSITIVE, with a\n\
+    log line naming the policy; C_Login, C_GetTokenInfo and C_FindObjects work in any state.\n\
+    C_InitToken on the token later keeps its platform policy.")]
+struct InitArgs {
+    /// Label of the new token (at most 32 bytes)
+    #[arg(long, value_name = "LABEL")]
+    label: String,
+    /// The security officer's PIN, from file:PATH, env:VAR or - (standard input)
+    #[arg(long = "so-pin", value_name = "SOURCE")]
+    so_pin: String,
+    /// Also set the user PIN (C_InitPIN), from file:PATH, env:VAR or -
+    #[arg(long, value_name = "SOURCE")]
+    pin: Option<String>,
+    /// Bind the token's keys and private values to these PCRs' current values
+    /// (`sha256:7,16`)
+    #[arg(long = "pcr", value_name = "SELECTION")]
+    pcr: Option<String>,
+    /// Bind them to the PCR values in FILE instead (`sha256:16=HEX` lines, or what
+    /// tpm2_pcrread prints): a state to come, for a planned update
+    #[arg(long = "pcr-values", value_name = "FILE")]
+    pcr_values: Option<PathBuf>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -74,8 +112,51 @@ struct LinkArgs {
 
 pub fn run(args: Args) -> Result<()> {
     match args.command {
+        TokenCommand::Init(a) => init(a),
         TokenCommand::Link(a) => link(a),
     }
+}
+
+fn init(args: InitArgs) -> Result<()> {
+    let pcr_values = match &args.pcr_values {
+        Some(p) => {
+            let text = std::fs::read(p).map_err(|e| Error::io(p.display(), e))?;
+            Some(parse_pcr_values(
+                &String::from_utf8_lossy(&text),
+                &p.display().to_string(),
+            )?)
+        }
+        None => None,
+    };
+    let request = PolicyRequest {
+        pcrs: args.pcr.as_deref().map(PcrSelection::parse).transpose()?,
+        pcr_values,
+        ..PolicyRequest::default()
+    };
+    let policy = (!request.is_empty())
+        .then(|| request.statements())
+        .transpose()?;
+    let so_pin = io::read_password(&args.so_pin)?;
+    let pin = args.pin.as_deref().map(io::read_password).transpose()?;
+    let store = Store::new(tpmkey::store::default_root(
+        &tpmkey::connection::current_config()?,
+    ));
+    let token = store.create_token_with_policy(&args.label, &so_pin, policy.as_deref())?;
+    if let Some(pin) = &pin {
+        let secret = token.login(Role::SecurityOfficer, &so_pin)?;
+        token.init_user_pin(&secret, pin)?;
+    }
+    let bound = match &policy {
+        Some(st) => format!(", platform policy {}", Statement::describe_all(st)),
+        None => String::new(),
+    };
+    println!(
+        "token {:?} (serial {}) in {}{bound}",
+        token.label(),
+        token.serial(),
+        store.root().display()
+    );
+    Ok(())
 }
 
 fn p11(e: cryptoki::error::Error) -> Error {

@@ -7,62 +7,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-use common::{stderr, Env};
+use common::{openssl, stderr, verify_sha256, TokenEnv};
 use tpmkey::{KeyFile, TpmKey};
-use tpmkey_testenv::pkcs11_module::module_path;
 
 const SO_PIN: &str = "12345678";
 const USER_PIN: &str = "4321";
 
-struct Token {
-    env: Env,
-    module: PathBuf,
-}
-
-impl Token {
-    fn vars(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("TPMKEY_TCTI", self.env.swtpm.tcti()),
-            ("TPMKEY_CONF", "/dev/null".into()),
-            ("TPMKEY_STORE", self.env.path("store").display().to_string()),
-            ("TPMKEY_STATE", self.env.path("state").display().to_string()),
-        ]
-    }
-
-    fn tool(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new("pkcs11-tool");
-        cmd.arg("--module").arg(&self.module).args(args);
-        cmd.envs(self.vars());
-        tpmkey_testenv::run(&mut cmd)
-    }
-
-    /// `tpmkey ARGS` with the store in the environment, the module named by
-    /// TPMKEY_PKCS11_MODULE.
-    fn tpmkey(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tpmkey"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(self.vars())
-            .env("TPMKEY_PKCS11_MODULE", &self.module)
-            .output()
-            .unwrap()
-    }
-}
-
-fn openssl(args: &[&str]) {
-    tpmkey_testenv::run(Command::new("openssl").args(args));
-}
-
 #[test]
 fn token_link_puts_key_files_and_handles_into_a_token() {
-    let t = Token {
-        env: Env::start(),
-        module: module_path(),
-    };
+    let t = TokenEnv::start();
     let p = |n: &str| t.env.path(n).to_str().unwrap().to_string();
     std::fs::write(t.env.path("pw"), "key password\n").unwrap();
     std::fs::write(t.env.path("pin"), USER_PIN).unwrap();
@@ -187,15 +140,7 @@ fn token_link_puts_key_files_and_handles_into_a_token() {
         openssl(&[
             "pkey", "-pubin", "-inform", "DER", "-in", &der, "-out", &pem,
         ]);
-        openssl(&[
-            "dgst",
-            "-sha256",
-            "-verify",
-            &pem,
-            "-signature",
-            &sig,
-            &data,
-        ]);
+        verify_sha256(&pem, &sig, &data);
     }
 
     // The key file handed in keeps its own password.

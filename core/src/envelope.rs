@@ -65,13 +65,8 @@ impl SealedSecret {
         statements: Vec<Statement>,
     ) -> Result<SealedSecret> {
         check_len(data)?;
-        let seal_object = |value: &[u8]| {
-            if statements.is_empty() {
-                SealedData::seal(value, auth, da_protected, parent)
-            } else {
-                SealedData::seal_with_policy(value, auth, da_protected, parent, statements.clone())
-            }
-        };
+        let seal_object =
+            |value: &[u8]| seal_object(value, auth, da_protected, parent, &statements);
         if data.len() <= MAX_SEALED_LEN {
             return Ok(SealedSecret {
                 sealed: seal_object(data)?,
@@ -90,9 +85,22 @@ impl SealedSecret {
         parent: Option<u32>,
         context: &[u8],
     ) -> Result<SealedSecret> {
+        Self::seal_enveloped_with_policy(data, auth, da_protected, parent, context, Vec::new())
+    }
+
+    /// [`SealedSecret::seal_enveloped`] with the envelope's key sealed to `statements` (none:
+    /// no policy), as [`SealedData::seal_with_policy`] binds them.
+    pub fn seal_enveloped_with_policy(
+        data: &[u8],
+        auth: &[u8],
+        da_protected: bool,
+        parent: Option<u32>,
+        context: &[u8],
+        statements: Vec<Statement>,
+    ) -> Result<SealedSecret> {
         check_len(data)?;
         Self::envelope(data, context, |key| {
-            SealedData::seal(key, auth, da_protected, parent)
+            seal_object(key, auth, da_protected, parent, &statements)
         })
     }
 
@@ -186,6 +194,21 @@ impl SealedSecret {
         self.envelope
             .as_ref()
             .map(|e| e.ciphertext.len().saturating_sub(TAG_LEN))
+    }
+}
+
+/// The sealed object: bound to `statements`, or with none plain.
+fn seal_object(
+    value: &[u8],
+    auth: &[u8],
+    da_protected: bool,
+    parent: Option<u32>,
+    statements: &[Statement],
+) -> Result<SealedData> {
+    if statements.is_empty() {
+        SealedData::seal(value, auth, da_protected, parent)
+    } else {
+        SealedData::seal_with_policy(value, auth, da_protected, parent, statements.to_vec())
     }
 }
 

@@ -167,13 +167,47 @@ impl TpmKey {
         password: Option<&[u8]>,
         parent: Option<u32>,
         parent_auth: Option<&[u8]>,
-        mut statements: Vec<Statement>,
+        statements: Vec<Statement>,
     ) -> Result<TpmKey> {
         let password = password.filter(|p| !p.is_empty());
+        Self::create_bound(
+            spec,
+            password.unwrap_or_default(),
+            password.is_some(),
+            parent,
+            parent_auth,
+            statements,
+        )
+    }
+
+    /// [`TpmKey::generate_with_secret`] bound to `statements` as
+    /// [`TpmKey::generate_with_policy`] binds them: PolicyAuthValue is added, so the key
+    /// needs the platform state AND the secret; noDA like every secret-authorised key.
+    pub fn generate_with_secret_and_policy(
+        spec: KeySpec,
+        auth: &[u8],
+        parent: Option<u32>,
+        statements: Vec<Statement>,
+    ) -> Result<TpmKey> {
+        if auth.is_empty() {
+            return Err(Error::BadInput("a key secret cannot be empty".into()));
+        }
+        Self::create_bound(spec, auth, false, parent, None, statements)
+    }
+
+    /// A key under `statements`, with PolicyAuthValue added when `auth` is not empty.
+    fn create_bound(
+        spec: KeySpec,
+        auth: &[u8],
+        da_protected: bool,
+        parent: Option<u32>,
+        parent_auth: Option<&[u8]>,
+        mut statements: Vec<Statement>,
+    ) -> Result<TpmKey> {
         let has_auth_value = statements
             .iter()
             .any(|s| matches!(s, Statement::AuthValue | Statement::Password));
-        if password.is_some() && !has_auth_value {
+        if !auth.is_empty() && !has_auth_value {
             statements.push(Statement::AuthValue);
         }
         if statements.is_empty() {
@@ -182,14 +216,7 @@ impl TpmKey {
             ));
         }
         let digest = policy_digest(&statements)?;
-        let mut key = Self::create(
-            spec,
-            password.unwrap_or_default(),
-            password.is_some(),
-            parent,
-            parent_auth,
-            &digest,
-        )?;
+        let mut key = Self::create(spec, auth, da_protected, parent, parent_auth, &digest)?;
         if key.public.auth_policy != digest || key.public.user_with_auth {
             return Err(Error::Integrity(
                 "the TPM created the key with another policy than the one requested".into(),

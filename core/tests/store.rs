@@ -201,3 +201,53 @@ fn objects_commit_by_record_and_survive_damage() {
     assert!(token.objects().unwrap().is_empty());
     assert_eq!(token.label(), "t2");
 }
+
+#[test]
+fn platform_policy_is_recorded_kept_by_reinitialisation_and_checked() {
+    let _tpm = common::tpm();
+    let tmp = TempStore::new();
+    let store = Store::new(&tmp.0);
+    let sel = tpmkey::policy::PcrSelection::parse("sha256:7,16").unwrap();
+    let values = tpmkey::keys::read_pcrs(&sel).unwrap();
+    let policy = vec![tpmkey::policy::Statement::Pcr(
+        tpmkey::policy::PolicyPcr::from_values(sel, &values).unwrap(),
+    )];
+    let mut token = store
+        .create_token_with_policy("bound", b"so", Some(&policy))
+        .unwrap();
+    let read = |t: &tpmkey::store::Token| {
+        tpmkey::policy::policy_digest(&t.platform_policy().unwrap().unwrap()).unwrap()
+    };
+    let digest = tpmkey::policy::policy_digest(&policy).unwrap();
+    assert_eq!(read(&token), digest);
+    let serial = token.serial().to_string();
+    assert_eq!(read(&store.open(&serial).unwrap()), digest);
+    token.reinitialize(b"so", "again").unwrap();
+    assert_eq!(
+        read(&token),
+        digest,
+        "C_InitToken keeps the platform policy"
+    );
+    assert_eq!(read(&store.open(&serial).unwrap()), digest);
+
+    let plain = store.create_token("plain", b"so").unwrap();
+    assert!(plain.platform_policy().unwrap().is_none());
+    assert!(store
+        .create_token_with_policy("empty", b"so", Some(&[]))
+        .is_err());
+
+    // A damaged policy line is a damaged store, named, never an unbound token.
+    let info = token.dir().join("token");
+    let text = std::fs::read_to_string(&info).unwrap();
+    let damaged: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("platform-policy=") {
+            Some(hex) => format!("platform-policy={}\n", &hex[..hex.len() - 4]),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&info, damaged).unwrap();
+    let e = store.open(&serial).unwrap().platform_policy().unwrap_err();
+    assert!(e.is_damaged_store(), "{e}");
+    assert!(e.to_string().contains("platform-policy"), "{e}");
+}

@@ -212,6 +212,6 @@ fn decrypt_once(op: &DecryptOp, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     };
     plain.map_err(|e| match e {
         tpmkey::Error::BadInput(m) => Error::new(CKR_ENCRYPTED_DATA_INVALID, m),
-        e => e.into(),
+        e => crate::error::key_use(&op.key, e),
     })
 }

@@ -61,6 +61,9 @@ impl From<tpmkey::Error> for Error {
         if e.is_damaged_store() {
             log(&format!("damaged store file: {e}"));
         }
+        if e.is_policy_failure() {
+            return not_usable_now("the key", None, &e, CKR_FUNCTION_REJECTED);
+        }
         let rv = match &e {
             tpmkey::Error::BadInput(_) => CKR_DATA_INVALID,
             tpmkey::Error::Unsupported(_) => CKR_FUNCTION_FAILED,
@@ -88,6 +91,46 @@ pub fn log(message: &str) {
 /// A line at level debug: every failed call with its cause.
 pub fn debug(message: &str) {
     tpmkey::log::write(tpmkey::log::Level::Debug, "tpmkey-pkcs11", message);
+}
+
+/// An object whose policy the platform state does not satisfy now: the state is at fault,
+/// not the caller, and it can come back (a reboot into the approved state), so the answer
+/// is `rv` (CKR_FUNCTION_REJECTED for keys, CKR_ATTRIBUTE_SENSITIVE for values) with a log
+/// line that names the policy (`statements`) and what differs (`e`, which names the PCRs).
+/// No dictionary-attack count was spent: policies fail before authorisation.
+pub fn not_usable_now(
+    what: &str,
+    statements: Option<&[tpmkey::policy::Statement]>,
+    e: &tpmkey::Error,
+    rv: CK_RV,
+) -> Error {
+    let policy = match statements {
+        Some(st) => format!(
+            "; its platform policy: {}",
+            tpmkey::policy::Statement::describe_all(st)
+        ),
+        None => String::new(),
+    };
+    let why = format!(
+        "{what} is not usable in this platform state ({e}){policy}; {} until the platform is \
+         back in that state (e.g. a reboot)",
+        rv_name(rv)
+    );
+    log(&why);
+    Error::new(rv, why)
+}
+
+/// A core error from using `key`: a policy failure names the key's policy.
+pub fn key_use(key: &tpmkey::TpmKey, e: tpmkey::Error) -> Error {
+    match key.policy() {
+        Some(policy) if e.is_policy_failure() => not_usable_now(
+            "the key",
+            Some(&policy.statements),
+            &e,
+            CKR_FUNCTION_REJECTED,
+        ),
+        _ => e.into(),
+    }
 }
 
 /// TPM_RC_INTEGRITY, with the parameter number stripped.
@@ -148,6 +191,7 @@ pub fn rv_name(rv: CK_RV) -> &'static str {
         CKR_FUNCTION_FAILED => "CKR_FUNCTION_FAILED",
         CKR_FUNCTION_NOT_PARALLEL => "CKR_FUNCTION_NOT_PARALLEL",
         CKR_FUNCTION_NOT_SUPPORTED => "CKR_FUNCTION_NOT_SUPPORTED",
+        CKR_FUNCTION_REJECTED => "CKR_FUNCTION_REJECTED",
         CKR_GENERAL_ERROR => "CKR_GENERAL_ERROR",
         CKR_KEY_FUNCTION_NOT_PERMITTED => "CKR_KEY_FUNCTION_NOT_PERMITTED",
         CKR_KEY_HANDLE_INVALID => "CKR_KEY_HANDLE_INVALID",

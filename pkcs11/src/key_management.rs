@@ -1,5 +1,6 @@
 //! Key management: C_GenerateKeyPair (EC P-256/P-384, RSA 2048/3072, created inside the
-//! TPM under an authValue derived from the token secret) and C_DeriveKey (CKM_ECDH1_DERIVE
+//! TPM under an authValue derived from the token secret; in a token with a platform policy
+//! bound to it AND that authValue, through PolicyAuthValue) and C_DeriveKey (CKM_ECDH1_DERIVE
 //! with CKD_NULL, giving a session secret key).
 
 use cryptoki_sys::*;
@@ -262,7 +263,11 @@ pub fn generate_key_pair(
         get_bool(&priv_in, CKA_TOKEN) == Some(true) || get_bool(&pub_in, CKA_TOKEN) == Some(true);
     state::with(|m| {
         let (uid, auth) = new_private_key(m, session, token)?;
-        let key = TpmKey::generate_with_secret(spec, &auth, None)?;
+        let (slot, _) = m.session_slot(session)?;
+        let key = match m.slot(slot)?.token.platform_policy()? {
+            Some(policy) => TpmKey::generate_with_secret_and_policy(spec, &auth, None, policy)?,
+            None => TpmKey::generate_with_secret(spec, &auth, None)?,
+        };
         store_pair(
             m,
             session,
@@ -372,6 +377,13 @@ pub fn import(session: CK_SESSION_HANDLE, mut attrs: SecretAttributes) -> Result
         .filter_map(|t| attrs.get(&t).map(|v| (t, v.clone())))
         .collect();
     state::with(|m| {
+        let (slot, _) = m.session_slot(session)?;
+        if m.slot(slot)?.token.platform_policy()?.is_some() {
+            let why = "a token with a platform policy holds only keys generated in it \
+                       (C_GenerateKeyPair binds them to the policy); a linked key keeps its own";
+            crate::error::log(why);
+            return Err(Error::new(CKR_TEMPLATE_INCONSISTENT, why));
+        }
         let (uid, auth) = new_private_key(m, session, token)?;
         let imported = key.change_auth(&auth).map_err(import_error)?;
         let (_, private) = store_pair(m, session, uid, imported, None, &pub_in, &attrs, token)?;
@@ -454,6 +466,7 @@ pub fn derive_key(
             .ok_or_else(|| Error::new(CKR_MECHANISM_PARAM_INVALID, "peer point"))?;
         let key = m.tpm_key(&r)?;
         let z = key.ecdh(&x, &y).map_err(|e| match e {
+            e if e.is_policy_failure() => crate::error::key_use(&key, e),
             tpmkey::Error::BadInput(_) | tpmkey::Error::Tpm { .. } if !e.is_bad_auth() => {
                 Error::new(CKR_MECHANISM_PARAM_INVALID, e.to_string())
             }

@@ -2,7 +2,9 @@
 //! values, C_FindObjects. Token objects live in the store; the CKA_VALUE of a private data
 //! object or private certificate is not in its record but sealed (`tpmkey::envelope`, any
 //! size) under an authValue derived from the token secret, authenticated together with the
-//! object's uid and class, and unsealed only when CKA_VALUE itself is read.
+//! object's uid and class, and unsealed only when CKA_VALUE itself is read. In a token with
+//! a platform policy the sealed key is bound to it too: in another platform state CKA_VALUE
+//! is CKR_ATTRIBUTE_SENSITIVE (the object stays listed, its other attributes readable).
 
 use cryptoki_sys::*;
 use tpmkey::envelope::SealedSecret;
@@ -164,8 +166,9 @@ pub fn create(session: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJE
                 let id = m.slot(slot)?.token.new_uid();
                 let auth = m.user_secret(slot)?.object_auth(&id);
                 let context = value_context(&id, class);
-                sealed = Some(SealedSecret::seal_enveloped(
-                    &value, &auth, false, None, &context,
+                let policy = m.slot(slot)?.token.platform_policy()?.unwrap_or_default();
+                sealed = Some(SealedSecret::seal_enveloped_with_policy(
+                    &value, &auth, false, None, &context, policy,
                 )?);
                 uid = Some(id);
             }
@@ -223,7 +226,10 @@ pub fn get_attributes(
             } else if let Some(c) =
                 class(&attrs).filter(|c| *t == CKA_VALUE && has_sealed_value(*c))
             {
-                Answer::Value(unseal_value(m, &r, c)?)
+                match unseal_value(m, &r, c)? {
+                    Some(value) => Answer::Value(value),
+                    None => Answer::Sensitive,
+                }
             } else {
                 Answer::Invalid
             };
@@ -251,20 +257,36 @@ fn value_context(uid: &str, class: CK_OBJECT_CLASS) -> Vec<u8> {
 }
 
 /// The sealed CKA_VALUE of a private data object or certificate: TPM2_Load and
-/// TPM2_Unseal, then for an envelope AES-256-GCM in software.
-fn unseal_value(m: &mut Module, r: &ObjRef, class: CK_OBJECT_CLASS) -> Result<Zeroizing<Vec<u8>>> {
+/// TPM2_Unseal, then for an envelope AES-256-GCM in software. None when the platform state
+/// does not satisfy the value's policy (logged with the policy).
+fn unseal_value(
+    m: &mut Module,
+    r: &ObjRef,
+    class: CK_OBJECT_CLASS,
+) -> Result<Option<Zeroizing<Vec<u8>>>> {
     let ObjRef::Token { slot, uid, .. } = r else {
-        return Ok(Zeroizing::new(Vec::new()));
+        return Ok(Some(Zeroizing::new(Vec::new())));
     };
     let auth = m.user_secret(*slot)?.object_auth(uid);
     let token = &mut m.slot(*slot)?.token;
     let has_sealed = token.object(uid)?.is_some_and(|rec| rec.has_sealed);
     if !has_sealed {
-        return Ok(Zeroizing::new(Vec::new()));
+        return Ok(Some(Zeroizing::new(Vec::new())));
     }
-    Ok(token
-        .sealed(uid)?
-        .unseal(&auth, &value_context(uid, class))?)
+    let sealed = token.sealed(uid)?;
+    match sealed.unseal(&auth, &value_context(uid, class)) {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.is_policy_failure() => {
+            let policy = sealed
+                .sealed_object()
+                .policy()
+                .map(|p| p.statements.as_slice());
+            let what = format!("CKA_VALUE of object {uid} in token {:?}", token.label());
+            crate::error::not_usable_now(&what, policy, &e, CKR_ATTRIBUTE_SENSITIVE);
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub fn set_attributes(

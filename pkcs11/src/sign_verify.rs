@@ -212,7 +212,8 @@ fn compute(op: &SignOp, data: &[u8]) -> Result<Vec<u8>> {
             let digest = ecdsa_digest(&input, n);
             return signature_bytes(
                 op.key
-                    .sign(SignScheme::Ecdsa(Hash::from_len(n)?), &digest)?,
+                    .sign(SignScheme::Ecdsa(Hash::from_len(n)?), &digest)
+                    .map_err(|e| crate::error::key_use(&op.key, e))?,
             );
         }
         (Scheme::RsaPkcs, PublicKey::Rsa { modulus, .. }) => match op.resolved.prehash {
@@ -239,7 +240,11 @@ fn compute(op: &SignOp, data: &[u8]) -> Result<Vec<u8>> {
         }
         _ => return Err(Error::rv(CKR_KEY_TYPE_INCONSISTENT)),
     };
-    signature_bytes(op.key.sign(scheme, &input)?)
+    signature_bytes(
+        op.key
+            .sign(scheme, &input)
+            .map_err(|e| crate::error::key_use(&op.key, e))?,
+    )
 }
 
 fn signature_bytes(sig: Signature) -> Result<Vec<u8>> {

@@ -89,3 +89,67 @@ impl Env {
         self.swtpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
     }
 }
+
+/// A token store beside the swtpm and the PKCS#11 module the tests built: pkcs11-tool and
+/// `tpmkey` run with only this environment.
+pub struct TokenEnv {
+    pub env: Env,
+    pub module: PathBuf,
+}
+
+impl TokenEnv {
+    pub fn start() -> TokenEnv {
+        TokenEnv {
+            env: Env::start(),
+            module: tpmkey_testenv::pkcs11_module::module_path(),
+        }
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.env.path("store")
+    }
+
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("TPMKEY_TCTI", self.env.swtpm.tcti()),
+            ("TPMKEY_CONF", "/dev/null".into()),
+            ("TPMKEY_STORE", self.store().display().to_string()),
+            ("TPMKEY_STATE", self.env.path("state").display().to_string()),
+        ]
+    }
+
+    /// pkcs11-tool with the module and this environment, to be given its arguments.
+    pub fn pkcs11_tool(&self) -> Command {
+        let mut cmd = Command::new("pkcs11-tool");
+        cmd.arg("--module").arg(&self.module).envs(self.vars());
+        cmd
+    }
+
+    /// pkcs11-tool ARGS, which must succeed.
+    pub fn tool(&self, args: &[&str]) -> Output {
+        tpmkey_testenv::run(self.pkcs11_tool().args(args))
+    }
+
+    /// `tpmkey ARGS` with the store in the environment, the module named by
+    /// TPMKEY_PKCS11_MODULE.
+    pub fn tpmkey(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_tpmkey"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.vars())
+            .env("TPMKEY_PKCS11_MODULE", &self.module)
+            .output()
+            .unwrap()
+    }
+}
+
+/// openssl ARGS, which must succeed.
+pub fn openssl(args: &[&str]) {
+    tpmkey_testenv::run(Command::new("openssl").args(args));
+}
+
+/// Checks a SHA-256 signature (DER ECDSA or PKCS#1) of `data` with the PEM public key.
+pub fn verify_sha256(pem: &str, sig: &str, data: &str) {
+    openssl(&["dgst", "-sha256", "-verify", pem, "-signature", sig, data]);
+}

@@ -35,8 +35,8 @@ use der::{
 };
 pub use envelope::Envelope;
 pub use policy::{
-    signed_policies_from_pem, signed_policies_to_pem, TpmAuthPolicy, TpmPolicy,
-    SIGNED_POLICY_PEM_LABEL,
+    read_policies, signed_policies_from_pem, signed_policies_to_pem, write_policies, TpmAuthPolicy,
+    TpmPolicy, SIGNED_POLICY_PEM_LABEL,
 };
 
 pub const OID_LOADABLE_KEY: &str = "2.23.133.10.1.3";

@@ -57,7 +57,7 @@ fn read_sequence_of<T>(
 }
 
 /// Reads the content of `[n] EXPLICIT SEQUENCE OF TPMPolicy`.
-pub(super) fn read_policies(content: &[u8], field: &str) -> Result<Vec<TpmPolicy>> {
+pub fn read_policies(content: &[u8], field: &str) -> Result<Vec<TpmPolicy>> {
     read_sequence_of(content, field, "statement", "TPMPolicy", read_policy)
 }
 
@@ -114,7 +114,7 @@ fn read_auth_policy(body: &[u8], what: &str) -> Result<TpmAuthPolicy> {
 }
 
 /// `SEQUENCE OF TPMPolicy` in strict DER.
-pub(super) fn write_policies(policies: &[TpmPolicy]) -> Vec<u8> {
+pub fn write_policies(policies: &[TpmPolicy]) -> Vec<u8> {
     let mut body = Vec::new();
     for p in policies {
         let mut item = Vec::with_capacity(p.command_policy.len() + 16);

@@ -471,6 +471,15 @@ impl Statement {
         statements.iter().map(Statement::encode).collect()
     }
 
+    /// The statements on one line, as log lines and `tpmkey token init` name a policy.
+    pub fn describe_all(statements: &[Statement]) -> String {
+        statements
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
     /// The parameter area of the TPM2_Policy* command that runs this statement (after the
     /// policySession handle), for the statements that need nothing from the TPM at run time;
     /// None for PolicySecret (nonceTPM, the object's authorisation) and PolicyAuthorize (the

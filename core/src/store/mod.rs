@@ -92,7 +92,18 @@ impl Store {
 
     /// Creates a token (C_InitToken on the empty slot) with a new 16-digit serial number.
     pub fn create_token(&self, label: &str, so_pin: &[u8]) -> Result<Token> {
+        self.create_token_with_policy(label, so_pin, None)
+    }
+
+    /// [`Store::create_token`] for a token whose keys and private values are bound to
+    /// `platform_policy` (`tpmkey token init --pcr`): the module creates them with it.
+    pub fn create_token_with_policy(
+        &self,
+        label: &str,
+        so_pin: &[u8],
+        platform_policy: Option<&[crate::policy::Statement]>,
+    ) -> Result<Token> {
         let serial = files::random_hex(8);
-        Token::create(&self.root.join(serial), label, so_pin)
+        Token::create(&self.root.join(serial), label, so_pin, platform_policy)
     }
 }

@@ -3,6 +3,10 @@
 //! (`generation`), the wrong-PIN counts (`pin-state`, see [`super::pin_state`]) and
 //! `objects/`: per object `<uid>.obj` (the record, written last: its rename commits the
 //! object) with `<uid>.key` (TSS2 PRIVATE KEY) or `<uid>.sealed`.
+//!
+//! A token made with a platform policy (`tpmkey token init --pcr`) records it in its
+//! description as the DER `SEQUENCE OF TPMPolicy` of a key file's `policy [1]`: the module
+//! binds every key it generates and every private value it seals in the token to it.
 //! Companion files without their record are leftovers of a killed writer, removed under the
 //! lock. Readers take no lock: every file appears by rename, complete.
 //!
@@ -33,7 +37,8 @@ use super::pin_state::{limit_for_this_tpm, PinState};
 use super::record::Record;
 use crate::envelope::SealedSecret;
 use crate::error::{Error, Result};
-use crate::keyfile::KeyFile;
+use crate::keyfile::{read_policies, write_policies, KeyFile};
+use crate::policy::Statement;
 use crate::sealed::SealedData;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::tpm_identity::TpmIdentity;
@@ -52,7 +57,8 @@ pub const MAX_LABEL_LEN: usize = 32;
 /// vendor and model of the TPM the token was made on (its keys work on no other), so that
 /// C_GetTokenInfo needs no TPM command for them, and the Name of the storage key its
 /// objects are under (another TPM, or this one after a clear, has another). Tokens made
-/// before have no TPM or storage-key lines.
+/// before have no TPM or storage-key lines. `platform_policy`: the DER statements new keys
+/// and private values are bound to, for a token made with one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Description {
     label: String,
@@ -60,6 +66,7 @@ struct Description {
     salt: Vec<u8>,
     tpm: Option<(String, String)>,
     storage_key: Option<Vec<u8>>,
+    platform_policy: Option<Vec<u8>>,
 }
 
 impl Description {
@@ -76,6 +83,9 @@ impl Description {
         if let Some(name) = &self.storage_key {
             text.push_str(&format!("storage-key={}\n", crate::hex::hex(name)));
         }
+        if let Some(policy) = &self.platform_policy {
+            text.push_str(&format!("platform-policy={}\n", crate::hex::hex(policy)));
+        }
         text
     }
 
@@ -88,18 +98,19 @@ impl Description {
         };
         let salt = crate::hex::unhex(&get("salt")?)
             .ok_or_else(|| files::corrupt(path, "salt is not hex"))?;
+        let hex_line = |key: &str| match get(key) {
+            Ok(hex) => crate::hex::unhex(&hex)
+                .map(Some)
+                .ok_or_else(|| files::corrupt(path, format!("{key} is not hex"))),
+            Err(_) => Ok(None),
+        };
         Ok(Description {
             label: get("label")?,
             serial: get("serial")?,
             salt,
             tpm: get("tpm-vendor").ok().zip(get("tpm-model").ok()),
-            storage_key: match get("storage-key") {
-                Ok(hex) => Some(
-                    crate::hex::unhex(&hex)
-                        .ok_or_else(|| files::corrupt(path, "storage-key is not hex"))?,
-                ),
-                Err(_) => None,
-            },
+            storage_key: hex_line("storage-key")?,
+            platform_policy: hex_line("platform-policy")?,
         })
     }
 }
@@ -164,7 +175,14 @@ pub struct Token {
 impl Token {
     /// Creates a token in `dir`'s parent, all at once: built in a temporary directory and
     /// renamed into place. The token secret comes from the TPM and is sealed under the SO PIN.
-    pub(crate) fn create(dir: &Path, label: &str, so_pin: &[u8]) -> Result<Token> {
+    /// `platform_policy`: the statements its keys and private values will be bound to.
+    pub(crate) fn create(
+        dir: &Path,
+        label: &str,
+        so_pin: &[u8],
+        platform_policy: Option<&[Statement]>,
+    ) -> Result<Token> {
+        let platform_policy = platform_policy.map(encode_policy).transpose()?;
         let root = dir
             .parent()
             .ok_or_else(|| Error::BadInput(format!("{}: no parent", dir.display())))?;
@@ -182,6 +200,7 @@ impl Token {
             salt: random_bytes(16)?.to_vec(),
             tpm: Some(this_tpm()?),
             storage_key: None,
+            platform_policy,
         };
         let built = Self::write_fresh(&tmp, &mut description, so_pin, 0)
             .and_then(|()| std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir.display(), e)))
@@ -273,6 +292,22 @@ impl Token {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The platform policy the token binds its new keys and private values to, if it was
+    /// made with one. A description whose policy does not decode is damaged store.
+    pub fn platform_policy(&self) -> Result<Option<Vec<Statement>>> {
+        let Some(der) = &self.description.platform_policy else {
+            return Ok(None);
+        };
+        let path = self.dir.join(INFO_FILE);
+        let decoded = read_policies(der, "platform-policy")
+            .and_then(|p| Statement::decode_all(&p, "platform-policy"))
+            .map_err(|e| files::corrupt(&path, e))?;
+        if decoded.is_empty() {
+            return Err(files::corrupt(&path, "platform-policy has no statement"));
+        }
+        Ok(Some(decoded))
     }
 
     pub fn user_pin_initialized(&self) -> bool {
@@ -420,6 +455,8 @@ impl Token {
             salt: random_bytes(SALT_LEN)?.to_vec(),
             tpm: Some(this_tpm()?),
             storage_key: None,
+            // The platform policy is the token's, not its objects': it stays.
+            platform_policy: self.description.platform_policy.clone(),
         };
         // A generation the caches of other processes do not hold.
         let generation = match self.generation()? {
@@ -674,7 +711,16 @@ impl Token {
     }
 }
 
-/// Object ids are hex: nothing a caller hands in can name a path outside the token.
+/// A platform policy as the description holds it; refused empty (it would bind nothing).
+fn encode_policy(statements: &[Statement]) -> Result<Vec<u8>> {
+    if statements.is_empty() {
+        return Err(Error::BadInput(
+            "a token's platform policy needs at least one statement".into(),
+        ));
+    }
+    Ok(write_policies(&Statement::encode_all(statements)?))
+}
+
 /// Vendor and model of the TPM this process talks to, for a token made now.
 fn this_tpm() -> Result<(String, String)> {
     let identity = TpmIdentity::read()?;
@@ -693,6 +739,7 @@ fn storage_key_name(parent: u32) -> Result<Vec<u8>> {
     })
 }
 
+/// Object ids are hex: nothing a caller hands in can name a path outside the token.
 fn check_uid(uid: &str) -> Result<()> {
     if uid.is_empty() || uid.len() > 64 || !uid.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::BadInput(format!("object id {uid:?} is not hex")));
