@@ -81,10 +81,11 @@ struct SignArgs {
     /// Approved for this many more boots of the device from --reset-count
     #[arg(long = "boots", value_name = "N")]
     boots: Option<u32>,
-    /// The device's TPM clock in ms (`tpm2_readclock`) for --expires; default: this TPM's
+    /// The device's TPM clock in ms (`tpm2_readclock`), the base of --expires (default: this
+    /// TPM's)
     #[arg(long = "clock", value_name = "MS")]
     clock: Option<u64>,
-    /// The device's TPM resetCount for --boots; default: this TPM's
+    /// The device's TPM resetCount, the base of --boots (default: this TPM's)
     #[arg(long = "reset-count", value_name = "N")]
     reset_count: Option<u32>,
     /// The policy's name, as `policy ls` shows it and `policy rm` takes it
