@@ -47,6 +47,17 @@ struct Case {
     first_error: String,
 }
 
+impl Case {
+    fn new(row: Row, sample: Option<Sample>) -> Case {
+        Case {
+            row,
+            sample,
+            traffic: String::new(),
+            first_error: String::new(),
+        }
+    }
+}
+
 /// tpm2-openssl runs behind tpm2-abrmd (itself behind the modelled TPM): straight on the
 /// TPM its nginx workers run out of object slots. tpmkey is shown both ways.
 const TLS_SERVINGS: [Serving; 5] = [
@@ -104,12 +115,7 @@ fn cases(
             }
             let site = tls::site(bench, &issuer, abrmd, key, serving, Path::Tapped);
             let sample = site.map_err(|e| row.fail(e)).ok();
-            cases.push(Case {
-                row,
-                sample: sample.map(|s| Sample::Tls(key, s)),
-                traffic: String::new(),
-                first_error: String::new(),
-            });
+            cases.push(Case::new(row, sample.map(|s| Sample::Tls(key, s))));
         }
     }
     let key_in_a_file = time(profile, "Load", KeyKind::Ecc) + time(profile, "Sign", KeyKind::Ecc);
@@ -124,12 +130,7 @@ fn cases(
         if let Some(e) = bench.token_error(case.subject) {
             row.fail(e);
         }
-        cases.push(Case {
-            row,
-            sample: Some(Sample::Startup(case)),
-            traffic: String::new(),
-            first_error: String::new(),
-        });
+        cases.push(Case::new(row, Some(Sample::Startup(case))));
     }
     for stack in [EvpStack::Tpmkey, EvpStack::Tpm2Openssl] {
         let name = format!(
@@ -143,12 +144,7 @@ fn cases(
         };
         row.peer = subject.is_peer();
         row.floor_ms = nonzero(key_in_a_file);
-        cases.push(Case {
-            row,
-            sample: Some(Sample::Req(stack)),
-            traffic: String::new(),
-            first_error: String::new(),
-        });
+        cases.push(Case::new(row, Some(Sample::Req(stack))));
     }
     for case in &SIGN_CASES {
         let mut row = case.row(bench);
@@ -156,12 +152,7 @@ fn cases(
         row.target = Target::default();
         row.name = format!("P-256 sign: {}", case.name);
         row.floor_ms = nonzero(time(profile, "Sign", KeyKind::Ecc));
-        cases.push(Case {
-            row,
-            sample: Some(Sample::Sign(case)),
-            traffic: String::new(),
-            first_error: String::new(),
-        });
+        cases.push(Case::new(row, Some(Sample::Sign(case))));
     }
     // The least an unseal from process start must do: load the sealed object under a
     // persistent storage key, one policy session, PolicyPCR, Unseal.
@@ -172,12 +163,7 @@ fn cases(
     for unsealer in UNSEALERS {
         let mut row = unsealer.row(bench);
         row.floor_ms = nonzero(unseal_floor);
-        cases.push(Case {
-            row,
-            sample: Some(Sample::Unseal(unsealer)),
-            traffic: String::new(),
-            first_error: String::new(),
-        });
+        cases.push(Case::new(row, Some(Sample::Unseal(unsealer))));
     }
     let software = sshd
         .as_ref()
@@ -188,12 +174,7 @@ fn cases(
         Target::default(),
     );
     let line = software.map(|(_, line)| line).map_err(|e| row.fail(e)).ok();
-    cases.push(Case {
-        row,
-        sample: line.map(|l| Sample::Ssh(None, l)),
-        traffic: String::new(),
-        first_error: String::new(),
-    });
+    cases.push(Case::new(row, line.map(|l| Sample::Ssh(None, l))));
     for stack in [TokenStack::Tpmkey, TokenStack::Tpm2Pkcs11] {
         let subject = Subject::Token(stack);
         let name = format!(
@@ -215,12 +196,7 @@ fn cases(
             None => Err(String::new()),
         };
         let key = key.map_err(|e| row.fail(e)).ok();
-        cases.push(Case {
-            row,
-            sample: key.map(|k| Sample::Ssh(Some(stack), k)),
-            traffic: String::new(),
-            first_error: String::new(),
-        });
+        cases.push(Case::new(row, key.map(|k| Sample::Ssh(Some(stack), k))));
     }
     cases
 }
