@@ -1,7 +1,8 @@
 //! Keys bound to the platform state and sealed secrets (issues 13 and 14): P-256 signing
 //! with a key bound to PCR 16 and with a signed-policy key, beside a password key in the
 //! same round; a 32-byte secret bound to PCR 16 unsealed by `tpmkey unseal` from process
-//! start, beside `systemd-creds decrypt` of the same secret on the same TPM. TLS with the
+//! start, beside `systemd-creds decrypt` of the same secret on the same TPM and tpm2-tools
+//! doing the same steps. TLS with the
 //! PCR-bound key is a row of the TLS table ([`crate::tls::Serving::TpmkeyPcr`]); the model
 //! section runs these rows under the latency profiles.
 
@@ -38,6 +39,24 @@ const SECRET: &str = "secret.bin";
 const SEALED: &str = "secret-pcr16.tpm";
 const SEALED_PERSISTENT: &str = "secret-pcr16-persistent.tpm";
 const CREDENTIAL: &str = "secret-pcr16.cred";
+/// The same secret as tpm2-tools seals it (tpm2_create under an ECC storage primary with
+/// the PolicyPCR of tpm2_createpolicy).
+const TPM2_TOOLS_SEALED: [&str; 2] = ["tpm2-sealed.pub", "tpm2-sealed.priv"];
+/// What a shell script does with tpm2-tools, one process per step, without a resource
+/// manager: each tool leaves its objects loaded at exit, so the script flushes them before
+/// the next tool loads the saved contexts (else Load fails for want of object slots).
+const TPM2_TOOLS_UNSEAL: &str = "set -e\n\
+d=$1\n\
+tpm2_createprimary -Q -C o -g sha256 -G ecc256:null:aes128cfb -c $d/u-prim.ctx\n\
+tpm2_flushcontext -t\n\
+tpm2_load -Q -C $d/u-prim.ctx -u $d/tpm2-sealed.pub -r $d/tpm2-sealed.priv -c $d/u-seal.ctx\n\
+tpm2_flushcontext -t\n\
+tpm2_startauthsession --policy-session -S $d/u-session.ctx\n\
+tpm2_policypcr -Q -S $d/u-session.ctx -l sha256:16\n\
+tpm2_unseal -p session:$d/u-session.ctx -c $d/u-seal.ctx\n\
+tpm2_flushcontext -l\n\
+tpm2_flushcontext -s\n\
+tpm2_flushcontext -t\n";
 /// The credential name systemd-creds binds into the credential and checks on decrypt.
 const CREDENTIAL_NAME: &str = "bench";
 
@@ -73,6 +92,7 @@ pub fn provision(bench: &Bench) -> Result<Result<(), String>, String> {
         run_ok(tpmkey_cli(bench)?.args(&args), "tpmkey seal")?;
     }
     bench.flush_leftovers();
+    tpm2_tools_seal(bench)?;
     let credential = work.join(CREDENTIAL).display().to_string();
     let encrypted = systemd_creds(bench)
         .args(["encrypt", "--tpm2-pcrs=16", &secret_path, &credential])
@@ -81,6 +101,52 @@ pub fn provision(bench: &Bench) -> Result<Result<(), String>, String> {
         .and_then(|o| checked(o, "systemd-creds encrypt"));
     bench.flush_leftovers();
     Ok(encrypted.map(drop))
+}
+
+fn tpm2_tools_seal(bench: &Bench) -> Result<(), String> {
+    let path = |name: &str| bench.work().join(name).display().to_string();
+    let (primary, policy) = (path("tpm2-prim.ctx"), path("tpm2-pcr.policy"));
+    let (public, private) = (path(TPM2_TOOLS_SEALED[0]), path(TPM2_TOOLS_SEALED[1]));
+    let secret = path(SECRET);
+    bench.tpm.tpm2_tools_ok([
+        "tpm2_createprimary",
+        "-Q",
+        "-C",
+        "o",
+        "-g",
+        "sha256",
+        "-G",
+        "ecc256:null:aes128cfb",
+        "-c",
+        &primary,
+    ]);
+    bench.tpm.tpm2_tools_ok([
+        "tpm2_createpolicy",
+        "-Q",
+        "--policy-pcr",
+        "-l",
+        PCR,
+        "-L",
+        &policy,
+    ]);
+    bench.tpm.tpm2_tools_ok([
+        "tpm2_create",
+        "-Q",
+        "-C",
+        &primary,
+        "-L",
+        &policy,
+        "-i",
+        &secret,
+        "-a",
+        "fixedtpm|fixedparent|noda",
+        "-u",
+        &public,
+        "-r",
+        &private,
+    ]);
+    bench.flush_leftovers();
+    Ok(())
 }
 
 fn pcr_bound_keys(bench: &Bench) -> Result<(), String> {
@@ -282,12 +348,15 @@ pub enum Unsealer {
     Tpmkey { persistent: bool },
     /// `systemd-creds decrypt -T` of the credential encrypted with `--tpm2-pcrs=16`.
     SystemdCreds,
+    /// tpm2-tools 5, one process per step ([`TPM2_TOOLS_UNSEAL`]).
+    Tpm2Tools,
 }
 
-pub const UNSEALERS: [Unsealer; 3] = [
+pub const UNSEALERS: [Unsealer; 4] = [
     Unsealer::Tpmkey { persistent: false },
     Unsealer::Tpmkey { persistent: true },
     Unsealer::SystemdCreds,
+    Unsealer::Tpm2Tools,
 ];
 
 impl Unsealer {
@@ -302,6 +371,10 @@ impl Unsealer {
             Unsealer::SystemdCreds => {
                 "systemd-creds 252 decrypt -T (a process), the same secret, --tpm2-pcrs=16"
             }
+            Unsealer::Tpm2Tools => {
+                "tpm2-tools (a shell script: createprimary, load, startauthsession, policypcr, \
+                 unseal, flushes), the same secret"
+            }
         }
     }
 
@@ -309,7 +382,7 @@ impl Unsealer {
         let max_commands = match self {
             Unsealer::Tpmkey { persistent: false } => Some(5.0),
             Unsealer::Tpmkey { persistent: true } => Some(4.0),
-            Unsealer::SystemdCreds => None,
+            Unsealer::SystemdCreds | Unsealer::Tpm2Tools => None,
         };
         Target {
             max_commands,
@@ -319,8 +392,8 @@ impl Unsealer {
 
     pub fn row(self, bench: &Bench) -> Row {
         let mut row = Row::new(self.label(), self.target());
+        row.peer = matches!(self, Unsealer::SystemdCreds | Unsealer::Tpm2Tools);
         if self == Unsealer::SystemdCreds {
-            row.peer = true;
             if let Err(e) = &bench.systemd_creds {
                 row.status = Status::NotAvailable(e.clone());
             }
@@ -353,6 +426,16 @@ impl Unsealer {
                     .arg("-");
                 cmd
             }
+            Unsealer::Tpm2Tools => {
+                let mut cmd = Command::new("sh");
+                cmd.env_clear()
+                    .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                    .env("TSS2_LOG", "all+none")
+                    .env("TPM2TOOLS_TCTI", bench.tcti())
+                    .args(["-c", TPM2_TOOLS_UNSEAL, "sh"])
+                    .arg(work);
+                cmd
+            }
         };
         let expected = std::fs::read(work.join(SECRET)).map_err(|e| format!("{SECRET}: {e}"))?;
         bench.traffic();
@@ -363,6 +446,7 @@ impl Unsealer {
         let what = match self {
             Unsealer::Tpmkey { .. } => "tpmkey unseal",
             Unsealer::SystemdCreds => "systemd-creds decrypt",
+            Unsealer::Tpm2Tools => "tpm2-tools",
         };
         let secret = checked(out.map_err(|e| format!("{what}: {e}"))?, what)?;
         if secret != expected {
