@@ -20,7 +20,9 @@ use tpmkey::{connection, KeySpec, TpmKey};
 
 use tpmkey_testenv::tpm_command::command_code;
 
-use crate::bench::{Bench, PERSISTENT_CONF, PERSISTENT_PARENT};
+use crate::bench::{
+    storage_primary_args, Bench, PERSISTENT_CONF, PERSISTENT_PARENT, SRK_ATTRIBUTES,
+};
 use crate::bus::Traffic;
 use crate::operation::Op;
 use crate::parts::release_dir;
@@ -39,24 +41,32 @@ const SECRET: &str = "secret.bin";
 const SEALED: &str = "secret-pcr16.tpm";
 const SEALED_PERSISTENT: &str = "secret-pcr16-persistent.tpm";
 const CREDENTIAL: &str = "secret-pcr16.cred";
-/// The same secret as tpm2-tools seals it (tpm2_create under an ECC storage primary with
-/// the PolicyPCR of tpm2_createpolicy).
+/// The same secret as tpm2-tools seals it (tpm2_create under the storage primary of
+/// [`storage_primary_args`], with the PolicyPCR of tpm2_createpolicy).
 const TPM2_TOOLS_SEALED: [&str; 2] = ["tpm2-sealed.pub", "tpm2-sealed.priv"];
 /// What a shell script does with tpm2-tools, one process per step, without a resource
 /// manager: each tool leaves its objects loaded at exit, so the script flushes them before
-/// the next tool loads the saved contexts (else Load fails for want of object slots).
-const TPM2_TOOLS_UNSEAL: &str = "set -e\n\
-d=$1\n\
-tpm2_createprimary -Q -C o -g sha256 -G ecc256:null:aes128cfb -c $d/u-prim.ctx\n\
-tpm2_flushcontext -t\n\
-tpm2_load -Q -C $d/u-prim.ctx -u $d/tpm2-sealed.pub -r $d/tpm2-sealed.priv -c $d/u-seal.ctx\n\
-tpm2_flushcontext -t\n\
-tpm2_startauthsession --policy-session -S $d/u-session.ctx\n\
-tpm2_policypcr -Q -S $d/u-session.ctx -l sha256:16\n\
-tpm2_unseal -p session:$d/u-session.ctx -c $d/u-seal.ctx\n\
-tpm2_flushcontext -l\n\
-tpm2_flushcontext -s\n\
-tpm2_flushcontext -t\n";
+/// the next tool loads the saved contexts (else Load fails for want of object slots). The
+/// primary's template is [`storage_primary_args`]'s.
+fn tpm2_tools_unseal_script() -> String {
+    format!(
+        "set -e\n\
+         d=$1\n\
+         tpm2_createprimary -Q -C o -g sha256 -G ecc256:null:aes128cfb -a '{SRK_ATTRIBUTES}' \
+         -c $d/u-prim.ctx\n\
+         tpm2_flushcontext -t\n\
+         tpm2_load -Q -C $d/u-prim.ctx -u $d/tpm2-sealed.pub -r $d/tpm2-sealed.priv \
+         -c $d/u-seal.ctx\n\
+         tpm2_flushcontext -t\n\
+         tpm2_startauthsession --policy-session -S $d/u-session.ctx\n\
+         tpm2_policypcr -Q -S $d/u-session.ctx -l sha256:16\n\
+         tpm2_unseal -p session:$d/u-session.ctx -c $d/u-seal.ctx\n\
+         tpm2_flushcontext -l\n\
+         tpm2_flushcontext -s\n\
+         tpm2_flushcontext -t\n"
+    )
+}
+
 /// The credential name systemd-creds binds into the credential and checks on decrypt.
 const CREDENTIAL_NAME: &str = "bench";
 
@@ -108,18 +118,7 @@ fn tpm2_tools_seal(bench: &Bench) -> Result<(), String> {
     let (primary, policy) = (path("tpm2-prim.ctx"), path("tpm2-pcr.policy"));
     let (public, private) = (path(TPM2_TOOLS_SEALED[0]), path(TPM2_TOOLS_SEALED[1]));
     let secret = path(SECRET);
-    bench.tpm.tpm2_tools_ok([
-        "tpm2_createprimary",
-        "-Q",
-        "-C",
-        "o",
-        "-g",
-        "sha256",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-c",
-        &primary,
-    ]);
+    bench.tpm.tpm2_tools_ok(storage_primary_args(&primary));
     bench.tpm.tpm2_tools_ok([
         "tpm2_createpolicy",
         "-Q",
@@ -348,7 +347,7 @@ pub enum Unsealer {
     Tpmkey { persistent: bool },
     /// `systemd-creds decrypt -T` of the credential encrypted with `--tpm2-pcrs=16`.
     SystemdCreds,
-    /// tpm2-tools 5, one process per step ([`TPM2_TOOLS_UNSEAL`]).
+    /// tpm2-tools 5, one process per step ([`tpm2_tools_unseal_script`]).
     Tpm2Tools,
 }
 
@@ -432,7 +431,9 @@ impl Unsealer {
                     .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
                     .env("TSS2_LOG", "all+none")
                     .env("TPM2TOOLS_TCTI", bench.tcti())
-                    .args(["-c", TPM2_TOOLS_UNSEAL, "sh"])
+                    .arg("-c")
+                    .arg(tpm2_tools_unseal_script())
+                    .arg("sh")
                     .arg(work);
                 cmd
             }
