@@ -25,7 +25,7 @@ pub struct Settings {
     pub rounds: usize,
     pub duration: Duration,
     pub processes: usize,
-    /// Sections to run (throughput, startup, scale, tls, token, model); empty: all.
+    /// Sections to run (throughput, startup, scale, token, platform, tls, model); empty: all.
     pub only: Vec<String>,
     /// The TPM latency profiles the model section runs under (BENCH_PROFILE).
     pub profiles: Vec<Profile>,
@@ -108,6 +108,27 @@ impl Settings {
     }
 }
 
+/// The storage primary of the SRK template (ECC P-256, AES-128-CFB), as tpm2-tools
+/// creates it: `tpm2_createprimary` and its arguments, saving the context to `ctx`.
+pub fn storage_primary_args(ctx: &str) -> [&str; 11] {
+    [
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-g",
+        "sha256",
+        "-G",
+        "ecc256:null:aes128cfb",
+        "-a",
+        SRK_ATTRIBUTES,
+        "-c",
+        ctx,
+    ]
+}
+
+pub const SRK_ATTRIBUTES: &str =
+    "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt";
+
 #[allow(missing_debug_implementations)]
 pub struct Bench {
     pub settings: Settings,
@@ -115,6 +136,8 @@ pub struct Bench {
     /// Setup failures of a subject's token (its rows fail with this reason).
     pub token_errors: Vec<(Subject, String)>,
     pub work: PathBuf,
+    /// Whether systemd-creds encrypted the sealed-secret rows' credential on this TPM.
+    pub systemd_creds: Result<(), String>,
     // Field order is drop order: the tap, then swtpm.
     pub tap: WireTap,
     pub tpm: Swtpm,
@@ -132,11 +155,13 @@ impl Bench {
             parts: Parts::detect()?,
             token_errors: Vec::new(),
             work,
+            systemd_creds: Err("not set up".into()),
             tap,
             tpm,
         };
         bench.write_files()?;
         bench.provision_keys()?;
+        bench.systemd_creds = crate::platform::provision(&bench)?;
         bench.setup_tokens();
         bench.tap.take_log();
         Ok(bench)
@@ -147,6 +172,11 @@ impl Bench {
     }
 
     fn write(&self, name: &str, content: &str) -> Result<(), String> {
+        self.write_file(name, content.as_bytes())
+    }
+
+    /// Writes a file of the work directory.
+    pub fn write_file(&self, name: &str, content: &[u8]) -> Result<(), String> {
         let path = self.work.join(name);
         std::fs::write(&path, content).map_err(|e| format!("{}: {e}", path.display()))
     }
@@ -194,19 +224,7 @@ impl Bench {
         connection::shutdown();
         let ctx = self.work.join("srk.ctx");
         let ctx = ctx.display().to_string();
-        self.tpm.tpm2_tools_ok([
-            "tpm2_createprimary",
-            "-C",
-            "o",
-            "-g",
-            "sha256",
-            "-G",
-            "ecc256:null:aes128cfb",
-            "-a",
-            "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt",
-            "-c",
-            &ctx,
-        ]);
+        self.tpm.tpm2_tools_ok(storage_primary_args(&ctx));
         self.tpm.tpm2_tools_ok([
             "tpm2_evictcontrol",
             "-C",

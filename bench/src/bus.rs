@@ -122,6 +122,15 @@ impl Traffic {
             + &self.error_summary()
     }
 
+    /// Commands per operation in steady state: the kinds sent at least once per ten
+    /// operations (not a batch's one-off flush or context save, which `per_op` names).
+    pub fn steady_per_op(&self, ops: u64) -> Option<f64> {
+        (ops > 0).then(|| {
+            let steady: u64 = self.kinds.values().filter(|n| **n * 10 >= ops).sum();
+            steady as f64 / ops as f64
+        })
+    }
+
     /// " (TPM errors: 0x902 x12)" or nothing.
     fn error_summary(&self) -> String {
         if self.errors.is_empty() {

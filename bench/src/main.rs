@@ -14,6 +14,7 @@ mod model;
 mod nginx;
 mod operation;
 mod parts;
+mod platform;
 mod raw;
 mod report;
 mod req;

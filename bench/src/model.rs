@@ -2,7 +2,8 @@
 //! (bench/profiles, BENCH_PROFILE) the wire tap holds every command for the modelled TPM's
 //! service time, one command at a time over all connections, and the rows run through it:
 //! TLS 1.3 handshakes against nginx, process start to the first signature, `openssl req`
-//! of a certificate, an `ssh` login with a token key. The figures are model time, not machine noise; each row is also put
+//! of a certificate, an `ssh` login with a token key, P-256 signing with a PCR-bound and a
+//! signed-policy key, the unseal of a PCR-bound secret. The figures are model time, not machine noise; each row is also put
 //! against its floor, the least the modelled TPM must spend on one operation (a handshake:
 //! one Sign or RSA_Decrypt; a fresh process signing with a key file: Load and Sign).
 //!
@@ -17,6 +18,7 @@ use tpmkey_testenv::{Abrmd, Profile};
 use crate::bench::Bench;
 use crate::evp::EvpStack;
 use crate::nginx::Site;
+use crate::platform::{SignCase, Unsealer, SIGN_CASES, UNSEALERS};
 use crate::report::{join_notes, Kind, Round, Row, Status, Table, Target};
 use crate::ssh::Sshd;
 use crate::subject::Subject;
@@ -32,6 +34,10 @@ enum Sample {
     /// A login with the token's P-256 key (as `ssh-keygen -D` lists it), or with a
     /// software key file (`None`: the baseline).
     Ssh(Option<TokenStack>, String),
+    /// A batch of P-256 signatures with a password, PCR-bound or signed-policy key.
+    Sign(&'static SignCase),
+    /// A 32-byte PCR-bound secret from process start.
+    Unseal(Unsealer),
 }
 
 struct Case {
@@ -41,11 +47,23 @@ struct Case {
     first_error: String,
 }
 
+impl Case {
+    fn new(row: Row, sample: Option<Sample>) -> Case {
+        Case {
+            row,
+            sample,
+            traffic: String::new(),
+            first_error: String::new(),
+        }
+    }
+}
+
 /// tpm2-openssl runs behind tpm2-abrmd (itself behind the modelled TPM): straight on the
 /// TPM its nginx workers run out of object slots. tpmkey is shown both ways.
-const TLS_SERVINGS: [Serving; 4] = [
+const TLS_SERVINGS: [Serving; 5] = [
     Serving::Software,
     Serving::Tpmkey("keep"),
+    Serving::TpmkeyPcr,
     Serving::TpmkeyAbrmd,
     Serving::Tpm2OpensslAbrmd,
 ];
@@ -85,7 +103,7 @@ fn cases(
     let issuer = tls::software_key(KeyType::P256);
     for key in KEY_TYPES {
         let (op, kind) = key.tpm_command();
-        for serving in TLS_SERVINGS {
+        for serving in TLS_SERVINGS.into_iter().filter(|s| s.serves(key)) {
             let name = format!("TLS {}, {}", key.label(), serving.label());
             let mut row = match tls::unavailable(bench, serving) {
                 Some(reason) => Row::not_available(name, reason),
@@ -97,12 +115,7 @@ fn cases(
             }
             let site = tls::site(bench, &issuer, abrmd, key, serving, Path::Tapped);
             let sample = site.map_err(|e| row.fail(e)).ok();
-            cases.push(Case {
-                row,
-                sample: sample.map(|s| Sample::Tls(key, s)),
-                traffic: String::new(),
-                first_error: String::new(),
-            });
+            cases.push(Case::new(row, sample.map(|s| Sample::Tls(key, s))));
         }
     }
     let key_in_a_file = time(profile, "Load", KeyKind::Ecc) + time(profile, "Sign", KeyKind::Ecc);
@@ -117,12 +130,7 @@ fn cases(
         if let Some(e) = bench.token_error(case.subject) {
             row.fail(e);
         }
-        cases.push(Case {
-            row,
-            sample: Some(Sample::Startup(case)),
-            traffic: String::new(),
-            first_error: String::new(),
-        });
+        cases.push(Case::new(row, Some(Sample::Startup(case))));
     }
     for stack in [EvpStack::Tpmkey, EvpStack::Tpm2Openssl] {
         let name = format!(
@@ -136,12 +144,26 @@ fn cases(
         };
         row.peer = subject.is_peer();
         row.floor_ms = nonzero(key_in_a_file);
-        cases.push(Case {
-            row,
-            sample: Some(Sample::Req(stack)),
-            traffic: String::new(),
-            first_error: String::new(),
-        });
+        cases.push(Case::new(row, Some(Sample::Req(stack))));
+    }
+    for case in &SIGN_CASES {
+        let mut row = case.row(bench);
+        // Model time, not the targets: those are judged in the platform section.
+        row.target = Target::default();
+        row.name = format!("P-256 sign: {}", case.name);
+        row.floor_ms = nonzero(time(profile, "Sign", KeyKind::Ecc));
+        cases.push(Case::new(row, Some(Sample::Sign(case))));
+    }
+    // The least an unseal from process start must do: load the sealed object under a
+    // persistent storage key, one policy session, PolicyPCR, Unseal.
+    let unseal_floor = ["Load", "StartAuthSession", "PolicyPCR", "Unseal"]
+        .iter()
+        .map(|c| time(profile, c, KeyKind::Ecc))
+        .sum();
+    for unsealer in UNSEALERS {
+        let mut row = unsealer.row(bench);
+        row.floor_ms = nonzero(unseal_floor);
+        cases.push(Case::new(row, Some(Sample::Unseal(unsealer))));
     }
     let software = sshd
         .as_ref()
@@ -152,12 +174,7 @@ fn cases(
         Target::default(),
     );
     let line = software.map(|(_, line)| line).map_err(|e| row.fail(e)).ok();
-    cases.push(Case {
-        row,
-        sample: line.map(|l| Sample::Ssh(None, l)),
-        traffic: String::new(),
-        first_error: String::new(),
-    });
+    cases.push(Case::new(row, line.map(|l| Sample::Ssh(None, l))));
     for stack in [TokenStack::Tpmkey, TokenStack::Tpm2Pkcs11] {
         let subject = Subject::Token(stack);
         let name = format!(
@@ -179,12 +196,7 @@ fn cases(
             None => Err(String::new()),
         };
         let key = key.map_err(|e| row.fail(e)).ok();
-        cases.push(Case {
-            row,
-            sample: key.map(|k| Sample::Ssh(Some(stack), k)),
-            traffic: String::new(),
-            first_error: String::new(),
-        });
+        cases.push(Case::new(row, key.map(|k| Sample::Ssh(Some(stack), k))));
     }
     cases
 }
@@ -211,6 +223,13 @@ fn take(
             .map_err(Clone::clone)
             .and_then(|d| d.login(bench, *stack, key))
             .map(|(r, t)| (r, t, String::new())),
+        Sample::Sign(case) => case
+            .batch(bench, bench.settings.model_duration, Path::Tapped)
+            .map(|(r, t)| {
+                let seen = t.per_op(r.ops);
+                (r, seen, String::new())
+            }),
+        Sample::Unseal(unsealer) => unsealer.sample(bench).map(|(r, t)| (r, t, String::new())),
     }
 }
 

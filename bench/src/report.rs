@@ -281,6 +281,8 @@ pub struct Table {
     pub kind: Kind,
     /// What the ratio column divides by.
     pub baseline: String,
+    /// The heading of a latency table's time column.
+    pub sample_label: String,
     pub rows: Vec<Row>,
 }
 
@@ -298,8 +300,15 @@ impl Table {
             title: title.into(),
             kind,
             baseline: baseline.into(),
+            sample_label: "ms to first signature".into(),
             rows: Vec::new(),
         }
+    }
+
+    /// Names a latency table's time column (default: ms to first signature).
+    pub fn with_sample_label(mut self, label: impl Into<String>) -> Table {
+        self.sample_label = label.into();
+        self
     }
 
     pub fn markdown(&self) -> String {
@@ -352,7 +361,11 @@ impl Table {
                 }
             }
             Kind::Latency => {
-                s.push_str("| row | ms to first signature (median) | target | TPM cmds (median) | notes |\n");
+                let _ = writeln!(
+                    s,
+                    "| row | {} (median) | target | TPM cmds (median) | notes |",
+                    self.sample_label
+                );
                 s.push_str("|---|---:|---|---:|---|\n");
                 for r in &self.rows {
                     let ran = r.ran();

@@ -2,7 +2,10 @@
 //! rounds; every ratio is to the raw row of the same round. What a row leaves in the TPM
 //! is checked after its release, and for the EVP rows after the worker process has exited.
 
+use std::time::Duration;
+
 use crate::bench::Bench;
+use crate::bus::Traffic;
 use crate::operation::Op;
 use crate::report::{join_notes, Kind, Round, Row, Status, Table, Target};
 use crate::subject::{self, Subject, ALL};
@@ -158,9 +161,21 @@ fn not_offered(subject: Subject, error: &str) -> bool {
 
 /// acquire (untimed, checked), a timed batch counted on the wire, release.
 pub fn measure(bench: &Bench, worker: &mut Worker) -> Result<(Round, String), String> {
+    measure_for(bench, worker, bench.settings.duration).map(|(r, t)| {
+        let seen = t.per_op(r.ops);
+        (r, seen)
+    })
+}
+
+/// [`measure`] with a batch of `duration`, and what crossed the bus.
+pub fn measure_for(
+    bench: &Bench,
+    worker: &mut Worker,
+    duration: Duration,
+) -> Result<(Round, Traffic), String> {
     worker.acquire()?;
     bench.traffic();
-    let (ops, elapsed) = worker.run(bench.settings.duration)?;
+    let (ops, elapsed) = worker.run(duration)?;
     let traffic = bench.traffic();
     worker.release()?;
     Ok((
@@ -173,6 +188,6 @@ pub fn measure(bench: &Bench, worker: &mut Worker) -> Result<(Round, String), St
             model_ms: traffic.model_ms,
             failures: 0,
         },
-        traffic.per_op(ops),
+        traffic,
     ))
 }

@@ -118,6 +118,8 @@ pub enum Serving {
     Software,
     /// The tpmkey provider straight on swtpm with this object policy.
     Tpmkey(&'static str),
+    /// The tpmkey provider, objects=keep, with the P-256 key bound to PCR 16.
+    TpmkeyPcr,
     /// The tpmkey provider through tpm2-abrmd (objects=auto, which keeps them there).
     TpmkeyAbrmd,
     /// Debian's tpm2-openssl activated the same way (no property query).
@@ -128,9 +130,10 @@ pub enum Serving {
     Tpm2OpensslAbrmd,
 }
 
-const SERVINGS: [Serving; 6] = [
+const SERVINGS: [Serving; 7] = [
     Serving::Software,
     Serving::Tpmkey("keep"),
+    Serving::TpmkeyPcr,
     Serving::Tpmkey("per-operation"),
     Serving::TpmkeyAbrmd,
     Serving::Tpm2Openssl,
@@ -142,6 +145,7 @@ impl Serving {
         match self {
             Serving::Software => "software key (default provider)".into(),
             Serving::Tpmkey(objects) => format!("TPM key, tpmkey provider, objects={objects}"),
+            Serving::TpmkeyPcr => "TPM key bound to PCR 16, tpmkey provider, objects=keep".into(),
             Serving::TpmkeyAbrmd => "TPM key, tpmkey provider via tpm2-abrmd (objects=auto)".into(),
             Serving::Tpm2Openssl => {
                 "TPM key, tpm2-openssl 1.1.1 via openssl.cnf, no property query".into()
@@ -158,6 +162,7 @@ impl Serving {
             Serving::Software => "software",
             Serving::Tpmkey("keep") => "tpmkey-keep",
             Serving::Tpmkey(_) => "tpmkey-per-operation",
+            Serving::TpmkeyPcr => "tpmkey-pcr",
             Serving::TpmkeyAbrmd => "tpmkey-abrmd",
             Serving::Tpm2Openssl => "tpm2-openssl",
             Serving::Tpm2OpensslAbrmd => "tpm2-openssl-abrmd",
@@ -168,7 +173,20 @@ impl Serving {
         matches!(self, Serving::Tpm2Openssl | Serving::Tpm2OpensslAbrmd)
     }
 
+    /// Whether this serving has a key of type `key` (a PCR-bound key is P-256 only).
+    pub fn serves(self, key: KeyType) -> bool {
+        self != Serving::TpmkeyPcr || key == KeyType::P256
+    }
+
     fn target(self, key: KeyType) -> Target {
+        if self == Serving::TpmkeyPcr {
+            // PolicyPCR and Sign (issue 13).
+            return Target {
+                max_commands: Some(2.0),
+                zero_failures: true,
+                ..Target::default()
+            };
+        }
         let tpmkey = matches!(self, Serving::Tpmkey(_) | Serving::TpmkeyAbrmd);
         // The issue's ratio targets are for tpmkey on the TPM; through tpm2-abrmd the row
         // shows what a resource manager costs (it swaps the session and key per command).
@@ -285,7 +303,10 @@ fn prepare(
             (p, certificate(&*k, issuer)?)
         }
         _ => {
-            let p = work.join(key.op().key_file_name());
+            let p = match serving {
+                Serving::TpmkeyPcr => work.join(crate::platform::PCR_KEY_FILE),
+                _ => work.join(key.op().key_file_name()),
+            };
             let pem = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
             let file = KeyFile::from_pem(&pem).map_err(|e| e.to_string())?;
             let public = KeyPublic::parse(&file.public).map_err(|e| e.to_string())?;
@@ -304,6 +325,10 @@ fn prepare(
         Serving::Software => (String::new(), Vec::new()),
         Serving::Tpmkey(objects) => (
             provider_cnf("tpmkey", &tpmkey, &[("tcti", &tcti), ("objects", objects)]),
+            Vec::new(),
+        ),
+        Serving::TpmkeyPcr => (
+            provider_cnf("tpmkey", &tpmkey, &[("tcti", &tcti), ("objects", "keep")]),
             Vec::new(),
         ),
         Serving::TpmkeyAbrmd => {
@@ -429,7 +454,9 @@ pub fn unavailable(bench: &Bench, serving: Serving) -> Option<String> {
     let nginx = parts.nginx.clone();
     match serving {
         Serving::Software => nginx,
-        Serving::Tpmkey(_) | Serving::TpmkeyAbrmd => parts.provider.clone().or(nginx),
+        Serving::Tpmkey(_) | Serving::TpmkeyPcr | Serving::TpmkeyAbrmd => {
+            parts.provider.clone().or(nginx)
+        }
         Serving::Tpm2Openssl | Serving::Tpm2OpensslAbrmd => parts.tpm2_openssl.clone().or(nginx),
     }
 }
@@ -497,7 +524,7 @@ pub fn run(bench: &Bench) -> Table {
     let abrmd = start_abrmd(&bench.tpm.tcti());
     let mut cases = Vec::new();
     for key in [KeyType::P256, KeyType::Rsa2048] {
-        for serving in SERVINGS {
+        for serving in SERVINGS.into_iter().filter(|s| s.serves(key)) {
             let name = format!("{}, {}", key.label(), serving.label());
             let mut row = match unavailable(bench, serving) {
                 Some(reason) => Row::not_available(name, reason),
