@@ -44,19 +44,19 @@ fuzz_target!(|data: &[u8]| {
         }),
         5 => tpm.get_capability(6, 0x100, 8).map(|_| ()),
         6 => tpm.create_primary(0x4000_0001, b"", &[0; 8]).map(|_| ()),
-        7 => tpm.create(HANDLE, NAME, b"", b"", b"", &[0; 8]).map(|_| ()),
-        8 => tpm.load(HANDLE, NAME, b"", &[0, 0], &[0, 0]).map(|_| ()),
+        7 => tpm.create(HANDLE, NAME, &b""[..], b"", b"", &[0; 8]).map(|_| ()),
+        8 => tpm.load(HANDLE, NAME, &b""[..], &[0, 0], &[0, 0]).map(|_| ()),
         9 => tpm.load_before_session(HANDLE, &[0, 0], &[0, 0]).map(|_| ()),
         10 => tpm
-            .sign(HANDLE, NAME, b"", &[7; 32], TPM_ALG_ECDSA, TPM_ALG_SHA256)
+            .sign(HANDLE, NAME, &b""[..], &[7; 32], TPM_ALG_ECDSA, TPM_ALG_SHA256)
             .map(|_| ()),
         11 => tpm
-            .rsa_decrypt(HANDLE, NAME, b"", &[3; 256], TPM_ALG_OAEP, TPM_ALG_SHA256, b"")
+            .rsa_decrypt(HANDLE, NAME, &b""[..], &[3; 256], TPM_ALG_OAEP, TPM_ALG_SHA256, b"")
             .map(|_| ()),
-        12 => tpm.ecdh_zgen(HANDLE, NAME, b"", &[1; 32], &[2; 32]).map(|_| ()),
-        13 => tpm.unseal(HANDLE, NAME, b"").map(|_| ()),
+        12 => tpm.ecdh_zgen(HANDLE, NAME, &b""[..], &[1; 32], &[2; 32]).map(|_| ()),
+        13 => tpm.unseal(HANDLE, NAME, &b""[..]).map(|_| ()),
         14 => tpm
-            .object_change_auth(HANDLE, NAME, b"", HANDLE, NAME, b"new")
+            .object_change_auth(HANDLE, NAME, &b""[..], HANDLE, NAME, b"new")
             .map(|_| ()),
         _ => tpm.get_random(32).map(|_| ()),
     };
