@@ -1,11 +1,11 @@
-//! The bench's own TPM and work directory: a private swtpm with the wire tap in front of
-//! it, the key files every row uses, the tokens, and the settings from the environment.
+//! The bench's own TPM and work directory: a private swtpm (with EK certificates) and the
+//! wire tap in front of it, the key files every row uses, the tokens, and the settings from the environment.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tpmkey::{connection, KeySpec, TpmKey};
-use tpmkey_testenv::{Profile, Swtpm, WireTap};
+use tpmkey_testenv::{EkCa, Profile, Swtpm, WireTap};
 
 use crate::bus::Traffic;
 use crate::evp::provider_dir;
@@ -25,7 +25,7 @@ pub struct Settings {
     pub rounds: usize,
     pub duration: Duration,
     pub processes: usize,
-    /// Sections to run (throughput, startup, scale, token, platform, tls, model); empty: all.
+    /// Sections to run (throughput, startup, scale, token, platform, attest, tls, model); empty: all.
     pub only: Vec<String>,
     /// The TPM latency profiles the model section runs under (BENCH_PROFILE).
     pub profiles: Vec<Profile>,
@@ -138,9 +138,13 @@ pub struct Bench {
     pub work: PathBuf,
     /// Whether systemd-creds encrypted the sealed-secret rows' credential on this TPM.
     pub systemd_creds: Result<(), String>,
+    /// Whether the attest section's AK and EK certificate were made.
+    pub attestation: Result<(), String>,
     // Field order is drop order: the tap, then swtpm.
     pub tap: WireTap,
     pub tpm: Swtpm,
+    /// The CA of the swtpm's EK certificates (its files live as long as this).
+    pub ek_ca: EkCa,
 }
 
 impl Bench {
@@ -148,7 +152,7 @@ impl Bench {
     pub fn start(settings: Settings) -> Result<Bench, String> {
         let work = std::env::temp_dir().join(format!("tpmkey-bench-{}", std::process::id()));
         std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-        let tpm = Swtpm::start();
+        let (tpm, ek_ca) = Swtpm::start_with_ek_certs();
         let tap = WireTap::start(tpm.port());
         let mut bench = Bench {
             settings,
@@ -156,12 +160,15 @@ impl Bench {
             token_errors: Vec::new(),
             work,
             systemd_creds: Err("not set up".into()),
+            attestation: Err("not set up".into()),
             tap,
             tpm,
+            ek_ca,
         };
         bench.write_files()?;
         bench.provision_keys()?;
         bench.systemd_creds = crate::platform::provision(&bench)?;
+        bench.attestation = crate::attest::provision(&bench);
         bench.setup_tokens();
         bench.tap.take_log();
         Ok(bench)

@@ -6,6 +6,7 @@
 //! The same binary is its own row worker: `worker`, `startup`, `signer`, `token-setup`,
 //! `token-fill`, `token-scale` and `tls-client` are child modes the runner starts.
 
+mod attest;
 mod bench;
 mod bus;
 mod core_api;

@@ -3,7 +3,8 @@
 //! service time, one command at a time over all connections, and the rows run through it:
 //! TLS 1.3 handshakes against nginx, process start to the first signature, `openssl req`
 //! of a certificate, an `ssh` login with a token key, P-256 signing with a PCR-bound and a
-//! signed-policy key, the unseal of a PCR-bound secret. The figures are model time, not machine noise; each row is also put
+//! signed-policy key, the unseal of a PCR-bound secret, certify, quote and the enrolment
+//! round trip. The figures are model time, not machine noise; each row is also put
 //! against its floor, the least the modelled TPM must spend on one operation (a handshake:
 //! one Sign or RSA_Decrypt; a fresh process signing with a key file: Load and Sign).
 //!
@@ -15,6 +16,7 @@ use std::time::Duration;
 use tpmkey_testenv::tpm_command::KeyKind;
 use tpmkey_testenv::{Abrmd, Profile};
 
+use crate::attest::{Proof, PROOFS};
 use crate::bench::Bench;
 use crate::evp::EvpStack;
 use crate::nginx::Site;
@@ -38,6 +40,8 @@ enum Sample {
     Sign(&'static SignCase),
     /// A 32-byte PCR-bound secret from process start.
     Unseal(Unsealer),
+    /// Certify, quote or the enrolment round trip from process start.
+    Proof(Proof),
 }
 
 struct Case {
@@ -165,6 +169,18 @@ fn cases(
         row.floor_ms = nonzero(unseal_floor);
         cases.push(Case::new(row, Some(Sample::Unseal(unsealer))));
     }
+    // The least a quote needs: load the AK, quote; a certify also loads the key.
+    for proof in PROOFS {
+        let mut row = proof.row(bench);
+        row.target = Target::default();
+        let floor: &[&str] = match proof {
+            Proof::Certify => &["Load", "Load", "Certify"],
+            Proof::Quote => &["Load", "Quote"],
+            Proof::Enrolment => &[],
+        };
+        row.floor_ms = nonzero(floor.iter().map(|c| time(profile, c, KeyKind::Ecc)).sum());
+        cases.push(Case::new(row, Some(Sample::Proof(proof))));
+    }
     let software = sshd
         .as_ref()
         .map_err(Clone::clone)
@@ -230,6 +246,7 @@ fn take(
                 (r, seen, String::new())
             }),
         Sample::Unseal(unsealer) => unsealer.sample(bench).map(|(r, t)| (r, t, String::new())),
+        Sample::Proof(proof) => proof.sample(bench).map(|(r, t)| (r, t, String::new())),
     }
 }
 

@@ -196,7 +196,7 @@ fn pcr_bound_keys(bench: &Bench) -> Result<(), String> {
 
 /// target/release/tpmkey with the environment of the core rows (the tapped TCTI, the
 /// bench's empty configuration).
-fn tpmkey_cli(bench: &Bench) -> Result<Command, String> {
+pub fn tpmkey_cli(bench: &Bench) -> Result<Command, String> {
     let exe = release_dir()?.join("tpmkey");
     if !exe.exists() {
         return Err(format!("{} not built", exe.display()));
@@ -221,7 +221,7 @@ fn systemd_creds(bench: &Bench) -> Command {
     cmd
 }
 
-fn checked(out: std::process::Output, what: &str) -> Result<Vec<u8>, String> {
+pub fn checked(out: std::process::Output, what: &str) -> Result<Vec<u8>, String> {
     if out.status.success() {
         Ok(out.stdout)
     } else {
@@ -230,7 +230,7 @@ fn checked(out: std::process::Output, what: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-fn run_ok(cmd: &mut Command, what: &str) -> Result<Vec<u8>, String> {
+pub fn run_ok(cmd: &mut Command, what: &str) -> Result<Vec<u8>, String> {
     let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
     checked(out, what)
 }

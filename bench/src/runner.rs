@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::bench::{Bench, Settings};
 use crate::operation::Op;
 use crate::report::{json_str, Row, Status, Table};
-use crate::{model, platform, scale, startup, throughput, tls, token_scale};
+use crate::{attest, model, platform, scale, startup, throughput, tls, token_scale};
 
 pub fn run() -> Result<(), String> {
     let settings = Settings::from_env()?;
@@ -35,6 +35,9 @@ pub fn run() -> Result<(), String> {
     }
     if bench.settings.runs("platform") {
         tables.extend(platform::run(&bench));
+    }
+    if bench.settings.runs("attest") {
+        tables.push(attest::run(&bench));
     }
     if bench.settings.runs("tls") {
         tables.push(tls::run(&bench));
@@ -130,7 +133,7 @@ fn header(bench: &Bench, stamp: &str) -> String {
          unless the row says tpm2-abrmd\n\
          - {}; {}; commit {}; {} CPUs\n\
          - knobs: BENCH_ROUNDS, BENCH_SECONDS, BENCH_PROCESSES, BENCH_TLS_THREADS, BENCH_ONLY \
-         (throughput,startup,scale,token,platform,tls,model), BENCH_PROFILE ({}), BENCH_MODEL_ROUNDS ({}), \
+         (throughput,startup,scale,token,platform,attest,tls,model), BENCH_PROFILE ({}), BENCH_MODEL_ROUNDS ({}), \
          BENCH_MODEL_SECONDS ({:.1})\n\
          - model tables: the wire tap holds each command for the profile's service time, one \
          command at a time (bench/profiles/*.profile, with their sources); figures there are \
