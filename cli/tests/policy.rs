@@ -8,7 +8,7 @@
 mod common;
 mod sealing;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{stderr, tpmkey_with, Env};
@@ -65,6 +65,32 @@ fn pcr_key_with_check_and_pcr_read() {
     check_fails_with(&env, &key, &["PCR", "sha256:16"]);
 }
 
+/// `tpmkey policy sign` as a publisher runs it: PCR values from a file, the key's
+/// policyRef, no TPM reachable. Returns the signed policy's path.
+fn sign_offline(env: &Env, signer_key: &Path, values: &Path, key: &Path, name: &str) -> PathBuf {
+    let out = env.path(&format!("{name}.policy"));
+    let signed = tpmkey_with(
+        NOWHERE,
+        env.dir.path(),
+        [
+            "policy",
+            "sign",
+            "--signer-key",
+            s(signer_key),
+            "--pcr-values",
+            s(values),
+            "--key",
+            s(key),
+            "--name",
+            name,
+            "-o",
+            s(&out),
+        ],
+    );
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    out
+}
+
 #[test]
 fn signed_policies_made_offline() {
     let env = Env::start();
@@ -95,52 +121,14 @@ fn signed_policies_made_offline() {
     // The publisher: predicted values, signed with no TPM reachable.
     let now = env.path("a.pcrs");
     env.tpmkey_ok(["pcr", "read", "sha256:16", "-o", s(&now)]);
-    let policy_a = env.path("a.policy");
-    let signed = tpmkey_with(
-        NOWHERE,
-        env.dir.path(),
-        [
-            "policy",
-            "sign",
-            "--signer-key",
-            s(&signer_key),
-            "--pcr-values",
-            s(&now),
-            "--key",
-            s(&key),
-            "--name",
-            "state-a",
-            "-o",
-            s(&policy_a),
-        ],
-    );
-    assert!(signed.status.success(), "{}", stderr(&signed));
+    let policy_a = sign_offline(&env, &signer_key, &now, &key, "state-a");
     env.tpmkey_ok(["policy", "add", s(&key), s(&policy_a)]);
     env.tpmkey_ok(["policy", "check", s(&key)]);
 
     // An update: the next state, predicted and signed before the device gets there.
     let next = env.path("b.pcrs");
     std::fs::write(&next, next_pcr16(&now)).unwrap();
-    let policy_b = env.path("b.policy");
-    let signed = tpmkey_with(
-        NOWHERE,
-        env.dir.path(),
-        [
-            "policy",
-            "sign",
-            "--signer-key",
-            s(&signer_key),
-            "--pcr-values",
-            s(&next),
-            "--key",
-            s(&key),
-            "--name",
-            "state-b",
-            "-o",
-            s(&policy_b),
-        ],
-    );
-    assert!(signed.status.success(), "{}", stderr(&signed));
+    let policy_b = sign_offline(&env, &signer_key, &next, &key, "state-b");
     env.tpmkey_ok(["policy", "add", s(&key), s(&policy_b)]);
     extend_pcr16(&env.swtpm);
     env.tpmkey_ok(["policy", "check", s(&key)]);

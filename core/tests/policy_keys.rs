@@ -344,31 +344,25 @@ fn signed_policies_survive_a_state_change() {
 #[test]
 fn expiry_on_the_tpm_clock_and_boot_count() {
     let mut t = tpm();
-    let request = tpmkey::key_policy::PolicyRequest {
+    let bound = |request: tpmkey::key_policy::PolicyRequest| {
+        TpmKey::generate_with_policy(
+            KeySpec::EcP256,
+            None,
+            None,
+            None,
+            request.statements().unwrap(),
+        )
+        .unwrap()
+    };
+    let boots = bound(tpmkey::key_policy::PolicyRequest {
         pcrs: Some(PcrSelection::parse(PCR16).unwrap()),
         boots: Some(1),
         ..Default::default()
-    };
-    let boots = TpmKey::generate_with_policy(
-        KeySpec::EcP256,
-        None,
-        None,
-        None,
-        request.statements().unwrap(),
-    )
-    .unwrap();
-    let request = tpmkey::key_policy::PolicyRequest {
+    });
+    let clock = bound(tpmkey::key_policy::PolicyRequest {
         expires_ms: Some(tpmkey::key_policy::parse_duration("1h").unwrap()),
         ..Default::default()
-    };
-    let clock = TpmKey::generate_with_policy(
-        KeySpec::EcP256,
-        None,
-        None,
-        None,
-        request.statements().unwrap(),
-    )
-    .unwrap();
+    });
     sign_and_verify(&boots).unwrap();
     sign_and_verify(&clock).unwrap();
 
