@@ -58,12 +58,6 @@ impl<'a> From<&'a [u8]> for KeyAuth<'a> {
     }
 }
 
-impl<'a> From<&'a Vec<u8>> for KeyAuth<'a> {
-    fn from(auth: &'a Vec<u8>) -> KeyAuth<'a> {
-        KeyAuth::Value(auth)
-    }
-}
-
 /// Which of our sessions authorises a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {

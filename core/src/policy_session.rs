@@ -296,18 +296,22 @@ pub fn use_failure(policy: &KeyPolicy) -> String {
     }
 }
 
-/// The current values of the PCRs in `selection`, in selection order.
+/// The current values of the PCRs in `selection`, in selection order: one TPM2_PCR_Read
+/// per bank and eight PCRs (a TPML_DIGEST holds at most eight).
 pub fn read_pcrs(tpm: &mut Tpm, selection: &PcrSelection) -> Result<Vec<Vec<u8>>> {
     let mut values = Vec::new();
-    for (hash, index) in selection.pcrs() {
-        let one = PcrSelection::new(hash, &[index])?;
-        let (answered, mut got) = tpm.pcr_read(&one.marshal())?;
-        if answered != one.marshal() || got.len() != 1 {
-            return Err(Error::BadInput(format!(
-                "PCR {one}: this TPM has no such PCR bank or index"
-            )));
+    for bank in selection.banks() {
+        let indices: Vec<u8> = (0..32u8).filter(|i| bank.pcrs & (1 << i) != 0).collect();
+        for chunk in indices.chunks(8) {
+            let asked = PcrSelection::new(bank.hash, chunk)?;
+            let (answered, mut got) = tpm.pcr_read(&asked.marshal())?;
+            if answered != asked.marshal() || got.len() != chunk.len() {
+                return Err(Error::BadInput(format!(
+                    "PCR {asked}: this TPM has no such PCR bank or index"
+                )));
+            }
+            values.append(&mut got);
         }
-        values.append(&mut got);
     }
     Ok(values)
 }
