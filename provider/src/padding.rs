@@ -137,3 +137,34 @@ impl Salt {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// OpenSSL's numbers (rsa.h: RSA_*_PADDING, RSA_PSS_SALTLEN_*) and names.
+    #[test]
+    fn numbers_and_names_are_openssls() {
+        let paddings = [
+            (Padding::Pkcs1, 1, "pkcs1"),
+            (Padding::None, 3, "none"),
+            (Padding::Oaep, 4, "oaep"),
+            (Padding::Pss, 6, "pss"),
+            (Padding::Pkcs1Tls, 7, "pkcs1"),
+        ];
+        for (padding, id, name) in paddings {
+            assert_eq!((padding.openssl_id(), padding.name()), (id, name));
+        }
+        let salts = [
+            (Salt::Digest, -1, "digest"),
+            (Salt::Auto, -2, "auto"),
+            (Salt::Max, -3, "max"),
+            (Salt::Len(32), 32, "32"),
+        ];
+        for (salt, id, name) in salts {
+            assert_eq!((salt.openssl_id(), salt.name().as_str()), (id, name));
+        }
+        assert_eq!(Salt::Digest.resolve(Hash::Sha384, 2048), 48);
+        assert_eq!(Salt::Len(7).resolve(Hash::Sha256, 2048), 7);
+    }
+}
