@@ -2,10 +2,9 @@
 //! va_list).
 
 fn main() {
-    println!("cargo:rerun-if-changed=../include/provider_shim.c");
-    println!("cargo:rerun-if-changed=../include/tpmkey.h");
+    println!("cargo:rerun-if-changed=shim/provider_shim.c");
     cc::Build::new()
-        .file("../include/provider_shim.c")
+        .file("shim/provider_shim.c")
         .warnings(true)
         .compile("tpmkey_provider_shim");
 }

@@ -96,7 +96,7 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn public_pem(ak: &AttestationKey) -> Result<String> {
-    Ok(pem_encode("PUBLIC KEY", &ak.public().key.to_spki_der()?))
+    Ok(pem_encode("PUBLIC KEY", &ak.public().key.spki_der()))
 }
 
 pub fn load(path: &std::path::Path) -> Result<AttestationKey> {

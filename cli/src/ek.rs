@@ -54,7 +54,7 @@ pub fn run(args: Args) -> Result<()> {
         Command::Show(w) => {
             let kind = EkType::parse(&w.ek_type)?;
             let ek = endorsement::public(kind)?;
-            let pem = pem_encode("PUBLIC KEY", &ek.key.to_spki_der()?);
+            let pem = pem_encode("PUBLIC KEY", &ek.key.spki_der());
             io::write_output(w.out.as_deref(), pem.as_bytes())
         }
         Command::Cert(c) => {

@@ -1,7 +1,9 @@
 //! The digests tpmkey signs with: their TPM ids, sizes, DER DigestInfo prefixes, and
-//! software hashing (messages are hashed on the host, never by the TPM).
+//! software hashing, one-shot or streaming (messages are hashed on the host, never by the
+//! TPM). Both front ends hash through [`Hasher`].
 
 use sha1::Sha1;
+use sha2::digest::{DynDigest, InvalidBufferSize};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use crate::error::{Error, Result};
@@ -83,19 +85,11 @@ impl Hash {
     }
 
     pub fn digest(self, parts: &[&[u8]]) -> Vec<u8> {
-        fn run<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
-            let mut d = D::new();
-            for p in parts {
-                d.update(p);
-            }
-            d.finalize().to_vec()
+        let mut hasher = Hasher::new(self);
+        for p in parts {
+            hasher.update(p);
         }
-        match self {
-            Hash::Sha1 => run::<Sha1>(parts),
-            Hash::Sha256 => run::<Sha256>(parts),
-            Hash::Sha384 => run::<Sha384>(parts),
-            Hash::Sha512 => run::<Sha512>(parts),
-        }
+        hasher.finish()
     }
 
     /// DER of DigestInfo up to the digest bytes (RFC 8017, 9.2 note 1).
@@ -117,6 +111,153 @@ impl Hash {
                 0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
                 0x03, 0x05, 0x00, 0x04, 0x40,
             ],
+        }
+    }
+}
+
+/// A running digest: the message goes in part by part (multi-part signing, verifying and
+/// hashing), and the digest equals [`Hash::digest`] of the parts joined. It is also a
+/// `DynDigest`, for the RustCrypto padding code that takes one.
+#[derive(Clone, Debug)]
+pub struct Hasher {
+    hash: Hash,
+    state: State,
+}
+
+#[derive(Clone, Debug)]
+enum State {
+    Sha1(Sha1),
+    Sha256(Sha256),
+    Sha384(Sha384),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    pub fn new(hash: Hash) -> Hasher {
+        let state = match hash {
+            Hash::Sha1 => State::Sha1(Sha1::new()),
+            Hash::Sha256 => State::Sha256(Sha256::new()),
+            Hash::Sha384 => State::Sha384(Sha384::new()),
+            Hash::Sha512 => State::Sha512(Sha512::new()),
+        };
+        Hasher { hash, state }
+    }
+
+    /// The algorithm this digest runs.
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        DynDigest::update(self.engine(), data);
+    }
+
+    /// The digest of everything given so far.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.engine().finalize_reset().into_vec()
+    }
+
+    /// The digest so far, leaving the hasher to take more.
+    pub fn digest_so_far(&self) -> Vec<u8> {
+        self.clone().finish()
+    }
+
+    /// The one dispatch on the algorithm; everything else goes through it.
+    fn engine(&mut self) -> &mut dyn DynDigest {
+        match &mut self.state {
+            State::Sha1(d) => d,
+            State::Sha256(d) => d,
+            State::Sha384(d) => d,
+            State::Sha512(d) => d,
+        }
+    }
+}
+
+impl DynDigest for Hasher {
+    fn update(&mut self, data: &[u8]) {
+        Hasher::update(self, data);
+    }
+
+    fn finalize_into(mut self, buf: &mut [u8]) -> std::result::Result<(), InvalidBufferSize> {
+        self.engine().finalize_into_reset(buf)
+    }
+
+    fn finalize_into_reset(
+        &mut self,
+        out: &mut [u8],
+    ) -> std::result::Result<(), InvalidBufferSize> {
+        self.engine().finalize_into_reset(out)
+    }
+
+    fn reset(&mut self) {
+        self.engine().reset();
+    }
+
+    fn output_size(&self) -> usize {
+        self.hash.len()
+    }
+
+    fn box_clone(&self) -> Box<dyn DynDigest> {
+        Box::new(self.clone())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const ALL: [Hash; 4] = [Hash::Sha1, Hash::Sha256, Hash::Sha384, Hash::Sha512];
+
+    #[test]
+    fn multi_part_equals_one_shot() {
+        let message: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for hash in ALL {
+            let one_shot = hash.digest(&[&message]);
+            assert_eq!(one_shot.len(), hash.len());
+            for part in [1, 63, 64, 65, 128, 999, 1000] {
+                let mut h = Hasher::new(hash);
+                for chunk in message.chunks(part) {
+                    h.update(chunk);
+                }
+                assert_eq!(
+                    h.digest_so_far(),
+                    one_shot,
+                    "{} in {part}-byte parts",
+                    hash.name()
+                );
+                assert_eq!(h.finish(), one_shot);
+            }
+        }
+    }
+
+    #[test]
+    fn known_vectors_and_continuing_after_digest_so_far() {
+        // FIPS 180-2 "abc".
+        let mut h = Hasher::new(Hash::Sha256);
+        h.update(b"a");
+        assert_eq!(h.digest_so_far(), Hash::Sha256.digest(&[b"a"]));
+        h.update(b"bc");
+        assert_eq!(
+            crate::hex::hex(&h.finish()),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            crate::hex::hex(&Hash::Sha1.digest(&[b"ab", b"c"])),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+    }
+
+    #[test]
+    fn as_dyn_digest() {
+        for hash in ALL {
+            let mut d: Box<dyn DynDigest + Send + Sync> = Box::new(Hasher::new(hash));
+            assert_eq!(d.output_size(), hash.len());
+            d.update(b"abc");
+            let copy = d.box_clone();
+            assert_eq!(d.finalize_reset().into_vec(), hash.digest(&[b"abc"]));
+            d.update(b"abc");
+            assert_eq!(d.finalize().into_vec(), copy.finalize().into_vec());
         }
     }
 }

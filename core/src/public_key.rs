@@ -1,5 +1,8 @@
 //! What tpmkey knows of a TPM object from its public area alone: algorithm, size, public
 //! key, attributes and Name. Front ends answer key parameters from this, never the TPM.
+//! The public key's encodings both front ends hand out live here once: the uncompressed EC
+//! point, the namedCurve ECParameters, RSAPublicKey and SubjectPublicKeyInfo, with the OIDs
+//! they carry.
 
 use p256::elliptic_curve::sec1::FromEncodedPoint;
 use tss_esapi::attributes::ObjectAttributes;
@@ -10,8 +13,28 @@ use tss_esapi::traits::UnMarshall;
 use tss_esapi::tss2_esys::TPMI_RSA_KEY_BITS;
 
 use crate::error::{Error, Result};
+use crate::keyfile::der::{
+    encode_u32, encode_unsigned, tlv, write_tlv, TAG_BIT_STRING, TAG_INTEGER, TAG_NULL, TAG_OID,
+    TAG_SEQUENCE,
+};
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::wire::{tpm2b_contents, TPM_ALG_SHA256};
+
+/// OBJECT IDENTIFIER contents (no tag, no length) of the public-key algorithms and curves.
+pub mod oid {
+    /// id-ecPublicKey, 1.2.840.10045.2.1
+    pub const EC_PUBLIC_KEY: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
+    /// prime256v1 (P-256), 1.2.840.10045.3.1.7
+    pub const P256: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+    /// secp384r1 (P-384), 1.3.132.0.34
+    pub const P384: &[u8] = &[0x2B, 0x81, 0x04, 0x00, 0x22];
+    /// rsaEncryption, 1.2.840.113549.1.1.1
+    pub const RSA_ENCRYPTION: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
+    /// id-mgf1, 1.2.840.113549.1.1.8
+    pub const MGF1: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x08];
+    /// id-RSASSA-PSS, 1.2.840.113549.1.1.10
+    pub const RSASSA_PSS: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0A];
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Curve {
@@ -41,6 +64,43 @@ impl Curve {
             Curve::P384 => "P-384",
         }
     }
+
+    /// The curve's OBJECT IDENTIFIER contents.
+    pub fn oid(self) -> &'static [u8] {
+        match self {
+            Curve::P256 => oid::P256,
+            Curve::P384 => oid::P384,
+        }
+    }
+
+    /// The curve whose OBJECT IDENTIFIER contents these are.
+    pub fn from_oid(oid: &[u8]) -> Option<Curve> {
+        [Curve::P256, Curve::P384]
+            .into_iter()
+            .find(|c| c.oid() == oid)
+    }
+
+    /// ECParameters as a namedCurve (RFC 5480): the curve's OID element, as PKCS#11
+    /// CKA_EC_PARAMS carries it.
+    pub fn parameters_der(self) -> Vec<u8> {
+        tlv(TAG_OID, self.oid())
+    }
+
+    /// The curve a namedCurve ECParameters names (exactly that DER, nothing around it).
+    pub fn from_parameters_der(der: &[u8]) -> Option<Curve> {
+        [Curve::P256, Curve::P384]
+            .into_iter()
+            .find(|c| c.parameters_der() == der)
+    }
+}
+
+/// The uncompressed point 04 || x || y (SEC 1, 2.3.3), as X9.62 ECPoint content.
+pub fn ec_point(x: &[u8], y: &[u8]) -> Vec<u8> {
+    let mut point = Vec::with_capacity(1 + x.len() + y.len());
+    point.push(0x04);
+    point.extend_from_slice(x);
+    point.extend_from_slice(y);
+    point
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,35 +118,42 @@ pub enum PublicKey {
 }
 
 impl PublicKey {
-    /// The SubjectPublicKeyInfo (DER), as `openssl pkey -pubin` reads it.
-    pub fn to_spki_der(&self) -> Result<Vec<u8>> {
-        use p256::pkcs8::EncodePublicKey;
-        let bad = |e: p256::pkcs8::spki::Error| {
-            Error::BadInput(format!("public key cannot be encoded: {e}"))
-        };
-        let der = match self {
+    /// The SubjectPublicKeyInfo (DER), as `openssl pkey -pubin -outform DER` writes it:
+    /// id-ecPublicKey with the named curve, or rsaEncryption with NULL parameters.
+    pub fn spki_der(&self) -> Vec<u8> {
+        match self {
             PublicKey::Ec { curve, x, y } => {
-                let mut point = vec![4u8];
-                point.extend_from_slice(x);
-                point.extend_from_slice(y);
-                let off_curve = |_| Error::BadInput(format!("point is not on {}", curve.name()));
-                match curve {
-                    Curve::P256 => p256::PublicKey::from_sec1_bytes(&point)
-                        .map_err(off_curve)?
-                        .to_public_key_der(),
-                    Curve::P384 => p384::PublicKey::from_sec1_bytes(&point)
-                        .map_err(off_curve)?
-                        .to_public_key_der(),
-                }
+                let mut algorithm = tlv(TAG_OID, oid::EC_PUBLIC_KEY);
+                algorithm.extend(curve.parameters_der());
+                spki(&algorithm, &ec_point(x, y))
             }
-            PublicKey::Rsa { modulus, exponent } => rsa::RsaPublicKey::new(
-                rsa::BigUint::from_bytes_be(modulus),
-                rsa::BigUint::from(*exponent),
-            )
-            .map_err(|e| Error::BadInput(format!("RSA public key: {e}")))?
-            .to_public_key_der(),
-        };
-        Ok(der.map_err(bad)?.into_vec())
+            PublicKey::Rsa { modulus, exponent } => {
+                let mut algorithm = tlv(TAG_OID, oid::RSA_ENCRYPTION);
+                write_tlv(&mut algorithm, TAG_NULL, &[]);
+                spki(&algorithm, &rsa_public_key(modulus, *exponent))
+            }
+        }
+    }
+
+    /// The SubjectPublicKeyInfo of a key restricted to RSASSA-PSS: the id-RSASSA-PSS
+    /// algorithm without parameters (RFC 4055, 1.2), as OpenSSL writes an RSA-PSS key. An
+    /// EC key has no such form and gives [`spki_der`](Self::spki_der).
+    pub fn spki_der_pss(&self) -> Vec<u8> {
+        match self {
+            PublicKey::Rsa { modulus, exponent } => spki(
+                &tlv(TAG_OID, oid::RSASSA_PSS),
+                &rsa_public_key(modulus, *exponent),
+            ),
+            PublicKey::Ec { .. } => self.spki_der(),
+        }
+    }
+
+    /// The PKCS#1 RSAPublicKey (DER); None for an EC key.
+    pub fn rsa_public_key_der(&self) -> Option<Vec<u8>> {
+        match self {
+            PublicKey::Rsa { modulus, exponent } => Some(rsa_public_key(modulus, *exponent)),
+            PublicKey::Ec { .. } => None,
+        }
     }
 
     /// Key size in bits (modulus bits or curve size).
@@ -99,6 +166,24 @@ impl PublicKey {
             }
         }
     }
+}
+
+/// RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+fn rsa_public_key(modulus: &[u8], exponent: u32) -> Vec<u8> {
+    let mut body = tlv(TAG_INTEGER, &encode_unsigned(modulus));
+    write_tlv(&mut body, TAG_INTEGER, &encode_u32(exponent));
+    tlv(TAG_SEQUENCE, &body)
+}
+
+/// SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT
+/// STRING }, from the AlgorithmIdentifier's contents and the key bytes.
+fn spki(algorithm: &[u8], key: &[u8]) -> Vec<u8> {
+    let mut bit_string = Vec::with_capacity(1 + key.len());
+    bit_string.push(0); // no unused bits
+    bit_string.extend_from_slice(key);
+    let mut body = tlv(TAG_SEQUENCE, algorithm);
+    write_tlv(&mut body, TAG_BIT_STRING, &bit_string);
+    tlv(TAG_SEQUENCE, &body)
 }
 
 #[derive(Clone, Debug)]
@@ -251,5 +336,100 @@ impl KeyPublic {
 
     pub fn is_rsa(&self) -> bool {
         matches!(self.key, PublicKey::Rsa { .. })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use openssl::bn::{BigNum, BigNumContext};
+    use openssl::ec::{EcGroup, EcKey, PointConversionForm};
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+
+    #[test]
+    fn ec_spki_point_and_parameters_are_what_openssl_writes() {
+        for (nid, curve) in [
+            (Nid::X9_62_PRIME256V1, Curve::P256),
+            (Nid::SECP384R1, Curve::P384),
+        ] {
+            let group = EcGroup::from_curve_name(nid).unwrap();
+            let key = EcKey::generate(&group).unwrap();
+            let mut ctx = BigNumContext::new().unwrap();
+            let (mut x, mut y) = (BigNum::new().unwrap(), BigNum::new().unwrap());
+            key.public_key()
+                .affine_coordinates(&group, &mut x, &mut y, &mut ctx)
+                .unwrap();
+            let n = curve.coordinate_len() as i32;
+            let (x, y) = (x.to_vec_padded(n).unwrap(), y.to_vec_padded(n).unwrap());
+            let point = key
+                .public_key()
+                .to_bytes(&group, PointConversionForm::UNCOMPRESSED, &mut ctx)
+                .unwrap();
+            assert_eq!(ec_point(&x, &y), point);
+            let public = PublicKey::Ec { curve, x, y };
+            assert_eq!(public.spki_der(), key.public_key_to_der().unwrap());
+            assert_eq!(public.spki_der_pss(), public.spki_der());
+            assert_eq!(public.rsa_public_key_der(), None);
+            assert_eq!(
+                Curve::from_parameters_der(&curve.parameters_der()),
+                Some(curve)
+            );
+        }
+        // RFC 5480 namedCurve encodings.
+        assert_eq!(
+            crate::hex::hex(&Curve::P256.parameters_der()),
+            "06082a8648ce3d030107"
+        );
+        assert_eq!(
+            crate::hex::hex(&Curve::P384.parameters_der()),
+            "06052b81040022"
+        );
+        assert_eq!(Curve::from_parameters_der(&[0x06, 0x05]), None);
+        assert_eq!(Curve::from_oid(oid::P384), Some(Curve::P384));
+    }
+
+    #[test]
+    fn rsa_spki_and_rsa_public_key_are_what_openssl_writes() {
+        let rsa = Rsa::generate(2048).unwrap();
+        let public = PublicKey::Rsa {
+            modulus: rsa.n().to_vec(),
+            exponent: 65537,
+        };
+        assert_eq!(public.spki_der(), rsa.public_key_to_der().unwrap());
+        assert_eq!(
+            public.rsa_public_key_der().unwrap(),
+            rsa.public_key_to_der_pkcs1().unwrap()
+        );
+        // A leading zero byte in the modulus is not part of the INTEGER.
+        let padded = PublicKey::Rsa {
+            modulus: [&[0u8][..], &rsa.n().to_vec()].concat(),
+            exponent: 65537,
+        };
+        assert_eq!(padded.spki_der(), public.spki_der());
+    }
+
+    /// `openssl pkey -pubout -outform DER` of an RSA-PSS key, against `spki_der_pss`.
+    #[test]
+    fn rsa_pss_spki_is_what_openssl_pkey_writes() {
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "openssl genpkey -algorithm RSA-PSS -pkeyopt rsa_keygen_bits:2048 \
+                 | openssl pkey -pubout -outform DER",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl: {:?}", out);
+        let der = out.stdout;
+        let pkey = PKey::public_key_from_der(&der).unwrap();
+        let rsa = pkey.rsa().unwrap();
+        let public = PublicKey::Rsa {
+            modulus: rsa.n().to_vec(),
+            exponent: rsa.e().to_dec_str().unwrap().parse().unwrap(),
+        };
+        assert_eq!(public.spki_der_pss(), der);
     }
 }

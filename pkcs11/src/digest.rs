@@ -1,7 +1,8 @@
-//! Message digests in software: CKM_SHA_1, CKM_SHA256, CKM_SHA384, CKM_SHA512.
+//! Message digests in software: CKM_SHA_1, CKM_SHA256, CKM_SHA384, CKM_SHA512; multi-part
+//! digests hash each part as it arrives.
 
 use cryptoki_sys::*;
-use tpmkey::hash::Hash;
+use tpmkey::hash::Hasher;
 
 use crate::error::{Error, Result};
 use crate::mechanism::{self, hash_of, Mechanism};
@@ -10,8 +11,7 @@ use crate::state;
 
 #[derive(Debug)]
 pub struct DigestOp {
-    hash: Hash,
-    data: Vec<u8>,
+    hasher: Hasher,
 }
 
 pub fn init(session: CK_SESSION_HANDLE, mech: &Mechanism) -> Result<()> {
@@ -19,12 +19,9 @@ pub fn init(session: CK_SESSION_HANDLE, mech: &Mechanism) -> Result<()> {
     let hash = hash_of(mech.kind).ok_or_else(|| Error::rv(CKR_MECHANISM_INVALID))?;
     state::with(|m| {
         let s = m.session(session)?;
-        if s.digest.is_some() {
-            return Err(Error::rv(CKR_OPERATION_ACTIVE));
-        }
+        operation::begin(&s.digest)?;
         s.digest = Some(DigestOp {
-            hash,
-            data: Vec::new(),
+            hasher: Hasher::new(hash),
         });
         Ok(())
     })
@@ -37,8 +34,11 @@ fn finish(
 ) -> Result<Vec<u8>> {
     state::with(|m| {
         operation::finish(&mut m.session(session)?.digest, |op| {
-            operation::check_capacity(capacity, op.hash.len())?;
-            Ok(op.hash.digest(&[data.unwrap_or(&op.data)]))
+            operation::check_capacity(capacity, op.hasher.hash().len())?;
+            Ok(match data {
+                Some(data) => op.hasher.hash().digest(&[data]),
+                None => op.hasher.digest_so_far(),
+            })
         })
     })
 }
@@ -50,8 +50,8 @@ pub fn digest(session: CK_SESSION_HANDLE, data: &[u8], capacity: Option<usize>) 
 pub fn update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
     state::with(|m| {
         operation::active(&mut m.session(session)?.digest)?
-            .data
-            .extend_from_slice(part);
+            .hasher
+            .update(part);
         Ok(())
     })
 }

@@ -18,10 +18,10 @@ use zeroize::Zeroizing;
 
 use crate::attributes::{class, get_bool, get_ulong};
 use crate::error::{Error, Result};
+use crate::key_ref::key_object;
 use crate::mechanism::{self, hash_of, mgf_hash, Mechanism, Param};
 use crate::operation;
 use crate::public_key;
-use crate::sign_verify::key_object;
 use crate::software::{self, Padding};
 use crate::state::{self, Module};
 
@@ -72,9 +72,7 @@ pub fn encrypt_init(
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
     state::with(|m| {
-        if m.session(session)?.encrypt.is_some() {
-            return Err(Error::rv(CKR_OPERATION_ACTIVE));
-        }
+        operation::begin(&m.session(session)?.encrypt)?;
         let (_, attrs) = key_object(m, session, key)?;
         mechanism::check(mech.kind, CKF_ENCRYPT)?;
         let padding = padding(mech)?;
@@ -135,9 +133,7 @@ pub fn decrypt_init(
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
     state::with(|m| {
-        if m.session(session)?.decrypt.is_some() {
-            return Err(Error::rv(CKR_OPERATION_ACTIVE));
-        }
+        operation::begin(&m.session(session)?.decrypt)?;
         let (r, attrs) = key_object(m, session, key)?;
         mechanism::check(mech.kind, CKF_DECRYPT)?;
         let (padding, label) = match padding(mech)? {

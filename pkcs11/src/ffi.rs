@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::general::InitArgs;
 use crate::mechanism::{Mechanism, Param};
 use crate::{
-    digest, encrypt_decrypt, general, key_management, object, random, session, sign_verify,
-    slot_token,
+    digest, encrypt_decrypt, general, key_management, object, operation, random, session,
+    sign_verify, slot_token,
 };
 
 /// Runs `f`, turning a panic into CKR_GENERAL_ERROR and an error into its CK_RV.
@@ -903,30 +903,7 @@ unsafe extern "C" fn C_LoginUser(
 }
 
 unsafe extern "C" fn C_SessionCancel(session: CK_SESSION_HANDLE, flags: CK_FLAGS) -> CK_RV {
-    guard("C_SessionCancel", || {
-        crate::state::with(|m| {
-            let s = m.session(session)?;
-            if flags & CKF_FIND_OBJECTS != 0 {
-                s.find = None;
-            }
-            if flags & CKF_SIGN != 0 {
-                s.sign = None;
-            }
-            if flags & CKF_VERIFY != 0 {
-                s.verify = None;
-            }
-            if flags & CKF_ENCRYPT != 0 {
-                s.encrypt = None;
-            }
-            if flags & CKF_DECRYPT != 0 {
-                s.decrypt = None;
-            }
-            if flags & CKF_DIGEST != 0 {
-                s.digest = None;
-            }
-            Ok(())
-        })
-    })
+    guard("C_SessionCancel", || operation::cancel(session, flags))
 }
 
 // ---- not supported ---------------------------------------------------------------------

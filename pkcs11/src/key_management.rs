@@ -4,7 +4,7 @@
 //! with CKD_NULL, giving a session secret key).
 
 use cryptoki_sys::*;
-use tpmkey::public_key::{KeyPublic, PublicKey};
+use tpmkey::public_key::{Curve, KeyPublic, PublicKey};
 use tpmkey::{KeySpec, TpmKey};
 use zeroize::Zeroizing;
 
@@ -15,9 +15,7 @@ use crate::attributes::{
 use crate::error::{Error, Result};
 use crate::mechanism::{Mechanism, Param};
 use crate::object::{check_access, store};
-use crate::public_key::{
-    curve_from_params, ec_params, ec_point, exponent_bytes, parse_point, spki,
-};
+use crate::public_key::{ec_point, exponent_bytes, parse_point};
 use crate::state::{self, Module};
 use tpmkey::store::Attributes;
 
@@ -82,9 +80,9 @@ fn spec(mech: &Mechanism, public: &Attributes) -> Result<KeySpec> {
             let params = public
                 .get(&CKA_EC_PARAMS)
                 .ok_or_else(|| Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_EC_PARAMS is missing"))?;
-            match curve_from_params(params) {
-                Some(tpmkey::public_key::Curve::P256) => Ok(KeySpec::EcP256),
-                Some(tpmkey::public_key::Curve::P384) => Ok(KeySpec::EcP384),
+            match Curve::from_parameters_der(params) {
+                Some(Curve::P256) => Ok(KeySpec::EcP256),
+                Some(Curve::P384) => Ok(KeySpec::EcP384),
                 None => {
                     let why = format!(
                         "key generation: the curve {} is not supported \
@@ -144,7 +142,7 @@ fn pair_attributes(
         PublicKey::Ec { curve, x, y } => (
             CKK_EC,
             vec![
-                (CKA_EC_PARAMS, ec_params(*curve)),
+                (CKA_EC_PARAMS, curve.parameters_der()),
                 (CKA_EC_POINT, ec_point(x, y)),
             ],
             EC_MECHANISMS,
@@ -185,7 +183,7 @@ fn pair_attributes(
             (CKA_END_DATE, Vec::new()),
             (CKA_SUBJECT, Vec::new()),
             (CKA_ALLOWED_MECHANISMS, allowed.clone()),
-            (CKA_PUBLIC_KEY_INFO, spki(&public.key)),
+            (CKA_PUBLIC_KEY_INFO, public.key.spki_der()),
         ]
         .into_iter()
         .collect();
@@ -460,7 +458,7 @@ pub fn derive_key(
         Module::check_usage(&attrs, CKA_DERIVE)?;
         let curve = attrs
             .get(&CKA_EC_PARAMS)
-            .and_then(|p| curve_from_params(p))
+            .and_then(|p| Curve::from_parameters_der(p))
             .ok_or_else(|| Error::rv(CKR_KEY_TYPE_INCONSISTENT))?;
         let (x, y) = parse_point(public_data, curve.coordinate_len())
             .ok_or_else(|| Error::new(CKR_MECHANISM_PARAM_INVALID, "peer point"))?;

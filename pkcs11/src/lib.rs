@@ -60,20 +60,22 @@
 //! once logged in, with the `keep` object policy), verification, encryption and digests
 //! in software (pure Rust, nothing re-enters libcrypto).
 
-pub mod attributes;
-pub mod digest;
-pub mod encrypt_decrypt;
-pub mod error;
+mod attributes;
+mod digest;
+mod encrypt_decrypt;
+mod error;
 mod ffi;
-pub mod general;
-pub mod key_management;
-pub mod mechanism;
-pub mod object;
-pub mod operation;
-pub mod public_key;
-pub mod random;
-pub mod session;
-pub mod sign_verify;
-pub mod slot_token;
-pub mod software;
-pub mod state;
+mod general;
+mod key_management;
+mod key_ref;
+mod mechanism;
+mod object;
+mod operation;
+mod public_key;
+mod random;
+mod session;
+mod sign_mechanism;
+mod sign_verify;
+mod slot_token;
+mod software;
+mod state;

@@ -340,9 +340,7 @@ pub fn find_init(session: CK_SESSION_HANDLE, template: &Template) -> Result<()> 
     let wanted = to_map(template)?;
     state::with(|m| {
         let (slot_id, _) = m.session_slot(session)?;
-        if m.session(session)?.find.is_some() {
-            return Err(Error::rv(CKR_OPERATION_ACTIVE));
-        }
+        crate::operation::begin(&m.session(session)?.find)?;
         if slot_id == m.empty_slot {
             // The uninitialised token holds no objects.
             m.session(session)?.find = Some(FindOp {

@@ -1,10 +1,22 @@
 //! The life of a session's active operation (find, sign, verify, encrypt, decrypt,
-//! digest): a call that finishes it takes it out of the session; CKR_BUFFER_TOO_SMALL, the
-//! one error that does not end an operation, puts it back.
+//! digest): a C_*Init begins it where none of its kind is active; a call that finishes it
+//! takes it out of the session; CKR_BUFFER_TOO_SMALL, the one error that does not end an
+//! operation, puts it back; C_SessionCancel ends any.
 
 use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
+use crate::state;
+
+/// Whether an operation of a kind may begin: CKR_OPERATION_ACTIVE while one runs. A C_*Init
+/// asks this before any other check.
+pub fn begin<Op>(slot: &Option<Op>) -> Result<()> {
+    if slot.is_some() {
+        Err(Error::rv(CKR_OPERATION_ACTIVE))
+    } else {
+        Ok(())
+    }
+}
 
 /// The active operation, for a call that continues it (C_*Update).
 pub fn active<Op>(slot: &mut Option<Op>) -> Result<&mut Op> {
@@ -32,4 +44,23 @@ pub fn check_capacity(capacity: Option<usize>, needed: usize) -> Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// C_SessionCancel: ends the session's operations whose CKF_* flags are set in `flags`.
+pub fn cancel(session: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
+    fn end<Op>(slot: &mut Option<Op>, flags: CK_FLAGS, flag: CK_FLAGS) {
+        if flags & flag != 0 {
+            *slot = None;
+        }
+    }
+    state::with(|m| {
+        let s = m.session(session)?;
+        end(&mut s.find, flags, CKF_FIND_OBJECTS);
+        end(&mut s.sign, flags, CKF_SIGN);
+        end(&mut s.verify, flags, CKF_VERIFY);
+        end(&mut s.encrypt, flags, CKF_ENCRYPT);
+        end(&mut s.decrypt, flags, CKF_DECRYPT);
+        end(&mut s.digest, flags, CKF_DIGEST);
+        Ok(())
+    })
 }

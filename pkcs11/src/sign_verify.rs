@@ -1,145 +1,27 @@
 //! Signing and verification. Signatures come from the TPM (one TPM2_Sign, or one raw
 //! TPM2_RSA_Decrypt around host-side PSS/PKCS#1 padding, when the key is loaded);
-//! verification uses the public key in software. Multi-part operations collect the data
-//! and hash it in software at the end.
+//! verification uses the public key in software. Multi-part operations hash the data in
+//! software as it arrives (mechanisms that take raw input collect it).
 
 use cryptoki_sys::*;
-use tpmkey::hash::Hash;
 use tpmkey::public_key::PublicKey;
 use tpmkey::{SignScheme, Signature, TpmKey};
 
-use crate::attributes::{class, get_bool, get_ulong, SecretAttributes};
+use crate::attributes::{class, get_bool, get_ulong};
 use crate::error::{Error, Result};
-use crate::mechanism::{self, hash_of, mgf_hash, prehash, Mechanism, Param};
+use crate::key_ref::key_object;
+use crate::mechanism::{self, Mechanism};
 use crate::operation;
 use crate::public_key;
+use crate::sign_mechanism::{ecdsa_digest, resolve, Message, Resolved};
 use crate::software;
-use crate::state::{self, Module, ObjRef};
-
-/// How a mechanism turns data into a signature, once the optional prehash is applied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scheme {
-    Ecdsa,
-    RsaPkcs,
-    RsaPss {
-        hash: Hash,
-        mgf1: Hash,
-        salt_len: usize,
-    },
-}
-
-/// A mechanism resolved against a key: its scheme and the hash it applies first.
-#[derive(Clone, Copy, Debug)]
-pub struct Resolved {
-    pub scheme: Scheme,
-    pub prehash: Option<Hash>,
-}
-
-impl Resolved {
-    /// Hashes `data` when the mechanism includes the hash; otherwise `data` is the input.
-    pub fn input(&self, data: &[u8]) -> Vec<u8> {
-        match self.prehash {
-            Some(h) => h.digest(&[data]),
-            None => data.to_vec(),
-        }
-    }
-}
-
-/// Resolves a signature mechanism for a key of `key_type` with `bits`.
-pub fn resolve(mech: &Mechanism, key_type: CK_KEY_TYPE, bits: u32) -> Result<Resolved> {
-    let pre = prehash(mech.kind);
-    let scheme = match mech.kind {
-        CKM_ECDSA | CKM_ECDSA_SHA1 | CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384 | CKM_ECDSA_SHA512 => {
-            Scheme::Ecdsa
-        }
-        CKM_RSA_PKCS | CKM_SHA1_RSA_PKCS | CKM_SHA256_RSA_PKCS | CKM_SHA384_RSA_PKCS
-        | CKM_SHA512_RSA_PKCS => Scheme::RsaPkcs,
-        CKM_RSA_PKCS_PSS
-        | CKM_SHA1_RSA_PKCS_PSS
-        | CKM_SHA256_RSA_PKCS_PSS
-        | CKM_SHA384_RSA_PKCS_PSS
-        | CKM_SHA512_RSA_PKCS_PSS => {
-            let Param::Pss {
-                hash,
-                mgf,
-                salt_len,
-            } = mech.param
-            else {
-                return Err(Error::new(
-                    CKR_MECHANISM_PARAM_INVALID,
-                    "PSS needs CK_RSA_PKCS_PSS_PARAMS",
-                ));
-            };
-            let (Some(hash), Some(mgf1)) = (hash_of(hash), mgf_hash(mgf)) else {
-                return Err(Error::new(CKR_MECHANISM_PARAM_INVALID, "PSS hash or MGF"));
-            };
-            let salt_len = salt_len as usize;
-            if pre.is_some_and(|p| p != hash)
-                || mgf1 != hash
-                || salt_len > tpmkey::rsa_padding::pss_max_salt(hash, bits)
-            {
-                return Err(Error::new(
-                    CKR_MECHANISM_PARAM_INVALID,
-                    "PSS parameters: hash must match the mechanism and MGF1, salt must fit",
-                ));
-            }
-            Scheme::RsaPss {
-                hash,
-                mgf1,
-                salt_len,
-            }
-        }
-        _ => {
-            mechanism::info(mech.kind)?;
-            return Err(Error::new(
-                CKR_MECHANISM_INVALID,
-                format!("0x{:x} is not a signature mechanism", mech.kind),
-            ));
-        }
-    };
-    if !matches!(scheme, Scheme::RsaPss { .. })
-        && !matches!(&mech.param, Param::None)
-        && !matches!(&mech.param, Param::Other(p) if p.is_empty())
-    {
-        return Err(Error::new(
-            CKR_MECHANISM_PARAM_INVALID,
-            "mechanism takes no parameter",
-        ));
-    }
-    let wants = if scheme == Scheme::Ecdsa {
-        CKK_EC
-    } else {
-        CKK_RSA
-    };
-    if key_type != wants {
-        return Err(Error::new(
-            CKR_KEY_TYPE_INCONSISTENT,
-            "mechanism and key type differ",
-        ));
-    }
-    Ok(Resolved {
-        scheme,
-        prehash: pre,
-    })
-}
-
-/// An ECDSA input as the curve takes it: the leftmost bytes of a longer digest, a shorter
-/// one left-padded (the same integer).
-pub fn ecdsa_digest(input: &[u8], coordinate_len: usize) -> Vec<u8> {
-    if input.len() >= coordinate_len {
-        input[..coordinate_len].to_vec()
-    } else {
-        let mut out = vec![0u8; coordinate_len - input.len()];
-        out.extend_from_slice(input);
-        out
-    }
-}
+use crate::state::{self, Module};
 
 #[derive(Debug)]
 pub struct SignOp {
     resolved: Resolved,
     key: TpmKey,
-    data: Vec<u8>,
+    message: Message,
     signature_len: usize,
     /// CKA_ALWAYS_AUTHENTICATE: a C_Login(CKU_CONTEXT_SPECIFIC) must come first.
     pub needs_login: bool,
@@ -152,30 +34,13 @@ fn signature_len(public: &PublicKey) -> usize {
     }
 }
 
-/// The key object behind `h` for an operation: invalid handles are KEY_HANDLE_INVALID.
-pub fn key_object(
-    m: &mut Module,
-    session: CK_SESSION_HANDLE,
-    h: CK_OBJECT_HANDLE,
-) -> Result<(ObjRef, SecretAttributes)> {
-    m.object(session, h).map_err(|e| {
-        if e.code() == CKR_OBJECT_HANDLE_INVALID {
-            Error::new(CKR_KEY_HANDLE_INVALID, e.cause())
-        } else {
-            e
-        }
-    })
-}
-
 pub fn sign_init(
     session: CK_SESSION_HANDLE,
     mech: &Mechanism,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
     state::with(|m| {
-        if m.session(session)?.sign.is_some() {
-            return Err(Error::rv(CKR_OPERATION_ACTIVE));
-        }
+        operation::begin(&m.session(session)?.sign)?;
         let (r, attrs) = key_object(m, session, key)?;
         mechanism::check(mech.kind, CKF_SIGN)?;
         if class(&attrs) != Some(CKO_PRIVATE_KEY) {
@@ -193,58 +58,40 @@ pub fn sign_init(
             resolved,
             signature_len: signature_len(&tpm_key.public().key),
             key: tpm_key,
-            data: Vec::new(),
+            message: resolved.message(),
             needs_login: get_bool(&attrs, CKA_ALWAYS_AUTHENTICATE) == Some(true),
         });
         Ok(())
     })
 }
 
-fn compute(op: &SignOp, data: &[u8]) -> Result<Vec<u8>> {
-    let input = op.resolved.input(data);
-    let public = &op.key.public().key;
-    let scheme = match (op.resolved.scheme, public) {
-        (Scheme::Ecdsa, PublicKey::Ec { curve, .. }) => {
+/// Signs the input of the scheme (the digest, or CKM_RSA_PKCS's raw bytes).
+fn compute(op: &SignOp, input: &[u8]) -> Result<Vec<u8>> {
+    let scheme = op.resolved.scheme;
+    let signed = match (scheme, &op.key.public().key) {
+        (SignScheme::Ecdsa(_), PublicKey::Ec { curve, .. }) => {
             if input.is_empty() {
                 return Err(Error::rv(CKR_DATA_LEN_RANGE));
             }
-            let n = curve.coordinate_len();
-            let digest = ecdsa_digest(&input, n);
-            return signature_bytes(
-                op.key
-                    .sign(SignScheme::Ecdsa(Hash::from_len(n)?), &digest)
-                    .map_err(|e| crate::error::key_use(&op.key, e))?,
-            );
+            op.key
+                .sign(scheme, &ecdsa_digest(input, curve.coordinate_len()))
         }
-        (Scheme::RsaPkcs, PublicKey::Rsa { modulus, .. }) => match op.resolved.prehash {
-            Some(h) => SignScheme::RsaPkcs1(h),
-            None if input.len() + 11 <= modulus.len() => SignScheme::RsaPkcs1Raw,
-            None => return Err(Error::rv(CKR_DATA_LEN_RANGE)),
-        },
-        (
-            Scheme::RsaPss {
-                hash,
-                mgf1,
-                salt_len,
-            },
-            PublicKey::Rsa { .. },
-        ) => {
+        (SignScheme::RsaPkcs1(_), PublicKey::Rsa { .. }) => op.key.sign(scheme, input),
+        (SignScheme::RsaPkcs1Raw, PublicKey::Rsa { modulus, .. }) => {
+            if input.len() + 11 > modulus.len() {
+                return Err(Error::rv(CKR_DATA_LEN_RANGE));
+            }
+            op.key.sign(scheme, input)
+        }
+        (SignScheme::RsaPss { hash, .. }, PublicKey::Rsa { .. }) => {
             if input.len() != hash.len() {
                 return Err(Error::new(CKR_DATA_LEN_RANGE, "PSS input must be a digest"));
             }
-            SignScheme::RsaPss {
-                hash,
-                mgf1,
-                salt_len,
-            }
+            op.key.sign(scheme, input)
         }
         _ => return Err(Error::rv(CKR_KEY_TYPE_INCONSISTENT)),
     };
-    signature_bytes(
-        op.key
-            .sign(scheme, &input)
-            .map_err(|e| crate::error::key_use(&op.key, e))?,
-    )
+    signature_bytes(signed.map_err(|e| crate::error::key_use(&op.key, e))?)
 }
 
 fn signature_bytes(sig: Signature) -> Result<Vec<u8>> {
@@ -270,7 +117,11 @@ fn finish(
                 ));
             }
             operation::check_capacity(capacity, op.signature_len)?;
-            compute(op, data.unwrap_or(&op.data))
+            let input = match data {
+                Some(data) => op.resolved.input(data),
+                None => op.message.input(),
+            };
+            compute(op, &input)
         })
     })
 }
@@ -282,8 +133,8 @@ pub fn sign(session: CK_SESSION_HANDLE, data: &[u8], capacity: Option<usize>) ->
 pub fn sign_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
     state::with(|m| {
         operation::active(&mut m.session(session)?.sign)?
-            .data
-            .extend_from_slice(part);
+            .message
+            .update(part);
         Ok(())
     })
 }
@@ -296,7 +147,7 @@ pub fn sign_final(session: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result
 pub struct VerifyOp {
     resolved: Resolved,
     public: PublicKey,
-    data: Vec<u8>,
+    message: Message,
 }
 
 pub fn verify_init(
@@ -305,9 +156,7 @@ pub fn verify_init(
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
     state::with(|m| {
-        if m.session(session)?.verify.is_some() {
-            return Err(Error::rv(CKR_OPERATION_ACTIVE));
-        }
+        operation::begin(&m.session(session)?.verify)?;
         let (_, attrs) = key_object(m, session, key)?;
         mechanism::check(mech.kind, CKF_VERIFY)?;
         let public = match class(&attrs) {
@@ -325,21 +174,17 @@ pub fn verify_init(
         m.session(session)?.verify = Some(VerifyOp {
             resolved,
             public,
-            data: Vec::new(),
+            message: resolved.message(),
         });
         Ok(())
     })
 }
 
-fn verify_with(op: &VerifyOp, data: &[u8], signature: &[u8]) -> Result<()> {
-    let input = op.resolved.input(data);
-    software::verify(&op.public, op.resolved, &input, signature)
-}
-
 pub fn verify(session: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
     state::with(|m| {
         operation::finish(&mut m.session(session)?.verify, |op| {
-            verify_with(op, data, signature)
+            let input = op.resolved.input(data);
+            software::verify(&op.public, op.resolved.scheme, &input, signature)
         })
     })
 }
@@ -347,8 +192,8 @@ pub fn verify(session: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Resu
 pub fn verify_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
     state::with(|m| {
         operation::active(&mut m.session(session)?.verify)?
-            .data
-            .extend_from_slice(part);
+            .message
+            .update(part);
         Ok(())
     })
 }
@@ -356,7 +201,12 @@ pub fn verify_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
 pub fn verify_final(session: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
     state::with(|m| {
         operation::finish(&mut m.session(session)?.verify, |op| {
-            verify_with(op, &op.data, signature)
+            software::verify(
+                &op.public,
+                op.resolved.scheme,
+                &op.message.input(),
+                signature,
+            )
         })
     })
 }

@@ -3,27 +3,18 @@
 //! encryption with a token's public keys.
 
 use cryptoki_sys::*;
-use digest::DynDigest;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, Pkcs1v15Encrypt, Pkcs1v15Sign, Pss, RsaPublicKey};
-use tpmkey::hash::Hash;
-use tpmkey::public_key::{Curve, PublicKey};
+use tpmkey::hash::{Hash, Hasher};
+use tpmkey::public_key::{ec_point, Curve, PublicKey};
+use tpmkey::SignScheme;
 
 use crate::error::{Error, Result};
-use crate::sign_verify::{ecdsa_digest, Resolved, Scheme};
+use crate::sign_mechanism::ecdsa_digest;
 
 fn invalid() -> Error {
     Error::rv(CKR_SIGNATURE_INVALID)
-}
-
-fn dyn_digest(h: Hash) -> Box<dyn DynDigest + Send + Sync> {
-    match h {
-        Hash::Sha1 => Box::new(sha1::Sha1::default()),
-        Hash::Sha256 => Box::new(sha2::Sha256::default()),
-        Hash::Sha384 => Box::new(sha2::Sha384::default()),
-        Hash::Sha512 => Box::new(sha2::Sha512::default()),
-    }
 }
 
 fn rsa_key(modulus: &[u8], exponent: u32) -> Result<RsaPublicKey> {
@@ -34,17 +25,17 @@ fn rsa_key(modulus: &[u8], exponent: u32) -> Result<RsaPublicKey> {
 /// Verifies `signature` over `input` (the digest, or the raw data of CKM_RSA_PKCS).
 pub fn verify(
     public: &PublicKey,
-    resolved: Resolved,
+    scheme: SignScheme,
     input: &[u8],
     signature: &[u8],
 ) -> Result<()> {
-    match (public, resolved.scheme) {
-        (PublicKey::Ec { curve, x, y }, Scheme::Ecdsa) => {
+    match (public, scheme) {
+        (PublicKey::Ec { curve, x, y }, SignScheme::Ecdsa(_)) => {
             let n = curve.coordinate_len();
             if signature.len() != 2 * n {
                 return Err(Error::rv(CKR_SIGNATURE_LEN_RANGE));
             }
-            let point = [&[4u8][..], x, y].concat();
+            let point = ec_point(x, y);
             let digest = ecdsa_digest(input, n);
             let ok = match curve {
                 Curve::P256 => {
@@ -75,28 +66,28 @@ pub fn verify(
             }
             let key = rsa_key(modulus, *exponent)?;
             let result = match scheme {
-                Scheme::RsaPkcs => {
-                    let padding = match resolved.prehash {
-                        Some(h) => Pkcs1v15Sign {
-                            hash_len: Some(h.len()),
-                            prefix: h.digest_info_prefix().into(),
-                        },
-                        None => Pkcs1v15Sign::new_unprefixed(),
+                SignScheme::RsaPkcs1(h) => {
+                    let padding = Pkcs1v15Sign {
+                        hash_len: Some(h.len()),
+                        prefix: h.digest_info_prefix().into(),
                     };
                     key.verify(padding, input, signature)
                 }
-                Scheme::RsaPss { hash, salt_len, .. } => {
+                SignScheme::RsaPkcs1Raw => {
+                    key.verify(Pkcs1v15Sign::new_unprefixed(), input, signature)
+                }
+                SignScheme::RsaPss { hash, salt_len, .. } => {
                     if input.len() != hash.len() {
                         return Err(Error::rv(CKR_DATA_LEN_RANGE));
                     }
                     let padding = Pss {
                         blinded: false,
-                        digest: dyn_digest(hash),
+                        digest: Box::new(Hasher::new(hash)),
                         salt_len,
                     };
                     key.verify(padding, input, signature)
                 }
-                Scheme::Ecdsa => return Err(Error::rv(CKR_KEY_TYPE_INCONSISTENT)),
+                SignScheme::Ecdsa(_) => return Err(Error::rv(CKR_KEY_TYPE_INCONSISTENT)),
             };
             result.map_err(|_| invalid())
         }

@@ -16,8 +16,8 @@ use crate::buffer::{answer, input};
 use crate::error::{guard, guard_int};
 use crate::ffi::*;
 use crate::key::{self, Key};
+use crate::padding::Padding;
 use crate::params::{describe, ParamList, ParamTable, Params, END};
-use crate::signature::Padding;
 use crate::{algorithm, dispatch_table, opctx, software, PROPERTIES};
 
 /// OpenSSL 3.2+'s OSSL_ASYM_CIPHER_PARAM_IMPLICIT_REJECTION (an unsigned integer, 0 turns
@@ -170,7 +170,7 @@ unsafe extern "C" fn decrypt(
             _ => c.key()?.max_size()?,
         };
         // SAFETY: OpenSSL's buffers with their sizes.
-        unsafe { answer(out, outlen, outsize, max, || c.decrypt(input(inp, inlen))) }
+        unsafe { answer(out, outlen, outsize, max, || c.decrypt(input(inp, inlen)?)) }
     })
 }
 
@@ -187,7 +187,7 @@ unsafe extern "C" fn encrypt(
         let c = unsafe { ctx(c) }?;
         let max = c.key()?.max_size()?;
         // SAFETY: OpenSSL's buffers with their sizes.
-        unsafe { answer(out, outlen, outsize, max, || c.encrypt(input(inp, inlen))) }
+        unsafe { answer(out, outlen, outsize, max, || c.encrypt(input(inp, inlen)?)) }
     })
 }
 

@@ -39,13 +39,20 @@ pub unsafe fn answer<T: AsRef<[u8]>>(
     Ok(())
 }
 
+/// OpenSSL's input bytes; NULL with a non-zero length is an error (the caller's bug), as
+/// PKCS#11 answers it with CKR_ARGUMENTS_BAD.
+///
 /// # Safety
-/// `p` is NULL (then `len` must be 0) or readable for `len` bytes.
-pub unsafe fn input<'a>(p: *const c_uchar, len: usize) -> &'a [u8] {
-    if p.is_null() || len == 0 {
-        &[]
+/// `p` is NULL or readable for `len` bytes.
+pub unsafe fn input<'a>(p: *const c_uchar, len: usize) -> Result<&'a [u8]> {
+    if len == 0 {
+        Ok(&[])
+    } else if p.is_null() {
+        Err(Error::BadInput(format!(
+            "input of {len} bytes at a NULL pointer"
+        )))
     } else {
-        // SAFETY: caller's contract.
-        unsafe { std::slice::from_raw_parts(p, len) }
+        // SAFETY: caller's contract; checked non-NULL.
+        Ok(unsafe { std::slice::from_raw_parts(p, len) })
     }
 }

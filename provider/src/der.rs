@@ -1,43 +1,26 @@
-//! The few DER structures the provider writes: SubjectPublicKeyInfo, ECDSA-Sig-Value and
-//! the AlgorithmIdentifiers X.509 and CMS ask a signature context for (over the core's DER
-//! element writer).
+//! The DER structures only a signature context writes: ECDSA-Sig-Value and the
+//! AlgorithmIdentifiers X.509 and CMS ask it for (over the core's DER element writer; the
+//! public-key encodings are the core's, `tpmkey::public_key`).
 
 use tpmkey::hash::Hash;
-use tpmkey::keyfile::der::tlv;
-use tpmkey::public_key::{Curve, PublicKey};
+use tpmkey::keyfile::der::{encode_unsigned, tlv, TAG_INTEGER, TAG_NULL, TAG_OID, TAG_SEQUENCE};
+use tpmkey::public_key::{oid as key_oid, Curve};
 
-const SEQUENCE: u8 = 0x30;
-const INTEGER: u8 = 0x02;
-const BIT_STRING: u8 = 0x03;
-const NULL: &[u8] = &[0x05, 0x00];
-const OID: u8 = 0x06;
-
-const OID_EC_PUBLIC_KEY: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
-const OID_P256: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x2B, 0x81, 0x04, 0x00, 0x22];
-/// 1.2.840.113549.1.1.x
+const NULL: &[u8] = &[TAG_NULL, 0x00];
+/// 1.2.840.113549.1.1.x, the arc of the shaXWithRSAEncryption signature OIDs.
 const PKCS1_PREFIX: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01];
-const PKCS1_RSA_ENCRYPTION: u8 = 1;
-const PKCS1_MGF1: u8 = 8;
-const PKCS1_RSASSA_PSS: u8 = 10;
 
-pub fn sequence(parts: &[&[u8]]) -> Vec<u8> {
-    tlv(SEQUENCE, &parts.concat())
+fn sequence(parts: &[&[u8]]) -> Vec<u8> {
+    tlv(TAG_SEQUENCE, &parts.concat())
 }
 
 /// A non-negative INTEGER from big-endian magnitude bytes.
-pub fn unsigned_integer(be: &[u8]) -> Vec<u8> {
-    let be = &be[be.iter().take_while(|b| **b == 0).count()..];
-    let mut content = Vec::with_capacity(be.len() + 1);
-    if be.first().is_none_or(|b| b & 0x80 != 0) {
-        content.push(0);
-    }
-    content.extend_from_slice(be);
-    tlv(INTEGER, &content)
+fn unsigned_integer(be: &[u8]) -> Vec<u8> {
+    tlv(TAG_INTEGER, &encode_unsigned(be))
 }
 
 fn oid(content: &[u8]) -> Vec<u8> {
-    tlv(OID, content)
+    tlv(TAG_OID, content)
 }
 
 fn pkcs1_oid(last: u8) -> Vec<u8> {
@@ -56,46 +39,6 @@ pub fn ecdsa_signature_max(curve: Curve) -> usize {
     let int = 2 + curve.coordinate_len() + 1;
     let content = 2 * int;
     content + if content < 0x80 { 2 } else { 3 }
-}
-
-/// The uncompressed point 04 || x || y.
-pub fn ec_point(x: &[u8], y: &[u8]) -> Vec<u8> {
-    [&[0x04][..], x, y].concat()
-}
-
-/// RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
-pub fn rsa_public_key(modulus: &[u8], exponent: u32) -> Vec<u8> {
-    sequence(&[
-        &unsigned_integer(modulus),
-        &unsigned_integer(&exponent.to_be_bytes()),
-    ])
-}
-
-/// SubjectPublicKeyInfo; `pss` marks an RSA key restricted to RSASSA-PSS.
-pub fn subject_public_key_info(key: &PublicKey, pss: bool) -> Vec<u8> {
-    let (algorithm, bits) = match key {
-        PublicKey::Ec { curve, x, y } => {
-            let curve_oid = match curve {
-                Curve::P256 => OID_P256,
-                Curve::P384 => OID_P384,
-            };
-            (
-                sequence(&[&oid(OID_EC_PUBLIC_KEY), &oid(curve_oid)]),
-                ec_point(x, y),
-            )
-        }
-        PublicKey::Rsa { modulus, exponent } => {
-            let algorithm = if pss {
-                sequence(&[&pkcs1_oid(PKCS1_RSASSA_PSS)])
-            } else {
-                sequence(&[&pkcs1_oid(PKCS1_RSA_ENCRYPTION), NULL])
-            };
-            (algorithm, rsa_public_key(modulus, *exponent))
-        }
-    };
-    let mut bit_string = vec![0u8];
-    bit_string.extend_from_slice(&bits);
-    sequence(&[&algorithm, &tlv(BIT_STRING, &bit_string)])
 }
 
 /// A digest's AlgorithmIdentifier, with NULL parameters as OpenSSL writes it in PSS.
@@ -139,7 +82,7 @@ pub fn rsa_pss_algorithm_id(hash: Hash, mgf1: Hash, salt_len: usize) -> Vec<u8> 
         params.extend(tlv(0xA0, &hash_algorithm(hash)));
     }
     if mgf1 != Hash::Sha1 {
-        let mgf = sequence(&[&pkcs1_oid(PKCS1_MGF1), &hash_algorithm(mgf1)]);
+        let mgf = sequence(&[&oid(key_oid::MGF1), &hash_algorithm(mgf1)]);
         params.extend(tlv(0xA1, &mgf));
     }
     if salt_len != 20 {
@@ -148,7 +91,7 @@ pub fn rsa_pss_algorithm_id(hash: Hash, mgf1: Hash, salt_len: usize) -> Vec<u8> 
             &unsigned_integer(&(salt_len as u64).to_be_bytes()),
         ));
     }
-    sequence(&[&pkcs1_oid(PKCS1_RSASSA_PSS), &tlv(SEQUENCE, &params)])
+    sequence(&[&oid(key_oid::RSASSA_PSS), &tlv(TAG_SEQUENCE, &params)])
 }
 
 #[cfg(test)]

@@ -5,14 +5,14 @@ use std::ffi::{c_int, c_void};
 use std::fmt::Write as _;
 
 use tpmkey::keys::KeyLocation;
-use tpmkey::public_key::PublicKey;
+use tpmkey::public_key::{ec_point, PublicKey};
 use tpmkey::{Error, Result};
 
 use crate::bio::CoreBio;
 use crate::error::guard_int;
 use crate::ffi::*;
 use crate::key::{self, Key, Material};
-use crate::{algorithm, der, dispatch_table};
+use crate::{algorithm, dispatch_table};
 
 const TSS2_PEM: u8 = 0;
 const TSS2_DER: u8 = 1;
@@ -98,7 +98,7 @@ pub fn text(k: &Key) -> Result<String> {
     match public {
         PublicKey::Ec { curve, x, y } => {
             let _ = writeln!(out, "pub:");
-            hex_lines(&mut out, &der::ec_point(x, y));
+            hex_lines(&mut out, &ec_point(x, y));
             let _ = writeln!(out, "ASN1 OID: {}", key::group_name(*curve));
             let _ = writeln!(out, "NIST CURVE: {}", curve.name());
         }

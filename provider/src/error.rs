@@ -1,9 +1,10 @@
 //! Errors to OpenSSL's error queue through the core's error upcall, and the guard every
 //! `extern "C"` entry goes through: panics are caught, errors reported with the tpmkey text
-//! (the TPM cause in words), and the C failure value returned.
+//! (the TPM cause in words) and the source file, line and function of the entry that raised
+//! them, and the C failure value returned.
 
 use std::ffi::{c_int, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::sync::RwLock;
 
 use tpmkey::{Error, Result};
@@ -99,8 +100,9 @@ const fn item(reason: Reason, text: &'static std::ffi::CStr) -> OSSL_ITEM {
     }
 }
 
-/// Puts `e` on OpenSSL's error queue; `func` names the OpenSSL operation.
-pub fn raise(e: &Error, func: &str) {
+/// Puts `e` on OpenSSL's error queue; `func` names the OpenSSL operation, `at` the place in
+/// the provider's source that raises it (its file and line go to the error's debug data).
+fn raise(e: &Error, func: &str, at: &Location<'_>) {
     // A TPM in lockout also says how it recovers (one TPM2_GetCapability, on this error only).
     let text = if e.is_lockout() {
         format!("{e}: {}", tpmkey::dictionary_attack::lockout_advice())
@@ -117,6 +119,8 @@ pub fn raise(e: &Error, func: &str) {
     };
     let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
     let func = CString::new(func).unwrap_or_default();
+    let file = CString::new(at.file()).unwrap_or_default();
+    let line = c_int::try_from(at.line()).unwrap_or(0);
     // SAFETY: the upcall functions and handle came from the core at init; the strings are
     // NUL-terminated and live across the call; the shim checks the functions for NULL.
     unsafe {
@@ -126,6 +130,8 @@ pub fn raise(e: &Error, func: &str) {
             up.vset,
             up.handle,
             reason(e) as u32,
+            file.as_ptr(),
+            line,
             func.as_ptr(),
             text.as_ptr(),
         );
@@ -143,26 +149,32 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Runs `f`, catching panics; on error or panic reports to the queue and returns `failed`.
+/// The error carries the file and line of the `guard` call (the entry point OpenSSL called,
+/// through `#[track_caller]`) and `func`, the OpenSSL function it serves.
+#[track_caller]
 pub fn guard<T>(func: &str, failed: T, f: impl FnOnce() -> Result<T>) -> T {
+    let at = Location::caller();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
-            raise(&e, func);
+            raise(&e, func, at);
             failed
         }
         Err(p) => {
-            raise(&Error::Panic(panic_message(p)), func);
+            raise(&Error::Panic(panic_message(p)), func, at);
             failed
         }
     }
 }
 
 /// [`guard`] for the usual `int` result: 1 on success, 0 on failure.
+#[track_caller]
 pub fn guard_int(func: &str, f: impl FnOnce() -> Result<()>) -> c_int {
     guard(func, 0, || f().map(|()| 1))
 }
 
 /// [`guard`] for functions answering a boolean as `int` (has, match, does_selection).
+#[track_caller]
 pub fn guard_bool(func: &str, f: impl FnOnce() -> Result<bool>) -> c_int {
     guard(func, 0, || f().map(c_int::from))
 }

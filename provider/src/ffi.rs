@@ -121,13 +121,16 @@ pub type BioWriteExFn = unsafe extern "C" fn(
 ) -> c_int;
 
 extern "C" {
-    /// include/provider_shim.c: new_error + set_error_debug + vset_error("%s", text).
+    /// provider/shim/provider_shim.c: new_error + set_error_debug(file, line, func) +
+    /// vset_error("%s", text).
     pub fn tpmkey_raise_error(
         new_error: Option<CoreNewErrorFn>,
         set_debug: Option<CoreSetErrorDebugFn>,
         vset: Option<CoreVsetErrorFn>,
         handle: *const OSSL_CORE_HANDLE,
         reason: u32,
+        file: *const c_char,
+        line: c_int,
         func: *const c_char,
         text: *const c_char,
     );
@@ -181,7 +184,6 @@ macro_rules! header_names {
 
 header_ints! { DISPATCH_IDS:
     // Core upcalls.
-    OSSL_FUNC_CORE_GETTABLE_PARAMS = 1,
     OSSL_FUNC_CORE_GET_PARAMS = 2,
     OSSL_FUNC_CORE_GET_LIBCTX = 4,
     OSSL_FUNC_CORE_NEW_ERROR = 5,
@@ -303,7 +305,6 @@ header_ints! { DISPATCH_IDS:
     OSSL_KEYMGMT_SELECT_PUBLIC_KEY = 0x02,
     OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS = 0x04,
     OSSL_KEYMGMT_SELECT_OTHER_PARAMETERS = 0x80,
-    OSSL_KEYMGMT_VALIDATE_FULL_CHECK = 0,
 }
 
 #[cfg(test)]
@@ -361,7 +362,6 @@ header_names! { PARAM_NAMES:
     OSSL_PKEY_PARAM_MAX_SIZE = c"max-size",
     OSSL_PKEY_PARAM_GROUP_NAME = c"group",
     OSSL_PKEY_PARAM_DEFAULT_DIGEST = c"default-digest",
-    OSSL_PKEY_PARAM_MANDATORY_DIGEST = c"mandatory-digest",
     OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY = c"encoded-pub-key",
     OSSL_PKEY_PARAM_PUB_KEY = c"pub",
     OSSL_PKEY_PARAM_RSA_N = c"n",
@@ -384,14 +384,12 @@ header_names! { PARAM_NAMES:
     OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL = c"oaep-label",
     OSSL_ASYM_CIPHER_PARAM_TLS_CLIENT_VERSION = c"tls-client-version",
     OSSL_ASYM_CIPHER_PARAM_TLS_NEGOTIATED_VERSION = c"tls-negotiated-version",
-    OSSL_EXCHANGE_PARAM_PAD = c"pad",
     OSSL_EXCHANGE_PARAM_EC_ECDH_COFACTOR_MODE = c"ecdh-cofactor-mode",
     OSSL_EXCHANGE_PARAM_KDF_TYPE = c"kdf-type",
     OSSL_EXCHANGE_PARAM_KDF_DIGEST = c"kdf-digest",
     OSSL_EXCHANGE_PARAM_KDF_DIGEST_PROPS = c"kdf-digest-props",
     OSSL_EXCHANGE_PARAM_KDF_OUTLEN = c"kdf-outlen",
     OSSL_EXCHANGE_PARAM_KDF_UKM = c"kdf-ukm",
-    OSSL_KDF_NAME_X963KDF = c"X963KDF",
     OSSL_RAND_PARAM_STATE = c"state",
     OSSL_RAND_PARAM_STRENGTH = c"strength",
     OSSL_RAND_PARAM_MAX_REQUEST = c"max_request",
@@ -400,7 +398,6 @@ header_names! { PARAM_NAMES:
     OSSL_OBJECT_PARAM_DATA_STRUCTURE = c"data-structure",
     OSSL_OBJECT_PARAM_REFERENCE = c"reference",
     OSSL_OBJECT_PARAM_DATA = c"data",
-    OSSL_OBJECT_PARAM_DESC = c"desc",
     OSSL_PASSPHRASE_PARAM_INFO = c"info",
     OSSL_CAPABILITY_TLS_GROUP_NAME = c"tls-group-name",
     OSSL_CAPABILITY_TLS_GROUP_NAME_INTERNAL = c"tls-group-name-internal",

@@ -9,6 +9,11 @@ use tpmkey::public_key::{Curve, PublicKey};
 use tpmkey::{Error, Result, TpmKey};
 
 use crate::der;
+use crate::ffi::{
+    OSSL_PARAM_OCTET_STRING, OSSL_PARAM_UTF8_STRING, OSSL_PKEY_PARAM_GROUP_NAME,
+    OSSL_PKEY_PARAM_PUB_KEY,
+};
+use crate::params::{describe, ParamTable, END};
 
 /// The OpenSSL key type a keymgmt serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +71,24 @@ pub fn group_name(curve: Curve) -> &'static str {
         Curve::P384 => "secp384r1",
     }
 }
+
+/// The curve an OpenSSL group name (or a common alias) names.
+pub fn curve_from_name(name: &str) -> Result<Curve> {
+    match name.to_ascii_lowercase().as_str() {
+        "p-256" | "p256" | "prime256v1" | "secp256r1" => Ok(Curve::P256),
+        "p-384" | "p384" | "secp384r1" => Ok(Curve::P384),
+        other => Err(Error::Unsupported(format!(
+            "EC group \"{other}\" (the TPM keys are P-256 or P-384)"
+        ))),
+    }
+}
+
+/// The parameters an EC key (TPM or ephemeral) imports and exports.
+pub static EC_TYPES: ParamTable = ParamTable(&[
+    describe(OSSL_PKEY_PARAM_GROUP_NAME, OSSL_PARAM_UTF8_STRING),
+    describe(OSSL_PKEY_PARAM_PUB_KEY, OSSL_PARAM_OCTET_STRING),
+    END,
+]);
 
 impl Key {
     pub fn new(key_type: KeyType, material: Material) -> Key {
@@ -178,18 +201,12 @@ impl Key {
     }
 
     pub fn spki(&self) -> Result<Vec<u8>> {
-        Ok(der::subject_public_key_info(
-            self.public()?,
-            self.key_type == KeyType::RsaPss,
-        ))
-    }
-
-    /// Public parts equal (match, whatever holds the private half).
-    pub fn same_public(&self, other: &Key) -> bool {
-        match (self.public(), other.public()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        }
+        let public = self.public()?;
+        Ok(if self.key_type == KeyType::RsaPss {
+            public.spki_der_pss()
+        } else {
+            public.spki_der()
+        })
     }
 }
 

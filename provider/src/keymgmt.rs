@@ -7,13 +7,13 @@ use std::ffi::{c_char, c_int, c_void};
 use tpmkey::config::parse_handle;
 use tpmkey::key_policy::{self, PolicyRequest};
 use tpmkey::policy::{PcrSelection, PolicyRefDialect, SignerKey};
-use tpmkey::public_key::{Curve, PublicKey};
+use tpmkey::public_key::{ec_point, Curve, PublicKey};
 use tpmkey::{Error, KeySpec, Result, TpmKey};
 use zeroize::Zeroizing;
 
 use crate::error::{guard, guard_bool, guard_int};
 use crate::ffi::*;
-use crate::key::{self, group_name, Key, KeyType, Material};
+use crate::key::{self, curve_from_name, group_name, Key, KeyType, Material, EC_TYPES};
 use crate::params::{describe, ParamList, ParamTable, Params, END};
 use crate::{algorithm, dispatch_table, ephemeral_ec, keyexch, opctx, PROPERTIES};
 
@@ -26,16 +26,6 @@ const fn key_type(t: u8) -> KeyType {
         EC => KeyType::Ec,
         RSA => KeyType::Rsa,
         _ => KeyType::RsaPss,
-    }
-}
-
-pub fn curve_from_name(name: &str) -> Result<Curve> {
-    match name.to_ascii_lowercase().as_str() {
-        "p-256" | "p256" | "prime256v1" | "secp256r1" => Ok(Curve::P256),
-        "p-384" | "p384" | "secp384r1" => Ok(Curve::P384),
-        other => Err(Error::Unsupported(format!(
-            "EC group \"{other}\" (the TPM keys are P-256 or P-384)"
-        ))),
     }
 }
 
@@ -238,7 +228,7 @@ pub fn public_params(k: &Key, selection: c_int) -> Result<ParamList> {
                 list.utf8(OSSL_PKEY_PARAM_GROUP_NAME, group_name(*curve));
             }
             if selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY != 0 {
-                list.octets(OSSL_PKEY_PARAM_PUB_KEY, &crate::der::ec_point(x, y));
+                list.octets(OSSL_PKEY_PARAM_PUB_KEY, &ec_point(x, y));
             }
         }
         PublicKey::Rsa { modulus, exponent } => {
@@ -271,11 +261,6 @@ unsafe extern "C" fn export_fn(
     })
 }
 
-pub static EC_TYPES: ParamTable = ParamTable(&[
-    describe(OSSL_PKEY_PARAM_GROUP_NAME, OSSL_PARAM_UTF8_STRING),
-    describe(OSSL_PKEY_PARAM_PUB_KEY, OSSL_PARAM_OCTET_STRING),
-    END,
-]);
 static RSA_TYPES: ParamTable = ParamTable(&[
     describe(OSSL_PKEY_PARAM_RSA_N, OSSL_PARAM_UNSIGNED_INTEGER),
     describe(OSSL_PKEY_PARAM_RSA_E, OSSL_PARAM_UNSIGNED_INTEGER),
@@ -314,7 +299,7 @@ fn get_params(k: &Key, params: &Params) -> Result<()> {
             (b"default-digest", _) => p.set_utf8("SHA256")?,
             (b"group", PublicKey::Ec { curve, .. }) => p.set_utf8(group_name(*curve))?,
             (b"encoded-pub-key" | b"pub", PublicKey::Ec { x, y, .. }) => {
-                p.set_octets(&crate::der::ec_point(x, y))?
+                p.set_octets(&ec_point(x, y))?
             }
             (b"qx", PublicKey::Ec { x, .. }) => p.set_big_unsigned(x)?,
             (b"qy", PublicKey::Ec { y, .. }) => p.set_big_unsigned(y)?,
@@ -384,7 +369,7 @@ fn validate(k: &Key, selection: c_int) -> Result<bool> {
     }
     match k.public()? {
         PublicKey::Ec { curve, x, y } => {
-            ephemeral_ec::check_point(*curve, &crate::der::ec_point(x, y))?;
+            ephemeral_ec::check_point(*curve, &ec_point(x, y))?;
         }
         PublicKey::Rsa { modulus, exponent } => {
             let odd = |last: Option<&u8>| last.is_some_and(|b| b & 1 == 1);

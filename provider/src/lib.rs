@@ -4,28 +4,29 @@
 //! Raw pointers live in `ffi` and the small views over it (`params`, `bio`, `error`,
 //! `key`'s handle conversion); one module per OpenSSL operation uses only those views.
 
-pub mod asym_cipher;
-pub mod bio;
-pub mod buffer;
-pub mod capabilities;
-pub mod decoder;
-pub mod der;
-pub mod drbg;
-pub mod encoder;
-pub mod ephemeral_ec;
-pub mod error;
-pub mod ffi;
-pub mod key;
-pub mod keyexch;
-pub mod keymgmt;
-pub mod opctx;
-pub mod openssl_cnf;
-pub mod params;
-pub mod provider;
-pub mod rand;
-pub mod signature;
-pub mod software;
-pub mod store;
+mod asym_cipher;
+mod bio;
+mod buffer;
+mod capabilities;
+mod decoder;
+mod der;
+mod drbg;
+mod encoder;
+mod ephemeral_ec;
+mod error;
+mod ffi;
+mod key;
+mod keyexch;
+mod keymgmt;
+mod opctx;
+mod openssl_cnf;
+mod padding;
+mod params;
+mod provider;
+mod rand;
+mod signature;
+mod software;
+mod store;
 
 /// Builds a dispatch table from `(id, function)` pairs; every entry is cast to the generic
 /// function pointer type the core expects (it casts back by id).

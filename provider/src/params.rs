@@ -273,11 +273,6 @@ impl Param<'_> {
         }
         self.answer(&v)
     }
-
-    /// True when someone has answered this parameter.
-    pub fn answered(&self) -> bool {
-        self.p.return_size != OSSL_PARAM_UNMODIFIED
-    }
 }
 
 fn parse_number(s: &str) -> Option<i64> {

@@ -270,7 +270,7 @@ unsafe extern "C" fn drbg_instantiate(
     guard_int("tpmkey DRBG instantiate", || {
         check_strength(strength)?;
         // SAFETY: our context; OpenSSL's personalization string with its length.
-        let (c, pstr) = unsafe { (drbg_ctx(c)?, input(pstr, pstr_len)) };
+        let (c, pstr) = unsafe { (drbg_ctx(c)?, input(pstr, pstr_len)?) };
         let seeded = Seeded::from_tpm(pstr)?;
         c.with(|state| {
             *state = Some(seeded);
@@ -301,7 +301,8 @@ unsafe extern "C" fn drbg_generate(
     guard_int("tpmkey DRBG generate", || {
         check_strength(strength)?;
         // SAFETY: our context; OpenSSL's buffers with their lengths.
-        let (c, adin, out) = unsafe { (drbg_ctx(c)?, input(adin, adin_len), output(out, outlen)?) };
+        let (c, adin, out) =
+            unsafe { (drbg_ctx(c)?, input(adin, adin_len)?, output(out, outlen)?) };
         c.with(|state| {
             let seeded = state
                 .as_mut()
@@ -327,7 +328,8 @@ unsafe extern "C" fn drbg_reseed(
 ) -> c_int {
     guard_int("tpmkey DRBG reseed", || {
         // SAFETY: our context; OpenSSL's buffers with their lengths.
-        let (c, ent, adin) = unsafe { (drbg_ctx(c)?, input(ent, ent_len), input(adin, adin_len)) };
+        let (c, ent, adin) =
+            unsafe { (drbg_ctx(c)?, input(ent, ent_len)?, input(adin, adin_len)?) };
         // Entropy the caller hands in is mixed in as additional input, after the TPM's.
         let additional = Zeroizing::new([ent, adin].concat());
         c.with(|state| {

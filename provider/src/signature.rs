@@ -4,156 +4,17 @@
 
 use std::ffi::{c_char, c_int, c_uchar, c_void, CStr};
 
-use sha1::Sha1;
-use sha2::{Digest, Sha256, Sha384, Sha512};
-use tpmkey::hash::Hash;
+use tpmkey::hash::{Hash, Hasher};
 use tpmkey::public_key::PublicKey;
-use tpmkey::rsa_padding::pss_max_salt;
 use tpmkey::{Error, Result, SignScheme, Signature};
 
 use crate::buffer::{answer, input};
 use crate::error::{guard, guard_bool, guard_int};
 use crate::ffi::*;
 use crate::key::{self, Key, KeyType};
+use crate::padding::{Padding, Salt};
 use crate::params::{describe, ParamList, ParamTable, Params, END};
 use crate::{algorithm, der, dispatch_table, opctx, software, PROPERTIES};
-
-/// RSA padding modes, as OpenSSL numbers them (RSA_PKCS1_PADDING etc.).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Padding {
-    Pkcs1,
-    None,
-    Oaep,
-    Pss,
-    /// RSA_PKCS1_WITH_TLS_PADDING: TLS key transport (decryption only).
-    Pkcs1Tls,
-}
-
-impl Padding {
-    pub fn from_param(p: &crate::params::Param<'_>) -> Result<Padding> {
-        let v = if p.is_string() {
-            match p.utf8()?.as_str() {
-                "pkcs1" => 1,
-                "none" => 3,
-                "oaep" | "oeap" => 4,
-                "pss" => 6,
-                other => {
-                    return Err(Error::Unsupported(format!("RSA padding \"{other}\"")));
-                }
-            }
-        } else {
-            p.int()?
-        };
-        match v {
-            1 => Ok(Padding::Pkcs1),
-            3 => Ok(Padding::None),
-            4 => Ok(Padding::Oaep),
-            6 => Ok(Padding::Pss),
-            7 => Ok(Padding::Pkcs1Tls),
-            other => Err(Error::Unsupported(format!("RSA padding mode {other}"))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Padding::Pkcs1 => "pkcs1",
-            Padding::None => "none",
-            Padding::Oaep => "oaep",
-            Padding::Pss => "pss",
-            Padding::Pkcs1Tls => "pkcs1",
-        }
-    }
-}
-
-/// PSS salt length as OpenSSL lets callers give it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Salt {
-    Digest,
-    Max,
-    Auto,
-    Len(usize),
-}
-
-impl Salt {
-    fn from_param(p: &crate::params::Param<'_>) -> Result<Salt> {
-        let v = if p.is_string() {
-            match p.utf8()?.as_str() {
-                "digest" => return Ok(Salt::Digest),
-                "max" => return Ok(Salt::Max),
-                "auto" => return Ok(Salt::Auto),
-                n => n
-                    .parse::<i64>()
-                    .map_err(|_| Error::BadInput(format!("PSS salt length \"{n}\"")))?,
-            }
-        } else {
-            p.int()?
-        };
-        match v {
-            -1 => Ok(Salt::Digest),
-            -2 => Ok(Salt::Auto),
-            -3 => Ok(Salt::Max),
-            n if n >= 0 => Ok(Salt::Len(n as usize)),
-            n => Err(Error::BadInput(format!("PSS salt length {n}"))),
-        }
-    }
-
-    /// The salt length this key and digest give when signing (auto signs with max).
-    fn resolve(self, hash: Hash, bits: u32) -> usize {
-        match self {
-            Salt::Digest => hash.len(),
-            Salt::Max | Salt::Auto => pss_max_salt(hash, bits),
-            Salt::Len(n) => n,
-        }
-    }
-
-    fn openssl(self) -> String {
-        match self {
-            Salt::Digest => "digest".into(),
-            Salt::Max => "max".into(),
-            Salt::Auto => "auto".into(),
-            Salt::Len(n) => n.to_string(),
-        }
-    }
-}
-
-/// A running message digest (digest-sign and digest-verify).
-#[derive(Clone, Debug)]
-enum Hasher {
-    Sha1(Sha1),
-    Sha256(Sha256),
-    Sha384(Sha384),
-    Sha512(Sha512),
-}
-
-impl Hasher {
-    fn new(hash: Hash) -> Hasher {
-        match hash {
-            Hash::Sha1 => Hasher::Sha1(Sha1::new()),
-            Hash::Sha256 => Hasher::Sha256(Sha256::new()),
-            Hash::Sha384 => Hasher::Sha384(Sha384::new()),
-            Hash::Sha512 => Hasher::Sha512(Sha512::new()),
-        }
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha1(h) => h.update(data),
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha384(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
-        }
-    }
-
-    /// The digest so far (the context may go on).
-    fn digest(&self) -> Vec<u8> {
-        match self.clone() {
-            Hasher::Sha1(h) => h.finalize().to_vec(),
-            Hasher::Sha256(h) => h.finalize().to_vec(),
-            Hasher::Sha384(h) => h.finalize().to_vec(),
-            Hasher::Sha512(h) => h.finalize().to_vec(),
-        }
-    }
-}
 
 #[derive(Clone, Debug)]
 struct SignCtx {
@@ -255,7 +116,7 @@ impl SignCtx {
         if let PublicKey::Rsa { .. } = public {
             params.utf8(OSSL_SIGNATURE_PARAM_PAD_MODE, self.padding.name());
             if self.padding == Padding::Pss {
-                params.utf8(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, &self.salt.openssl());
+                params.utf8(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, &self.salt.name());
                 if let Some(m) = self.mgf1.or(self.hash) {
                     params.utf8(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, m.name());
                 }
@@ -304,23 +165,14 @@ impl SignCtx {
                     if p.is_string() {
                         p.set_utf8(self.padding.name())?
                     } else {
-                        p.set_int(match self.padding {
-                            Padding::Pss => 6,
-                            Padding::None => 3,
-                            _ => 1,
-                        })?
+                        p.set_int(self.padding.openssl_id())?
                     }
                 }
                 b"saltlen" => {
                     if p.is_string() {
-                        p.set_utf8(&self.salt.openssl())?
+                        p.set_utf8(&self.salt.name())?
                     } else {
-                        p.set_int(match self.salt {
-                            Salt::Digest => -1,
-                            Salt::Auto => -2,
-                            Salt::Max => -3,
-                            Salt::Len(n) => n as i64,
-                        })?
+                        p.set_int(self.salt.openssl_id())?
                     }
                 }
                 b"mgf1-digest" => {
@@ -379,7 +231,7 @@ unsafe extern "C" fn sign(
         let c = unsafe { ctx(c) }?;
         let max = c.key()?.max_size()?;
         // SAFETY: as above.
-        unsafe { answer(sig, siglen, sigsize, max, || c.sign(input(tbs, tbslen))) }
+        unsafe { answer(sig, siglen, sigsize, max, || c.sign(input(tbs, tbslen)?)) }
     })
 }
 
@@ -394,7 +246,9 @@ unsafe extern "C" fn verify(
         // SAFETY: our context; OpenSSL's buffers with their sizes.
         let c = unsafe { ctx(c) }?;
         // SAFETY: as above.
-        c.verify(unsafe { input(sig, siglen) }, unsafe { input(tbs, tbslen) })
+        c.verify(unsafe { input(sig, siglen) }?, unsafe {
+            input(tbs, tbslen)
+        }?)
     })
 }
 
@@ -427,7 +281,7 @@ unsafe extern "C" fn digest_init(
 unsafe extern "C" fn digest_update(c: *mut c_void, data: *const c_uchar, len: usize) -> c_int {
     guard_int("signature digest update", || {
         // SAFETY: our context; data readable for len bytes.
-        let (c, data) = unsafe { (ctx(c)?, input(data, len)) };
+        let (c, data) = unsafe { (ctx(c)?, input(data, len)?) };
         c.hasher
             .as_mut()
             .ok_or_else(|| Error::BadInput("digest update before init".into()))?
@@ -440,7 +294,7 @@ fn message_digest(c: &SignCtx) -> Result<Vec<u8>> {
     Ok(c.hasher
         .as_ref()
         .ok_or_else(|| Error::BadInput("digest final before init".into()))?
-        .digest())
+        .digest_so_far())
 }
 
 unsafe extern "C" fn digest_sign_final(
@@ -465,7 +319,7 @@ unsafe extern "C" fn digest_verify_final(
 ) -> c_int {
     guard_bool("signature digest verify final", || {
         // SAFETY: our context; sig readable for siglen bytes.
-        let (c, sig) = unsafe { (ctx(c)?, input(sig, siglen)) };
+        let (c, sig) = unsafe { (ctx(c)?, input(sig, siglen)?) };
         c.verify(sig, &message_digest(c)?)
     })
 }

@@ -33,19 +33,36 @@ fn failed(what: &str) -> Error {
     ))
 }
 
+/// libcrypto's 1-for-success return as a Result (rust-openssl's `cvt`).
+fn cvt(r: c_int, what: &str) -> Result<()> {
+    if r == 1 {
+        Ok(())
+    } else {
+        Err(failed(what))
+    }
+}
+
+/// A pointer libcrypto returns, NULL being its failure (rust-openssl's `cvt_p`).
+fn cvt_p<T>(p: *mut T, what: &str) -> Result<*mut T> {
+    if p.is_null() {
+        Err(failed(what))
+    } else {
+        Ok(p)
+    }
+}
+
 fn libctx() -> Result<*mut sys::OSSL_LIB_CTX> {
     if let Some(c) = LIBCTX.get() {
         return Ok(c.0);
     }
-    // SAFETY: plain constructor calls; the results are checked for NULL.
-    let ctx = unsafe { sys::OSSL_LIB_CTX_new() };
-    if ctx.is_null() {
-        return Err(failed("creating a library context"));
-    }
+    // SAFETY: a plain constructor call.
+    let ctx = cvt_p(
+        unsafe { sys::OSSL_LIB_CTX_new() },
+        "creating a library context",
+    )?;
     // SAFETY: ctx is valid; the name a NUL-terminated literal.
-    if unsafe { sys::OSSL_PROVIDER_load(ctx, c"default".as_ptr()) }.is_null() {
-        return Err(failed("loading the default provider"));
-    }
+    let provider = unsafe { sys::OSSL_PROVIDER_load(ctx, c"default".as_ptr()) };
+    cvt_p(provider, "loading the default provider")?;
     let ctx = LIBCTX.get_or_init(|| LibCtx(ctx)).0;
     Ok(ctx)
 }
@@ -80,46 +97,38 @@ fn openssl_key(public: &PublicKey, key_type: KeyType) -> Result<Pkey> {
         KeyType::Rsa => c"RSA",
         KeyType::RsaPss => c"RSA-PSS",
     };
-    // SAFETY: ctx is the private context, name a literal; checked for NULL.
-    let pctx = PkeyCtx(unsafe { sys::EVP_PKEY_CTX_new_from_name(ctx, name.as_ptr(), ptr::null()) });
-    if pctx.0.is_null() {
-        return Err(failed("creating a key context"));
-    }
+    // SAFETY: ctx is the private context, name a literal.
+    let pctx = unsafe { sys::EVP_PKEY_CTX_new_from_name(ctx, name.as_ptr(), ptr::null()) };
+    let pctx = PkeyCtx(cvt_p(pctx, "creating a key context")?);
+    const IMPORT: &str = "importing the public key";
+    // SAFETY: pctx valid.
+    cvt(unsafe { sys::EVP_PKEY_fromdata_init(pctx.0) }, IMPORT)?;
     let mut pkey = ptr::null_mut();
     // SAFETY: pctx valid; params is a terminated array alive across the call (same layout
     // as openssl-sys's OSSL_PARAM); pkey an out-pointer.
-    let ok = unsafe {
-        sys::EVP_PKEY_fromdata_init(pctx.0) == 1
-            && sys::EVP_PKEY_fromdata(
-                pctx.0,
-                &mut pkey,
-                selection as c_int,
-                params.as_ptr() as *mut sys::OSSL_PARAM,
-            ) == 1
+    let r = unsafe {
+        sys::EVP_PKEY_fromdata(
+            pctx.0,
+            &mut pkey,
+            selection as c_int,
+            params.as_ptr() as *mut sys::OSSL_PARAM,
+        )
     };
-    if !ok || pkey.is_null() {
-        return Err(failed("importing the public key"));
-    }
-    Ok(Pkey(pkey))
+    cvt(r, IMPORT)?;
+    Ok(Pkey(cvt_p(pkey, IMPORT)?))
 }
 
 fn operation_ctx(pkey: &Pkey) -> Result<PkeyCtx> {
-    // SAFETY: pkey belongs to the private context; checked for NULL.
-    let ctx = PkeyCtx(unsafe { ffi::EVP_PKEY_CTX_new_from_pkey(libctx()?, pkey.0, ptr::null()) });
-    if ctx.0.is_null() {
-        return Err(failed("creating an operation context"));
-    }
-    Ok(ctx)
+    // SAFETY: pkey belongs to the private context.
+    let ctx = unsafe { ffi::EVP_PKEY_CTX_new_from_pkey(libctx()?, pkey.0, ptr::null()) };
+    Ok(PkeyCtx(cvt_p(ctx, "creating an operation context")?))
 }
 
 fn set_params(ctx: &PkeyCtx, params: &mut ParamList) -> Result<()> {
     // SAFETY: ctx valid; params a terminated array alive across the call.
-    if unsafe { sys::EVP_PKEY_CTX_set_params(ctx.0, params.as_ptr() as *const sys::OSSL_PARAM) }
-        != 1
-    {
-        return Err(failed("setting the operation parameters"));
-    }
-    Ok(())
+    let r =
+        unsafe { sys::EVP_PKEY_CTX_set_params(ctx.0, params.as_ptr() as *const sys::OSSL_PARAM) };
+    cvt(r, "setting the operation parameters")
 }
 
 /// Verifies `sig` over `tbs` (a digest, or raw input without "digest") with the public
@@ -134,9 +143,8 @@ pub fn verify(
     let pkey = openssl_key(public, key_type)?;
     let ctx = operation_ctx(&pkey)?;
     // SAFETY: ctx valid.
-    if unsafe { sys::EVP_PKEY_verify_init(ctx.0) } != 1 {
-        return Err(failed("starting verification"));
-    }
+    let r = unsafe { sys::EVP_PKEY_verify_init(ctx.0) };
+    cvt(r, "starting verification")?;
     set_params(&ctx, &mut params)?;
     // SAFETY: ctx valid; sig and tbs readable for their lengths.
     let r =
@@ -151,38 +159,18 @@ pub fn encrypt(public: &PublicKey, mut params: ParamList, plaintext: &[u8]) -> R
     let pkey = openssl_key(public, KeyType::Rsa)?;
     let ctx = operation_ctx(&pkey)?;
     // SAFETY: ctx valid.
-    if unsafe { sys::EVP_PKEY_encrypt_init(ctx.0) } != 1 {
-        return Err(failed("starting encryption"));
-    }
+    let r = unsafe { sys::EVP_PKEY_encrypt_init(ctx.0) };
+    cvt(r, "starting encryption")?;
     set_params(&ctx, &mut params)?;
     let mut len = 0usize;
+    let (p, n) = (plaintext.as_ptr(), plaintext.len());
     // SAFETY: ctx valid; NULL output asks for the size.
-    if unsafe {
-        sys::EVP_PKEY_encrypt(
-            ctx.0,
-            ptr::null_mut(),
-            &mut len,
-            plaintext.as_ptr(),
-            plaintext.len(),
-        )
-    } != 1
-    {
-        return Err(failed("RSA encryption"));
-    }
+    let r = unsafe { sys::EVP_PKEY_encrypt(ctx.0, ptr::null_mut(), &mut len, p, n) };
+    cvt(r, "RSA encryption")?;
     let mut out = vec![0u8; len];
-    // SAFETY: out is writable for len bytes.
-    if unsafe {
-        sys::EVP_PKEY_encrypt(
-            ctx.0,
-            out.as_mut_ptr(),
-            &mut len,
-            plaintext.as_ptr(),
-            plaintext.len(),
-        )
-    } != 1
-    {
-        return Err(failed("RSA encryption"));
-    }
+    // SAFETY: out is writable for len bytes; p readable for n.
+    let r = unsafe { sys::EVP_PKEY_encrypt(ctx.0, out.as_mut_ptr(), &mut len, p, n) };
+    cvt(r, "RSA encryption")?;
     out.truncate(len);
     Ok(out)
 }

@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 
 pub const TAG_BOOLEAN: u8 = 0x01;
 pub const TAG_INTEGER: u8 = 0x02;
+pub const TAG_BIT_STRING: u8 = 0x03;
 pub const TAG_OCTET_STRING: u8 = 0x04;
+pub const TAG_NULL: u8 = 0x05;
 pub const TAG_OID: u8 = 0x06;
 pub const TAG_UTF8_STRING: u8 = 0x0C;
 pub const TAG_SEQUENCE: u8 = 0x30;

@@ -9,8 +9,10 @@
 
 use crate::error::{Error, Result};
 use crate::hash::Hash;
-use crate::keyfile::der::{self, Reader as DerReader, TAG_INTEGER, TAG_SEQUENCE};
-use crate::public_key::{Curve, KeyPublic, PublicKey};
+use crate::keyfile::der::{
+    self, Reader as DerReader, TAG_BIT_STRING, TAG_INTEGER, TAG_NULL, TAG_OID, TAG_SEQUENCE,
+};
+use crate::public_key::{oid, Curve, KeyPublic, PublicKey};
 use crate::wire::{
     Reader, Writer, TPM_ALG_ECDSA, TPM_ALG_NULL, TPM_ALG_RSAPSS, TPM_ALG_RSASSA, TPM_ALG_SHA256,
 };
@@ -19,14 +21,6 @@ const TPM_ALG_RSA: u16 = 0x0001;
 const TPM_ALG_ECC: u16 = 0x0023;
 /// userWithAuth | decrypt | sign
 const SIGNER_ATTRIBUTES: u32 = 0x0000_0040 | 0x0002_0000 | 0x0004_0000;
-const TAG_BIT_STRING: u8 = 0x03;
-const TAG_NULL: u8 = 0x05;
-
-/// 1.2.840.113549.1.1.1, 1.2.840.10045.2.1, 1.2.840.10045.3.1.7, 1.3.132.0.34
-const OID_RSA_ENCRYPTION: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
-const OID_EC_PUBLIC_KEY: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
-const OID_P256: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x2B, 0x81, 0x04, 0x00, 0x22];
 
 /// An external key whose signatures approve policies.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,26 +88,22 @@ impl SignerKey {
             )));
         };
         let mut a = DerReader::new(alg);
-        let oid = a.read(0x06, "algorithm OID").map_err(bad_spki)?;
-        let key = if oid == OID_RSA_ENCRYPTION {
+        let algorithm = a.read(TAG_OID, "algorithm OID").map_err(bad_spki)?;
+        let key = if algorithm == oid::RSA_ENCRYPTION {
             if !a.is_empty() {
                 a.read(TAG_NULL, "rsaEncryption NULL parameters")
                     .map_err(bad_spki)?;
             }
             a.finish("the AlgorithmIdentifier").map_err(bad_spki)?;
             rsa_public_key_from_der(key_bytes).map_err(bad_spki)?
-        } else if oid == OID_EC_PUBLIC_KEY {
-            let curve_oid = a.read(0x06, "namedCurve OID").map_err(bad_spki)?;
+        } else if algorithm == oid::EC_PUBLIC_KEY {
+            let curve_oid = a.read(TAG_OID, "namedCurve OID").map_err(bad_spki)?;
             a.finish("the AlgorithmIdentifier").map_err(bad_spki)?;
-            let curve = match curve_oid {
-                OID_P256 => Curve::P256,
-                OID_P384 => Curve::P384,
-                other => {
-                    return Err(Error::Unsupported(format!(
-                        "policy signer curve {} (use P-256 or P-384)",
-                        der::oid_to_string(other).unwrap_or_else(|| "(malformed OID)".into())
-                    )))
-                }
+            let Some(curve) = Curve::from_oid(curve_oid) else {
+                return Err(Error::Unsupported(format!(
+                    "policy signer curve {} (use P-256 or P-384)",
+                    der::oid_to_string(curve_oid).unwrap_or_else(|| "(malformed OID)".into())
+                )));
             };
             let n = curve.coordinate_len();
             match key_bytes.split_first() {
@@ -137,7 +127,7 @@ impl SignerKey {
         } else {
             return Err(Error::Unsupported(format!(
                 "policy signer key algorithm {} (use RSA or ECC P-256/P-384)",
-                der::oid_to_string(oid).unwrap_or_else(|| "(malformed OID)".into())
+                der::oid_to_string(algorithm).unwrap_or_else(|| "(malformed OID)".into())
             )));
         };
         SignerKey::new(key)
@@ -203,14 +193,7 @@ impl SignerKey {
 
     /// PKCS#1 RSAPublicKey DER (RSA keys only).
     pub fn rsa_public_key_der(&self) -> Option<Vec<u8>> {
-        match &self.key {
-            PublicKey::Rsa { modulus, exponent } => {
-                let mut body = der::tlv(TAG_INTEGER, &der::encode_unsigned(modulus));
-                der::write_tlv(&mut body, TAG_INTEGER, &der::encode_u32(*exponent));
-                Some(der::tlv(TAG_SEQUENCE, &body))
-            }
-            PublicKey::Ec { .. } => None,
-        }
+        self.key.rsa_public_key_der()
     }
 
     /// systemd's `pkfp`: SHA-256 of the PKCS#1 RSAPublicKey DER (RSA keys only).

@@ -10,8 +10,7 @@ use super::{EphemeralKey, NAME};
 use crate::der::ecdsa_signature_max;
 use crate::error::{guard, guard_bool, guard_int};
 use crate::ffi::*;
-use crate::key::group_name;
-use crate::keymgmt::{curve_from_name, EC_TYPES};
+use crate::key::{curve_from_name, group_name, EC_TYPES};
 use crate::params::{describe, ParamList, ParamTable, Params, END};
 use crate::{dispatch_table, opctx};
 
