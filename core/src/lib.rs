@@ -6,9 +6,7 @@
 
 pub mod attest;
 pub mod attestation_key;
-pub mod commands;
 pub mod config;
-pub mod connection;
 pub mod dictionary_attack;
 pub mod endorsement;
 pub mod envelope;
@@ -17,23 +15,22 @@ pub mod hash;
 pub mod hex;
 pub mod implicit_rejection;
 pub mod import;
-pub mod keep_lease;
 pub mod key_policy;
 pub mod keyfile;
 pub mod keys;
 pub mod log;
 pub mod policy;
-pub mod policy_session;
 pub mod public_key;
-pub mod response_code;
 pub mod rsa_padding;
-pub mod session;
-pub mod session_crypto;
 pub mod storage_key_pin;
-pub mod tcti;
 pub mod templates;
+mod tpm;
 pub mod tpm_identity;
-pub mod wire;
+
+pub use tpm::{
+    commands, connection, keep_lease, policy_session, response_code, session, session_crypto, tcti,
+    wire,
+};
 
 pub use error::{Error, Result};
 pub use keyfile::KeyFile;
