@@ -2,12 +2,21 @@
 //!
 //! Front ends use [`keys::TpmKey`], [`keyfile::KeyFile`], [`keys::random`] and
 //! [`connection::configure`]; everything below them (commands, session, TCTI) is the
-//! TPM path, which never re-enters libcrypto.
+//! TPM path (`tpm/`), which never re-enters libcrypto.
+//!
+//! Unsafe code is denied in this crate except in the modules that are FFI: `tcti` (the
+//! TCTI loader of tpm2-tss and the tabrmd socket), `tpm::exit_hook` (atexit and
+//! pthread_atfork), `keep_lease` (an fcntl record lock), `store::files` (flock,
+//! renameat2) and `effective_user` (geteuid).
+
+#![deny(unsafe_code)]
 
 pub mod attest;
 pub mod attestation_key;
 pub mod config;
 pub mod dictionary_attack;
+#[allow(unsafe_code)] // geteuid
+mod effective_user;
 pub mod endorsement;
 pub mod envelope;
 pub mod error;
@@ -27,10 +36,8 @@ pub mod templates;
 mod tpm;
 pub mod tpm_identity;
 
-pub use tpm::{
-    commands, connection, keep_lease, policy_session, response_code, session, session_crypto, tcti,
-    wire,
-};
+pub use tpm::{commands, connection, response_code, session, session_crypto, tcti, wire};
+pub(crate) use tpm::{keep_lease, policy_session};
 
 pub use error::{Error, Result};
 pub use keyfile::KeyFile;

@@ -15,14 +15,17 @@
 
 pub mod commands;
 pub mod connection;
+#[allow(unsafe_code)] // atexit, pthread_atfork, dladdr/dlopen over libc
 mod exit_hook;
-pub mod keep_lease;
+#[allow(unsafe_code)] // fcntl record lock over libc
+pub(crate) mod keep_lease;
 mod loaded_objects;
-pub mod policy_session;
+pub(crate) mod policy_session;
 pub mod response_code;
 mod retry;
 pub mod session;
 pub mod session_crypto;
 mod storage_key;
+#[allow(unsafe_code)] // libtss2-tctildr, and the tabrmd socket's file-descriptor passing
 pub mod tcti;
 pub mod wire;
