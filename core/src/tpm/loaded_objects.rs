@@ -4,6 +4,7 @@
 //! new Load (or a new CreatePrimary). The one path by which a blob is loaded, its Name
 //! checked and its context saved.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use zeroize::Zeroizing;
@@ -84,9 +85,8 @@ impl LoadedObjects {
 
     /// Flushes one of our objects, saving its context first if we have none yet.
     pub(crate) fn unload(&mut self, tpm: &mut Tpm, id: u64, handle: u32) -> Result<()> {
-        if !self.contexts.contains_key(&id) {
-            let ctx = tpm.context_save(handle)?;
-            self.contexts.insert(id, ctx);
+        if let Entry::Vacant(slot) = self.contexts.entry(id) {
+            slot.insert(tpm.context_save(handle)?);
         }
         tpm.flush_context(handle)
     }
@@ -153,5 +153,38 @@ impl LoadedObjects {
     /// of retrying the same ContextLoad until the deadline.
     fn is_stale(&self, e: &Error, behind_resource_manager: bool) -> bool {
         classify(e) == Failure::Busy && self.loaded.is_empty() && behind_resource_manager
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_marks_the_object_most_recently_used() {
+        let mut objects = LoadedObjects::default();
+        objects.loaded(STORAGE_KEY_ID, 0x8000_0000);
+        objects.loaded(7, 0x8000_0001);
+        assert_eq!(objects.find(STORAGE_KEY_ID), Some(0x8000_0000));
+        // The storage primary is now the last to be evicted.
+        assert_eq!(
+            objects.take_all(),
+            vec![(7, 0x8000_0001), (STORAGE_KEY_ID, 0x8000_0000)]
+        );
+        assert_eq!(objects.find(7), None);
+    }
+
+    #[test]
+    fn an_object_is_held_while_loaded_or_saved_and_take_leaves_the_rest() {
+        let mut objects = LoadedObjects::default();
+        objects.loaded(3, 0x8000_0003);
+        objects.loaded(5, 0x8000_0005);
+        assert!(objects.holds(3) && objects.holds(5) && !objects.holds(9));
+        objects.contexts.insert(9, vec![1, 2, 3]);
+        assert!(objects.holds(9) && objects.has_context(9) && !objects.has_context(3));
+        assert_eq!(objects.take(3), Some(0x8000_0003));
+        assert_eq!(objects.take(3), None);
+        assert!(!objects.holds(3));
+        assert_eq!(objects.take_all(), vec![(5, 0x8000_0005)]);
     }
 }
