@@ -244,8 +244,7 @@ impl Config {
         if let Some(dir) = &self.state {
             return dir.clone();
         }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
+        if crate::effective_user::is_root() {
             return PathBuf::from("/var/lib/tpmkey");
         }
         match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
+use crate::attest::signature::TpmSignature;
 use crate::commands::KeyAuth;
 use crate::config::parse_handle;
 use crate::connection::{with_link, Loadable, Need, Target};
@@ -18,10 +19,7 @@ use crate::public_key::{KeyPublic, PublicKey};
 use crate::rsa_padding;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::templates::{self, KeySpec};
-use crate::wire::{
-    Reader, TPM_ALG_ECDSA, TPM_ALG_NULL, TPM_ALG_RSAPSS, TPM_ALG_RSASSA, TPM_CAP_TPM_PROPERTIES,
-    TPM_RH_OWNER,
-};
+use crate::wire::{TPM_ALG_ECDSA, TPM_ALG_NULL, TPM_ALG_RSAPSS, TPM_ALG_RSASSA, TPM_RH_OWNER};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyLocation {
@@ -98,6 +96,14 @@ pub enum Signature {
 pub(crate) fn key_id(parent: u32, private: &[u8]) -> u64 {
     let h = CRYPTO.sha256(&[&parent.to_be_bytes(), private]);
     u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) | 1
+}
+
+/// The command layer returns the scheme asked for; should that ever not hold, this names it.
+fn not_asked_for(sig: &TpmSignature) -> Error {
+    Error::Integrity(format!(
+        "TPM2_Sign answered with an {} signature, not the scheme asked for",
+        sig.scheme_name()
+    ))
 }
 
 fn left_pad(v: &[u8], len: usize) -> Vec<u8> {
@@ -532,18 +538,20 @@ impl TpmKey {
         }
         match (scheme, &self.public.key) {
             (SignScheme::Ecdsa(hash), PublicKey::Ec { curve, .. }) => {
-                let sig = self.tpm_sign(TPM_ALG_ECDSA, hash, digest)?;
-                let mut r = Reader::new(&sig);
-                let (sr, ss) = (r.tpm2b()?, r.tpm2b()?);
                 let n = curve.coordinate_len();
-                Ok(Signature::Ecdsa {
-                    r: left_pad(sr, n),
-                    s: left_pad(ss, n),
-                })
+                match self.tpm_sign(TPM_ALG_ECDSA, hash, digest)? {
+                    TpmSignature::Ecdsa { r, s, .. } => Ok(Signature::Ecdsa {
+                        r: left_pad(&r, n),
+                        s: left_pad(&s, n),
+                    }),
+                    other => Err(not_asked_for(&other)),
+                }
             }
             (SignScheme::RsaPkcs1(hash), PublicKey::Rsa { .. }) => {
-                let sig = self.tpm_sign(TPM_ALG_RSASSA, hash, digest)?;
-                Ok(Signature::Rsa(Reader::new(&sig).tpm2b()?.to_vec()))
+                match self.tpm_sign(TPM_ALG_RSASSA, hash, digest)? {
+                    TpmSignature::Rsassa { sig, .. } => Ok(Signature::Rsa(sig)),
+                    other => Err(not_asked_for(&other)),
+                }
             }
             (SignScheme::RsaPkcs1Raw, PublicKey::Rsa { .. }) => {
                 let block = rsa_padding::pkcs1_v15_sign_block(digest, self.modulus_len()?)?;
@@ -569,8 +577,10 @@ impl TpmKey {
                         "PSS with salt {salt_len} on a key without the decrypt attribute (only salt = digest length)"
                     )));
                 }
-                let sig = self.tpm_sign(TPM_ALG_RSAPSS, hash, digest)?;
-                Ok(Signature::Rsa(Reader::new(&sig).tpm2b()?.to_vec()))
+                match self.tpm_sign(TPM_ALG_RSAPSS, hash, digest)? {
+                    TpmSignature::Rsapss { sig, .. } => Ok(Signature::Rsa(sig)),
+                    other => Err(not_asked_for(&other)),
+                }
             }
             _ => Err(Error::BadInput(format!(
                 "{scheme:?} does not fit a {} key",
@@ -579,8 +589,8 @@ impl TpmKey {
         }
     }
 
-    /// TPM2_Sign of a digest: the TPMT_SIGNATURE after its sigAlg and hash fields.
-    fn tpm_sign(&self, scheme: u16, hash: Hash, digest: &[u8]) -> Result<Vec<u8>> {
+    /// TPM2_Sign of a digest.
+    fn tpm_sign(&self, scheme: u16, hash: Hash, digest: &[u8]) -> Result<TpmSignature> {
         if digest.len() != hash.len() {
             return Err(Error::BadInput(format!(
                 "digest is {} bytes, {} needs {}",
@@ -589,10 +599,7 @@ impl TpmKey {
                 hash.len()
             )));
         }
-        let sig = self.with_key(|tpm, h, name, auth| {
-            tpm.sign(h, name, auth, digest, scheme, hash.tpm_alg())
-        })?;
-        Ok(sig.get(4..).unwrap_or_default().to_vec())
+        self.with_key(|tpm, h, name, auth| tpm.sign(h, name, auth, digest, scheme, hash.tpm_alg()))
     }
 
     /// The raw RSA private-key operation x^d mod n (TPM2_RSA_Decrypt, scheme NULL).
@@ -819,15 +826,7 @@ pub fn read_pcrs(selection: &crate::policy::PcrSelection) -> Result<Vec<Vec<u8>>
 
 /// TPM properties (TPM_CAP_TPM_PROPERTIES) from `first`, at most `count`: (property, value).
 pub fn tpm_properties(first: u32, count: u32) -> Result<Vec<(u32, u32)>> {
-    let data = with_link(|link| {
-        link.run(Need::Nothing, |tpm, _| {
-            tpm.get_capability(TPM_CAP_TPM_PROPERTIES, first, count)
-        })
-    })?;
-    let (_more, data) = data;
-    let mut r = Reader::new(&data);
-    let n = r.u32()?;
-    (0..n).map(|_| Ok((r.u32()?, r.u32()?))).collect()
+    with_link(|link| link.run(Need::Nothing, |tpm, _| tpm.tpm_properties(first, count)))
 }
 
 /// Mixes caller entropy into the TPM's random number generator (TPM2_StirRandom).

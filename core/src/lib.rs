@@ -2,14 +2,21 @@
 //!
 //! Front ends use [`keys::TpmKey`], [`keyfile::KeyFile`], [`keys::random`] and
 //! [`connection::configure`]; everything below them (commands, session, TCTI) is the
-//! TPM path, which never re-enters libcrypto.
+//! TPM path (`tpm/`), which never re-enters libcrypto.
+//!
+//! Unsafe code is denied in this crate except in the modules that are FFI: `tcti` (the
+//! TCTI loader of tpm2-tss and the tabrmd socket), `tpm::exit_hook` (atexit and
+//! pthread_atfork), `keep_lease` (an fcntl record lock), `store::files` (flock,
+//! renameat2) and `effective_user` (geteuid).
+
+#![deny(unsafe_code)]
 
 pub mod attest;
 pub mod attestation_key;
-pub mod commands;
 pub mod config;
-pub mod connection;
 pub mod dictionary_attack;
+#[allow(unsafe_code)] // geteuid
+mod effective_user;
 pub mod endorsement;
 pub mod envelope;
 pub mod error;
@@ -17,23 +24,20 @@ pub mod hash;
 pub mod hex;
 pub mod implicit_rejection;
 pub mod import;
-pub mod keep_lease;
 pub mod key_policy;
 pub mod keyfile;
 pub mod keys;
 pub mod log;
 pub mod policy;
-pub mod policy_session;
 pub mod public_key;
-pub mod response_code;
 pub mod rsa_padding;
-pub mod session;
-pub mod session_crypto;
 pub mod storage_key_pin;
-pub mod tcti;
 pub mod templates;
+mod tpm;
 pub mod tpm_identity;
-pub mod wire;
+
+pub use tpm::{commands, connection, response_code, session, session_crypto, tcti, wire};
+pub(crate) use tpm::{keep_lease, policy_session};
 
 pub use error::{Error, Result};
 pub use keyfile::KeyFile;

@@ -7,6 +7,7 @@
 //! `store =`), else `/var/lib/tpmkey` for root and `$XDG_DATA_HOME/tpmkey` (or
 //! `~/.local/share/tpmkey`) for other users.
 
+#[allow(unsafe_code)] // flock and renameat2 over libc
 pub(crate) mod files;
 pub mod objects;
 pub mod pin;
@@ -32,8 +33,7 @@ pub fn default_root(config: &Config) -> PathBuf {
     if let Some(dir) = &config.store {
         return dir.clone();
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if crate::effective_user::is_root() {
         return PathBuf::from(ROOT_STORE);
     }
     match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {

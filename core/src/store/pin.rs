@@ -106,7 +106,7 @@ pub fn pin_auth(salt: &[u8], pin: &[u8]) -> Zeroizing<Vec<u8>> {
 pub(crate) fn encode_pin_file(salt: &[u8], sealed: &SealedData) -> String {
     format!(
         "{SALT_LINE}{}\n{}",
-        crate::connection::hex(salt),
+        crate::hex::hex(salt),
         sealed.key_file().to_pem()
     )
 }

@@ -1,10 +1,10 @@
 //! The one TPM connection of this process: opened lazily, re-opened after fork (pid check),
-//! serialised for threads. It owns the salted session, the storage key (kept as a saved
-//! context, never re-created per key load) and the few object slots a TPM has.
+//! flushed at exit, serialised for threads, and each operation retried while the TPM is
+//! full or once after our state in it was lost. It owns the salted session, the storage
+//! keys (`storage_key`) and the objects it has in the TPM (`loaded_objects`).
 
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use zeroize::Zeroizing;
 
@@ -14,19 +14,16 @@ use crate::error::{Error, Result};
 use crate::keep_lease::KeepLease;
 use crate::policy_session::PolicySession;
 use crate::public_key::{Curve, KeyPublic, PublicKey};
-use crate::response_code::{TPM_RC_INITIALIZE, TPM_RC_VALUE};
 use crate::session::SaltKey;
-use crate::session_crypto::RustCrypto;
-use crate::storage_key_pin;
 use crate::tcti::Tcti;
-use crate::templates;
 use crate::wire::TPM_RH_OWNER;
 
-/// At most this many transient objects of ours are loaded at any moment (a TPM has ~3).
-pub const MAX_TRANSIENT: usize = 2;
-/// How long to keep retrying when other processes fill the TPM's slots.
-const BUSY_DEADLINE: Duration = Duration::from_secs(60);
-const STORAGE_KEY_ID: u64 = 0;
+pub use super::loaded_objects::{Target, MAX_TRANSIENT};
+
+use super::exit_hook;
+use super::loaded_objects::{LoadedObjects, STORAGE_KEY_ID};
+use super::retry::{backoff, classify, Failure, BUSY_DEADLINE};
+use super::storage_key::StorageKeys;
 
 /// A key the connection can load: identity, parent and blob, or a persistent handle.
 #[derive(Debug)]
@@ -60,43 +57,20 @@ pub enum Need<'a> {
     ParentWithAuth(u32, &'a [u8]),
 }
 
-/// A loaded object as an operation sees it: handle, Name and the authValue to use.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub handle: u32,
-    pub name: Vec<u8>,
-    pub auth: Zeroizing<Vec<u8>>,
-}
-
-struct StorageKey {
-    /// Saved when the key first has to leave the TPM, not before: it costs a command.
-    context: Option<Vec<u8>>,
-    name: Vec<u8>,
-    salt: SaltKey,
-}
-
 pub struct Link {
     pid: u32,
     pub tpm: Tpm,
     config: Config,
     policy: ObjectPolicy,
-    storage_key: Option<StorageKey>,
-    /// Whether the current operation needed the storage key (under `keep` it stays loaded
-    /// until an operation does not, then goes: behind a resource manager every loaded
-    /// context costs commands on every command).
-    storage_key_used: bool,
+    /// Under `keep` the storage primary stays loaded until an operation does not need it
+    /// (`storage.used`), then goes: behind a resource manager every loaded context costs
+    /// commands on every command.
+    storage: StorageKeys,
     /// Whether the current operation used a key: only then does an unneeded storage key go
     /// (a GetCapability or GetRandom between login and the first signature must not cost a
     /// save and a reload of it).
     key_used: bool,
-    /// Transient objects we have loaded, least recently used first.
-    loaded: Vec<(u64, u32)>,
-    /// Saved contexts of keys, by key id: one ContextLoad brings a key back.
-    contexts: HashMap<u64, Vec<u8>>,
-    /// Public areas of persistent objects, read once.
-    persistent: HashMap<u32, KeyPublic>,
-    /// Storage keys whose Name this connection has checked against the pin.
-    pins_checked: Vec<u32>,
+    objects: LoadedObjects,
     /// Held while this process keeps objects loaded on a TPM without a resource manager,
     /// where every process shares the TPM's few slots.
     keep_lease: Option<KeepLease>,
@@ -115,39 +89,6 @@ impl std::fmt::Debug for Link {
             .field("tcti", &self.config.tcti)
             .field("policy", &self.policy)
             .finish()
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    /// The TPM's slots are full (other processes): release ours, back off, retry.
-    Busy,
-    /// Our handles or connection are gone (TPM restarted, TCTI broke): start over once.
-    Lost,
-    Fatal,
-}
-
-fn classify(e: &Error) -> Failure {
-    match e {
-        Error::Tcti { .. } => Failure::Lost,
-        Error::Tpm { command, rc } => {
-            let base = rc.base();
-            if rc.is_tpm_full() {
-                Failure::Busy
-            } else if *command == "ContextLoad"
-                || (0x910..=0x91E).contains(&base)
-                || base == 0x150
-                // Behind a resource manager, the handles it gave out stop working when the
-                // TPM restarts: tpm2-abrmd answers TPM_RC_VALUE on the handle.
-                || (base == TPM_RC_VALUE && rc.handle_number().is_some())
-                || base == TPM_RC_INITIALIZE
-            {
-                Failure::Lost
-            } else {
-                Failure::Fatal
-            }
-        }
-        _ => Failure::Fatal,
     }
 }
 
@@ -218,37 +159,9 @@ fn release(mut guard: MutexGuard<'_, Option<Link>>) {
     }
 }
 
-/// Hosts do not always tear the provider or module down (the Rust `openssl` crate, for one,
-/// initialises libcrypto without atexit cleanup), and without a resource manager whatever
-/// a process leaves loaded blocks every other process. So the connection flushes itself at
-/// exit. glibc would also run an atexit handler of a shared library inside its dlclose,
-/// under the loader lock, where TPM I/O can deadlock (no thread can start); so the library
-/// is pinned first and the handler runs at process exit only.
+/// The connection flushes what it holds at process exit (see `exit_hook`).
 fn register_exit_flush() {
-    static REGISTERED: std::sync::Once = std::sync::Once::new();
-    REGISTERED.call_once(|| {
-        pin_this_library();
-        // SAFETY: `flush_at_exit` is a plain extern "C" fn that never unwinds.
-        unsafe { libc::atexit(flush_at_exit) };
-        // SAFETY: `yield_after_fork` is a plain extern "C" fn that never unwinds.
-        unsafe { libc::pthread_atfork(None, Some(yield_after_fork), None) };
-    });
-}
-
-/// Marks the shared object holding this code RTLD_NODELETE (a no-op in an executable).
-fn pin_this_library() {
-    let addr = pin_this_library as fn() as *const libc::c_void;
-    // SAFETY: Dl_info is plain data filled by dladdr; dli_fname is checked for NULL and is
-    // valid while the object is loaded, which it is during this call.
-    unsafe {
-        let mut info: libc::Dl_info = std::mem::zeroed();
-        if libc::dladdr(addr, &mut info) != 0 && !info.dli_fname.is_null() {
-            libc::dlopen(
-                info.dli_fname,
-                libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
-            );
-        }
-    }
+    exit_hook::register(flush_at_exit, yield_after_fork);
 }
 
 extern "C" fn flush_at_exit() {
@@ -297,13 +210,9 @@ impl Link {
             opening: false,
             used_keys: false,
             config,
-            storage_key: None,
-            storage_key_used: false,
+            storage: StorageKeys::default(),
             key_used: false,
-            loaded: Vec::new(),
-            contexts: HashMap::new(),
-            persistent: HashMap::new(),
-            pins_checked: Vec::new(),
+            objects: LoadedObjects::default(),
         })
     }
 
@@ -327,7 +236,7 @@ impl Link {
         let mut reset_done = false;
         let mut attempt: u32 = 0;
         loop {
-            self.storage_key_used = false;
+            self.storage.used = false;
             self.key_used = false;
             self.tpm.sessions_used = (false, false);
             let result = f(self);
@@ -402,7 +311,7 @@ impl Link {
         }
         if let Need::ParentWithAuth(TPM_RH_OWNER, owner_auth) = need {
             // Before the session, which the primary may salt.
-            self.primary_with(Some(owner_auth))?;
+            self.primary(Some(owner_auth))?;
         }
         let needs_hmac_session = match need {
             Need::PolicyKey(Loadable::Blob { id, .. }, _) => !self.holds(*id),
@@ -422,22 +331,8 @@ impl Link {
                     auth: Zeroizing::new(auth.to_vec()),
                 }))
             }
-            Need::Parent(p) => {
-                let (handle, name, auth) = self.parent(p)?;
-                Ok(Some(Target {
-                    handle,
-                    name,
-                    auth: Zeroizing::new(auth),
-                }))
-            }
-            Need::ParentWithAuth(p, auth) => {
-                let (handle, name, auth) = self.parent_with(p, Some(auth))?;
-                Ok(Some(Target {
-                    handle,
-                    name,
-                    auth: Zeroizing::new(auth),
-                }))
-            }
+            Need::Parent(p) => self.parent(p, None).map(Some),
+            Need::ParentWithAuth(p, auth) => self.parent(p, Some(auth)).map(Some),
         }
     }
 
@@ -522,31 +417,21 @@ impl Link {
                 if (hmac_session && !salts) || !parent_auth_empty {
                     return Ok(None);
                 }
-                let handle = match self.find_loaded(*id) {
+                let handle = match self.objects.find(*id) {
                     Some(h) => h,
                     // A saved context comes back with one ContextLoad, the usual way.
-                    None if self.contexts.contains_key(id) => return Ok(None),
+                    None if self.objects.has_context(*id) => return Ok(None),
                     None => {
                         let parent_handle = match *parent {
-                            TPM_RH_OWNER => self.primary()?,
+                            TPM_RH_OWNER => self.primary(None)?,
                             p @ 0x8100_0000..=0x81FF_FFFF => p,
                             _ => return Ok(None),
                         };
-                        self.make_room(&[STORAGE_KEY_ID])?;
-                        let (h, tpm_name) =
-                            self.tpm
-                                .load_before_session(parent_handle, private, public)?;
-                        self.loaded.push((*id, h));
-                        if tpm_name != *name {
-                            return Err(Error::Integrity(
-                                "the TPM computed another Name for the loaded key".into(),
-                            ));
-                        }
-                        if self.policy == ObjectPolicy::PerOperation {
-                            let ctx = self.tpm.context_save(h)?;
-                            self.contexts.insert(*id, ctx);
-                        }
-                        h
+                        let save_context = self.policy == ObjectPolicy::PerOperation;
+                        self.objects
+                            .load(&mut self.tpm, *id, name, save_context, |tpm| {
+                                tpm.load_before_session(parent_handle, private, public)
+                            })?
                     }
                 };
                 (handle, name.to_vec(), parsed)
@@ -566,171 +451,25 @@ impl Link {
     /// The storage key that salts the session: the configured persistent parent, or the
     /// transient primary.
     fn salt_key(&mut self) -> Result<(u32, SaltKey)> {
-        let (handle, public) = match self.config.parent {
-            Some(h) => (h, self.persistent_public(h)?),
-            None => {
-                let h = self.primary()?;
-                match &self.storage_key {
-                    Some(sk) => return Ok((h, sk.salt.clone())),
-                    None => return Err(Error::Integrity("storage key not created".into())),
-                }
-            }
-        };
-        self.check_pinned(handle, &public.name)?;
-        match public.key {
-            PublicKey::Ec { curve: Curve::P256, x, y } => Ok((handle, SaltKey { x, y })),
-            _ => Err(Error::Unsupported(format!(
-                "salting the session with storage key 0x{handle:08x}: only ECC P-256 storage keys salt sessions"
-            ))),
-        }
+        self.storage
+            .salt_key(&mut self.tpm, &mut self.objects, &self.config)
     }
 
-    /// The storage key `parent` may salt sessions and carry secrets only with the Name
-    /// pinned for it (configured, or recorded on first use); checked once per connection.
-    fn check_pinned(&mut self, parent: u32, name: &[u8]) -> Result<()> {
-        if self.pins_checked.contains(&parent) {
-            return Ok(());
-        }
-        storage_key_pin::check(&self.config, parent, name)?;
-        self.pins_checked.push(parent);
-        Ok(())
+    /// Loads the transient storage primary, creating it (if needed) with `owner_auth`
+    /// instead of the configured owner authorization.
+    fn primary(&mut self, owner_auth: Option<&[u8]>) -> Result<u32> {
+        self.storage
+            .primary(&mut self.tpm, &mut self.objects, &self.config, owner_auth)
     }
 
-    fn persistent_public(&mut self, handle: u32) -> Result<KeyPublic> {
-        if let Some(p) = self.persistent.get(&handle) {
-            return Ok(p.clone());
-        }
-        let (blob, name) = self.tpm.read_public(handle)?;
-        let public = KeyPublic::parse(&blob)?;
-        if public.name != name {
-            return Err(Error::Integrity(format!(
-                "ReadPublic of 0x{handle:08x}: Name does not match its public area"
-            )));
-        }
-        self.persistent.insert(handle, public.clone());
-        Ok(public)
+    /// A key's parent, loaded, with `auth` instead of the configured `parent-auth`.
+    fn parent(&mut self, parent: u32, auth: Option<&[u8]>) -> Result<Target> {
+        self.storage
+            .parent(&mut self.tpm, &mut self.objects, &self.config, parent, auth)
     }
 
-    /// Loads the transient storage primary key: from its saved context, or created once.
-    fn primary(&mut self) -> Result<u32> {
-        self.primary_with(None)
-    }
-
-    /// [`Link::primary`], creating it (if needed) with `owner_auth` instead of the
-    /// configured owner authorization.
-    fn primary_with(&mut self, owner_auth: Option<&[u8]>) -> Result<u32> {
-        self.storage_key_used = true;
-        if let Some(h) = self.find_loaded(STORAGE_KEY_ID) {
-            return Ok(h);
-        }
-        self.make_room(&[])?;
-        let saved = self.storage_key.as_ref().and_then(|sk| sk.context.clone());
-        let reloaded = match saved {
-            Some(ctx) => match self.tpm.context_load(&ctx) {
-                Ok(h) => Some(h),
-                Err(e) if self.context_is_stale(&e) => {
-                    if let Some(sk) = self.storage_key.as_mut() {
-                        sk.context = None;
-                    }
-                    None
-                }
-                Err(e) => return Err(e),
-            },
-            None => None,
-        };
-        let handle = match reloaded {
-            Some(h) => h,
-            None => {
-                let template = templates::storage_key()?;
-                let auth = match owner_auth {
-                    Some(a) => Zeroizing::new(a.to_vec()),
-                    None => self.config.parent_auth.clone(),
-                };
-                let (h, public, _) = self.tpm.create_primary(TPM_RH_OWNER, &auth, &template)?;
-                let public = KeyPublic::parse(&public)?;
-                if let Err(e) = self.check_pinned(TPM_RH_OWNER, &public.name) {
-                    let _ = self.tpm.flush_context(h);
-                    return Err(e);
-                }
-                let PublicKey::Ec { x, y, .. } = public.key else {
-                    return Err(Error::Integrity("storage key is not an ECC key".into()));
-                };
-                self.storage_key = Some(StorageKey {
-                    context: None,
-                    name: public.name,
-                    salt: SaltKey { x, y },
-                });
-                h
-            }
-        };
-        self.loaded.push((STORAGE_KEY_ID, handle));
-        Ok(handle)
-    }
-
-    /// A key's parent as (handle, Name, authValue).
-    fn parent(&mut self, parent: u32) -> Result<(u32, Vec<u8>, Vec<u8>)> {
-        self.parent_with(parent, None)
-    }
-
-    /// [`Link::parent`] with `auth` instead of the configured `parent-auth`.
-    fn parent_with(&mut self, parent: u32, auth: Option<&[u8]>) -> Result<(u32, Vec<u8>, Vec<u8>)> {
-        match parent {
-            TPM_RH_OWNER => {
-                let h = self.primary_with(auth)?;
-                let name = self
-                    .storage_key
-                    .as_ref()
-                    .map(|s| s.name.clone())
-                    .unwrap_or_default();
-                Ok((h, name, Vec::new()))
-            }
-            0x8100_0000..=0x81FF_FFFF => {
-                let name = self.persistent_public(parent)?.name;
-                let auth = match auth {
-                    Some(a) => a.to_vec(),
-                    None if self.config.parent == Some(parent) => self.config.parent_auth.to_vec(),
-                    None => Vec::new(),
-                };
-                Ok((parent, name, auth))
-            }
-            _ => Err(Error::Unsupported(format!(
-                "parent handle 0x{parent:08x} (use 0x40000001 or 0x81xxxxxx)"
-            ))),
-        }
-    }
-
-    fn find_loaded(&mut self, id: u64) -> Option<u32> {
-        let i = self.loaded.iter().position(|(k, _)| *k == id)?;
-        let entry = self.loaded.remove(i);
-        self.loaded.push(entry);
-        Some(entry.1)
-    }
-
-    /// Frees slots until one more object fits, never evicting `protect`.
-    fn make_room(&mut self, protect: &[u64]) -> Result<()> {
-        while self.loaded.len() >= MAX_TRANSIENT {
-            let Some(i) = self.loaded.iter().position(|(id, _)| !protect.contains(id)) else {
-                break;
-            };
-            let (id, handle) = self.loaded.remove(i);
-            self.unload(id, handle)?;
-        }
-        Ok(())
-    }
-
-    /// Flushes one of our objects, saving its context first if we have none yet.
-    fn unload(&mut self, id: u64, handle: u32) -> Result<()> {
-        if id == STORAGE_KEY_ID {
-            if let Some(sk) = self.storage_key.as_mut().filter(|sk| sk.context.is_none()) {
-                sk.context = Some(self.tpm.context_save(handle)?);
-            }
-        } else if !self.contexts.contains_key(&id) {
-            let ctx = self.tpm.context_save(handle)?;
-            self.contexts.insert(id, ctx);
-        }
-        self.tpm.flush_context(handle)
-    }
-
+    /// A key of a key file, loaded (from its saved context, else its blob under its parent),
+    /// or a persistent key.
     fn ensure_loaded(&mut self, key: &Loadable<'_>) -> Result<(u32, Vec<u8>)> {
         let (id, parent, private, public, name) = match key {
             Loadable::Persistent { handle, name } => return Ok((*handle, name.to_vec())),
@@ -742,48 +481,18 @@ impl Link {
                 name,
             } => (*id, *parent, *private, *public, *name),
         };
-        if let Some(handle) = self.find_loaded(id) {
+        let rm = behind_resource_manager(&self.config.tcti);
+        if let Some(handle) = self.objects.reload(&mut self.tpm, id, rm)? {
             return Ok((handle, name.to_vec()));
         }
-        if let Some(ctx) = self.contexts.get(&id).cloned() {
-            self.make_room(&[])?;
-            match self.tpm.context_load(&ctx) {
-                Ok(handle) => {
-                    self.loaded.push((id, handle));
-                    return Ok((handle, name.to_vec()));
-                }
-                Err(e) if self.context_is_stale(&e) => {
-                    self.contexts.remove(&id);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let (parent_handle, parent_name, parent_auth) = self.parent(parent)?;
-        self.make_room(&[STORAGE_KEY_ID])?;
-        let (handle, tpm_name) =
-            self.tpm
-                .load(parent_handle, &parent_name, &parent_auth, private, public)?;
-        self.loaded.push((id, handle));
-        if tpm_name != name {
-            return Err(Error::Integrity(
-                "the TPM computed another Name for the loaded key".into(),
-            ));
-        }
-        if self.policy == ObjectPolicy::PerOperation {
-            let ctx = self.tpm.context_save(handle)?;
-            self.contexts.insert(id, ctx);
-        }
+        let parent = self.parent(parent, None)?;
+        let save_context = self.policy == ObjectPolicy::PerOperation;
+        let handle = self
+            .objects
+            .load(&mut self.tpm, id, name, save_context, |tpm| {
+                tpm.load(parent.handle, &parent.name, &parent.auth, private, public)
+            })?;
         Ok((handle, name.to_vec()))
-    }
-
-    /// A saved context that will not load although this process holds nothing loaded: a
-    /// resource manager whose TPM restarted refuses such contexts (tpm2-abrmd answers
-    /// TPM_RC_OBJECT_MEMORY), so the object is re-created from its blob or template instead
-    /// of retrying the same ContextLoad until the deadline.
-    fn context_is_stale(&self, e: &Error) -> bool {
-        classify(e) == Failure::Busy
-            && self.loaded.is_empty()
-            && behind_resource_manager(&self.config.tcti)
     }
 
     /// Per-operation: nothing of ours stays loaded. Keep: the storage key goes after the
@@ -793,10 +502,9 @@ impl Link {
             self.release_all_loaded();
             return;
         }
-        if self.key_used && !self.storage_key_used {
-            if let Some(i) = self.loaded.iter().position(|(id, _)| *id == STORAGE_KEY_ID) {
-                let (id, h) = self.loaded.remove(i);
-                let _ = self.unload(id, h);
+        if self.key_used && !self.storage.used {
+            if let Some(handle) = self.objects.take(STORAGE_KEY_ID) {
+                let _ = self.objects.unload(&mut self.tpm, STORAGE_KEY_ID, handle);
             }
         }
         // An operation on a policy key did without the HMAC session: it leaves the TPM's
@@ -808,8 +516,8 @@ impl Link {
 
     /// Flushes our loaded objects and saves the session, so other processes get the slots.
     fn release_all_loaded(&mut self) {
-        for (id, handle) in std::mem::take(&mut self.loaded) {
-            let _ = self.unload(id, handle);
+        for (id, handle) in self.objects.take_all() {
+            let _ = self.objects.unload(&mut self.tpm, id, handle);
         }
         // A policy session holds nothing worth a ContextSave: start a new one next time.
         if let Some(p) = self.tpm.policy.session.take() {
@@ -833,7 +541,7 @@ impl Link {
 
     /// Process exit: flush everything we hold, the session included.
     fn release_all(&mut self) {
-        for (_, handle) in std::mem::take(&mut self.loaded) {
+        for (_, handle) in self.objects.take_all() {
             let _ = self.tpm.flush_context(handle);
         }
         if let Some(s) = self.tpm.session.take() {
@@ -869,8 +577,7 @@ impl Link {
         if self.keep_lease.is_none() {
             return;
         }
-        if let Some(i) = self.loaded.iter().position(|(id, _)| *id == STORAGE_KEY_ID) {
-            let (_, handle) = self.loaded.remove(i);
+        if let Some(handle) = self.objects.take(STORAGE_KEY_ID) {
             let _ = self.tpm.flush_context(handle);
         }
         if let Some(p) = self.tpm.policy.session.take() {
@@ -881,16 +588,16 @@ impl Link {
     /// Whether the key `id` is loaded or has a saved context on this connection (so the
     /// TPM has accepted its blob).
     pub fn holds(&self, id: u64) -> bool {
-        self.loaded.iter().any(|(k, _)| *k == id) || self.contexts.contains_key(&id)
+        self.objects.holds(id)
     }
 
     /// The public area of a persistent object (read once, then cached).
     pub fn read_persistent(&mut self, handle: u32) -> Result<KeyPublic> {
-        self.retrying(|link| link.persistent_public(handle))
+        self.retrying(|link| link.storage.persistent_public(&mut link.tpm, handle))
     }
 
     pub fn forget_persistent(&mut self, handle: u32) {
-        self.persistent.remove(&handle);
+        self.storage.forget_persistent(handle);
     }
 
     /// Runs `op` with the HMAC session, a policy session with a clean digest (its handle is
@@ -916,8 +623,8 @@ impl Link {
                     h
                 }
             };
-            for (id, handle) in std::mem::take(&mut link.loaded) {
-                link.unload(id, handle)?;
+            for (id, handle) in link.objects.take_all() {
+                link.objects.unload(&mut link.tpm, id, handle)?;
             }
             op(&mut link.tpm, session)
         })
@@ -935,15 +642,6 @@ fn salts_sessions(public: &KeyPublic) -> bool {
             }
         )
 }
-
-fn backoff(attempt: u32) -> Duration {
-    let mut r = [0u8; 2];
-    crate::session_crypto::SessionCrypto::random(&RustCrypto, &mut r);
-    let cap = 1u64 << attempt.min(5);
-    Duration::from_millis(1 + u64::from(u16::from_be_bytes(r)) % (cap * 2))
-}
-
-pub use crate::hex::hex;
 
 /// TPM commands this process has sent on its current connection (for tests and benchmarks).
 pub fn commands_sent() -> u64 {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::attest::signature::TpmSignature;
 use crate::error::{Error, Result};
 use crate::policy_session::PolicyState;
 use crate::response_code::{TPM_RC_RETRY, TPM_RC_TESTING, TPM_RC_YIELDED};
@@ -23,6 +24,7 @@ pub fn handle_name(handle: u32) -> [u8; 4] {
 /// What one command needs: handles with their Names, the authValue of the first handle
 /// (`None` when no handle needs authorisation), and which parameters are secret.
 #[derive(Debug)]
+#[must_use]
 pub struct Command<'a> {
     pub code: CommandCode,
     pub handles: &'a [u32],
@@ -39,6 +41,69 @@ pub struct Command<'a> {
     /// storage key, which must exist before a session can be salted with it, and Quote by
     /// an AK, whose authValue is empty and whose output is signed.
     pub before_session: bool,
+}
+
+impl<'a> Command<'a> {
+    /// `code` with `params` and nothing else: no handles, no authorisation, no secret
+    /// parameter, no handle in the response. The methods below add what a command has.
+    pub fn new(code: CommandCode, params: Zeroizing<Vec<u8>>) -> Command<'a> {
+        Command {
+            code,
+            handles: &[],
+            names: &[],
+            auth: None,
+            params,
+            secret_in: false,
+            secret_out: false,
+            response_handles: 0,
+            before_session: false,
+        }
+    }
+
+    pub fn handles(self, handles: &'a [u32]) -> Self {
+        Command { handles, ..self }
+    }
+
+    /// The Names of the handles that enter the session's cpHash.
+    pub fn names(self, names: &'a [&'a [u8]]) -> Self {
+        Command { names, ..self }
+    }
+
+    /// The authValue of the first handle.
+    pub fn auth(self, auth: &'a [u8]) -> Self {
+        Command {
+            auth: Some(auth),
+            ..self
+        }
+    }
+
+    pub fn secret_in(self) -> Self {
+        Command {
+            secret_in: true,
+            ..self
+        }
+    }
+
+    pub fn secret_out(self) -> Self {
+        Command {
+            secret_out: true,
+            ..self
+        }
+    }
+
+    pub fn response_handles(self, response_handles: usize) -> Self {
+        Command {
+            response_handles,
+            ..self
+        }
+    }
+
+    pub fn before_session(self) -> Self {
+        Command {
+            before_session: true,
+            ..self
+        }
+    }
 }
 
 /// How a command on a key is authorised.
@@ -396,17 +461,10 @@ impl Tpm {
         session_type: u8,
     ) -> Result<SaltedSession> {
         let (params, pending) = session::start_params(salt_key, session_type)?;
-        let cmd = Command {
-            code: CommandCode::StartAuthSession,
-            handles: &[salt_handle, TPM_RH_NULL],
-            names: &[],
-            auth: None,
-            params: Zeroizing::new(params),
-            secret_in: false,
-            secret_out: false,
-            response_handles: 1,
-            before_session: false,
-        };
+        let handles = [salt_handle, TPM_RH_NULL];
+        let cmd = Command::new(CommandCode::StartAuthSession, Zeroizing::new(params))
+            .handles(&handles)
+            .response_handles(1);
         self.execute_new_handle(&cmd, |rsp| {
             let nonce_tpm = Reader::new(&rsp.params).tpm2b()?;
             let handle = *rsp
@@ -424,17 +482,11 @@ impl Tpm {
         params: Vec<u8>,
         response_handles: usize,
     ) -> Result<Response> {
-        self.execute(&Command {
-            code,
-            handles,
-            names: &[],
-            auth: None,
-            params: Zeroizing::new(params),
-            secret_in: false,
-            secret_out: false,
-            response_handles,
-            before_session: false,
-        })
+        self.execute(
+            &Command::new(code, Zeroizing::new(params))
+                .handles(handles)
+                .response_handles(response_handles),
+        )
     }
 
     /// TPM2_ContextSave: the marshalled TPMS_CONTEXT.
@@ -467,6 +519,15 @@ impl Tpm {
         Ok((public, name))
     }
 
+    /// TPM properties (TPM_CAP_TPM_PROPERTIES) from `first`, at most `count`: (property,
+    /// value).
+    pub fn tpm_properties(&mut self, first: u32, count: u32) -> Result<Vec<(u32, u32)>> {
+        let (_more, data) = self.get_capability(TPM_CAP_TPM_PROPERTIES, first, count)?;
+        let mut r = Reader::new(&data);
+        let n = r.u32()?;
+        (0..n).map(|_| Ok((r.u32()?, r.u32()?))).collect()
+    }
+
     /// TPM2_GetCapability: (moreData, the TPMS_CAPABILITY_DATA bytes after the capability).
     pub fn get_capability(
         &mut self,
@@ -495,18 +556,14 @@ impl Tpm {
         let mut w = Writer::new();
         w.u16(4).tpm2b(&[]).tpm2b(&[]); // inSensitive: empty userAuth and data
         w.tpm2b(template).tpm2b(&[]).u32(0);
-        let name = handle_name(hierarchy);
-        let cmd = Command {
-            code: CommandCode::CreatePrimary,
-            handles: &[hierarchy],
-            names: &[&name],
-            auth: Some(hierarchy_auth),
-            params: w.into_secret(),
-            secret_in: false,
-            secret_out: false,
-            response_handles: 1,
-            before_session: true,
-        };
+        let (handles, name) = ([hierarchy], handle_name(hierarchy));
+        let names: [&[u8]; 1] = [&name];
+        let cmd = Command::new(CommandCode::CreatePrimary, w.into_secret())
+            .handles(&handles)
+            .names(&names)
+            .auth(hierarchy_auth)
+            .before_session()
+            .response_handles(1);
         self.execute_new_handle(&cmd, |rsp| {
             let mut r = Reader::new(&rsp.params);
             let public = r.tpm2b_raw()?.to_vec();
@@ -541,17 +598,13 @@ impl Tpm {
         let sensitive = sensitive.into_secret();
         let mut w = Writer::new();
         w.tpm2b(&sensitive).tpm2b(template).tpm2b(&[]).u32(0);
-        let rsp = self.execute(&Command {
-            code: CommandCode::Create,
-            handles: &[parent],
-            names: &[parent_name],
-            auth: Some(parent_auth),
-            params: w.into_secret(),
-            secret_in: true,
-            secret_out: false,
-            response_handles: 0,
-            before_session: false,
-        })?;
+        let rsp = self.execute(
+            &Command::new(CommandCode::Create, w.into_secret())
+                .handles(&[parent])
+                .names(&[parent_name])
+                .auth(parent_auth)
+                .secret_in(),
+        )?;
         let mut r = Reader::new(&rsp.params);
         let private = r.tpm2b_raw()?.to_vec();
         let public = r.tpm2b_raw()?.to_vec();
@@ -592,16 +645,14 @@ impl Tpm {
     ) -> Result<(u32, Vec<u8>)> {
         let mut w = Writer::new();
         w.bytes(private).bytes(public);
+        let handles = [parent];
         let cmd = Command {
-            code: CommandCode::Load,
-            handles: &[parent],
-            names,
-            auth: Some(parent_auth),
-            params: w.into_secret(),
-            secret_in: false,
-            secret_out: false,
-            response_handles: 1,
             before_session,
+            ..Command::new(CommandCode::Load, w.into_secret())
+                .handles(&handles)
+                .names(names)
+                .auth(parent_auth)
+                .response_handles(1)
         };
         self.execute_new_handle(&cmd, |rsp| {
             let name = Reader::new(&rsp.params).tpm2b()?.to_vec();
@@ -626,17 +677,12 @@ impl Tpm {
         let mut w = Writer::new();
         w.u32(persistent);
         let owner = handle_name(TPM_RH_OWNER);
-        self.execute(&Command {
-            code: CommandCode::EvictControl,
-            handles: &[TPM_RH_OWNER, object],
-            names: &[&owner, object_name],
-            auth: Some(owner_auth),
-            params: w.into_secret(),
-            secret_in: false,
-            secret_out: false,
-            response_handles: 0,
-            before_session: false,
-        })
+        self.execute(
+            &Command::new(CommandCode::EvictControl, w.into_secret())
+                .handles(&[TPM_RH_OWNER, object])
+                .names(&[&owner, object_name])
+                .auth(owner_auth),
+        )
         .map(|_| ())
     }
 
@@ -652,17 +698,13 @@ impl Tpm {
     ) -> Result<Vec<u8>> {
         let mut w = Writer::new();
         w.tpm2b(new_auth);
-        let rsp = self.execute(&Command {
-            code: CommandCode::ChangeAuth,
-            handles: &[object, parent],
-            names: &[object_name, parent_name],
-            auth: Some(auth),
-            params: w.into_secret(),
-            secret_in: true,
-            secret_out: false,
-            response_handles: 0,
-            before_session: false,
-        })?;
+        let rsp = self.execute(
+            &Command::new(CommandCode::ChangeAuth, w.into_secret())
+                .handles(&[object, parent])
+                .names(&[object_name, parent_name])
+                .auth(auth)
+                .secret_in(),
+        )?;
         let mut r = Reader::new(&rsp.params);
         Ok(r.tpm2b_raw()?.to_vec())
     }
@@ -707,17 +749,12 @@ impl Tpm {
         let mut w = Writer::new();
         w.tpm2b(&[]).tpm2b(&[]).tpm2b(policy_ref).u32(0);
         let session_name = handle_name(session);
-        self.execute(&Command {
-            code: CommandCode::PolicySecret,
-            handles: &[auth_handle, session],
-            names: &[auth_name, &session_name],
-            auth: Some(auth),
-            params: w.into_secret(),
-            secret_in: false,
-            secret_out: false,
-            response_handles: 0,
-            before_session: false,
-        })
+        self.execute(
+            &Command::new(CommandCode::PolicySecret, w.into_secret())
+                .handles(&[auth_handle, session])
+                .names(&[auth_name, &session_name])
+                .auth(auth),
+        )
         .map(|_| ())
     }
 
@@ -819,16 +856,14 @@ impl Tpm {
             KeyAuth::Value(a) => (a, Slot::Hmac),
             KeyAuth::Policy(a) => (a, Slot::Policy),
         };
+        let (handles, names) = ([k.key], [k.name]);
         let cmd = Command {
-            code: k.code,
-            handles: &[k.key],
-            names: &[k.name],
-            auth: Some(auth),
-            params: k.params,
             secret_in: k.secret_in,
             secret_out: k.secret_out,
-            response_handles: 0,
-            before_session: false,
+            ..Command::new(k.code, k.params)
+                .handles(&handles)
+                .names(&names)
+                .auth(auth)
         };
         let result = self.execute_in(&cmd, slot);
         if slot == Slot::Policy {
@@ -838,7 +873,7 @@ impl Tpm {
         result
     }
 
-    /// TPM2_Sign of a digest: the TPMT_SIGNATURE as returned.
+    /// TPM2_Sign of a digest: the signature, in the scheme and with the hash asked for.
     pub fn sign<'k>(
         &mut self,
         key: u32,
@@ -847,7 +882,7 @@ impl Tpm {
         digest: &[u8],
         scheme: u16,
         hash: u16,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<TpmSignature> {
         let mut w = Writer::new();
         w.tpm2b(digest).u16(scheme);
         if scheme != TPM_ALG_NULL {
@@ -863,7 +898,7 @@ impl Tpm {
             secret_in: true,
             secret_out: false,
         })?;
-        Ok(rsp.params.to_vec())
+        parse_signature(&rsp.params, scheme, hash)
     }
 
     /// TPM2_RSA_Decrypt; scheme TPM_ALG_NULL is the raw private-key operation.
@@ -949,17 +984,8 @@ impl Tpm {
     pub fn get_random(&mut self, n: u16) -> Result<Zeroizing<Vec<u8>>> {
         let mut w = Writer::new();
         w.u16(n);
-        let rsp = self.execute(&Command {
-            code: CommandCode::GetRandom,
-            handles: &[],
-            names: &[],
-            auth: None,
-            params: w.into_secret(),
-            secret_in: false,
-            secret_out: true,
-            response_handles: 0,
-            before_session: false,
-        })?;
+        let rsp =
+            self.execute(&Command::new(CommandCode::GetRandom, w.into_secret()).secret_out())?;
         let mut r = Reader::new(&rsp.params);
         Ok(Zeroizing::new(r.tpm2b()?.to_vec()))
     }
@@ -968,18 +994,8 @@ impl Tpm {
     pub fn stir_random(&mut self, data: &[u8]) -> Result<()> {
         let mut w = Writer::new();
         w.tpm2b(data);
-        self.execute(&Command {
-            code: CommandCode::StirRandom,
-            handles: &[],
-            names: &[],
-            auth: None,
-            params: w.into_secret(),
-            secret_in: true,
-            secret_out: false,
-            response_handles: 0,
-            before_session: false,
-        })
-        .map(|_| ())
+        self.execute(&Command::new(CommandCode::StirRandom, w.into_secret()).secret_in())
+            .map(|_| ())
     }
 
     /// TPM2_NV_ReadPublic: (TPMS_NV_PUBLIC without its size prefix, Name).
@@ -1041,17 +1057,12 @@ impl Tpm {
     ) -> Result<Vec<u8>> {
         let mut w = Writer::new();
         w.u16(size).u16(offset);
-        let rsp = self.execute(&Command {
-            code: CommandCode::NvRead,
-            handles: &[index, index],
-            names: &[index_name, index_name],
-            auth: Some(auth),
-            params: w.into_secret(),
-            secret_in: false,
-            secret_out: false,
-            response_handles: 0,
-            before_session: false,
-        })?;
+        let rsp = self.execute(
+            &Command::new(CommandCode::NvRead, w.into_secret())
+                .handles(&[index, index])
+                .names(&[index_name, index_name])
+                .auth(auth),
+        )?;
         Ok(Reader::new(&rsp.params).tpm2b()?.to_vec())
     }
 
@@ -1073,17 +1084,10 @@ impl Tpm {
         let mut w = Writer::new();
         w.tpm2b(qualifying_data).u16(TPM_ALG_NULL);
         let rsp = self.execute_with(
-            &Command {
-                code: CommandCode::Certify,
-                handles: &[object, signer],
-                names: &[object_name, signer_name],
-                auth: Some(object_auth),
-                params: w.into_secret(),
-                secret_in: false,
-                secret_out: false,
-                response_handles: 0,
-                before_session: false,
-            },
+            &Command::new(CommandCode::Certify, w.into_secret())
+                .handles(&[object, signer])
+                .names(&[object_name, signer_name])
+                .auth(object_auth),
             Slot::Hmac,
             OtherAuth::After(signer_auth),
         )?;
@@ -1105,17 +1109,12 @@ impl Tpm {
     ) -> Result<(Vec<u8>, Vec<u8>)> {
         let mut w = Writer::new();
         w.tpm2b(qualifying_data).u16(TPM_ALG_NULL).bytes(selection);
-        let rsp = self.execute(&Command {
-            code: CommandCode::Quote,
-            handles: &[signer],
-            names: &[],
-            auth: Some(signer_auth),
-            params: w.into_secret(),
-            secret_in: false,
-            secret_out: false,
-            response_handles: 0,
-            before_session: true,
-        })?;
+        let rsp = self.execute(
+            &Command::new(CommandCode::Quote, w.into_secret())
+                .handles(&[signer])
+                .auth(signer_auth)
+                .before_session(),
+        )?;
         let mut r = Reader::new(&rsp.params);
         let attest = r.tpm2b()?.to_vec();
         Ok((attest, r.rest().to_vec()))
@@ -1139,17 +1138,11 @@ impl Tpm {
         let mut w = Writer::new();
         w.tpm2b(credential_blob).tpm2b(secret);
         let result = self.execute_with(
-            &Command {
-                code: CommandCode::ActivateCredential,
-                handles: &[object, key],
-                names: &[object_name, key_name],
-                auth: Some(&[]),
-                params: w.into_secret(),
-                secret_in: false,
-                secret_out: true,
-                response_handles: 0,
-                before_session: false,
-            },
+            &Command::new(CommandCode::ActivateCredential, w.into_secret())
+                .handles(&[object, key])
+                .names(&[object_name, key_name])
+                .auth(&[])
+                .secret_out(),
             Slot::Policy,
             OtherAuth::Before(object_auth),
         );
@@ -1157,6 +1150,28 @@ impl Tpm {
         let rsp = result?;
         Ok(Zeroizing::new(Reader::new(&rsp.params).tpm2b()?.to_vec()))
     }
+}
+
+/// A TPM2_Sign response: one TPMT_SIGNATURE, in the scheme and with the hash the command
+/// asked for, filling the parameters exactly.
+fn parse_signature(params: &[u8], scheme: u16, hash: u16) -> Result<TpmSignature> {
+    let sig = TpmSignature::parse(params).map_err(|e| match e {
+        Error::Evidence(cause) => Error::Integrity(format!("TPM2_Sign response: {cause}")),
+        e => e,
+    })?;
+    let answered = match &sig {
+        TpmSignature::Ecdsa { .. } => TPM_ALG_ECDSA,
+        TpmSignature::Rsassa { .. } => TPM_ALG_RSASSA,
+        TpmSignature::Rsapss { .. } => TPM_ALG_RSAPSS,
+    };
+    if answered != scheme || sig.hash().tpm_alg() != hash {
+        return Err(Error::Integrity(format!(
+            "TPM2_Sign response: a {} signature with {}, not the scheme 0x{scheme:04x} and hash 0x{hash:04x} asked for",
+            sig.scheme_name(),
+            sig.hash().name()
+        )));
+    }
+    Ok(sig)
 }
 
 /// A password authorisation entry (TPM_RS_PW) for `auth`.
@@ -1167,4 +1182,121 @@ fn password_auth(auth: &[u8]) -> Zeroizing<Vec<u8>> {
         .u8(ATTR_CONTINUE_SESSION)
         .tpm2b(auth);
     w.into_secret()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_command_has_nothing_but_its_code_and_parameters() {
+        let cmd = Command::new(CommandCode::GetRandom, Zeroizing::new(vec![0, 32]));
+        assert_eq!(cmd.code as u32, CommandCode::GetRandom as u32);
+        assert_eq!(&cmd.params[..], &[0, 32]);
+        assert!(cmd.handles.is_empty() && cmd.names.is_empty() && cmd.auth.is_none());
+        assert!(!cmd.secret_in && !cmd.secret_out && !cmd.before_session);
+        assert_eq!(cmd.response_handles, 0);
+    }
+
+    #[test]
+    fn the_builder_sets_each_part_and_leaves_the_others() {
+        let handles = [0x8000_0001, 0x4000_0001];
+        let name = handle_name(0x4000_0001);
+        let names: [&[u8]; 2] = [b"key", &name];
+        let cmd = Command::new(CommandCode::Create, Zeroizing::new(Vec::new()))
+            .handles(&handles)
+            .names(&names)
+            .auth(b"pw")
+            .secret_in()
+            .response_handles(1);
+        assert_eq!(cmd.handles, &handles);
+        assert_eq!(cmd.names, &names);
+        assert_eq!(cmd.auth, Some(&b"pw"[..]));
+        assert!(cmd.secret_in && !cmd.secret_out && !cmd.before_session);
+        assert_eq!(cmd.response_handles, 1);
+        let cmd = Command::new(CommandCode::Quote, Zeroizing::new(Vec::new()))
+            .secret_out()
+            .before_session();
+        assert!(!cmd.secret_in && cmd.secret_out && cmd.before_session);
+        assert!(cmd.auth.is_none());
+    }
+
+    #[test]
+    fn a_session_is_wanted_only_for_authorised_or_secret_commands_when_sessions_are_on() {
+        let tpm = Tpm::new(Tcti::scripted(|_| Vec::new()), true);
+        let plain = Command::new(CommandCode::ReadPublic, Zeroizing::new(Vec::new()));
+        assert!(!tpm.wants_session(&plain));
+        let secret = Command::new(CommandCode::GetRandom, Zeroizing::new(Vec::new())).secret_out();
+        assert!(tpm.wants_session(&secret));
+        let authorised = Command::new(CommandCode::Sign, Zeroizing::new(Vec::new())).auth(b"");
+        assert!(tpm.wants_session(&authorised));
+        assert!(!tpm.wants_session(&authorised.before_session()));
+        let off = Tpm::new(Tcti::scripted(|_| Vec::new()), false);
+        assert!(!off.wants_session(&secret));
+    }
+
+    fn ecdsa_sha256(r: &[u8], s: &[u8]) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u16(TPM_ALG_ECDSA).u16(TPM_ALG_SHA256).tpm2b(r).tpm2b(s);
+        w.into_vec()
+    }
+
+    #[test]
+    fn a_sign_response_parses_into_the_signature() {
+        let sig = parse_signature(
+            &ecdsa_sha256(&[1; 32], &[2; 31]),
+            TPM_ALG_ECDSA,
+            TPM_ALG_SHA256,
+        );
+        let Ok(TpmSignature::Ecdsa { r, s, .. }) = sig else {
+            panic!("not parsed: {sig:?}");
+        };
+        assert_eq!((r, s), (vec![1; 32], vec![2; 31]));
+        let mut w = Writer::new();
+        w.u16(TPM_ALG_RSAPSS).u16(TPM_ALG_SHA384).tpm2b(&[9; 256]);
+        let sig = parse_signature(&w.into_vec(), TPM_ALG_RSAPSS, TPM_ALG_SHA384);
+        assert!(matches!(sig, Ok(TpmSignature::Rsapss { ref sig, .. }) if sig == &[9; 256]));
+    }
+
+    #[test]
+    fn a_short_or_empty_sign_response_is_an_error_naming_it_never_an_empty_signature() {
+        let full = ecdsa_sha256(&[1; 32], &[2; 32]);
+        for len in 0..full.len() {
+            match parse_signature(&full[..len], TPM_ALG_ECDSA, TPM_ALG_SHA256) {
+                Err(Error::Integrity(m)) => {
+                    assert!(
+                        m.contains("TPM2_Sign response") && m.contains("truncated"),
+                        "{m}"
+                    )
+                }
+                other => panic!("{len} bytes: {other:?}"),
+            }
+        }
+        let mut long = full.clone();
+        long.push(0);
+        let e = parse_signature(&long, TPM_ALG_ECDSA, TPM_ALG_SHA256);
+        assert!(matches!(e, Err(Error::Integrity(m)) if m.contains("trailing")));
+    }
+
+    #[test]
+    fn a_sign_response_in_another_scheme_or_hash_is_refused() {
+        let sig = ecdsa_sha256(&[1; 32], &[2; 32]);
+        for (scheme, hash) in [
+            (TPM_ALG_RSASSA, TPM_ALG_SHA256),
+            (TPM_ALG_ECDSA, TPM_ALG_SHA384),
+        ] {
+            let e = parse_signature(&sig, scheme, hash);
+            assert!(
+                matches!(e, Err(Error::Integrity(ref m)) if m.contains("ECDSA signature with SHA256")),
+                "{e:?}"
+            );
+        }
+        let mut unknown = Writer::new();
+        unknown.u16(TPM_ALG_NULL).u16(TPM_ALG_SHA256);
+        let e = parse_signature(&unknown.into_vec(), TPM_ALG_ECDSA, TPM_ALG_SHA256);
+        assert!(
+            matches!(e, Err(Error::Integrity(ref m)) if m.contains("scheme 0x0010")),
+            "{e:?}"
+        );
+    }
 }

@@ -15,7 +15,13 @@ pub const TPM_RC_TESTING: u32 = 0x90A;
 pub const TPM_RC_LOCKOUT: u32 = 0x921;
 pub const TPM_RC_INITIALIZE: u32 = 0x100;
 pub const TPM_RC_REFERENCE_H0: u32 = 0x910;
+/// The last of the REFERENCE codes (H0..H6, S0..S6): a handle or session that is not loaded.
+pub const TPM_RC_REFERENCE_S6: u32 = 0x91E;
+pub const TPM_RC_CONTEXT_GAP: u32 = 0x904;
+pub const TPM_RC_BAD_CONTEXT: u32 = 0x150;
 pub const TPM_RC_VALUE: u32 = 0x084;
+pub const TPM_RC_AUTH_FAIL: u32 = 0x08E;
+pub const TPM_RC_BAD_AUTH: u32 = 0x0A2;
 
 const FMT1: u32 = 0x080;
 const VER1: u32 = 0x100;
@@ -275,7 +281,7 @@ impl ResponseCode {
     }
 
     pub fn is_bad_auth(self) -> bool {
-        matches!(self.base(), 0x8E | 0xA2)
+        matches!(self.base(), TPM_RC_AUTH_FAIL | TPM_RC_BAD_AUTH)
     }
 
     /// The TPM has no room now (object or session memory, context gap): try again after
@@ -283,7 +289,7 @@ impl ResponseCode {
     pub fn is_tpm_full(self) -> bool {
         matches!(
             self.base(),
-            TPM_RC_OBJECT_MEMORY | TPM_RC_SESSION_MEMORY | 0x904
+            TPM_RC_OBJECT_MEMORY | TPM_RC_SESSION_MEMORY | TPM_RC_CONTEXT_GAP
         )
     }
 
