@@ -84,3 +84,34 @@ fn a_tpm_lockout_says_how_to_recover() {
         "{out}"
     );
 }
+
+/// `objects = keep` on a TPM without a resource manager in a process that cannot write the
+/// keep lease (a server's workers running as another user than the state directory's
+/// owner): it still signs, per operation, and the log says why it does not keep.
+#[test]
+fn keep_without_a_writable_lease_says_so_and_still_signs() {
+    let env = Env::new();
+    let key = env.genkey("k.pem", "EC");
+    let state = env.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("keep-leases"),
+        b"a file where the directory goes",
+    )
+    .unwrap();
+    let msg = env.write("msg", b"kept?");
+    let out = env
+        .openssl(Order::TpmkeyFirst, "dgst")
+        .args(["-sha256", "-sign", &key, "-out", &env.file("sig"), &msg])
+        .env("TPMKEY_OBJECTS", "keep")
+        .env("TPMKEY_STATE", &state)
+        .env("TPMKEY_LOG", "error")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot open the keep lease") && stderr.contains("per-operation"),
+        "{stderr}"
+    );
+}

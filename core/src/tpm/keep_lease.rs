@@ -24,10 +24,29 @@ impl KeepLease {
     /// lock file cannot be made: then this process does not keep (the safe side).
     pub fn try_acquire(config: &Config) -> Option<KeepLease> {
         let dir = config.state_dir().join(DIR);
-        crate::store::files::create_dir(&dir).ok()?;
         let bus = std::env::var("DBUS_SESSION_BUS_ADDRESS").ok();
         let name = crate::storage_key_pin::record_file_name(&config.tcti, bus.as_deref(), 0);
-        let file = crate::store::files::open_lock_file(&dir.join(format!("{name}.lock"))).ok()?;
+        let path = dir.join(format!("{name}.lock"));
+        let opened = crate::store::files::create_dir(&dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| crate::store::files::open_lock_file(&path).map_err(|e| e.to_string()));
+        let file = match opened {
+            Ok(file) => file,
+            Err(e) => {
+                // Typically a server's workers running as another user than the master that
+                // made the state directory: they work, but each operation loads its key.
+                crate::log::write(
+                    crate::log::Level::Error,
+                    "tpmkey",
+                    &format!(
+                        "objects = keep: cannot open the keep lease {} ({e}); this process \
+                         runs per-operation (give it a writable state directory)",
+                        path.display()
+                    ),
+                );
+                return None;
+            }
+        };
         // SAFETY: flock is plain data; all-zero is a valid starting value.
         let mut lock: libc::flock = unsafe { std::mem::zeroed() };
         lock.l_type = libc::F_WRLCK as libc::c_short;

@@ -60,7 +60,7 @@ pub enum Fault {
     /// XOR `0x01` into the byte at `offset` of `area` (wrapping around the area).
     Flip(Area, usize),
     /// Cut the response off in the middle of `area` (the size field follows, except in a
-    /// cut header, after which the tap closes the connection).
+    /// cut header, which leaves the client waiting for the rest).
     Truncate(Area),
     /// Insert this many bytes at the end of `area` (the size field follows).
     Extend(Area, usize),

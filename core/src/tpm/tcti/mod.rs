@@ -1,9 +1,13 @@
 //! The TCTI: a configuration string (`device:`, `swtpm:`, `mssim:`, `tabrmd:`) turned into a
-//! byte pipe to the TPM. libtss2-tctildr opens all but `tabrmd:`, which tpmkey reaches itself
-//! ([`tabrmd`]) because the library's GLib threads do not survive fork. This is the only
-//! place that calls into tpm2-tss.
+//! byte pipe to the TPM. libtss2-tctildr opens `device:`, `mssim:` and any other TCTI
+//! library; tpmkey reaches `tabrmd:` itself ([`tabrmd`]) because the library's GLib threads
+//! do not survive fork, and `swtpm:` ([`swtpm`]) because the library's swtpm TCTI waited
+//! for ever on a response cut inside its header. This is the only place that calls into
+//! tpm2-tss.
 
 mod dbus;
+mod socket;
+mod swtpm;
 mod tabrmd;
 
 use std::ffi::CString;
@@ -23,7 +27,7 @@ type Answer = Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>;
 pub struct Tcti {
     /// libtss2-tctildr's context; null for a native transport or once abandoned.
     context: *mut sys::TSS2_TCTI_CONTEXT,
-    native: Option<tabrmd::Tabrmd>,
+    native: Option<socket::Socket>,
     /// Answers given by a function instead of a TPM: the response-parser fuzz targets.
     scripted: Option<Answer>,
     conf: String,
@@ -51,8 +55,15 @@ impl Tcti {
                 "empty TCTI: tpmkey never lets tpm2-tss probe for a TPM".into(),
             ));
         }
-        if conf.starts_with("tabrmd") {
-            let native = tabrmd::Tabrmd::open(conf, timeout).map_err(|cause| Error::Tcti {
+        let native = if conf.starts_with("tabrmd") {
+            Some(tabrmd::open(conf, timeout))
+        } else if conf.starts_with("swtpm") {
+            Some(swtpm::open(conf, timeout))
+        } else {
+            None
+        };
+        if let Some(native) = native {
+            let native = native.map_err(|cause| Error::Tcti {
                 tcti: conf.into(),
                 cause,
             })?;

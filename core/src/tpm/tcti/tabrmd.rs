@@ -4,18 +4,16 @@
 //! connects like any process (the library's GDBus threads did not survive fork: its children
 //! waited 25 s for a D-Bus reply that never came).
 
-use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use super::dbus::{reply_u64, Bus, Call};
+use super::socket::Socket;
 
 const DEFAULT_BUS_NAME: &str = "com.intel.tss2.Tabrmd";
 const OBJECT_PATH: &str = "/com/intel/tss2/Tabrmd/Tcti";
 const INTERFACE: &str = "com.intel.tss2.TctiTabrmd";
 const SYSTEM_BUS: &str = "unix:path=/var/run/dbus/system_bus_socket";
-/// The TPM response header: tag, size, code.
-const HEADER: usize = 10;
 
 /// `tabrmd:[bus_name=NAME][,bus_type=system|session]`, as the tabrmd TCTI reads it.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,55 +59,29 @@ impl TabrmdConf {
     }
 }
 
-#[derive(Debug)]
-pub struct Tabrmd {
-    socket: UnixStream,
-}
-
-impl Tabrmd {
-    pub fn open(conf: &str, timeout: Duration) -> Result<Tabrmd, String> {
-        let conf = TabrmdConf::parse(conf)?;
-        let mut bus = Bus::open(&conf.bus_address()?)?;
-        let mut reply = bus.call(&Call {
-            destination: &conf.bus_name,
-            path: OBJECT_PATH,
-            interface: INTERFACE,
-            member: "CreateConnection",
-        })?;
-        reply_u64(&reply)?; // the connection id, needed only for Cancel and SetLocality
-        let fd = reply
-            .fds
-            .pop()
-            .ok_or("tpm2-abrmd's CreateConnection reply carried no socket")?;
-        let socket = UnixStream::from(fd);
-        // tpm2-abrmd makes its end non-blocking; ours waits, with a timeout.
-        socket
-            .set_nonblocking(false)
-            .and_then(|()| socket.set_read_timeout(Some(timeout)))
-            .and_then(|()| socket.set_write_timeout(Some(timeout)))
-            .map_err(|e| format!("tpm2-abrmd socket: {e}"))?;
-        Ok(Tabrmd { socket })
-    }
-
-    pub fn execute(&mut self, command: &[u8], max_response: usize) -> Result<Vec<u8>, String> {
-        self.socket
-            .write_all(command)
-            .map_err(|e| format!("sending the command to tpm2-abrmd failed: {e}"))?;
-        let mut response = vec![0u8; HEADER];
-        self.socket
-            .read_exact(&mut response)
-            .map_err(|e| format!("receiving the response from tpm2-abrmd failed: {e}"))?;
-        let size =
-            u32::from_be_bytes([response[2], response[3], response[4], response[5]]) as usize;
-        if !(HEADER..=max_response).contains(&size) {
-            return Err(format!("tpm2-abrmd sent a response of size {size}"));
-        }
-        response.resize(size, 0);
-        self.socket
-            .read_exact(&mut response[HEADER..])
-            .map_err(|e| format!("receiving the response from tpm2-abrmd failed: {e}"))?;
-        Ok(response)
-    }
+/// A connection of its own to tpm2-abrmd.
+pub fn open(conf: &str, timeout: Duration) -> Result<Socket, String> {
+    let conf = TabrmdConf::parse(conf)?;
+    let mut bus = Bus::open(&conf.bus_address()?)?;
+    let mut reply = bus.call(&Call {
+        destination: &conf.bus_name,
+        path: OBJECT_PATH,
+        interface: INTERFACE,
+        member: "CreateConnection",
+    })?;
+    reply_u64(&reply)?; // the connection id, needed only for Cancel and SetLocality
+    let fd = reply
+        .fds
+        .pop()
+        .ok_or("tpm2-abrmd's CreateConnection reply carried no socket")?;
+    let socket = UnixStream::from(fd);
+    // tpm2-abrmd makes its end non-blocking; ours waits, with a timeout.
+    socket
+        .set_nonblocking(false)
+        .and_then(|()| socket.set_read_timeout(Some(timeout)))
+        .and_then(|()| socket.set_write_timeout(Some(timeout)))
+        .map_err(|e| format!("tpm2-abrmd socket: {e}"))?;
+    Ok(Socket::new(socket, "tpm2-abrmd"))
 }
 
 #[cfg(test)]
