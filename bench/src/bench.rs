@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tpmkey::{connection, KeySpec, TpmKey};
-use tpmkey_testenv::{EkCa, Profile, Swtpm, WireTap};
+use tpmkey_testenv::{EkCa, Profile, Swtpm, TpmEndpoint, WireTap};
 
 use crate::bus::Traffic;
 use crate::evp::provider_dir;

@@ -19,6 +19,7 @@ use tpmkey::policy::{
 use tpmkey::{connection, KeySpec, TpmKey};
 
 use tpmkey_testenv::tpm_command::command_code;
+use tpmkey_testenv::TpmEndpoint;
 
 use crate::bench::{
     storage_primary_args, Bench, PERSISTENT_CONF, PERSISTENT_PARENT, SRK_ATTRIBUTES,

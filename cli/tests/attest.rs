@@ -15,7 +15,7 @@ use common::{stderr, tpmkey_with};
 use tpmkey::attest::certify::CertifyBundle;
 use tpmkey::attest::quote::QuoteFile;
 use tpmkey_testenv::tpm_command::command_name;
-use tpmkey_testenv::{EkCa, Swtpm, TempDir, WireTap};
+use tpmkey_testenv::{EkCa, Swtpm, TempDir, TpmEndpoint, WireTap};
 
 /// A TCTI where no TPM listens: the verifier's commands must not need one.
 const NOWHERE: &str = "swtpm:host=127.0.0.1,port=1";

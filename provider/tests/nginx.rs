@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{free_port, run, run_bounded, Background, Env};
+use tpmkey_testenv::TpmEndpoint;
 
 const CLIENTS: usize = 4;
 const REQUESTS: usize = 50;
