@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
+use tpmkey_testenv::pkcs11_env as common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

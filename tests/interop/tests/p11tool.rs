@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
+use tpmkey_testenv::pkcs11_env as common;
 
 use std::process::Output;
 

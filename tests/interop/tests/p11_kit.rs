@@ -13,7 +13,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
+use tpmkey_testenv::pkcs11_env as common;
 
 use std::path::PathBuf;
 
@@ -34,7 +34,7 @@ impl InstalledModule {
         let dir = PathBuf::from(String::from_utf8(dir.stdout).unwrap().trim());
         let shipped = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../conf/tpmkey.module"
+            "/../../conf/tpmkey.module"
         ))
         .unwrap();
         let mut replaced = false;

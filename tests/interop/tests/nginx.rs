@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
+use tpmkey_testenv::provider_env as common;
 
 use std::process::Command;
 use std::time::Duration;

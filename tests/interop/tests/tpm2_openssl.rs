@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
+use tpmkey_testenv::provider_env as common;
 
 use common::{run, Env, Order};
 use tpmkey_testenv::TpmEndpoint;

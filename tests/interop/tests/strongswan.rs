@@ -12,7 +12,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
+use tpmkey_testenv::pkcs11_env as common;
 
 use std::io::Write;
 use std::process::Stdio;
