@@ -13,11 +13,9 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use tpmkey_testenv::pkcs11_env as common;
-
 use std::path::PathBuf;
 
-use common::*;
+use tpmkey_testenv::pkcs11_env::*;
 
 /// A module file installed for the length of a test.
 struct InstalledModule {

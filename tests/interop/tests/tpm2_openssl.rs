@@ -2,9 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use tpmkey_testenv::provider_env as common;
-
-use common::{run, Env, Order};
+use tpmkey_testenv::provider_env::{run, Env, Order};
 use tpmkey_testenv::TpmEndpoint;
 
 /// `openssl <sub>` with tpm2-openssl's provider (`tpm2`) and the default provider, with the
