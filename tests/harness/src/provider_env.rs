@@ -31,6 +31,8 @@ pub struct Env {
 }
 
 impl Env {
+    // Starting a swtpm is no `Default`.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Env {
         let tpm = Swtpm::start();
         let dir = TempDir::new("provider");
