@@ -59,7 +59,7 @@ bench: rust-version
 # nginx under seeded random TPM faults (1% of commands) for 10,000 handshakes instead of
 # the 1,000 of `make test`.
 fault-soak: rust-version
-	TPMKEY_FAULT_HANDSHAKES=10000 $(CARGO) test --release -p tpmkey-provider --test nginx \
+	TPMKEY_FAULT_HANDSHAKES=10000 $(CARGO) test --release -p tpmkey-interop-tests --test nginx \
 	    nginx_under_seeded_random_tpm_faults -- --nocapture
 
 demo: rust-version

@@ -32,7 +32,7 @@ TEST_PACKAGES=(
     debootstrap lintian man-db systemd
     # an independent CBOR decoder for the ACME attestation object test (core/tests/attest.rs)
     python3-cbor2
-    # building latchset pkcs11-provider from ../shared/peers for pkcs11/tests/pkcs11_provider.rs
+    # building latchset pkcs11-provider from ../shared/peers for tests/interop/tests/pkcs11_provider.rs
     meson ninja-build
     # kills a store writer at its n-th rename or fsync (pkcs11/tests/kill_during_writes.rs)
     strace

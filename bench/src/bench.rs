@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tpmkey::{connection, KeySpec, TpmKey};
-use tpmkey_testenv::{EkCa, Profile, Swtpm, WireTap};
+use tpmkey_testenv::{EkCa, Profile, StoragePrimary, Swtpm, TpmEndpoint, WireTap};
 
 use crate::bus::Traffic;
 use crate::evp::provider_dir;
@@ -108,27 +108,6 @@ impl Settings {
     }
 }
 
-/// The storage primary of the SRK template (ECC P-256, AES-128-CFB), as tpm2-tools
-/// creates it: `tpm2_createprimary` and its arguments, saving the context to `ctx`.
-pub fn storage_primary_args(ctx: &str) -> [&str; 11] {
-    [
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-g",
-        "sha256",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-a",
-        SRK_ATTRIBUTES,
-        "-c",
-        ctx,
-    ]
-}
-
-pub const SRK_ATTRIBUTES: &str =
-    "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt";
-
 #[allow(missing_debug_implementations)]
 pub struct Bench {
     pub settings: Settings,
@@ -230,8 +209,8 @@ impl Bench {
         }
         connection::shutdown();
         let ctx = self.work.join("srk.ctx");
+        StoragePrimary::SRK.create(&self.tpm, &ctx);
         let ctx = ctx.display().to_string();
-        self.tpm.tpm2_tools_ok(storage_primary_args(&ctx));
         self.tpm.tpm2_tools_ok([
             "tpm2_evictcontrol",
             "-C",

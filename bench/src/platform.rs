@@ -19,10 +19,9 @@ use tpmkey::policy::{
 use tpmkey::{connection, KeySpec, TpmKey};
 
 use tpmkey_testenv::tpm_command::command_code;
+use tpmkey_testenv::{StoragePrimary, TpmEndpoint, SRK_ATTRIBUTES};
 
-use crate::bench::{
-    storage_primary_args, Bench, PERSISTENT_CONF, PERSISTENT_PARENT, SRK_ATTRIBUTES,
-};
+use crate::bench::{Bench, PERSISTENT_CONF, PERSISTENT_PARENT};
 use crate::bus::Traffic;
 use crate::operation::Op;
 use crate::parts::release_dir;
@@ -42,12 +41,12 @@ const SEALED: &str = "secret-pcr16.tpm";
 const SEALED_PERSISTENT: &str = "secret-pcr16-persistent.tpm";
 const CREDENTIAL: &str = "secret-pcr16.cred";
 /// The same secret as tpm2-tools seals it (tpm2_create under the storage primary of
-/// [`storage_primary_args`], with the PolicyPCR of tpm2_createpolicy).
+/// [`StoragePrimary::SRK`], with the PolicyPCR of tpm2_createpolicy).
 const TPM2_TOOLS_SEALED: [&str; 2] = ["tpm2-sealed.pub", "tpm2-sealed.priv"];
 /// What a shell script does with tpm2-tools, one process per step, without a resource
 /// manager: each tool leaves its objects loaded at exit, so the script flushes them before
 /// the next tool loads the saved contexts (else Load fails for want of object slots). The
-/// primary's template is [`storage_primary_args`]'s.
+/// primary's template is [`StoragePrimary::SRK`]'s.
 fn tpm2_tools_unseal_script() -> String {
     format!(
         "set -e\n\
@@ -118,7 +117,7 @@ fn tpm2_tools_seal(bench: &Bench) -> Result<(), String> {
     let (primary, policy) = (path("tpm2-prim.ctx"), path("tpm2-pcr.policy"));
     let (public, private) = (path(TPM2_TOOLS_SEALED[0]), path(TPM2_TOOLS_SEALED[1]));
     let secret = path(SECRET);
-    bench.tpm.tpm2_tools_ok(storage_primary_args(&primary));
+    StoragePrimary::SRK.create(&bench.tpm, std::path::Path::new(&primary));
     bench.tpm.tpm2_tools_ok([
         "tpm2_createpolicy",
         "-Q",

@@ -15,7 +15,7 @@ use common::{stderr, tpmkey_with};
 use tpmkey::attest::certify::CertifyBundle;
 use tpmkey::attest::quote::QuoteFile;
 use tpmkey_testenv::tpm_command::command_name;
-use tpmkey_testenv::{EkCa, Swtpm, TempDir, WireTap};
+use tpmkey_testenv::{EkCa, StoragePrimary, Swtpm, TempDir, TpmEndpoint, WireTap};
 
 /// A TCTI where no TPM listens: the verifier's commands must not need one.
 const NOWHERE: &str = "swtpm:host=127.0.0.1,port=1";
@@ -731,19 +731,8 @@ fn a_pcr_bound_key_is_certified_while_the_pcr_differs_and_an_imported_key_says_s
         d.tpm.tpm2_tools_ok(args);
         d.tpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
     };
-    tools(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-g",
-        "sha256",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-a",
-        "restricted|decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda",
-        "-c",
-        &d.p("srk.ctx"),
-    ]);
+    StoragePrimary::SRK.create(&d.tpm, Path::new(&d.p("srk.ctx")));
+    d.tpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
     tpmkey_testenv::run(Command::new("openssl").args([
         "genpkey",
         "-algorithm",

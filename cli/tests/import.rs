@@ -14,6 +14,7 @@ use common::{stderr, tpmkey_with, Env};
 use tpmkey::hash::Hash;
 use tpmkey::{KeyFile, SignScheme, Signature, TpmKey};
 use tpmkey_testenv::wire_tap::{contains, WireTap};
+use tpmkey_testenv::TpmEndpoint;
 
 /// The core's connection in this process is one for all threads: the tests that use it
 /// (with their own swtpm each) take turns.

@@ -6,6 +6,7 @@
 mod common;
 
 use common::Env;
+use tpmkey_testenv::TpmEndpoint;
 
 #[test]
 fn list_tells_persistent_objects_apart() {

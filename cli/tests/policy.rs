@@ -14,6 +14,7 @@ use std::process::Command;
 use common::{stderr, tpmkey_with, Env};
 use sealing::{extend_pcr16, hex, lockout_counter, s};
 use tpmkey::KeyFile;
+use tpmkey_testenv::TpmEndpoint;
 
 const NOWHERE: &str = "swtpm:host=127.0.0.1,port=1";
 

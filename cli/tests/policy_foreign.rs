@@ -16,6 +16,7 @@ use common::Env;
 use sealing::{extend_pcr16, hex, lockout_counter, persistent_parent, s};
 use tpmkey::hash::Hash;
 use tpmkey::{Error, KeyFile, SignScheme, TpmKey};
+use tpmkey_testenv::TpmEndpoint;
 
 /// TPML_PCR_SELECTION of sha256:16.
 const SELECTION_PCR16: &str = "00000001000b03000001";

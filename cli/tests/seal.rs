@@ -16,6 +16,7 @@ use common::{stderr, tpmkey_with, Env};
 use sealing::{engine_file, engine_tpm, lockout_counter, persistent_parent, s};
 use tpmkey_testenv::run;
 use tpmkey_testenv::wire_tap::{contains, WireTap};
+use tpmkey_testenv::TpmEndpoint;
 
 /// Binary data of `len` bytes, every byte value present.
 fn data(len: usize, seed: u8) -> Vec<u8> {

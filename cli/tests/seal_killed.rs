@@ -51,9 +51,7 @@ fn kill_9_during_seal_leaves_the_output_absent_or_whole() {
         child.kill().ok(); // SIGKILL
         child.wait().unwrap();
         // Without a resource manager the killed process's objects and session stay loaded.
-        for what in ["-t", "-l", "-s"] {
-            tpmkey_testenv::run(env.swtpm.tpm2_command("tpm2_flushcontext").arg(what));
-        }
+        tpmkey_testenv::flush_leftovers(&env.swtpm);
         if out.exists() {
             let back = env.tpmkey_ok(["unseal", out.to_str().unwrap()]);
             assert!(

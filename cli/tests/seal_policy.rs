@@ -19,6 +19,7 @@ use tpmkey::policy::{
     Statement,
 };
 use tpmkey::KeyFile;
+use tpmkey_testenv::TpmEndpoint;
 
 /// PCR 16 after one extend of EXTEND from its reset value (zeros).
 fn pcr16_after_extend() -> Vec<u8> {

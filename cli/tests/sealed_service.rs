@@ -21,21 +21,9 @@ use sealing::{extend_pcr16, s};
 
 const DROP_IN: &str = include_str!("../../conf/nginx-tpmkey-sealed-password.conf");
 
-/// The provider cdylib, built like the module's tests build theirs.
+/// The provider cdylib cargo built for these tests.
 fn provider() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .args(["build", "--lib", "-p", "tpmkey-provider"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if dir.ends_with("release") {
-        cargo.arg("--release");
-    }
-    tpmkey_testenv::run(&mut cargo);
-    let lib = dir.join("libtpmkey_provider.so");
-    assert!(lib.exists(), "{} not built", lib.display());
-    lib
+    tpmkey_testenv::cdylib("tpmkey_provider")
 }
 
 struct Service<'a> {

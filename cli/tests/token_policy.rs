@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::{openssl, stderr, verify_sha256, TokenEnv};
+use tpmkey_testenv::TpmEndpoint;
 
 const SO_PIN: &str = "12345678";
 const USER_PIN: &str = "4321";

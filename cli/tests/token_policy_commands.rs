@@ -18,6 +18,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
+use tpmkey_testenv::TpmEndpoint;
 
 const SO_PIN: &str = "12345678";
 const USER_PIN: &str = "4321";

@@ -29,7 +29,7 @@ use tpmkey::attest::signature::public_key_from_spki;
 use tpmkey::attest::{parse_hex, AkPublic, Finding, TpmSignature};
 use tpmkey::hash::Hash;
 use tpmkey::Error;
-use tpmkey_testenv::Swtpm;
+use tpmkey_testenv::{Swtpm, TpmEndpoint};
 
 /// One swtpm and a scratch directory for the files tpm2-tools writes.
 struct Device {

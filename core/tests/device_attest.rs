@@ -17,7 +17,7 @@ use tpmkey::endorsement::{self, EkType};
 use tpmkey::hash::Hash;
 use tpmkey::{KeySpec, TpmKey};
 use tpmkey_testenv::tpm_command::command_name;
-use tpmkey_testenv::{EkCa, Swtpm, WireTap};
+use tpmkey_testenv::{EkCa, Swtpm, TpmEndpoint, WireTap};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

@@ -17,6 +17,7 @@ use openssl::sign::{RsaPssSaltlen, Verifier};
 use tpmkey::hash::Hash;
 use tpmkey::public_key::PublicKey;
 use tpmkey::{KeySpec, RsaPadding, SignScheme, Signature, TpmKey};
+use tpmkey_testenv::TpmEndpoint;
 
 fn verify_ecdsa(key: &TpmKey, hash: Hash, msg: &[u8]) {
     let digest = hash.digest(&[msg]);

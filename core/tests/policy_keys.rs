@@ -21,6 +21,7 @@ use tpmkey::policy::{
 };
 use tpmkey::{Error, KeyFile, KeySpec, SignScheme, Signature, TpmKey};
 use tpmkey_testenv::wire_tap;
+use tpmkey_testenv::TpmEndpoint;
 
 const PCR16: &str = "sha256:16";
 /// TPM_PT_LOCKOUT_COUNTER.

@@ -11,7 +11,7 @@ use tpmkey::policy::{
     policy_digest, BodyForm, PcrSelection, PolicyCounterTimer, PolicyDigest, PolicyPcr,
     PolicySecret, SignerKey, Statement,
 };
-use tpmkey_testenv::Swtpm;
+use tpmkey_testenv::{Swtpm, TpmEndpoint};
 
 struct Dir(PathBuf);
 

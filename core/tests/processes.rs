@@ -86,17 +86,8 @@ fn six_processes_sign_without_resource_manager() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Nothing of theirs is left loaded: the TPM has its slots free again.
-    for what in [
-        "handles-transient",
-        "handles-loaded-session",
-        "handles-saved-session",
-    ] {
-        let out = tpm.swtpm.tpm2_tools(["tpm2_getcap", what]);
-        assert!(
-            String::from_utf8_lossy(&out.stdout).trim().is_empty(),
-            "{what}: {out:?}"
-        );
-    }
+    let left = tpmkey_testenv::leftovers(&tpm.swtpm);
+    assert!(left.is_empty(), "{left:?}");
 }
 
 const EXIT_CHILD: &str = "TPMKEY_TEST_EXIT_CHILD";
@@ -136,15 +127,6 @@ fn exit_without_shutdown_leaves_nothing_loaded() {
         String::from_utf8_lossy(&out.stdout).contains("CHILD-DONE"),
         "{out:?}"
     );
-    for what in [
-        "handles-transient",
-        "handles-loaded-session",
-        "handles-saved-session",
-    ] {
-        let out = tpm.swtpm.tpm2_tools(["tpm2_getcap", what]);
-        assert!(
-            String::from_utf8_lossy(&out.stdout).trim().is_empty(),
-            "{what}: {out:?}"
-        );
-    }
+    let left = tpmkey_testenv::leftovers(&tpm.swtpm);
+    assert!(left.is_empty(), "{left:?}");
 }

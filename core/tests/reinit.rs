@@ -153,9 +153,7 @@ fn reinit_killed_at_any_moment_leaves_a_usable_token() {
         // Kills spread over the 10 to 410 ms a few re-initialisations take.
         let delay = Duration::from_millis(10 + (round as u64 * 97) % 400);
         kill_a_reinit(tmp.path(), &tpm.swtpm.tcti(), delay);
-        for what in ["-t", "-l", "-s"] {
-            tpmkey_testenv::run(tpm.swtpm.tpm2_command("tpm2_flushcontext").arg(what));
-        }
+        tpmkey_testenv::flush_leftovers(&tpm.swtpm);
         // One token, complete: its description, SO PIN (checked by the TPM) and objects;
         // the old one (with the object just added) or a new one (without objects).
         assert_eq!(store.serials().unwrap(), [serial.as_str()], "round {round}");

@@ -66,9 +66,7 @@ fn kill_9_during_write_object_leaves_objects_absent_or_whole() {
         }
         child.kill().ok(); // SIGKILL
         child.wait().unwrap();
-        for what in ["-t", "-l", "-s"] {
-            tpmkey_testenv::run(env.swtpm.tpm2_command("tpm2_flushcontext").arg(what));
-        }
+        tpmkey_testenv::flush_leftovers(&env.swtpm);
     }
 
     let p = load();

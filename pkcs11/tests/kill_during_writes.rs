@@ -300,9 +300,7 @@ fn kill_9_during_generate_and_create_leaves_a_whole_store() {
     for _ in 0..ROUNDS {
         let created = kill_a_writer(Kill::AfterDelay);
         reported.extend(created);
-        for what in ["-t", "-l", "-s"] {
-            tpmkey_testenv::run(env.swtpm.tpm2_command("tpm2_flushcontext").arg(what));
-        }
+        tpmkey_testenv::flush_leftovers(&env.swtpm);
         leftovers += check_files(&objects_dir(&env.store.0)).len();
         check_objects(&reported, &mut checked);
     }

@@ -148,27 +148,11 @@ fn genpkey_with_password_asks_for_it() {
 #[test]
 fn genpkey_under_a_persistent_parent_with_parent_auth() {
     let env = Env::new();
-    let primary = env.file("primary.ctx");
-    run(env.tpm.tpm2_command("tpm2_createprimary").args([
-        "-C",
-        "o",
-        "-g",
-        "sha256",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-a",
-        "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt",
-        "-p",
-        "parent-pw",
-        "-c",
-        &primary,
-    ]));
-    run(env
-        .tpm
-        .tpm2_command("tpm2_evictcontrol")
-        .args(["-C", "o", "-c", &primary, "0x81000010"]));
-    // Without a resource manager tpm2-tools leave the transient primary loaded.
-    run(env.tpm.tpm2_command("tpm2_flushcontext").arg("-t"));
+    tpmkey_testenv::StoragePrimary {
+        auth: Some("parent-pw"),
+        ..tpmkey_testenv::StoragePrimary::SRK
+    }
+    .persist(&env.tpm, "0x81000010");
     let genpkey = |auth: &str, out: &str| {
         let mut c = env.tpmkey_only("genpkey");
         c.args(["-algorithm", "EC", "-pkeyopt", "parent:0x81000010"])

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{fails, Env, Order};
+use tpmkey_testenv::TpmEndpoint;
 
 #[test]
 fn debug_log_names_the_tpm_answer_in_words_and_never_the_password() {

@@ -9,6 +9,7 @@
 mod common;
 
 use common::{auth_failures, fails, run, stdout, without_tty, Env, ORDERS};
+use tpmkey_testenv::TpmEndpoint;
 
 const NONE_SUPPLIED: &str = "the key needs a password and none was supplied";
 

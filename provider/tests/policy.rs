@@ -8,6 +8,7 @@
 mod common;
 
 use common::{fails, run, Env, Order};
+use tpmkey_testenv::TpmEndpoint;
 
 fn extend_pcr16(env: &Env) {
     env.tpm.tpm2_tools_ok([

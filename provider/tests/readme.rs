@@ -12,6 +12,7 @@ use std::process::Command;
 
 use common::{fails, run, Env};
 use tpmkey_testenv::readme::{readme, shell_commands};
+use tpmkey_testenv::TpmEndpoint;
 
 const TPM_LABEL: &str = "-----BEGIN TSS2 PRIVATE KEY-----";
 

@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use tpmkey_testenv::{Swtpm, TempDir};
+pub use tpmkey_testenv::TpmEndpoint;
+use tpmkey_testenv::{StoragePrimary, Swtpm, TempDir};
 
 pub struct Env {
     pub swtpm: Swtpm,
@@ -72,20 +73,7 @@ impl Env {
     /// tpm2-tools, its context saved in `ctx` and the transient object flushed (no
     /// resource manager).
     pub fn create_storage_primary(&self, ctx: &Path) {
-        let ctx = ctx.to_str().unwrap();
-        self.swtpm.tpm2_tools_ok([
-            "tpm2_createprimary",
-            "-C",
-            "o",
-            "-G",
-            "ecc256:aes128cfb",
-            "-g",
-            "sha256",
-            "-c",
-            ctx,
-            "-a",
-            "restricted|decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda",
-        ]);
+        StoragePrimary::SRK.create(&self.swtpm, ctx);
         self.swtpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
     }
 }

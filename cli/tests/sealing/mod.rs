@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tpmkey_testenv::Swtpm;
+use tpmkey_testenv::{Swtpm, TpmEndpoint};
 
 /// What `tpm2_pcrextend` adds to PCR 16 in these tests.
 pub const EXTEND: &str = "0000000000000000000000000000000000000000000000000000000000000001";
@@ -36,22 +36,8 @@ pub fn extend_pcr16(swtpm: &Swtpm) {
 }
 
 /// A persistent storage key at 0x81000001, as the kernel needs one.
-pub fn persistent_parent(swtpm: &Swtpm, dir: &Path) {
-    let ctx = dir.join("primary.ctx");
-    swtpm.tpm2_tools_ok([
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-g",
-        "sha256",
-        "-G",
-        "ecc256:aes128cfb",
-        "-c",
-        s(&ctx),
-    ]);
-    swtpm.tpm2_tools_ok(["tpm2_evictcontrol", "-C", "o", "-c", s(&ctx), "0x81000001"]);
-    // No resource manager between the tools and swtpm: what they load stays loaded.
-    swtpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
+pub fn persistent_parent(swtpm: &Swtpm, _dir: &Path) {
+    tpmkey_testenv::StoragePrimary::TOOLS_DEFAULT.persist(swtpm, "0x81000001");
 }
 
 /// The openssl_tpm2_engine golden vectors (a copy of the shared peer material).

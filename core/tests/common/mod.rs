@@ -5,8 +5,9 @@
 #![allow(dead_code)]
 
 pub use tpmkey_testenv::wire_tap;
+pub use tpmkey_testenv::TpmEndpoint;
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey, EcPoint};
@@ -14,9 +15,7 @@ use openssl::nid::Nid;
 use openssl::pkey::{PKey, Public};
 use openssl::rsa::Rsa;
 use tpmkey::public_key::PublicKey;
-use tpmkey_testenv::Swtpm;
-
-static SERIAL: Mutex<()> = Mutex::new(());
+use tpmkey_testenv::{StoragePrimary, Swtpm};
 
 pub struct TestTpm {
     pub swtpm: Swtpm,
@@ -31,7 +30,7 @@ impl Drop for TestTpm {
 
 /// A fresh swtpm with the connection configured for it (`extra` settings win).
 pub fn tpm_with(extra: &[(&str, &str)]) -> TestTpm {
-    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let serial = tpmkey_testenv::serial();
     let swtpm = Swtpm::start();
     let tcti = swtpm.tcti();
     let mut settings = vec![("tcti", tcti.as_str())];
@@ -82,26 +81,7 @@ pub fn tapped_tpm(extra: &[(&str, &str)]) -> (TestTpm, wire_tap::WireTap) {
     (t, tap)
 }
 
-/// Makes the tpm2-openssl storage primary persistent at `handle` with tpm2-tools (which,
-/// without a resource manager, leave their objects loaded: flushed here).
+/// Makes tpm2-tools' default storage primary persistent at `handle`.
 pub fn persistent_storage_key(swtpm: &Swtpm, handle: &str) {
-    let ctx = std::env::temp_dir().join(format!("tpmkey-srk-{}-{handle}.ctx", std::process::id()));
-    let ctx = ctx.to_str().unwrap();
-    tpmkey_testenv::run(swtpm.tpm2_command("tpm2_createprimary").args([
-        "-C",
-        "o",
-        "-g",
-        "sha256",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-c",
-        ctx,
-    ]));
-    tpmkey_testenv::run(
-        swtpm
-            .tpm2_command("tpm2_evictcontrol")
-            .args(["-C", "o", "-c", ctx, handle]),
-    );
-    tpmkey_testenv::run(swtpm.tpm2_command("tpm2_flushcontext").arg("-t"));
-    std::fs::remove_file(ctx).ok();
+    StoragePrimary::TOOLS_DEFAULT.persist(swtpm, handle);
 }

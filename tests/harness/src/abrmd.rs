@@ -1,9 +1,8 @@
 //! tpm2-abrmd (the user-space resource manager) on a private D-Bus session bus.
 
-use std::ffi::OsStr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -200,30 +199,6 @@ impl Abrmd {
     /// tpm2-abrmd's output so far, for diagnostics.
     pub fn log(&self) -> String {
         process::read_log(&self.dir.path().join("abrmd.log"))
-    }
-
-    /// A `Command` for `program` with `TPM2TOOLS_TCTI` and the bus address set.
-    pub fn tpm2_command(&self, program: &str) -> Command {
-        crate::command_for(self, program)
-    }
-
-    /// Runs a tpm2-tools command through abrmd and returns its output, whatever the exit
-    /// status. The first item is the tool (`"tpm2_getrandom"` or `"getrandom"`).
-    pub fn tpm2_tools<I, S>(&self, args: I) -> Output
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        crate::tpm2_tools_for(self, args)
-    }
-
-    /// Like [`Abrmd::tpm2_tools`], but panics with stdout/stderr if the command fails.
-    pub fn tpm2_tools_ok<I, S>(&self, args: I) -> Output
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        crate::tpm2_tools_ok_for(self, args)
     }
 }
 

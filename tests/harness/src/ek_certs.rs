@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::process::{find_program, TempDir};
-use crate::{run, Swtpm};
+use crate::{run, Swtpm, TpmEndpoint};
 
 /// TCG EK Credential Profile NV indices.
 pub const EK_CERT_RSA2048: u32 = 0x01c0_0002;

@@ -8,7 +8,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::fault::{self, Area, Fault};
-use crate::Swtpm;
+pub use crate::leftovers::{flush_leftovers, handles, leftovers};
+use crate::{Swtpm, TpmEndpoint};
 
 /// Every fault class of the matrix, one representative each, for a client that waits
 /// `timeout` for a response: one delay within it, one past it.
@@ -66,38 +67,6 @@ pub fn loses_handle(fault: &Fault, code: u32, timeout: Duration) -> bool {
             Fault::Delay(d) => *d >= timeout,
             _ => false,
         }
-}
-
-/// Handles of the given capability (`handles-transient`, `handles-loaded-session`,
-/// `handles-saved-session`), asked of swtpm directly (not through a tap).
-pub fn handles(tpm: &Swtpm, capability: &str) -> Vec<String> {
-    let out = tpm.tpm2_tools_ok(["tpm2_getcap", capability]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("- "))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Transient objects and sessions (loaded or saved) in the TPM: empty when nothing is left.
-pub fn leftovers(tpm: &Swtpm) -> Vec<String> {
-    let mut all = Vec::new();
-    for cap in [
-        "handles-transient",
-        "handles-loaded-session",
-        "handles-saved-session",
-    ] {
-        all.extend(handles(tpm, cap).into_iter().map(|h| format!("{cap} {h}")));
-    }
-    all
-}
-
-/// Flushes every transient object and session (loaded or saved), so that the next cell of
-/// a matrix starts from an empty TPM.
-pub fn flush_leftovers(tpm: &Swtpm) {
-    for what in ["-t", "-l", "-s"] {
-        tpm.tpm2_tools_ok(["tpm2_flushcontext", what]);
-    }
 }
 
 /// TPM_PT_LOCKOUT_COUNTER: authorisation failures the dictionary-attack logic counted.

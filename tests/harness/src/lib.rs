@@ -7,10 +7,15 @@
 //! [`UnixBridge`] puts a swtpm's port pair behind unix sockets, for clients in another
 //! network namespace.
 //! [`Swtpm::start_with_ek_certs`] provisions EK certificates from a private CA ([`EkCa`]).
+//! What the front ends' tests share is here too: the cdylibs cargo built ([`cdylib`]), the
+//! provider's openssl environment ([`provider_env`]), the PKCS#11 module's environment
+//! ([`pkcs11_env`]), storage primaries made with tpm2-tools ([`StoragePrimary`]), objects
+//! and sessions left in the TPM ([`leftovers`]) and the lock of tests that share process
+//! state ([`serial`]).
 //! A machine where swtpm cannot start makes the tests fail, never skip.
 //!
 //! ```no_run
-//! use tpmkey_testenv::{run, Swtpm};
+//! use tpmkey_testenv::{run, Swtpm, TpmEndpoint};
 //!
 //! let tpm = Swtpm::start();
 //! let out = tpm.tpm2_tools_ok(["tpm2_getrandom", "--hex", "8"]);
@@ -24,14 +29,19 @@
 
 mod abrmd;
 pub mod cbor2;
+mod cdylib;
 pub mod ek_certs;
 pub mod fault;
 pub mod fault_matrix;
+mod leftovers;
 mod pins;
+pub mod pkcs11_env;
 pub mod pkcs11_module;
 mod pkcs11_provider;
 mod process;
+pub mod provider_env;
 pub mod readme;
+mod storage_primary;
 mod swtpm;
 pub mod tpm_command;
 pub mod tpm_model;
@@ -40,12 +50,16 @@ pub mod wire_tap;
 
 use std::ffi::OsStr;
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
 
 pub use abrmd::Abrmd;
+pub use cdylib::cdylib;
 pub use ek_certs::EkCa;
 pub use fault::{Area, Fault, FaultPlan, Injected};
+pub use leftovers::{flush_leftovers, handles, leftovers};
 pub use pkcs11_provider::pkcs11_provider;
 pub use process::{pid_exists, TempDir};
+pub use storage_primary::{StoragePrimary, SRK_ATTRIBUTES};
 pub use swtpm::Swtpm;
 pub use tpm_model::Profile;
 pub use unix_bridge::UnixBridge;
@@ -63,7 +77,12 @@ pub trait TpmEndpoint {
 
     /// A `Command` for `program` with `TPM2TOOLS_TCTI` and [`TpmEndpoint::env`] set.
     fn tpm2_command(&self, program: &str) -> Command {
-        command_for(self, program)
+        let mut cmd = Command::new(program);
+        cmd.env("TPM2TOOLS_TCTI", self.tcti());
+        for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
+        cmd
     }
 
     /// Runs a tpm2-tools command (first item: `"tpm2_getrandom"` or `"getrandom"`) and
@@ -74,7 +93,10 @@ pub trait TpmEndpoint {
         S: AsRef<OsStr>,
         Self: Sized,
     {
-        tpm2_tools_for(self, args)
+        let mut cmd = tpm2_tools_command(self, args);
+        cmd.output().unwrap_or_else(|e| {
+            panic!("tpmkey-testenv: cannot run {cmd:?}: {e} (is tpm2-tools installed? `make deps`)")
+        })
     }
 
     /// Like [`TpmEndpoint::tpm2_tools`], but panics with stdout/stderr on failure.
@@ -84,19 +106,11 @@ pub trait TpmEndpoint {
         S: AsRef<OsStr>,
         Self: Sized,
     {
-        tpm2_tools_ok_for(self, args)
+        run(&mut tpm2_tools_command(self, args))
     }
 }
 
-fn command_for<T: TpmEndpoint + ?Sized>(endpoint: &T, program: &str) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.env("TPM2TOOLS_TCTI", endpoint.tcti());
-    for (k, v) in endpoint.env() {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
+/// `tpm2_TOOL ARGS` for `endpoint`: the first item is the tool, with or without `tpm2_`.
 fn tpm2_tools_command<T, I, S>(endpoint: &T, args: I) -> Command
 where
     T: TpmEndpoint + ?Sized,
@@ -113,30 +127,17 @@ where
     } else {
         format!("tpm2_{tool}")
     };
-    let mut cmd = command_for(endpoint, &program);
+    let mut cmd = endpoint.tpm2_command(&program);
     cmd.args(args);
     cmd
 }
 
-fn tpm2_tools_for<T, I, S>(endpoint: &T, args: I) -> Output
-where
-    T: TpmEndpoint + ?Sized,
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut cmd = tpm2_tools_command(endpoint, args);
-    cmd.output().unwrap_or_else(|e| {
-        panic!("tpmkey-testenv: cannot run {cmd:?}: {e} (is tpm2-tools installed? `make deps`)")
-    })
-}
-
-fn tpm2_tools_ok_for<T, I, S>(endpoint: &T, args: I) -> Output
-where
-    T: TpmEndpoint + ?Sized,
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    run(&mut tpm2_tools_command(endpoint, args))
+/// Makes the tests of one test binary that share process-wide state (the core's connection,
+/// the PKCS#11 module's environment) run one at a time: hold the guard for the whole test.
+/// A test that failed while holding it does not stop the others.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs `cmd` to completion and returns its output; panics with the command line, the exit

@@ -156,11 +156,10 @@ impl Drop for Managed {
 /// A private directory under `std::env::temp_dir()`, mode 0700, removed on drop.
 ///
 /// Its name `tpmkey-KIND-OWNERPID-N-RANDOM` lets a later run find and clean the directories
-/// (and processes) of a test process that was killed (see [`sweep_stale`]).
+/// (and processes) of a test process that was killed (see [`sweep_stale`]). The path is
+/// [`TempDir::path`]; the field is public too, for the tests that spell it `dir.0`.
 #[derive(Debug)]
-pub struct TempDir {
-    path: PathBuf,
-}
+pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(kind: &str) -> TempDir {
@@ -176,7 +175,7 @@ impl TempDir {
             );
             let path = base.join(name);
             match DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => return TempDir { path },
+                Ok(()) => return TempDir(path),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
                 Err(e) => {
                     panic!(
@@ -193,13 +192,13 @@ impl TempDir {
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.0
     }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
+        let _ = fs::remove_dir_all(&self.0);
     }
 }
 

@@ -1,9 +1,8 @@
 //! One real swtpm per test, on a private state directory and a private loopback port pair.
 
-use std::ffi::OsStr;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -79,11 +78,6 @@ impl Swtpm {
         format!("swtpm:host=127.0.0.1,port={}", self.port())
     }
 
-    /// Extra environment a client process needs besides the TCTI: none for swtpm.
-    pub fn env(&self) -> Vec<(String, String)> {
-        Vec::new()
-    }
-
     /// The TPM command port P (the control channel is P + 1).
     pub fn port(&self) -> u16 {
         self.ports.base()
@@ -155,30 +149,6 @@ impl Swtpm {
         self.restart();
     }
 
-    /// A `Command` for `program` with `TPM2TOOLS_TCTI` set to this instance.
-    pub fn tpm2_command(&self, program: &str) -> Command {
-        crate::command_for(self, program)
-    }
-
-    /// Runs a tpm2-tools command against this instance and returns its output, whatever
-    /// the exit status. The first item is the tool (`"tpm2_getrandom"` or `"getrandom"`).
-    pub fn tpm2_tools<I, S>(&self, args: I) -> Output
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        crate::tpm2_tools_for(self, args)
-    }
-
-    /// Like [`Swtpm::tpm2_tools`], but panics with stdout/stderr if the command fails.
-    pub fn tpm2_tools_ok<I, S>(&self, args: I) -> Output
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        crate::tpm2_tools_ok_for(self, args)
-    }
-
     fn relax_dictionary_attack(&self) {
         let out = self.tpm2_tools([
             "tpm2_dictionarylockout",
@@ -208,8 +178,9 @@ impl TpmEndpoint for Swtpm {
         Swtpm::tcti(self)
     }
 
+    /// None: a client reaches swtpm with the TCTI string alone.
     fn env(&self) -> Vec<(String, String)> {
-        Swtpm::env(self)
+        Vec::new()
     }
 }
 

@@ -142,7 +142,7 @@ mod tests {
     use std::io::{Read, Write};
 
     use super::*;
-    use crate::Swtpm;
+    use crate::{Swtpm, TpmEndpoint};
 
     /// Sends CMD_GET_CAPABILITY of the swtpm control protocol (a 4-byte code) and returns
     /// the 8-byte answer (result code, capability bits).

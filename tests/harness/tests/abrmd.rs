@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use tpmkey_testenv::{pid_exists, run, Abrmd, Swtpm};
+use tpmkey_testenv::{pid_exists, run, Abrmd, Swtpm, TpmEndpoint};
 
 #[test]
 fn abrmd_answers_through_the_tabrmd_tcti() {

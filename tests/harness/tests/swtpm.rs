@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::thread;
 
-use tpmkey_testenv::{pid_exists, run, Swtpm, TpmEndpoint};
+use tpmkey_testenv::{handles, pid_exists, run, StoragePrimary, Swtpm, TpmEndpoint};
 
 fn getrandom_ok(tpm: &impl TpmEndpoint) {
     let out = tpm.tpm2_tools_ok(["tpm2_getrandom", "--hex", "16"]);
@@ -96,18 +96,8 @@ fn dictionary_attack_limits_are_relaxed() {
 fn restart_keeps_persistent_objects() {
     let mut tpm = Swtpm::start();
     let ctx = tpm.state_dir().join("primary.ctx");
+    StoragePrimary::TOOLS_DEFAULT.create(&tpm, &ctx);
     let ctx = ctx.to_str().expect("utf-8 temp path");
-    tpm.tpm2_tools_ok([
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-g",
-        "sha256",
-        "-G",
-        "ecc256:null:aes128cfb",
-        "-c",
-        ctx,
-    ]);
     tpm.tpm2_tools_ok(["tpm2_evictcontrol", "-C", "o", "-c", ctx, "0x81000001"]);
     let before = tpm
         .tpm2_tools_ok(["tpm2_readpublic", "-c", "0x81000001"])
@@ -128,13 +118,10 @@ fn restart_keeps_persistent_objects() {
         .stdout;
     assert_eq!(before, after);
     // The transient primary did not survive the restart (TPM2_Startup(CLEAR)).
-    let handles = tpm
-        .tpm2_tools_ok(["tpm2_getcap", "handles-transient"])
-        .stdout;
+    let transient = handles(&tpm, "handles-transient");
     assert!(
-        String::from_utf8_lossy(&handles).trim().is_empty(),
-        "transient objects after restart: {}",
-        String::from_utf8_lossy(&handles)
+        transient.is_empty(),
+        "transient objects after restart: {transient:?}"
     );
 }
 

@@ -9,13 +9,11 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use tpmkey_testenv::pkcs11_env::*;
 
 /// An sshd on a free loopback port with its own host key and configuration, accepting
 /// the keys in `authorized_keys` for root; killed by its pid on drop.

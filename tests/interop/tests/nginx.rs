@@ -5,12 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, run, run_bounded, Background, Env};
+use tpmkey_testenv::provider_env::{free_port, run, run_bounded, Abrmd, Background, Env, Order};
+use tpmkey_testenv::TpmEndpoint;
 
 const CLIENTS: usize = 4;
 const REQUESTS: usize = 50;
@@ -167,7 +166,7 @@ fn nginx_serves_https_from_a_tpm_key() {
 #[test]
 fn nginx_through_tpm2_abrmd() {
     let mut env = Env::new();
-    let abrmd = common::Abrmd::start(&env.tpm);
+    let abrmd = Abrmd::start(&env.tpm);
     let key = env.genkey("server.pem", "EC");
     env.self_signed(&key, "server.crt");
     env.tcti = abrmd.tcti();
@@ -192,7 +191,7 @@ fn nginx_with_a_password_protected_rsa_key() {
         &env.file("server.pem"),
     ]));
     run(env
-        .openssl(common::Order::DefaultFirst, "req")
+        .openssl(Order::DefaultFirst, "req")
         .args(["-new", "-x509", "-key", &env.file("server.pem")])
         .args(["-passin", "pass:nginx-pw", "-subj", "/CN=localhost"])
         .args(["-out", &env.file("server.crt")]));

@@ -13,11 +13,9 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use tpmkey_testenv::pkcs11_env::*;
 
 /// A module file installed for the length of a test.
 struct InstalledModule {
@@ -34,7 +32,7 @@ impl InstalledModule {
         let dir = PathBuf::from(String::from_utf8(dir.stdout).unwrap().trim());
         let shipped = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../conf/tpmkey.module"
+            "/../../conf/tpmkey.module"
         ))
         .unwrap();
         let mut replaced = false;

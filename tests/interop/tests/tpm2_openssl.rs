@@ -2,9 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
-
-use common::{run, Env, Order};
+use tpmkey_testenv::provider_env::{run, Env, Order};
+use tpmkey_testenv::TpmEndpoint;
 
 /// `openssl <sub>` with tpm2-openssl's provider (`tpm2`) and the default provider, with the
 /// property query tpm2-openssl needs (without it its keys fail "missing private key").

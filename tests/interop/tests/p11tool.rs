@@ -4,11 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
-
 use std::process::Output;
 
-use common::*;
+use tpmkey_testenv::pkcs11_env::*;
 
 fn p11tool(env: &TestEnv, args: &[&str]) -> Output {
     let mut cmd = command(env, "p11tool");

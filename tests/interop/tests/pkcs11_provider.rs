@@ -6,12 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use common::*;
+use tpmkey_testenv::pkcs11_env::*;
 
 /// openssl with pkcs11-provider (and the default provider) loaded from `cnf`.
 fn p11_openssl(env: &TestEnv, cnf: &Path, args: &[&str]) -> Output {

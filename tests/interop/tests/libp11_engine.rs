@@ -5,9 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
-
-use common::*;
+use tpmkey_testenv::pkcs11_env::*;
 
 #[test]
 fn openssl_req_signs_a_csr_with_token_keys_through_the_engine() {

@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, run, Background, Env};
+use tpmkey_testenv::provider_env::{free_port, run, Background, Env};
 
 struct Apache(Background);
 

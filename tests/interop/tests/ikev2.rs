@@ -38,13 +38,11 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use tpmkey_testenv::pkcs11_env::*;
 use tpmkey_testenv::UnixBridge;
 
 const CHARON: &str = "/usr/lib/ipsec/charon";

@@ -12,12 +12,10 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-mod common;
-
 use std::io::Write;
 use std::process::Stdio;
 
-use common::*;
+use tpmkey_testenv::pkcs11_env::*;
 
 #[test]
 fn pki_self_signs_certificates_with_token_keys() {
