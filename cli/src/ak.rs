@@ -39,7 +39,7 @@ struct Activate {
     ak: PathBuf,
     /// The credential from the verifier (`tpmkey makecred`, `tpm2_makecredential`)
     credential: PathBuf,
-    /// The EK the credential was made for: rsa or ecc
+    /// The EK the credential was made for: rsa, ecc, rsa-high or p256-high
     #[arg(long = "ek", default_value = "rsa")]
     ek: String,
 }

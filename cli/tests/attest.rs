@@ -96,59 +96,59 @@ fn openssl_verify(ca: &EkCa, cert: &Path) -> Output {
         .unwrap()
 }
 
-#[test]
-fn ek_certificates_are_read_checked_and_a_swapped_one_is_refused() {
-    let d = Device::new();
-    for t in ["rsa", "ecc"] {
-        let cert = d.p(&format!("ek-{t}.pem"));
-        let (_, commands) = d.tpmkey_ok(&["ek", "cert", "-t", t, "-o", &cert]);
-        println!("ek cert -t {t}: {commands:?}");
-        let out = openssl_verify(&d.ca, Path::new(&cert));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        // tpmkey's own chain check with the manufacturer's root and intermediate.
-        let root = d.ca.root_cert().to_string_lossy().into_owned();
-        let issuer = d.ca.issuer_cert().to_string_lossy().into_owned();
-        d.tpmkey_ok(&[
-            "ek",
-            "cert",
-            "-t",
-            t,
-            "--ca",
-            &root,
-            "--intermediate",
-            &issuer,
-        ]);
-        let out = d.tpmkey(&["ek", "cert", "-t", t, "--ca", &root]);
-        assert_eq!(out.status.code(), Some(1));
-        assert!(stderr(&out).contains("does not chain"), "{}", stderr(&out));
-        // The certified key is the EK the TPM derives.
-        let public = d.p(&format!("ek-{t}.pub.pem"));
-        d.tpmkey_ok(&["ek", "show", "-t", t, "-o", &public]);
-        let from_cert = Command::new("openssl")
-            .args(["x509", "-noout", "-pubkey", "-in", &cert])
-            .output()
-            .unwrap();
-        assert_eq!(from_cert.stdout, std::fs::read(&public).unwrap());
-    }
+/// `ek cert -t TYPE`: the certificate chains (OpenSSL and tpmkey's own check), and its key
+/// is the EK the TPM derives from the type's template.
+fn check_ek_certificate(d: &Device, t: &str) {
+    let cert = d.p(&format!("ek-{t}.pem"));
+    let (_, commands) = d.tpmkey_ok(&["ek", "cert", "-t", t, "-o", &cert]);
+    println!("ek cert -t {t}: {commands:?}");
+    let out = openssl_verify(&d.ca, Path::new(&cert));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // tpmkey's own chain check with the manufacturer's root and intermediate.
+    let root = d.ca.root_cert().to_string_lossy().into_owned();
+    let issuer = d.ca.issuer_cert().to_string_lossy().into_owned();
+    d.tpmkey_ok(&[
+        "ek",
+        "cert",
+        "-t",
+        t,
+        "--ca",
+        &root,
+        "--intermediate",
+        &issuer,
+    ]);
+    let out = d.tpmkey(&["ek", "cert", "-t", t, "--ca", &root]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not chain"), "{}", stderr(&out));
+    // The certified key is the EK the TPM derives.
+    let public = d.p(&format!("ek-{t}.pub.pem"));
+    d.tpmkey_ok(&["ek", "show", "-t", t, "-o", &public]);
+    let from_cert = Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in", &cert])
+        .output()
+        .unwrap();
+    assert_eq!(from_cert.stdout, std::fs::read(&public).unwrap());
+}
 
-    // Someone replaces the RSA EK certificate with the (valid, CA-signed) ECC one.
-    let ecc_der = d.path("ecc.der");
+/// Someone replaces the certificate at `index` with another valid, CA-signed one (PEM):
+/// `ek cert -t TYPE` must refuse it and write nothing.
+fn swap_certificate_and_expect_refusal(d: &Device, index: &str, t: &str, other_pem: &str) {
+    let der = d.path(&format!("other-{t}.der"));
     let out = Command::new("openssl")
-        .args(["x509", "-outform", "DER", "-in", &d.p("ek-ecc.pem"), "-out"])
-        .arg(&ecc_der)
+        .args(["x509", "-outform", "DER", "-in", other_pem, "-out"])
+        .arg(&der)
         .output()
         .unwrap();
     assert!(out.status.success());
-    let size = std::fs::metadata(&ecc_der).unwrap().len().to_string();
-    d.tpm
-        .tpm2_tools_ok(["tpm2_nvundefine", "0x01c00002", "-C", "p"]);
+    let size = std::fs::metadata(&der).unwrap().len().to_string();
+    d.tpm.tpm2_tools_ok(["tpm2_nvundefine", index, "-C", "p"]);
     d.tpm.tpm2_tools_ok([
         "tpm2_nvdefine",
-        "0x01c00002",
+        index,
         "-C",
         "p",
         "-s",
@@ -158,14 +158,14 @@ fn ek_certificates_are_read_checked_and_a_swapped_one_is_refused() {
     ]);
     d.tpm.tpm2_tools_ok([
         "tpm2_nvwrite",
-        "0x01c00002",
+        index,
         "-C",
         "p",
         "-i",
-        &ecc_der.to_string_lossy(),
+        &der.to_string_lossy(),
     ]);
-    let swapped = d.p("swapped.pem");
-    let out = d.tpmkey(&["ek", "cert", "-t", "rsa", "-o", &swapped]);
+    let swapped = d.p(&format!("swapped-{t}.pem"));
+    let out = d.tpmkey(&["ek", "cert", "-t", t, "-o", &swapped]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("EK certificate does not match EK"),
@@ -173,10 +173,103 @@ fn ek_certificates_are_read_checked_and_a_swapped_one_is_refused() {
         stderr(&out)
     );
     assert!(!Path::new(&swapped).exists());
+}
 
-    let out = d.tpmkey(&["ek", "cert", "-t", "p384"]);
+#[test]
+fn ek_certificates_are_read_checked_and_a_swapped_one_is_refused() {
+    let d = Device::new();
+    for t in ["rsa", "ecc"] {
+        check_ek_certificate(&d, t);
+    }
+    // Someone replaces the RSA EK certificate with the (valid, CA-signed) ECC one.
+    swap_certificate_and_expect_refusal(&d, "0x01c00002", "rsa", &d.p("ek-ecc.pem"));
+
+    let out = d.tpmkey(&["ek", "cert", "-t", "p521"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("EK type"), "{}", stderr(&out));
+}
+
+#[test]
+fn high_range_ek_certificates_match_their_templates_and_enrol_an_ak() {
+    let d = Device::new();
+    // Before provisioning, only swtpm_setup's P-384 certificate is in the high range.
+    let (listed, _) = d.tpmkey_ok(&["ek", "list"]);
+    assert!(
+        listed.contains("0x01c00012 RSA 2048 (high range): no certificate"),
+        "{listed}"
+    );
+    d.ca.add_high_range_certificates(&d.tpm);
+    let (listed, commands) = d.tpmkey_ok(&["ek", "list"]);
+    println!("ek list: {commands:?}\n{listed}");
+    assert_eq!(
+        listed
+            .lines()
+            .filter(|l| l.ends_with("certifies the EK"))
+            .count(),
+        5,
+        "{listed}"
+    );
+    for t in ["rsa-high", "p256-high", "p384"] {
+        check_ek_certificate(&d, t);
+    }
+
+    // Enrolment with the high-range P-256 EK: its policy is PolicyOR(PolicySecret, PolicyC).
+    let (out, _) = d.tpmkey_ok(&["ak", "create", "-o", &d.p("ak.tpm")]);
+    let name = out.trim().strip_prefix("name: ").unwrap().to_string();
+    d.verifier_ok(&[
+        "makecred",
+        "--ek",
+        &d.p("ek-p256-high.pem"),
+        "--ak-name",
+        &name,
+        "--secret",
+        "0badc0de",
+        "-o",
+        &d.p("cred.bin"),
+    ]);
+    let activate = |ek: &str| {
+        d.tpmkey(&[
+            "ak",
+            "activate",
+            "--ek",
+            ek,
+            &d.p("ak.tpm"),
+            &d.p("cred.bin"),
+        ])
+    };
+    let out = activate("p256-high");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0badc0de");
+    // The same credential is bound to that EK: the low-range P-256 EK cannot open it.
+    let out = activate("ecc");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("ActivateCredential"),
+        "{}",
+        stderr(&out)
+    );
+    // The P-384 EK: MakeCredential and its SHA-384 policy session are not supported, and
+    // both sides say so.
+    d.verifier_refuses(
+        &[
+            "makecred",
+            "--ek",
+            &d.p("ek-p384.pem"),
+            "--ak-name",
+            &name,
+            "--secret",
+            "0badc0de",
+            "-o",
+            &d.p("cred384.bin"),
+        ],
+        "only P-256",
+    );
+    let out = activate("p384");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("SHA-384 session"), "{}", stderr(&out));
+
+    // A swapped high-range certificate is refused like a low-range one.
+    swap_certificate_and_expect_refusal(&d, "0x01c00016", "p384", &d.p("ek-p256-high.pem"));
 }
 
 #[test]

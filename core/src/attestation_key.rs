@@ -51,12 +51,13 @@ use crate::commands::{handle_name, Tpm};
 use crate::connection::{with_link, Need};
 use crate::endorsement::primary_public;
 use crate::error::{Error, Result};
+use crate::hash::Hash;
 use crate::keyfile::pem_encode;
 use crate::keys::TpmKey;
 use crate::public_key::KeyPublic;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::templates::{self, EkType, KeySpec};
-use crate::wire::{tpm2b_contents, Reader, Writer, TPM_RH_ENDORSEMENT, TPM_RH_OWNER};
+use crate::wire::{tpm2b_contents, CommandCode, Reader, Writer, TPM_RH_ENDORSEMENT, TPM_RH_OWNER};
 
 pub const PEM_LABEL: &str = "TPMKEY ATTESTATION KEY";
 const VERSION: u16 = 1;
@@ -267,7 +268,8 @@ impl AttestationKey {
 
     /// TPM2_ActivateCredential with the EK of `ek` (derived from its default template and
     /// authorised by PolicySecret(TPM_RH_ENDORSEMENT), the endorsement authorisation taken
-    /// to be empty): the secret a verifier wrapped with MakeCredential for this AK's Name
+    /// to be empty, followed for the high range by PolicyOR(PolicyA, PolicyC); the SHA-384
+    /// P-384 EK is refused): the secret a verifier wrapped with MakeCredential for this AK's Name
     /// and that EK. Returning it proves that the AK lives in the EK's TPM. A credential made
     /// for another AK or EK fails with the TPM's integrity error.
     pub fn activate_credential(
@@ -275,8 +277,27 @@ impl AttestationKey {
         ek: EkType,
         credential: &Credential,
     ) -> Result<Zeroizing<Vec<u8>>> {
+        if ek.name_alg() != Hash::Sha256 {
+            // Its authPolicy is a SHA-384 digest, met only in a SHA-384 policy session, and
+            // MakeCredential for it needs ECDH P-384 with SHA-384 KDFs and AES-256:
+            // tpmkey's sessions and `makecred` are SHA-256, AES-128.
+            return Err(Error::Unsupported(format!(
+                "credential activation with the {} EK: its policy needs a SHA-384 session \
+                 (use the rsa, ecc, rsa-high or p256-high EK)",
+                ek.name()
+            )));
+        }
         let template = templates::endorsement_key(ek)?;
         let endorsement = handle_name(TPM_RH_ENDORSEMENT);
+        // High range: PolicyB = PolicyOR(PolicyA, PolicyC); PolicySecret gives PolicyA.
+        let policy_or = ek.policy_or_branches().map(|branches| {
+            let mut w = Writer::new();
+            w.u32(branches.len() as u32);
+            for b in branches {
+                w.tpm2b(b);
+            }
+            w.into_vec()
+        });
         with_link(|link| {
             link.run_in_policy_session(|tpm, session| {
                 let (ek_handle, _, ek_name) =
@@ -284,6 +305,10 @@ impl AttestationKey {
                 let result = self.with_loaded(tpm, |tpm, ak| {
                     tpm.policy_secret(TPM_RH_ENDORSEMENT, &endorsement, &[], session, &[])
                         .inspect_err(|_| tpm.policy.used(false))?;
+                    if let Some(branches) = &policy_or {
+                        tpm.policy_statement(session, CommandCode::PolicyOr, branches)
+                            .inspect_err(|_| tpm.policy.used(false))?;
+                    }
                     tpm.activate_credential(
                         ak,
                         &self.public.name,
