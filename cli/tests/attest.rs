@@ -536,6 +536,107 @@ fn certify_and_quote_verify_offline_and_bad_evidence_is_named() {
     }
 }
 
+#[test]
+fn a_persistent_ak_quotes_in_two_commands() {
+    let d = Device::new();
+    let (_, commands) = d.tpmkey_ok(&[
+        "ak",
+        "create",
+        "--persist",
+        "0x81000aa0",
+        "-o",
+        &d.p("ak.tpm"),
+        "--public",
+        &d.p("ak.pem"),
+    ]);
+    println!("ak create --persist: {commands:?}");
+    assert!(
+        commands.contains(&"EvictControl".to_string()),
+        "{commands:?}"
+    );
+    let quote = |ak: &str, nonce: &str, out: &str| {
+        d.tpmkey_ok(&[
+            "quote",
+            "--ak",
+            &d.p(ak),
+            "--pcr",
+            "sha256:0,7,16",
+            "--nonce",
+            nonce,
+            "-o",
+            &d.p(out),
+        ])
+        .1
+    };
+    // From process start: the AK is where it is, so only the quote and the values it covers.
+    for (nonce, out) in [("a1", "q1.pem"), ("a2", "q2.pem")] {
+        assert_eq!(quote("ak.tpm", nonce, out), ["Quote", "PCR_Read"]);
+        d.verifier_ok(&[
+            "verify",
+            "quote",
+            &d.p(out),
+            "--ak-pub",
+            &d.p("ak.pem"),
+            "--nonce",
+            nonce,
+        ]);
+    }
+    // Certification with the persistent AK saves the AK's CreatePrimary and FlushContext.
+    d.tpmkey_ok(&["keygen", "-o", &d.p("k.key")]);
+    let (_, commands) = d.tpmkey_ok(&[
+        "attest",
+        &d.p("k.key"),
+        "--ak",
+        &d.p("ak.tpm"),
+        "--nonce",
+        "b1",
+        "-o",
+        &d.p("k.bundle"),
+    ]);
+    println!("attest with a persistent AK: {commands:?}");
+    assert_eq!(
+        commands.iter().filter(|c| *c == "CreatePrimary").count(),
+        1,
+        "only the storage primary: {commands:?}"
+    );
+    d.verifier_ok(&[
+        "verify",
+        "certify",
+        &d.p("k.bundle"),
+        "--ak-pub",
+        &d.p("ak.pem"),
+        "--nonce",
+        "b1",
+    ]);
+    // Another AK now at that handle: the old file's quote is refused before it is written.
+    d.tpmkey_ok(&["ak", "evict", &d.p("ak.tpm")]);
+    d.tpmkey_ok(&[
+        "ak",
+        "create",
+        "--persist",
+        "0x81000aa0",
+        "-o",
+        &d.p("ak2.tpm"),
+    ]);
+    let out = d.tpmkey(&[
+        "quote",
+        "--ak",
+        &d.p("ak.tpm"),
+        "--pcr",
+        "sha256:16",
+        "--nonce",
+        "a3",
+        "-o",
+        &d.p("q3.pem"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not this AK"), "{}", stderr(&out));
+    assert!(!d.path("q3.pem").exists());
+    d.tpmkey_ok(&["ak", "evict", &d.p("ak2.tpm")]);
+    let out = d.tpmkey(&["ak", "evict", &d.p("ak2.tpm")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
 /// An AK certificate as an attestation CA issues it (here the EK CA's issuer, with OpenSSL):
 /// empty subject, not a CA, extended key usage `eku`.
 fn issue_ak_certificate(d: &Device, ak_pem: &str, eku: &str, out: &str) {

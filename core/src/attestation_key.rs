@@ -7,13 +7,19 @@
 //! device-attest-01 object ([`crate::attest::acme`]); credential activation proves
 //! to a verifier that it lives in the TPM of an EK.
 //!
-//! AK file format (version 1), PEM "TPMKEY ATTESTATION KEY":
+//! AK file format, PEM "TPMKEY ATTESTATION KEY":
 //!
 //! ```text
-//! u16 version = 1
+//! u16 version = 1, or 2 for a persistent AK
 //! TPM2B template     (TPMT_PUBLIC given to CreatePrimary in the endorsement hierarchy)
 //! TPM2B_PUBLIC       (the AK's public area as the TPM created it)
+//! [u32 handle]       (version 2: the persistent handle the AK is stored at)
 //! ```
+//!
+//! A persistent AK (`ak create --persist`) is used where it is, without re-deriving it: a
+//! quote is then TPM2_Quote + TPM2_PCR_Read, two commands, and a certification saves the
+//! CreatePrimary and FlushContext. The quote's signature is checked against the AK on
+//! file before it is returned, so another object at that handle is noticed at once.
 //!
 //! ```no_run
 //! use tpmkey::attest::{credential, quote::PcrSelection};
@@ -44,9 +50,9 @@ use crate::attest::attestation::{Attestation, Attested, PcrSelection};
 use crate::attest::certificate::Certificate;
 use crate::attest::certify::CertifyBundle;
 use crate::attest::credential::Credential;
+use crate::attest::pem_or_binary;
 use crate::attest::quote::{PcrValue, QuoteFile};
-use crate::attest::signature::TpmSignature;
-use crate::attest::{pem_or_binary, read_version};
+use crate::attest::signature::{AkPublic, TpmSignature};
 use crate::commands::{handle_name, Tpm};
 use crate::connection::{with_link, Need};
 use crate::endorsement::primary_public;
@@ -61,6 +67,7 @@ use crate::wire::{tpm2b_contents, CommandCode, Reader, Writer, TPM_RH_ENDORSEMEN
 
 pub const PEM_LABEL: &str = "TPMKEY ATTESTATION KEY";
 const VERSION: u16 = 1;
+const VERSION_PERSISTENT: u16 = 2;
 /// Random bytes in the template's unique field: each AK its own key.
 const UNIQUE_LEN: usize = 32;
 /// Digests a TPM returns per TPM2_PCR_Read (TPML_DIGEST holds at most 8).
@@ -72,6 +79,8 @@ pub const MAX_NONCE: usize = 64;
 pub struct AttestationKey {
     template: Vec<u8>,
     public: KeyPublic,
+    /// Where the AK is stored (EvictControl), when it is persistent.
+    persistent: Option<u32>,
 }
 
 impl AttestationKey {
@@ -83,7 +92,47 @@ impl AttestationKey {
         CRYPTO.random(&mut unique);
         let template = templates::attestation_key(spec, &unique)?;
         let public = primary_public(&template)?;
-        Ok(AttestationKey { template, public })
+        Ok(AttestationKey {
+            template,
+            public,
+            persistent: None,
+        })
+    }
+
+    /// [`AttestationKey::create`], then stored at the persistent `handle` (0x81xxxxxx)
+    /// under the owner hierarchy, with the configured owner authorisation. Costs a
+    /// CreatePrimary, an EvictControl and a FlushContext (plus the session's start).
+    pub fn create_persistent(spec: KeySpec, handle: u32) -> Result<AttestationKey> {
+        if !(0x8100_0000..=0x81FF_FFFF).contains(&handle) {
+            return Err(Error::BadInput(format!(
+                "0x{handle:08x} is not a persistent handle (0x81xxxxxx)"
+            )));
+        }
+        let mut unique = [0u8; UNIQUE_LEN];
+        CRYPTO.random(&mut unique);
+        let template = templates::attestation_key(spec, &unique)?;
+        let public = with_link(|link| {
+            let owner_auth = link.config().parent_auth.clone();
+            link.run(Need::Nothing, |tpm, _| {
+                let (transient, public, name) =
+                    tpm.create_primary(TPM_RH_ENDORSEMENT, &[], &template)?;
+                let persisted = tpm.evict_control(&owner_auth, transient, &name, handle);
+                let flushed = tpm.flush_context(transient);
+                persisted?;
+                flushed?;
+                KeyPublic::parse(&public)
+            })
+        })?;
+        Ok(AttestationKey {
+            template,
+            public,
+            persistent: Some(handle),
+        })
+    }
+
+    /// The persistent handle of the AK, when it has one.
+    pub fn persistent_handle(&self) -> Option<u32> {
+        self.persistent
     }
 
     /// The AK's public area, key and Name (what a verifier enrols).
@@ -93,9 +142,12 @@ impl AttestationKey {
 
     pub fn to_pem(&self) -> String {
         let mut w = Writer::new();
-        w.u16(VERSION)
+        w.u16(self.persistent.map_or(VERSION, |_| VERSION_PERSISTENT))
             .tpm2b(&self.template)
             .bytes(&self.public.blob);
+        if let Some(handle) = self.persistent {
+            w.u32(handle);
+        }
         pem_encode(PEM_LABEL, &w.into_vec())
     }
 
@@ -104,9 +156,19 @@ impl AttestationKey {
         let body = pem_or_binary(data, PEM_LABEL)?;
         let bad = |_| Error::BadInput("AK file is truncated".into());
         let mut r = Reader::new(&body);
-        read_version(&mut r, "AK file", VERSION)?;
+        let version = r.u16().map_err(bad)?;
+        if version != VERSION && version != VERSION_PERSISTENT {
+            return Err(Error::BadInput(format!(
+                "AK file version {version} is not {VERSION} or {VERSION_PERSISTENT}"
+            )));
+        }
         let template = r.tpm2b().map_err(bad)?.to_vec();
         let public = KeyPublic::parse(r.tpm2b_raw().map_err(bad)?)?;
+        let persistent = if version == VERSION_PERSISTENT {
+            Some(r.u32().map_err(bad)?)
+        } else {
+            None
+        };
         if !r.is_empty() {
             return Err(Error::BadInput("AK file has trailing bytes".into()));
         }
@@ -115,16 +177,26 @@ impl AttestationKey {
                 "AK file: the key is not a restricted signing key".into(),
             ));
         }
-        Ok(AttestationKey { template, public })
+        Ok(AttestationKey {
+            template,
+            public,
+            persistent,
+        })
     }
 
     /// Re-derives the AK in the TPM, runs `op` with its handle and flushes it. The TPM must
     /// derive the Name on file: another TPM, or one whose endorsement seed changed, cannot.
+    /// A persistent AK is used at its handle.
     fn with_loaded<R>(
         &self,
         tpm: &mut Tpm,
         op: impl FnOnce(&mut Tpm, u32) -> Result<R>,
     ) -> Result<R> {
+        if let Some(handle) = self.persistent {
+            // Certify names the AK in its HMAC, so another object there fails it; a
+            // quote's signature is checked by the caller.
+            return op(tpm, handle);
+        }
         let (handle, _, name) = tpm.create_primary(TPM_RH_ENDORSEMENT, &[], &self.template)?;
         let result = if name == self.public.name {
             op(tpm, handle)
@@ -252,6 +324,9 @@ impl AttestationKey {
             link.retrying(|link| {
                 let (quoted, signature) =
                     self.with_loaded(&mut link.tpm, |tpm, ak| tpm.quote(ak, &[], nonce, &asked))?;
+                if self.persistent.is_some() {
+                    self.check_own_signature(&quoted, &signature)?;
+                }
                 let covered = match Attestation::parse(&quoted)?.attested {
                     Attested::Quote { selection, .. } => selection,
                     _ => return Err(Error::Integrity("TPM2_Quote returned no quote".into())),
@@ -325,6 +400,20 @@ impl AttestationKey {
                 Ok(secret)
             })
         })
+    }
+}
+
+impl AttestationKey {
+    /// Checks that this AK signed `message`: a persistent handle might hold another key.
+    fn check_own_signature(&self, message: &[u8], signature: &[u8]) -> Result<()> {
+        let ak = AkPublic::from_tpm2b_public(&self.public.blob)?;
+        ak.verify(message, &TpmSignature::parse(signature)?)
+            .map_err(|why| {
+                Error::Integrity(format!(
+                    "the object at 0x{:08x} is not this AK: {why}",
+                    self.persistent.unwrap_or_default()
+                ))
+            })
     }
 }
 
