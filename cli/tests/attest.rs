@@ -537,6 +537,135 @@ fn certify_and_quote_verify_offline_and_bad_evidence_is_named() {
 }
 
 #[test]
+fn certify_creation_proves_the_creation_data_and_a_swapped_file_is_named() {
+    let d = Device::new();
+    d.tpmkey_ok(&[
+        "ak",
+        "create",
+        "-o",
+        &d.p("ak.tpm"),
+        "--public",
+        &d.p("ak.pem"),
+    ]);
+    for k in ["a", "b"] {
+        d.tpmkey_ok(&[
+            "keygen",
+            "-o",
+            &d.p(&format!("{k}.key")),
+            "--creation-data",
+            &d.p(&format!("{k}.creation")),
+        ]);
+    }
+    let attest = |creation: &str, out: &str| {
+        d.tpmkey(&[
+            "attest",
+            &d.p("a.key"),
+            "--ak",
+            &d.p("ak.tpm"),
+            "--nonce",
+            "c1",
+            "--creation",
+            &d.p(creation),
+            "-o",
+            &d.p(out),
+        ])
+    };
+    d.tap.take_codes();
+    let out = attest("a.creation", "a.bundle");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let commands: Vec<_> = d
+        .tap
+        .take_codes()
+        .into_iter()
+        .filter_map(command_name)
+        .collect();
+    println!("attest --creation: {commands:?}");
+    assert!(commands.contains(&"CertifyCreation"), "{commands:?}");
+    let verify = |bundle: &str| {
+        d.verifier(&[
+            "verify",
+            "certify",
+            &d.p(bundle),
+            "--ak-pub",
+            &d.p("ak.pem"),
+            "--nonce",
+            "c1",
+        ])
+    };
+    let out = verify("a.bundle");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}{}", stderr(&out));
+    println!("{report}");
+    let bundle = CertifyBundle::decode(&std::fs::read(d.path("a.bundle")).unwrap()).unwrap();
+    let attestation = tpmkey::attest::Attestation::parse(&bundle.cert_info).unwrap();
+    assert_eq!(attestation.kind(), tpmkey::attest::AttestType::Creation);
+    // The key's parent is the storage primary: its Name is in the creation data.
+    assert!(report.contains("creation: parent 000b"), "{report}");
+    assert!(report.contains("creation: PCRs no PCRs"), "{report}");
+    assert!(report.contains("creation: locality 0x01"), "{report}");
+    assert!(report.contains("sensitiveDataOrigin=1"), "{report}");
+
+    // The device refuses to certify a.key with b's creation file: the TPM's ticket check.
+    let out = attest("b.creation", "swapped.bundle");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the creation data is not this key's"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!d.path("swapped.bundle").exists());
+    // Both keys have the same creation data (parent, no PCRs, locality): only the ticket,
+    // bound to the key's Name, differs.
+    let record = |k: &str| {
+        tpmkey::attest::creation::CreationRecord::decode(
+            &std::fs::read(d.path(&format!("{k}.creation"))).unwrap(),
+        )
+        .unwrap()
+    };
+    let (a, b) = (record("a"), record("b"));
+    assert_eq!(a.creation_data, b.creation_data);
+    assert_ne!(a.ticket, b.ticket);
+    // The verifier refuses a bundle whose creation data was altered after signing (here
+    // the PCR digest: TPML_PCR_SELECTION count, then TPM2B pcrDigest).
+    let mut swapped = bundle.clone();
+    let mut altered = a.creation_data.clone();
+    altered[6] ^= 1;
+    swapped.creation_data = Some(altered);
+    std::fs::write(d.path("swapped.bundle"), swapped.to_pem()).unwrap();
+    let out = verify("swapped.bundle");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("creation data mismatch"),
+        "{}",
+        stderr(&out)
+    );
+    // A plain certification of the same key is still TPM2_Certify.
+    d.tpmkey_ok(&[
+        "attest",
+        &d.p("a.key"),
+        "--ak",
+        &d.p("ak.tpm"),
+        "--nonce",
+        "c1",
+        "-o",
+        &d.p("plain.bundle"),
+    ]);
+    assert!(verify("plain.bundle").status.success());
+    let out = d.tpmkey(&[
+        "attest",
+        &d.p("a.key"),
+        "--ak",
+        &d.p("ak.tpm"),
+        "--nonce",
+        "c1",
+        "--creation",
+        &d.p("a.key"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("a.key:"), "{}", stderr(&out));
+}
+
+#[test]
 fn a_persistent_ak_quotes_in_two_commands() {
     let d = Device::new();
     let (_, commands) = d.tpmkey_ok(&[

@@ -49,6 +49,7 @@ use crate::attest::acme::{self, AttestationObject};
 use crate::attest::attestation::{Attestation, Attested, PcrSelection};
 use crate::attest::certificate::Certificate;
 use crate::attest::certify::CertifyBundle;
+use crate::attest::creation::CreationRecord;
 use crate::attest::credential::Credential;
 use crate::attest::pem_or_binary;
 use crate::attest::quote::{PcrValue, QuoteFile};
@@ -72,6 +73,8 @@ const VERSION_PERSISTENT: u16 = 2;
 const UNIQUE_LEN: usize = 32;
 /// Digests a TPM returns per TPM2_PCR_Read (TPML_DIGEST holds at most 8).
 const PCRS_PER_READ: usize = 8;
+/// TPM_RC_TICKET as `base` gives it (format 1, the parameter number stripped).
+const TPM_RC_TICKET: u32 = 0x0A0;
 /// Qualifying data is a TPM2B_DATA: at most the size of the largest digest.
 pub const MAX_NONCE: usize = 64;
 
@@ -239,6 +242,39 @@ impl AttestationKey {
             signature,
             public: key.public().blob.clone(),
             creation_data: None,
+        })
+    }
+
+    /// TPM2_CertifyCreation of `key` with `nonce`: proves, beyond what [`Self::certify`]
+    /// proves, that the TPM created the key with the creation data of `creation` (its
+    /// parent, the PCRs selected then and their digest, the locality), which the bundle
+    /// carries for the verifier. The TPM checks the creation ticket against the key's
+    /// Name: the creation record of another key fails with TPM_RC_TICKET.
+    pub fn certify_creation(
+        &self,
+        key: &TpmKey,
+        creation: &CreationRecord,
+        nonce: &[u8],
+    ) -> Result<CertifyBundle> {
+        check_nonce(nonce)?;
+        let (cert_info, signature) = key
+            .with_loaded_for_admin(|tpm, t| {
+                self.with_loaded(tpm, |tpm, ak| {
+                    tpm.certify_creation(ak, &[], t.handle, nonce, creation)
+                })
+            })
+            .map_err(|e| match e.response_code() {
+                Some(rc) if rc.base() == TPM_RC_TICKET => Error::BadInput(format!(
+                    "the creation data is not this key's: the TPM refused its creation \
+                     ticket ({e})"
+                )),
+                _ => e,
+            })?;
+        Ok(CertifyBundle {
+            cert_info,
+            signature,
+            public: key.public().blob.clone(),
+            creation_data: Some(creation.creation_data.clone()),
         })
     }
 

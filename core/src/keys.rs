@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
+use crate::attest::creation::CreationRecord;
 use crate::commands::KeyAuth;
 use crate::config::parse_handle;
 use crate::connection::{with_link, Loadable, Need, Target};
@@ -40,6 +41,8 @@ pub struct TpmKey {
     id: u64,
     /// The policy the key is used through (its userWithAuth is clear), if any.
     bound: Option<Arc<Bound>>,
+    /// What TPM2_Create said of the key's creation, for keys made in this process.
+    creation: Option<Arc<CreationRecord>>,
 }
 
 /// A key's (or sealed object's) policy as it runs, and as its key file holds it (written
@@ -127,6 +130,7 @@ impl TpmKey {
             has_password: password.is_some_and(|p| !p.is_empty()),
             auth: Zeroizing::new(password.unwrap_or_default().to_vec()),
             bound: None,
+            creation: None,
         })
     }
 
@@ -263,10 +267,23 @@ impl TpmKey {
             ));
         }
         let template = templates::key_with_policy(spec, da_protected, auth_policy)?;
+        let mut creation = None;
         let (parent, private, public) = create_object_under(parent, parent_auth, |tpm, t| {
-            tpm.create(t.handle, &t.name, &t.auth, auth, &[], &template)
+            let (private, public, c) =
+                tpm.create_keeping_creation(t.handle, &t.name, &t.auth, auth, &[], &template)?;
+            creation = Some(Arc::new(c));
+            Ok((private, public))
         })?;
-        Self::from_blob(parent, private, &public, Some(auth))
+        let mut key = Self::from_blob(parent, private, &public, Some(auth))?;
+        key.creation = creation;
+        Ok(key)
+    }
+
+    /// What the TPM recorded when it created this key (parent, PCRs, locality) with its
+    /// creation ticket: for keys generated in this process, None for keys loaded from files
+    /// (their creation file, `tpmkey keygen --creation-data`, holds it).
+    pub fn creation(&self) -> Option<&CreationRecord> {
+        self.creation.as_deref()
     }
 
     /// A key from a TSS2 PRIVATE KEY file; the TPM is not touched until the key is used.
@@ -328,6 +345,7 @@ impl TpmKey {
             public,
             id: u64::from(handle) << 1,
             bound: None,
+            creation: None,
         })
     }
 
@@ -724,6 +742,7 @@ impl TpmKey {
             auth: self.auth.clone(),
             id: u64::from(handle) << 1,
             bound: self.bound.clone(),
+            creation: self.creation.clone(),
         })
     }
 }
