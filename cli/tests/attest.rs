@@ -874,11 +874,50 @@ fn acme_attestation_object_passes_the_step_ca_checks() {
         "tpm 2.0 -7 1 bytes bytes bytes"
     );
 
-    // step-ca's checks: statement, AK certificate, signature, extraData, the CSR's key.
-    let file = tpmkey::KeyFile::from_pem(&std::fs::read(d.path("tls.key")).unwrap()).unwrap();
-    let tls_key = tpmkey::public_key::KeyPublic::parse(&file.public)
-        .unwrap()
-        .key;
+    // The order's CSR, made by OpenSSL with the tpmkey provider from the same key file.
+    let modules = d.path("modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    std::os::unix::fs::symlink(common::provider_library(), modules.join("tpmkey.so")).unwrap();
+    let openssl = |args: &[&str]| {
+        tpmkey_testenv::run(
+            Command::new("openssl")
+                .args(args)
+                .env("OPENSSL_MODULES", &modules)
+                .env("TPMKEY_TCTI", d.tap.tcti())
+                .env("TPMKEY_CONF", "/dev/null")
+                .env("TPMKEY_STATE", d.path("state")),
+        )
+    };
+    d.tap.take_codes();
+    openssl(&[
+        "req",
+        "-new",
+        "-provider",
+        "tpmkey",
+        "-provider",
+        "default",
+        "-key",
+        &d.p("tls.key"),
+        "-subj",
+        "/CN=router-17.example",
+        "-out",
+        &d.p("tls.csr"),
+    ]);
+    let signed: Vec<_> = d
+        .tap
+        .take_codes()
+        .into_iter()
+        .filter_map(command_name)
+        .collect();
+    assert!(
+        signed.contains(&"Sign"),
+        "the TPM signed the CSR: {signed:?}"
+    );
+    openssl(&["req", "-verify", "-noout", "-in", &d.p("tls.csr")]);
+    let csr_key = openssl(&["req", "-noout", "-pubkey", "-in", &d.p("tls.csr")]).stdout;
+    // step-ca's checks: statement, AK certificate, signature, extraData, and the attested
+    // pubArea's key == the CSR's key.
+    let tls_key = tpmkey::attest::AkPublic::parse(&csr_key).unwrap().key;
     let challenge = Challenge {
         key_authorization,
         csr_key: Some(&tls_key),

@@ -21,23 +21,6 @@ use sealing::{extend_pcr16, s};
 
 const DROP_IN: &str = include_str!("../../conf/nginx-tpmkey-sealed-password.conf");
 
-/// The provider cdylib, built like the module's tests build theirs.
-fn provider() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .args(["build", "--lib", "-p", "tpmkey-provider"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if dir.ends_with("release") {
-        cargo.arg("--release");
-    }
-    tpmkey_testenv::run(&mut cargo);
-    let lib = dir.join("libtpmkey_provider.so");
-    assert!(lib.exists(), "{} not built", lib.display());
-    lib
-}
-
 struct Service<'a> {
     env: &'a Env,
     openssl_cnf: PathBuf,
@@ -174,7 +157,7 @@ fn nginx_starts_with_a_key_password_unsealed_in_the_approved_state_only() {
         format!(
             "openssl_conf = init\n[init]\nproviders = provs\n[provs]\ndefault = dflt\n\
              tpmkey = tpmk\n[dflt]\nactivate = 1\n[tpmk]\nmodule = {}\nactivate = 1\n",
-            provider().display()
+            common::provider_library().display()
         ),
     )
     .unwrap();

@@ -144,6 +144,23 @@ impl TokenEnv {
     }
 }
 
+/// The provider cdylib of this build profile, built like the module's tests build theirs.
+pub fn provider_library() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .args(["build", "--lib", "-p", "tpmkey-provider"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if dir.ends_with("release") {
+        cargo.arg("--release");
+    }
+    tpmkey_testenv::run(&mut cargo);
+    let lib = dir.join("libtpmkey_provider.so");
+    assert!(lib.exists(), "{} not built", lib.display());
+    lib
+}
+
 /// openssl ARGS, which must succeed.
 pub fn openssl(args: &[&str]) {
     tpmkey_testenv::run(Command::new("openssl").args(args));
