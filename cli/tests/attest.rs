@@ -66,6 +66,14 @@ impl Device {
         (String::from_utf8_lossy(&out.stdout).into_owned(), commands)
     }
 
+    /// `tpmkey ak create -o FILE --public FILE.pem ARGS`: (stdout, the TPM commands sent).
+    fn ak_create(&self, ak: &str, args: &[&str]) -> (String, Vec<String>) {
+        let (file, public) = (self.p(ak), self.p(&ak.replace(".tpm", ".pem")));
+        let mut all = vec!["ak", "create", "-o", &file, "--public", &public];
+        all.extend_from_slice(args);
+        self.tpmkey_ok(&all)
+    }
+
     /// The verifier: `tpmkey ARGS` with no TPM reachable.
     fn verifier(&self, args: &[&str]) -> Output {
         tpmkey_with(NOWHERE, self.dir.path(), args)
@@ -275,14 +283,7 @@ fn high_range_ek_certificates_match_their_templates_and_enrol_an_ak() {
 #[test]
 fn certify_and_quote_verify_offline_and_bad_evidence_is_named() {
     let d = Device::new();
-    let (out, commands) = d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "-o",
-        &d.p("ak.tpm"),
-        "--public",
-        &d.p("ak.pem"),
-    ]);
+    let (out, commands) = d.ak_create("ak.tpm", &[]);
     println!("ak create: {commands:?}");
     let name = out.trim().strip_prefix("name: ").unwrap().to_string();
     assert_eq!(name.len(), 68, "{out}");
@@ -424,14 +425,7 @@ fn certify_and_quote_verify_offline_and_bad_evidence_is_named() {
     std::fs::write(d.path("half.pem"), &pem[..pem.len() / 2]).unwrap();
     refuse(bundle_args("half.pem", nonce), "PEM");
     // Another AK's public key.
-    d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "-o",
-        &d.p("ak2.tpm"),
-        "--public",
-        &d.p("ak2.pem"),
-    ]);
+    d.ak_create("ak2.tpm", &[]);
     let out = d.verifier(&[
         "verify",
         "certify",
@@ -539,14 +533,7 @@ fn certify_and_quote_verify_offline_and_bad_evidence_is_named() {
 #[test]
 fn certify_creation_proves_the_creation_data_and_a_swapped_file_is_named() {
     let d = Device::new();
-    d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "-o",
-        &d.p("ak.tpm"),
-        "--public",
-        &d.p("ak.pem"),
-    ]);
+    d.ak_create("ak.tpm", &[]);
     for k in ["a", "b"] {
         d.tpmkey_ok(&[
             "keygen",
@@ -668,16 +655,7 @@ fn certify_creation_proves_the_creation_data_and_a_swapped_file_is_named() {
 #[test]
 fn a_persistent_ak_quotes_in_two_commands() {
     let d = Device::new();
-    let (_, commands) = d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "--persist",
-        "0x81000aa0",
-        "-o",
-        &d.p("ak.tpm"),
-        "--public",
-        &d.p("ak.pem"),
-    ]);
+    let (_, commands) = d.ak_create("ak.tpm", &["--persist", "0x81000aa0"]);
     println!("ak create --persist: {commands:?}");
     assert!(
         commands.contains(&"EvictControl".to_string()),
@@ -739,14 +717,7 @@ fn a_persistent_ak_quotes_in_two_commands() {
     ]);
     // Another AK now at that handle: the old file's quote is refused before it is written.
     d.tpmkey_ok(&["ak", "evict", &d.p("ak.tpm")]);
-    d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "--persist",
-        "0x81000aa0",
-        "-o",
-        &d.p("ak2.tpm"),
-    ]);
+    d.ak_create("ak2.tpm", &["--persist", "0x81000aa0"]);
     let out = d.tpmkey(&[
         "quote",
         "--ak",
@@ -803,14 +774,7 @@ fn acme_attestation_object_passes_the_step_ca_checks() {
     use tpmkey::attest::acme::{self, AttestationObject, Challenge};
 
     let d = Device::new();
-    d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "-o",
-        &d.p("ak.tpm"),
-        "--public",
-        &d.p("ak.pem"),
-    ]);
+    d.ak_create("ak.tpm", &[]);
     // The attestation CA issues the AK certificate only after the enrolment round trip.
     let (name, _) = d.tpmkey_ok(&["ak", "public", &d.p("ak.tpm"), "-o", &d.p("ak.pem")]);
     let name = name.trim().strip_prefix("name: ").unwrap().to_string();
@@ -951,14 +915,7 @@ fn acme_attestation_object_passes_the_step_ca_checks() {
     assert!(e.to_string().contains("tcg-kp-AIKCertificate"), "{e}");
 
     // A chain for another AK is refused on the device.
-    d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "-o",
-        &d.p("ak2.tpm"),
-        "--public",
-        &d.p("ak2.pem"),
-    ]);
+    d.ak_create("ak2.tpm", &[]);
     issue_ak_certificate(&d, &d.p("ak2.pem"), "2.23.133.8.3", "ak2-cert.pem");
     let args = acme_args("ak2-cert.pem");
     let out = d.tpmkey(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -980,14 +937,7 @@ fn a_pcr_bound_key_is_certified_while_the_pcr_differs_and_an_imported_key_says_s
     use tpmkey::{KeySpec, SignScheme, TpmKey};
 
     let d = Device::new();
-    d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "-o",
-        &d.p("ak.tpm"),
-        "--public",
-        &d.p("ak.pem"),
-    ]);
+    d.ak_create("ak.tpm", &[]);
     // "Boot": PCR 16 measured once, then a TLS key bound to its value (made by the core,
     // as the provider's keygen makes it).
     d.tpm
@@ -1167,14 +1117,7 @@ fn a_pcr_bound_key_is_certified_while_the_pcr_differs_and_an_imported_key_says_s
 #[test]
 fn a_certified_storage_key_pinned_by_name_refuses_any_other() {
     let d = Device::new();
-    d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "-o",
-        &d.p("ak.tpm"),
-        "--public",
-        &d.p("ak.pem"),
-    ]);
+    d.ak_create("ak.tpm", &[]);
     let (_, commands) = d.tpmkey_ok(&[
         "srk-certify",
         "--ak",

@@ -537,25 +537,14 @@ impl Tpm {
         data: &[u8],
         template: &[u8],
     ) -> Result<(Vec<u8>, Vec<u8>)> {
-        let mut sensitive = Writer::new();
-        sensitive.tpm2b(user_auth).tpm2b(data);
-        let sensitive = sensitive.into_secret();
-        let mut w = Writer::new();
-        w.tpm2b(&sensitive).tpm2b(template).tpm2b(&[]).u32(0);
-        let rsp = self.execute(&Command {
-            code: CommandCode::Create,
-            handles: &[parent],
-            names: &[parent_name],
-            auth: Some(parent_auth),
-            params: w.into_secret(),
-            secret_in: true,
-            secret_out: false,
-            response_handles: 0,
-            before_session: false,
-        })?;
-        let mut r = Reader::new(&rsp.params);
-        let private = r.tpm2b_raw()?.to_vec();
-        let public = r.tpm2b_raw()?.to_vec();
+        let (private, public, _) = self.create_keeping_creation(
+            parent,
+            parent_name,
+            parent_auth,
+            user_auth,
+            data,
+            template,
+        )?;
         Ok((private, public))
     }
 
