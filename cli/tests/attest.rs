@@ -74,6 +74,12 @@ impl Device {
         self.tpmkey_ok(&all)
     }
 
+    /// The verifier: `tpmkey verify KIND FILE --ak-pub ak.pem --nonce NONCE`.
+    fn verify_evidence(&self, kind: &str, file: &str, nonce: &str) -> Output {
+        let (file, ak) = (self.p(file), self.p("ak.pem"));
+        self.verifier(&["verify", kind, &file, "--ak-pub", &ak, "--nonce", nonce])
+    }
+
     /// The verifier: `tpmkey ARGS` with no TPM reachable.
     fn verifier(&self, args: &[&str]) -> Output {
         tpmkey_with(NOWHERE, self.dir.path(), args)
@@ -543,22 +549,18 @@ fn certify_creation_proves_the_creation_data_and_a_swapped_file_is_named() {
             &d.p(&format!("{k}.creation")),
         ]);
     }
-    let attest = |creation: &str, out: &str| {
-        d.tpmkey(&[
-            "attest",
-            &d.p("a.key"),
-            "--ak",
-            &d.p("ak.tpm"),
-            "--nonce",
-            "c1",
-            "--creation",
-            &d.p(creation),
-            "-o",
-            &d.p(out),
-        ])
+    // `tpmkey attest a.key` with nonce c1 into `out`, with `creation` as its creation file.
+    let attest = |creation: Option<&str>, out: &str| {
+        let (key, ak, out) = (d.p("a.key"), d.p("ak.tpm"), d.p(out));
+        let creation = creation.map(|c| d.p(c));
+        let mut args = vec!["attest", &key, "--ak", &ak, "--nonce", "c1", "-o", &out];
+        if let Some(c) = &creation {
+            args.extend(["--creation", c]);
+        }
+        d.tpmkey(&args)
     };
     d.tap.take_codes();
-    let out = attest("a.creation", "a.bundle");
+    let out = attest(Some("a.creation"), "a.bundle");
     assert!(out.status.success(), "{}", stderr(&out));
     let commands: Vec<_> = d
         .tap
@@ -568,17 +570,7 @@ fn certify_creation_proves_the_creation_data_and_a_swapped_file_is_named() {
         .collect();
     println!("attest --creation: {commands:?}");
     assert!(commands.contains(&"CertifyCreation"), "{commands:?}");
-    let verify = |bundle: &str| {
-        d.verifier(&[
-            "verify",
-            "certify",
-            &d.p(bundle),
-            "--ak-pub",
-            &d.p("ak.pem"),
-            "--nonce",
-            "c1",
-        ])
-    };
+    let verify = |bundle: &str| d.verify_evidence("certify", bundle, "c1");
     let out = verify("a.bundle");
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{report}{}", stderr(&out));
@@ -593,7 +585,7 @@ fn certify_creation_proves_the_creation_data_and_a_swapped_file_is_named() {
     assert!(report.contains("sensitiveDataOrigin=1"), "{report}");
 
     // The device refuses to certify a.key with b's creation file: the TPM's ticket check.
-    let out = attest("b.creation", "swapped.bundle");
+    let out = attest(Some("b.creation"), "swapped.bundle");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("the creation data is not this key's"),
@@ -627,27 +619,10 @@ fn certify_creation_proves_the_creation_data_and_a_swapped_file_is_named() {
         stderr(&out)
     );
     // A plain certification of the same key is still TPM2_Certify.
-    d.tpmkey_ok(&[
-        "attest",
-        &d.p("a.key"),
-        "--ak",
-        &d.p("ak.tpm"),
-        "--nonce",
-        "c1",
-        "-o",
-        &d.p("plain.bundle"),
-    ]);
+    assert!(attest(None, "plain.bundle").status.success());
     assert!(verify("plain.bundle").status.success());
-    let out = d.tpmkey(&[
-        "attest",
-        &d.p("a.key"),
-        "--ak",
-        &d.p("ak.tpm"),
-        "--nonce",
-        "c1",
-        "--creation",
-        &d.p("a.key"),
-    ]);
+    // A key file given as the creation file is named.
+    let out = attest(Some("a.key"), "bad.bundle");
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("a.key:"), "{}", stderr(&out));
 }
@@ -678,15 +653,8 @@ fn a_persistent_ak_quotes_in_two_commands() {
     // From process start: the AK is where it is, so only the quote and the values it covers.
     for (nonce, out) in [("a1", "q1.pem"), ("a2", "q2.pem")] {
         assert_eq!(quote("ak.tpm", nonce, out), ["Quote", "PCR_Read"]);
-        d.verifier_ok(&[
-            "verify",
-            "quote",
-            &d.p(out),
-            "--ak-pub",
-            &d.p("ak.pem"),
-            "--nonce",
-            nonce,
-        ]);
+        let verified = d.verify_evidence("quote", out, nonce);
+        assert!(verified.status.success(), "{}", stderr(&verified));
     }
     // Certification with the persistent AK saves the AK's CreatePrimary and FlushContext.
     d.tpmkey_ok(&["keygen", "-o", &d.p("k.key")]);
@@ -706,15 +674,8 @@ fn a_persistent_ak_quotes_in_two_commands() {
         1,
         "only the storage primary: {commands:?}"
     );
-    d.verifier_ok(&[
-        "verify",
-        "certify",
-        &d.p("k.bundle"),
-        "--ak-pub",
-        &d.p("ak.pem"),
-        "--nonce",
-        "b1",
-    ]);
+    let verified = d.verify_evidence("certify", "k.bundle", "b1");
+    assert!(verified.status.success(), "{}", stderr(&verified));
     // Another AK now at that handle: the old file's quote is refused before it is written.
     d.tpmkey_ok(&["ak", "evict", &d.p("ak.tpm")]);
     d.ak_create("ak2.tpm", &["--persist", "0x81000aa0"]);
