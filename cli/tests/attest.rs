@@ -621,6 +621,38 @@ fn certify_creation_proves_the_creation_data_and_a_swapped_file_is_named() {
     // A plain certification of the same key is still TPM2_Certify.
     assert!(attest(None, "plain.bundle").status.success());
     assert!(verify("plain.bundle").status.success());
+    // A key bound to PCR 16: its creation data records PCR 16's digest at creation (the
+    // fresh swtpm's zeros), so CertifyCreation also proves the state it was made in.
+    d.tpmkey_ok(&[
+        "keygen",
+        "--pcr",
+        "sha256:16",
+        "-o",
+        &d.p("c.key"),
+        "--creation-data",
+        &d.p("c.creation"),
+    ]);
+    let (key, ak, creation) = (d.p("c.key"), d.p("ak.tpm"), d.p("c.creation"));
+    d.tpmkey_ok(&[
+        "attest",
+        &key,
+        "--ak",
+        &ak,
+        "--nonce",
+        "c1",
+        "--creation",
+        &creation,
+        "-o",
+        &d.p("c.bundle"),
+    ]);
+    let out = verify("c.bundle");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}{}", stderr(&out));
+    let zeros_digest = "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925";
+    assert!(
+        report.contains(&format!("creation: PCRs sha256:16 digest {zeros_digest}")),
+        "{report}"
+    );
     // A key file given as the creation file is named.
     let out = attest(Some("a.key"), "bad.bundle");
     assert_eq!(out.status.code(), Some(1));

@@ -544,6 +544,7 @@ impl Tpm {
             user_auth,
             data,
             template,
+            None,
         )?;
         Ok((private, public))
     }
@@ -1150,6 +1151,8 @@ impl Tpm {
 
     /// TPM2_Create that also keeps what TPM2_CertifyCreation needs later: (TPM2B_PRIVATE,
     /// TPM2B_PUBLIC, both with their size prefix, and the creation data, hash and ticket).
+    /// `creation_pcrs` (a marshalled TPML_PCR_SELECTION) are the PCRs whose digest the
+    /// creation data records; None records none.
     #[allow(clippy::too_many_arguments)]
     pub fn create_keeping_creation(
         &mut self,
@@ -1159,12 +1162,17 @@ impl Tpm {
         user_auth: &[u8],
         data: &[u8],
         template: &[u8],
+        creation_pcrs: Option<&[u8]>,
     ) -> Result<(Vec<u8>, Vec<u8>, CreationRecord)> {
         let mut sensitive = Writer::new();
         sensitive.tpm2b(user_auth).tpm2b(data);
         let sensitive = sensitive.into_secret();
         let mut w = Writer::new();
-        w.tpm2b(&sensitive).tpm2b(template).tpm2b(&[]).u32(0);
+        w.tpm2b(&sensitive).tpm2b(template).tpm2b(&[]);
+        match creation_pcrs {
+            Some(selection) => w.bytes(selection),
+            None => w.u32(0),
+        };
         let rsp = self.execute(&Command {
             code: CommandCode::Create,
             handles: &[parent],

@@ -220,7 +220,21 @@ impl TpmKey {
             ));
         }
         let digest = policy_digest(&statements)?;
-        let mut key = Self::create(spec, auth, da_protected, parent, parent_auth, &digest)?;
+        // The creation data records the digest of the PCRs the key is bound to, so that
+        // CertifyCreation also proves the state the key was created in.
+        let creation_pcrs = statements.iter().find_map(|s| match s {
+            Statement::Pcr(p) => Some(p.selection.marshal()),
+            _ => None,
+        });
+        let mut key = Self::create_recording(
+            spec,
+            auth,
+            da_protected,
+            parent,
+            parent_auth,
+            &digest,
+            creation_pcrs.as_deref(),
+        )?;
         if key.public.auth_policy != digest || key.public.user_with_auth {
             return Err(Error::Integrity(
                 "the TPM created the key with another policy than the one requested".into(),
@@ -261,6 +275,28 @@ impl TpmKey {
         parent_auth: Option<&[u8]>,
         auth_policy: &[u8],
     ) -> Result<TpmKey> {
+        Self::create_recording(
+            spec,
+            auth,
+            da_protected,
+            parent,
+            parent_auth,
+            auth_policy,
+            None,
+        )
+    }
+
+    /// [`TpmKey::create`] whose creation data records the digest of `creation_pcrs` (a
+    /// marshalled TPML_PCR_SELECTION).
+    fn create_recording(
+        spec: KeySpec,
+        auth: &[u8],
+        da_protected: bool,
+        parent: Option<u32>,
+        parent_auth: Option<&[u8]>,
+        auth_policy: &[u8],
+        creation_pcrs: Option<&[u8]>,
+    ) -> Result<TpmKey> {
         if auth.len() > 32 {
             return Err(Error::BadInput(
                 "key password longer than 32 bytes (the TPM's SHA-256 limit)".into(),
@@ -269,8 +305,15 @@ impl TpmKey {
         let template = templates::key_with_policy(spec, da_protected, auth_policy)?;
         let mut creation = None;
         let (parent, private, public) = create_object_under(parent, parent_auth, |tpm, t| {
-            let (private, public, c) =
-                tpm.create_keeping_creation(t.handle, &t.name, &t.auth, auth, &[], &template)?;
+            let (private, public, c) = tpm.create_keeping_creation(
+                t.handle,
+                &t.name,
+                &t.auth,
+                auth,
+                &[],
+                &template,
+                creation_pcrs,
+            )?;
             creation = Some(Arc::new(c));
             Ok((private, public))
         })?;
