@@ -12,6 +12,9 @@ use crate::platform::{run_ok, tpmkey_cli};
 use crate::report::{Kind, Round, Row, Status, Table, Target};
 
 const AK_FILE: &str = "ak.tpm";
+const PERSISTENT_AK_FILE: &str = "ak-persistent.tpm";
+/// Where the persistent AK of the quote row lives.
+const PERSISTENT_AK: &str = "0x81000ab0";
 const EK_CERT: &str = "ek-rsa.pem";
 const ENROL_AK_FILE: &str = "ak-enrol.tpm";
 const CREDENTIAL: &str = "enrol.cred";
@@ -27,13 +30,20 @@ const NOWHERE: &str = "swtpm:host=127.0.0.1,port=1";
 pub enum Proof {
     /// `tpmkey attest KEY --ak ak.tpm --nonce HEX` of the P-256 key file.
     Certify,
-    /// `tpmkey quote --ak ak.tpm --pcr sha256:0,7 --nonce HEX`.
+    /// `tpmkey quote --ak ak.tpm --pcr sha256:0,7 --nonce HEX`, the AK re-derived.
     Quote,
+    /// The same with an AK made by `tpmkey ak create --persist`.
+    QuotePersistent,
     /// `tpmkey ak create`, `tpmkey makecred` (no TPM), `tpmkey ak activate`: three processes.
     Enrolment,
 }
 
-pub const PROOFS: [Proof; 3] = [Proof::Certify, Proof::Quote, Proof::Enrolment];
+pub const PROOFS: [Proof; 4] = [
+    Proof::Certify,
+    Proof::Quote,
+    Proof::QuotePersistent,
+    Proof::Enrolment,
+];
 
 impl Proof {
     pub fn label(self) -> &'static str {
@@ -41,7 +51,14 @@ impl Proof {
             Proof::Certify => {
                 "tpmkey attest (a process): TPM2_Certify of a P-256 key file by the AK"
             }
-            Proof::Quote => "tpmkey quote (a process): TPM2_Quote of sha256:0,7 by the AK",
+            Proof::Quote => {
+                "tpmkey quote (a process): TPM2_Quote of sha256:0,7 by the AK, re-derived \
+                 (CreatePrimary)"
+            }
+            Proof::QuotePersistent => {
+                "tpmkey quote (a process): TPM2_Quote of sha256:0,7 by a persistent AK \
+                 (ak create --persist)"
+            }
             Proof::Enrolment => {
                 "enrolment round trip: tpmkey ak create, tpmkey makecred (no TPM), \
                  tpmkey ak activate (three processes)"
@@ -49,10 +66,11 @@ impl Proof {
         }
     }
 
-    /// The quote's target: load the AK and quote.
+    /// The quote's target, "load the AK and quote": met by the persistent AK (Quote and
+    /// PCR_Read); the re-derived AK costs a CreatePrimary and a FlushContext more.
     fn target(self) -> Target {
         Target {
-            max_commands: (self == Proof::Quote).then_some(2.0),
+            max_commands: (self == Proof::QuotePersistent).then_some(2.0),
             ..Target::default()
         }
     }
@@ -78,7 +96,12 @@ impl Proof {
                 let args = ["attest", &key, "--ak", &ak, "--nonce", NONCE, "-o", &out];
                 run_ok(tpmkey_cli(bench)?.args(args), "tpmkey attest")?;
             }
-            Proof::Quote => {
+            Proof::Quote | Proof::QuotePersistent => {
+                let ak = if self == Proof::Quote {
+                    ak
+                } else {
+                    path(PERSISTENT_AK_FILE)
+                };
                 let args = [
                     "quote", "--ak", &ak, "--pcr", QUOTE_PCRS, "--nonce", NONCE, "-o", &out,
                 ];
@@ -136,13 +159,20 @@ fn enrol(bench: &Bench) -> Result<(), String> {
     Ok(())
 }
 
-/// The AK of the certify and quote rows, and the RSA EK certificate the verifier wraps
+/// The AKs of the certify and quote rows (one persistent), and the RSA EK certificate the verifier wraps
 /// for, read from the TPM and checked against the manufacturer's CA.
 pub fn provision(bench: &Bench) -> Result<(), String> {
     let path = |name: &str| bench.work().join(name).display().to_string();
     run_ok(
         tpmkey_cli(bench)?.args(["ak", "create", "-o", &path(AK_FILE)]),
         "tpmkey ak create",
+    )?;
+    let persistent = ["ak", "create", "--persist", PERSISTENT_AK, "-o"];
+    run_ok(
+        tpmkey_cli(bench)?
+            .args(persistent)
+            .arg(path(PERSISTENT_AK_FILE)),
+        "tpmkey ak create --persist",
     )?;
     let (root, issuer) = (bench.ek_ca.root_cert(), bench.ek_ca.issuer_cert());
     run_ok(

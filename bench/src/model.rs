@@ -176,6 +176,7 @@ fn cases(
         let floor: &[&str] = match proof {
             Proof::Certify => &["Load", "Load", "Certify"],
             Proof::Quote => &["Load", "Quote"],
+            Proof::QuotePersistent => &["Quote"],
             Proof::Enrolment => &[],
         };
         row.floor_ms = nonzero(floor.iter().map(|c| time(profile, c, KeyKind::Ecc)).sum());

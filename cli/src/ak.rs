@@ -31,6 +31,14 @@ enum Command {
     /// Recover a verifier's secret (ActivateCredential with the EK): proves the AK lives
     /// in the EK's TPM; prints the secret (hex)
     Activate(Activate),
+    /// Remove a persistent AK (`ak create --persist`) from the TPM
+    Evict(Evict),
+}
+
+#[derive(Debug, ClapArgs)]
+struct Evict {
+    /// The AK file
+    ak: PathBuf,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -39,7 +47,7 @@ struct Activate {
     ak: PathBuf,
     /// The credential from the verifier (`tpmkey makecred`, `tpm2_makecredential`)
     credential: PathBuf,
-    /// The EK the credential was made for: rsa or ecc
+    /// The EK the credential was made for: rsa, ecc, rsa-high or p256-high
     #[arg(long = "ek", default_value = "rsa")]
     ek: String,
 }
@@ -55,6 +63,10 @@ struct Create {
     /// Also write the AK's public key (PEM) here
     #[arg(long = "public", value_name = "FILE")]
     public: Option<PathBuf>,
+    /// Store the AK at this persistent handle (0x81xxxxxx): quotes are then TPM2_Quote
+    /// and TPM2_PCR_Read only, without re-deriving the AK
+    #[arg(long, value_name = "HANDLE", value_parser = crate::keygen::parse_handle)]
+    persist: Option<u32>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -69,7 +81,11 @@ struct Public {
 pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Create(c) => {
-            let ak = AttestationKey::create(KeySpec::parse(&c.key_type)?)?;
+            let spec = KeySpec::parse(&c.key_type)?;
+            let ak = match c.persist {
+                Some(handle) => AttestationKey::create_persistent(spec, handle)?,
+                None => AttestationKey::create(spec)?,
+            };
             io::write_atomically(&c.out, ak.to_pem().as_bytes(), false)?;
             if let Some(p) = &c.public {
                 io::write_atomically(p, public_pem(&ak)?.as_bytes(), false)?;
@@ -83,6 +99,16 @@ pub fn run(args: Args) -> Result<()> {
             let secret = ak.activate_credential(EkType::parse(&a.ek)?, &credential)?;
             println!("{}", hex(&secret));
             Ok(())
+        }
+        Command::Evict(e) => {
+            let ak = load(&e.ak)?;
+            let handle = ak.persistent_handle().ok_or_else(|| {
+                tpmkey::Error::BadInput(format!(
+                    "{}: the AK is not persistent (nothing to evict)",
+                    e.ak.display()
+                ))
+            })?;
+            tpmkey::keys::evict_persistent(handle)
         }
         Command::Public(p) => {
             let ak = load(&p.ak)?;

@@ -25,6 +25,9 @@ enum Command {
     Show(Which),
     /// Write the EK certificate (PEM) after checking that it certifies the TPM's EK
     Cert(Cert),
+    /// List the EK certificates at the TCG indices (low and high range), each checked
+    /// against the EK the TPM derives
+    List,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -41,7 +44,8 @@ struct Cert {
 
 #[derive(Debug, ClapArgs)]
 struct Which {
-    /// rsa (RSA 2048, NV 0x01c00002) or ecc (P-256, NV 0x01c0000a)
+    /// rsa (RSA 2048, NV 0x01c00002), ecc (P-256, 0x01c0000a), rsa-high (0x01c00012),
+    /// p256-high (0x01c00014) or p384 (P-384, 0x01c00016)
     #[arg(short = 't', long = "type", default_value = "rsa")]
     ek_type: String,
     /// Output file (default: standard output)
@@ -51,6 +55,17 @@ struct Which {
 
 pub fn run(args: Args) -> Result<()> {
     match args.command {
+        Command::List => {
+            for kind in EkType::ALL {
+                println!(
+                    "0x{:08x} {}: {}",
+                    kind.certificate_index(),
+                    kind.name(),
+                    list_entry(kind)
+                );
+            }
+            Ok(())
+        }
         Command::Show(w) => {
             let kind = EkType::parse(&w.ek_type)?;
             let ek = endorsement::public(kind)?;
@@ -77,5 +92,18 @@ pub fn run(args: Args) -> Result<()> {
                 pem_encode("CERTIFICATE", &der).as_bytes(),
             )
         }
+    }
+}
+
+/// What `ek list` says of one index: absent, or whether the certificate certifies the EK.
+fn list_entry(kind: EkType) -> String {
+    let der = match endorsement::certificate(kind) {
+        Ok(der) => der,
+        Err(tpmkey::Error::BadInput(_)) => return "no certificate".into(),
+        Err(e) => return format!("unreadable: {e}"),
+    };
+    match endorsement::public(kind).and_then(|ek| endorsement::check_certificate(&der, &ek.key)) {
+        Ok(()) => format!("certificate of {} bytes, certifies the EK", der.len()),
+        Err(e) => format!("{e}"),
     }
 }

@@ -1,5 +1,6 @@
 //! `tpmkey attest`, `tpmkey quote` and `tpmkey acme-attest`: evidence the AK signs for a
-//! verifier. `attest` certifies that a key lives in this TPM (TPM2_Certify); `quote` signs
+//! verifier. `attest` certifies that a key lives in this TPM (TPM2_Certify, or with its
+//! creation file TPM2_CertifyCreation); `quote` signs
 //! PCR values (TPM2_Quote); both take the verifier's nonce and write the files `tpmkey
 //! verify` reads. `acme-attest` prints the ACME device-attest-01 attestation object.
 
@@ -7,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args as ClapArgs;
 
+use tpmkey::attest::creation::CreationRecord;
 use tpmkey::attest::{parse_hex, PcrSelection};
 use tpmkey::{KeyFile, Result, TpmKey};
 
@@ -25,6 +27,10 @@ pub struct AttestArgs {
     /// The key's password, from file:PATH, env:VAR or - (standard input)
     #[arg(long = "password", value_name = "SOURCE")]
     password: Option<String>,
+    /// The key's creation file (`tpmkey keygen --creation-data`): certify with
+    /// TPM2_CertifyCreation, which also proves the parent and PCRs it was created under
+    #[arg(long = "creation", value_name = "FILE")]
+    creation: Option<PathBuf>,
     /// Where to write the certify bundle (PEM; default: standard output)
     #[arg(short = 'o', long = "out")]
     out: Option<PathBuf>,
@@ -87,7 +93,14 @@ pub fn attest(args: AttestArgs) -> Result<()> {
     let nonce = parse_hex(&args.nonce)?;
     let ak = ak::load(&args.ak)?;
     let key = load_key(&args.key, args.password.as_deref())?;
-    let bundle = ak.certify(&key, &nonce)?;
+    let bundle = match &args.creation {
+        Some(path) => {
+            let creation = CreationRecord::decode(&io::read_file(path)?)
+                .map_err(|e| tpmkey::Error::BadInput(format!("{}: {e}", path.display())))?;
+            ak.certify_creation(&key, &creation, &nonce)?
+        }
+        None => ak.certify(&key, &nonce)?,
+    };
     io::write_output(args.out.as_deref(), bundle.to_pem().as_bytes())
 }
 

@@ -32,6 +32,10 @@ pub struct Args {
     /// storage primary)
     #[arg(long, value_parser = parse_handle)]
     parent: Option<u32>,
+    /// Also write what the TPM recorded of the key's creation (parent, PCRs, locality,
+    /// creation ticket) here, for `tpmkey attest --creation` (TPM2_CertifyCreation)
+    #[arg(long = "creation-data", value_name = "FILE")]
+    creation_data: Option<PathBuf>,
     #[command(flatten)]
     policy: PolicyOptions,
 }
@@ -58,5 +62,12 @@ pub fn run(args: Args) -> Result<()> {
     let file = key.key_file().ok_or_else(|| {
         tpmkey::Error::Unsupported("writing a key file for a persistent key".into())
     })?;
-    io::write_atomically(&args.out, file.to_pem().as_bytes(), true)
+    io::write_atomically(&args.out, file.to_pem().as_bytes(), true)?;
+    if let Some(path) = &args.creation_data {
+        let creation = key
+            .creation()
+            .ok_or_else(|| tpmkey::Error::Integrity("the TPM returned no creation data".into()))?;
+        io::write_atomically(path, creation.to_pem().as_bytes(), false)?;
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Subcommand};
 
+use tpmkey::attest::attestation::selection_text;
 use tpmkey::attest::certify::{self, CertifyBundle};
 use tpmkey::attest::credential::{make_credential, EkPublic};
 use tpmkey::attest::quote::{self, ExpectedPcr, QuoteFile, QuoteRequest};
@@ -26,6 +27,7 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check a certify bundle (`tpmkey attest`) and print what it proves about the key
+    /// (with CertifyCreation also what its creation data says)
     Certify(CertifyArgs),
     /// Check a quote (`tpmkey quote`) and print the PCR values it proves
     Quote(QuoteArgs),
@@ -130,6 +132,19 @@ fn verify_certify(a: CertifyArgs) -> Result<()> {
             _ => key.auth_policy_hex(),
         };
         println!("authPolicy: {policy}");
+    }
+    if let Some(c) = &report.creation {
+        println!("creation: parent {}", hex(&c.parent_name));
+        println!(
+            "creation: parent qualified name {}",
+            hex(&c.parent_qualified_name)
+        );
+        println!(
+            "creation: PCRs {} digest {}",
+            selection_text(&c.pcr_selection),
+            hex(&c.pcr_digest)
+        );
+        println!("creation: locality 0x{:02x}", c.locality);
     }
     report.findings.check()?;
     println!("certify bundle verified");

@@ -66,6 +66,20 @@ impl Device {
         (String::from_utf8_lossy(&out.stdout).into_owned(), commands)
     }
 
+    /// `tpmkey ak create -o FILE --public FILE.pem ARGS`: (stdout, the TPM commands sent).
+    fn ak_create(&self, ak: &str, args: &[&str]) -> (String, Vec<String>) {
+        let (file, public) = (self.p(ak), self.p(&ak.replace(".tpm", ".pem")));
+        let mut all = vec!["ak", "create", "-o", &file, "--public", &public];
+        all.extend_from_slice(args);
+        self.tpmkey_ok(&all)
+    }
+
+    /// The verifier: `tpmkey verify KIND FILE --ak-pub ak.pem --nonce NONCE`.
+    fn verify_evidence(&self, kind: &str, file: &str, nonce: &str) -> Output {
+        let (file, ak) = (self.p(file), self.p("ak.pem"));
+        self.verifier(&["verify", kind, &file, "--ak-pub", &ak, "--nonce", nonce])
+    }
+
     /// The verifier: `tpmkey ARGS` with no TPM reachable.
     fn verifier(&self, args: &[&str]) -> Output {
         tpmkey_with(NOWHERE, self.dir.path(), args)
@@ -96,59 +110,59 @@ fn openssl_verify(ca: &EkCa, cert: &Path) -> Output {
         .unwrap()
 }
 
-#[test]
-fn ek_certificates_are_read_checked_and_a_swapped_one_is_refused() {
-    let d = Device::new();
-    for t in ["rsa", "ecc"] {
-        let cert = d.p(&format!("ek-{t}.pem"));
-        let (_, commands) = d.tpmkey_ok(&["ek", "cert", "-t", t, "-o", &cert]);
-        println!("ek cert -t {t}: {commands:?}");
-        let out = openssl_verify(&d.ca, Path::new(&cert));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        // tpmkey's own chain check with the manufacturer's root and intermediate.
-        let root = d.ca.root_cert().to_string_lossy().into_owned();
-        let issuer = d.ca.issuer_cert().to_string_lossy().into_owned();
-        d.tpmkey_ok(&[
-            "ek",
-            "cert",
-            "-t",
-            t,
-            "--ca",
-            &root,
-            "--intermediate",
-            &issuer,
-        ]);
-        let out = d.tpmkey(&["ek", "cert", "-t", t, "--ca", &root]);
-        assert_eq!(out.status.code(), Some(1));
-        assert!(stderr(&out).contains("does not chain"), "{}", stderr(&out));
-        // The certified key is the EK the TPM derives.
-        let public = d.p(&format!("ek-{t}.pub.pem"));
-        d.tpmkey_ok(&["ek", "show", "-t", t, "-o", &public]);
-        let from_cert = Command::new("openssl")
-            .args(["x509", "-noout", "-pubkey", "-in", &cert])
-            .output()
-            .unwrap();
-        assert_eq!(from_cert.stdout, std::fs::read(&public).unwrap());
-    }
+/// `ek cert -t TYPE`: the certificate chains (OpenSSL and tpmkey's own check), and its key
+/// is the EK the TPM derives from the type's template.
+fn check_ek_certificate(d: &Device, t: &str) {
+    let cert = d.p(&format!("ek-{t}.pem"));
+    let (_, commands) = d.tpmkey_ok(&["ek", "cert", "-t", t, "-o", &cert]);
+    println!("ek cert -t {t}: {commands:?}");
+    let out = openssl_verify(&d.ca, Path::new(&cert));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // tpmkey's own chain check with the manufacturer's root and intermediate.
+    let root = d.ca.root_cert().to_string_lossy().into_owned();
+    let issuer = d.ca.issuer_cert().to_string_lossy().into_owned();
+    d.tpmkey_ok(&[
+        "ek",
+        "cert",
+        "-t",
+        t,
+        "--ca",
+        &root,
+        "--intermediate",
+        &issuer,
+    ]);
+    let out = d.tpmkey(&["ek", "cert", "-t", t, "--ca", &root]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not chain"), "{}", stderr(&out));
+    // The certified key is the EK the TPM derives.
+    let public = d.p(&format!("ek-{t}.pub.pem"));
+    d.tpmkey_ok(&["ek", "show", "-t", t, "-o", &public]);
+    let from_cert = Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in", &cert])
+        .output()
+        .unwrap();
+    assert_eq!(from_cert.stdout, std::fs::read(&public).unwrap());
+}
 
-    // Someone replaces the RSA EK certificate with the (valid, CA-signed) ECC one.
-    let ecc_der = d.path("ecc.der");
+/// Someone replaces the certificate at `index` with another valid, CA-signed one (PEM):
+/// `ek cert -t TYPE` must refuse it and write nothing.
+fn swap_certificate_and_expect_refusal(d: &Device, index: &str, t: &str, other_pem: &str) {
+    let der = d.path(&format!("other-{t}.der"));
     let out = Command::new("openssl")
-        .args(["x509", "-outform", "DER", "-in", &d.p("ek-ecc.pem"), "-out"])
-        .arg(&ecc_der)
+        .args(["x509", "-outform", "DER", "-in", other_pem, "-out"])
+        .arg(&der)
         .output()
         .unwrap();
     assert!(out.status.success());
-    let size = std::fs::metadata(&ecc_der).unwrap().len().to_string();
-    d.tpm
-        .tpm2_tools_ok(["tpm2_nvundefine", "0x01c00002", "-C", "p"]);
+    let size = std::fs::metadata(&der).unwrap().len().to_string();
+    d.tpm.tpm2_tools_ok(["tpm2_nvundefine", index, "-C", "p"]);
     d.tpm.tpm2_tools_ok([
         "tpm2_nvdefine",
-        "0x01c00002",
+        index,
         "-C",
         "p",
         "-s",
@@ -158,14 +172,14 @@ fn ek_certificates_are_read_checked_and_a_swapped_one_is_refused() {
     ]);
     d.tpm.tpm2_tools_ok([
         "tpm2_nvwrite",
-        "0x01c00002",
+        index,
         "-C",
         "p",
         "-i",
-        &ecc_der.to_string_lossy(),
+        &der.to_string_lossy(),
     ]);
-    let swapped = d.p("swapped.pem");
-    let out = d.tpmkey(&["ek", "cert", "-t", "rsa", "-o", &swapped]);
+    let swapped = d.p(&format!("swapped-{t}.pem"));
+    let out = d.tpmkey(&["ek", "cert", "-t", t, "-o", &swapped]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("EK certificate does not match EK"),
@@ -173,23 +187,109 @@ fn ek_certificates_are_read_checked_and_a_swapped_one_is_refused() {
         stderr(&out)
     );
     assert!(!Path::new(&swapped).exists());
+}
 
-    let out = d.tpmkey(&["ek", "cert", "-t", "p384"]);
+#[test]
+fn ek_certificates_are_read_checked_and_a_swapped_one_is_refused() {
+    let d = Device::new();
+    for t in ["rsa", "ecc"] {
+        check_ek_certificate(&d, t);
+    }
+    // Someone replaces the RSA EK certificate with the (valid, CA-signed) ECC one.
+    swap_certificate_and_expect_refusal(&d, "0x01c00002", "rsa", &d.p("ek-ecc.pem"));
+
+    let out = d.tpmkey(&["ek", "cert", "-t", "p521"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("EK type"), "{}", stderr(&out));
 }
 
 #[test]
+fn high_range_ek_certificates_match_their_templates_and_enrol_an_ak() {
+    let d = Device::new();
+    // Before provisioning, only swtpm_setup's P-384 certificate is in the high range.
+    let (listed, _) = d.tpmkey_ok(&["ek", "list"]);
+    assert!(
+        listed.contains("0x01c00012 RSA 2048 (high range): no certificate"),
+        "{listed}"
+    );
+    d.ca.add_high_range_certificates(&d.tpm);
+    let (listed, commands) = d.tpmkey_ok(&["ek", "list"]);
+    println!("ek list: {commands:?}\n{listed}");
+    assert_eq!(
+        listed
+            .lines()
+            .filter(|l| l.ends_with("certifies the EK"))
+            .count(),
+        5,
+        "{listed}"
+    );
+    for t in ["rsa-high", "p256-high", "p384"] {
+        check_ek_certificate(&d, t);
+    }
+
+    // Enrolment with the high-range P-256 EK: its policy is PolicyOR(PolicySecret, PolicyC).
+    let (out, _) = d.tpmkey_ok(&["ak", "create", "-o", &d.p("ak.tpm")]);
+    let name = out.trim().strip_prefix("name: ").unwrap().to_string();
+    d.verifier_ok(&[
+        "makecred",
+        "--ek",
+        &d.p("ek-p256-high.pem"),
+        "--ak-name",
+        &name,
+        "--secret",
+        "0badc0de",
+        "-o",
+        &d.p("cred.bin"),
+    ]);
+    let activate = |ek: &str| {
+        d.tpmkey(&[
+            "ak",
+            "activate",
+            "--ek",
+            ek,
+            &d.p("ak.tpm"),
+            &d.p("cred.bin"),
+        ])
+    };
+    let out = activate("p256-high");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0badc0de");
+    // The same credential is bound to that EK: the low-range P-256 EK cannot open it.
+    let out = activate("ecc");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("ActivateCredential"),
+        "{}",
+        stderr(&out)
+    );
+    // The P-384 EK: MakeCredential and its SHA-384 policy session are not supported, and
+    // both sides say so.
+    d.verifier_refuses(
+        &[
+            "makecred",
+            "--ek",
+            &d.p("ek-p384.pem"),
+            "--ak-name",
+            &name,
+            "--secret",
+            "0badc0de",
+            "-o",
+            &d.p("cred384.bin"),
+        ],
+        "only P-256",
+    );
+    let out = activate("p384");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("SHA-384 session"), "{}", stderr(&out));
+
+    // A swapped high-range certificate is refused like a low-range one.
+    swap_certificate_and_expect_refusal(&d, "0x01c00016", "p384", &d.p("ek-p256-high.pem"));
+}
+
+#[test]
 fn certify_and_quote_verify_offline_and_bad_evidence_is_named() {
     let d = Device::new();
-    let (out, commands) = d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "-o",
-        &d.p("ak.tpm"),
-        "--public",
-        &d.p("ak.pem"),
-    ]);
+    let (out, commands) = d.ak_create("ak.tpm", &[]);
     println!("ak create: {commands:?}");
     let name = out.trim().strip_prefix("name: ").unwrap().to_string();
     assert_eq!(name.len(), 68, "{out}");
@@ -331,14 +431,7 @@ fn certify_and_quote_verify_offline_and_bad_evidence_is_named() {
     std::fs::write(d.path("half.pem"), &pem[..pem.len() / 2]).unwrap();
     refuse(bundle_args("half.pem", nonce), "PEM");
     // Another AK's public key.
-    d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "-o",
-        &d.p("ak2.tpm"),
-        "--public",
-        &d.p("ak2.pem"),
-    ]);
+    d.ak_create("ak2.tpm", &[]);
     let out = d.verifier(&[
         "verify",
         "certify",
@@ -443,6 +536,200 @@ fn certify_and_quote_verify_offline_and_bad_evidence_is_named() {
     }
 }
 
+#[test]
+fn certify_creation_proves_the_creation_data_and_a_swapped_file_is_named() {
+    let d = Device::new();
+    d.ak_create("ak.tpm", &[]);
+    for k in ["a", "b"] {
+        d.tpmkey_ok(&[
+            "keygen",
+            "-o",
+            &d.p(&format!("{k}.key")),
+            "--creation-data",
+            &d.p(&format!("{k}.creation")),
+        ]);
+    }
+    // `tpmkey attest a.key` with nonce c1 into `out`, with `creation` as its creation file.
+    let attest = |creation: Option<&str>, out: &str| {
+        let (key, ak, out) = (d.p("a.key"), d.p("ak.tpm"), d.p(out));
+        let creation = creation.map(|c| d.p(c));
+        let mut args = vec!["attest", &key, "--ak", &ak, "--nonce", "c1", "-o", &out];
+        if let Some(c) = &creation {
+            args.extend(["--creation", c]);
+        }
+        d.tpmkey(&args)
+    };
+    d.tap.take_codes();
+    let out = attest(Some("a.creation"), "a.bundle");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let commands: Vec<_> = d
+        .tap
+        .take_codes()
+        .into_iter()
+        .filter_map(command_name)
+        .collect();
+    println!("attest --creation: {commands:?}");
+    assert!(commands.contains(&"CertifyCreation"), "{commands:?}");
+    let verify = |bundle: &str| d.verify_evidence("certify", bundle, "c1");
+    let out = verify("a.bundle");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}{}", stderr(&out));
+    println!("{report}");
+    let bundle = CertifyBundle::decode(&std::fs::read(d.path("a.bundle")).unwrap()).unwrap();
+    let attestation = tpmkey::attest::Attestation::parse(&bundle.cert_info).unwrap();
+    assert_eq!(attestation.kind(), tpmkey::attest::AttestType::Creation);
+    // The key's parent is the storage primary: its Name is in the creation data.
+    assert!(report.contains("creation: parent 000b"), "{report}");
+    assert!(report.contains("creation: PCRs no PCRs"), "{report}");
+    assert!(report.contains("creation: locality 0x01"), "{report}");
+    assert!(report.contains("sensitiveDataOrigin=1"), "{report}");
+
+    // The device refuses to certify a.key with b's creation file: the TPM's ticket check.
+    let out = attest(Some("b.creation"), "swapped.bundle");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the creation data is not this key's"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!d.path("swapped.bundle").exists());
+    // Both keys have the same creation data (parent, no PCRs, locality): only the ticket,
+    // bound to the key's Name, differs.
+    let record = |k: &str| {
+        tpmkey::attest::creation::CreationRecord::decode(
+            &std::fs::read(d.path(&format!("{k}.creation"))).unwrap(),
+        )
+        .unwrap()
+    };
+    let (a, b) = (record("a"), record("b"));
+    assert_eq!(a.creation_data, b.creation_data);
+    assert_ne!(a.ticket, b.ticket);
+    // The verifier refuses a bundle whose creation data was altered after signing (here
+    // the PCR digest: TPML_PCR_SELECTION count, then TPM2B pcrDigest).
+    let mut swapped = bundle.clone();
+    let mut altered = a.creation_data.clone();
+    altered[6] ^= 1;
+    swapped.creation_data = Some(altered);
+    std::fs::write(d.path("swapped.bundle"), swapped.to_pem()).unwrap();
+    let out = verify("swapped.bundle");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("creation data mismatch"),
+        "{}",
+        stderr(&out)
+    );
+    // A plain certification of the same key is still TPM2_Certify.
+    assert!(attest(None, "plain.bundle").status.success());
+    assert!(verify("plain.bundle").status.success());
+    // A key bound to PCR 16: its creation data records PCR 16's digest at creation (the
+    // fresh swtpm's zeros), so CertifyCreation also proves the state it was made in.
+    d.tpmkey_ok(&[
+        "keygen",
+        "--pcr",
+        "sha256:16",
+        "-o",
+        &d.p("c.key"),
+        "--creation-data",
+        &d.p("c.creation"),
+    ]);
+    let (key, ak, creation) = (d.p("c.key"), d.p("ak.tpm"), d.p("c.creation"));
+    d.tpmkey_ok(&[
+        "attest",
+        &key,
+        "--ak",
+        &ak,
+        "--nonce",
+        "c1",
+        "--creation",
+        &creation,
+        "-o",
+        &d.p("c.bundle"),
+    ]);
+    let out = verify("c.bundle");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}{}", stderr(&out));
+    let zeros_digest = "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925";
+    assert!(
+        report.contains(&format!("creation: PCRs sha256:16 digest {zeros_digest}")),
+        "{report}"
+    );
+    // A key file given as the creation file is named.
+    let out = attest(Some("a.key"), "bad.bundle");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("a.key:"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_persistent_ak_quotes_in_two_commands() {
+    let d = Device::new();
+    let (_, commands) = d.ak_create("ak.tpm", &["--persist", "0x81000aa0"]);
+    println!("ak create --persist: {commands:?}");
+    assert!(
+        commands.contains(&"EvictControl".to_string()),
+        "{commands:?}"
+    );
+    let quote = |ak: &str, nonce: &str, out: &str| {
+        d.tpmkey_ok(&[
+            "quote",
+            "--ak",
+            &d.p(ak),
+            "--pcr",
+            "sha256:0,7,16",
+            "--nonce",
+            nonce,
+            "-o",
+            &d.p(out),
+        ])
+        .1
+    };
+    // From process start: the AK is where it is, so only the quote and the values it covers.
+    for (nonce, out) in [("a1", "q1.pem"), ("a2", "q2.pem")] {
+        assert_eq!(quote("ak.tpm", nonce, out), ["Quote", "PCR_Read"]);
+        let verified = d.verify_evidence("quote", out, nonce);
+        assert!(verified.status.success(), "{}", stderr(&verified));
+    }
+    // Certification with the persistent AK saves the AK's CreatePrimary and FlushContext.
+    d.tpmkey_ok(&["keygen", "-o", &d.p("k.key")]);
+    let (_, commands) = d.tpmkey_ok(&[
+        "attest",
+        &d.p("k.key"),
+        "--ak",
+        &d.p("ak.tpm"),
+        "--nonce",
+        "b1",
+        "-o",
+        &d.p("k.bundle"),
+    ]);
+    println!("attest with a persistent AK: {commands:?}");
+    assert_eq!(
+        commands.iter().filter(|c| *c == "CreatePrimary").count(),
+        1,
+        "only the storage primary: {commands:?}"
+    );
+    let verified = d.verify_evidence("certify", "k.bundle", "b1");
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    // Another AK now at that handle: the old file's quote is refused before it is written.
+    d.tpmkey_ok(&["ak", "evict", &d.p("ak.tpm")]);
+    d.ak_create("ak2.tpm", &["--persist", "0x81000aa0"]);
+    let out = d.tpmkey(&[
+        "quote",
+        "--ak",
+        &d.p("ak.tpm"),
+        "--pcr",
+        "sha256:16",
+        "--nonce",
+        "a3",
+        "-o",
+        &d.p("q3.pem"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not this AK"), "{}", stderr(&out));
+    assert!(!d.path("q3.pem").exists());
+    d.tpmkey_ok(&["ak", "evict", &d.p("ak2.tpm")]);
+    let out = d.tpmkey(&["ak", "evict", &d.p("ak2.tpm")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
 /// An AK certificate as an attestation CA issues it (here the EK CA's issuer, with OpenSSL):
 /// empty subject, not a CA, extended key usage `eku`.
 fn issue_ak_certificate(d: &Device, ak_pem: &str, eku: &str, out: &str) {
@@ -480,14 +767,7 @@ fn acme_attestation_object_passes_the_step_ca_checks() {
     use tpmkey::attest::acme::{self, AttestationObject, Challenge};
 
     let d = Device::new();
-    d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "-o",
-        &d.p("ak.tpm"),
-        "--public",
-        &d.p("ak.pem"),
-    ]);
+    d.ak_create("ak.tpm", &[]);
     // The attestation CA issues the AK certificate only after the enrolment round trip.
     let (name, _) = d.tpmkey_ok(&["ak", "public", &d.p("ak.tpm"), "-o", &d.p("ak.pem")]);
     let name = name.trim().strip_prefix("name: ").unwrap().to_string();
@@ -551,11 +831,50 @@ fn acme_attestation_object_passes_the_step_ca_checks() {
         "tpm 2.0 -7 1 bytes bytes bytes"
     );
 
-    // step-ca's checks: statement, AK certificate, signature, extraData, the CSR's key.
-    let file = tpmkey::KeyFile::from_pem(&std::fs::read(d.path("tls.key")).unwrap()).unwrap();
-    let tls_key = tpmkey::public_key::KeyPublic::parse(&file.public)
-        .unwrap()
-        .key;
+    // The order's CSR, made by OpenSSL with the tpmkey provider from the same key file.
+    let modules = d.path("modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    std::os::unix::fs::symlink(common::provider_library(), modules.join("tpmkey.so")).unwrap();
+    let openssl = |args: &[&str]| {
+        tpmkey_testenv::run(
+            Command::new("openssl")
+                .args(args)
+                .env("OPENSSL_MODULES", &modules)
+                .env("TPMKEY_TCTI", d.tap.tcti())
+                .env("TPMKEY_CONF", "/dev/null")
+                .env("TPMKEY_STATE", d.path("state")),
+        )
+    };
+    d.tap.take_codes();
+    openssl(&[
+        "req",
+        "-new",
+        "-provider",
+        "tpmkey",
+        "-provider",
+        "default",
+        "-key",
+        &d.p("tls.key"),
+        "-subj",
+        "/CN=router-17.example",
+        "-out",
+        &d.p("tls.csr"),
+    ]);
+    let signed: Vec<_> = d
+        .tap
+        .take_codes()
+        .into_iter()
+        .filter_map(command_name)
+        .collect();
+    assert!(
+        signed.contains(&"Sign"),
+        "the TPM signed the CSR: {signed:?}"
+    );
+    openssl(&["req", "-verify", "-noout", "-in", &d.p("tls.csr")]);
+    let csr_key = openssl(&["req", "-noout", "-pubkey", "-in", &d.p("tls.csr")]).stdout;
+    // step-ca's checks: statement, AK certificate, signature, extraData, and the attested
+    // pubArea's key == the CSR's key.
+    let tls_key = tpmkey::attest::AkPublic::parse(&csr_key).unwrap().key;
     let challenge = Challenge {
         key_authorization,
         csr_key: Some(&tls_key),
@@ -589,14 +908,7 @@ fn acme_attestation_object_passes_the_step_ca_checks() {
     assert!(e.to_string().contains("tcg-kp-AIKCertificate"), "{e}");
 
     // A chain for another AK is refused on the device.
-    d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "-o",
-        &d.p("ak2.tpm"),
-        "--public",
-        &d.p("ak2.pem"),
-    ]);
+    d.ak_create("ak2.tpm", &[]);
     issue_ak_certificate(&d, &d.p("ak2.pem"), "2.23.133.8.3", "ak2-cert.pem");
     let args = acme_args("ak2-cert.pem");
     let out = d.tpmkey(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -618,14 +930,7 @@ fn a_pcr_bound_key_is_certified_while_the_pcr_differs_and_an_imported_key_says_s
     use tpmkey::{KeySpec, SignScheme, TpmKey};
 
     let d = Device::new();
-    d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "-o",
-        &d.p("ak.tpm"),
-        "--public",
-        &d.p("ak.pem"),
-    ]);
+    d.ak_create("ak.tpm", &[]);
     // "Boot": PCR 16 measured once, then a TLS key bound to its value (made by the core,
     // as the provider's keygen makes it).
     d.tpm
@@ -794,14 +1099,7 @@ fn a_pcr_bound_key_is_certified_while_the_pcr_differs_and_an_imported_key_says_s
 #[test]
 fn a_certified_storage_key_pinned_by_name_refuses_any_other() {
     let d = Device::new();
-    d.tpmkey_ok(&[
-        "ak",
-        "create",
-        "-o",
-        &d.p("ak.tpm"),
-        "--public",
-        &d.p("ak.pem"),
-    ]);
+    d.ak_create("ak.tpm", &[]);
     let (_, commands) = d.tpmkey_ok(&[
         "srk-certify",
         "--ak",

@@ -21,11 +21,6 @@ use sealing::{extend_pcr16, s};
 
 const DROP_IN: &str = include_str!("../../conf/nginx-tpmkey-sealed-password.conf");
 
-/// The provider cdylib cargo built for these tests.
-fn provider() -> PathBuf {
-    tpmkey_testenv::cdylib("tpmkey_provider")
-}
-
 struct Service<'a> {
     env: &'a Env,
     openssl_cnf: PathBuf,
@@ -162,7 +157,7 @@ fn nginx_starts_with_a_key_password_unsealed_in_the_approved_state_only() {
         format!(
             "openssl_conf = init\n[init]\nproviders = provs\n[provs]\ndefault = dflt\n\
              tpmkey = tpmk\n[dflt]\nactivate = 1\n[tpmk]\nmodule = {}\nactivate = 1\n",
-            provider().display()
+            common::provider_library().display()
         ),
     )
     .unwrap();

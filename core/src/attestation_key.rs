@@ -7,13 +7,19 @@
 //! device-attest-01 object ([`crate::attest::acme`]); credential activation proves
 //! to a verifier that it lives in the TPM of an EK.
 //!
-//! AK file format (version 1), PEM "TPMKEY ATTESTATION KEY":
+//! AK file format, PEM "TPMKEY ATTESTATION KEY":
 //!
 //! ```text
-//! u16 version = 1
+//! u16 version = 1, or 2 for a persistent AK
 //! TPM2B template     (TPMT_PUBLIC given to CreatePrimary in the endorsement hierarchy)
 //! TPM2B_PUBLIC       (the AK's public area as the TPM created it)
+//! [u32 handle]       (version 2: the persistent handle the AK is stored at)
 //! ```
+//!
+//! A persistent AK (`ak create --persist`) is used where it is, without re-deriving it: a
+//! quote is then TPM2_Quote + TPM2_PCR_Read, two commands, and a certification saves the
+//! CreatePrimary and FlushContext. The quote's signature is checked against the AK on
+//! file before it is returned, so another object at that handle is noticed at once.
 //!
 //! ```no_run
 //! use tpmkey::attest::{credential, quote::PcrSelection};
@@ -43,27 +49,32 @@ use crate::attest::acme::{self, AttestationObject};
 use crate::attest::attestation::{Attestation, Attested, PcrSelection};
 use crate::attest::certificate::Certificate;
 use crate::attest::certify::CertifyBundle;
+use crate::attest::creation::CreationRecord;
 use crate::attest::credential::Credential;
+use crate::attest::pem_or_binary;
 use crate::attest::quote::{PcrValue, QuoteFile};
-use crate::attest::signature::TpmSignature;
-use crate::attest::{pem_or_binary, read_version};
+use crate::attest::signature::{AkPublic, TpmSignature};
 use crate::commands::{handle_name, Tpm};
 use crate::connection::{with_link, Need};
 use crate::endorsement::primary_public;
 use crate::error::{Error, Result};
+use crate::hash::Hash;
 use crate::keyfile::pem_encode;
 use crate::keys::TpmKey;
 use crate::public_key::KeyPublic;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::templates::{self, EkType, KeySpec};
-use crate::wire::{tpm2b_contents, Reader, Writer, TPM_RH_ENDORSEMENT, TPM_RH_OWNER};
+use crate::wire::{tpm2b_contents, CommandCode, Reader, Writer, TPM_RH_ENDORSEMENT, TPM_RH_OWNER};
 
 pub const PEM_LABEL: &str = "TPMKEY ATTESTATION KEY";
 const VERSION: u16 = 1;
+const VERSION_PERSISTENT: u16 = 2;
 /// Random bytes in the template's unique field: each AK its own key.
 const UNIQUE_LEN: usize = 32;
 /// Digests a TPM returns per TPM2_PCR_Read (TPML_DIGEST holds at most 8).
 const PCRS_PER_READ: usize = 8;
+/// TPM_RC_TICKET as `base` gives it (format 1, the parameter number stripped).
+const TPM_RC_TICKET: u32 = 0x0A0;
 /// Qualifying data is a TPM2B_DATA: at most the size of the largest digest.
 pub const MAX_NONCE: usize = 64;
 
@@ -71,6 +82,8 @@ pub const MAX_NONCE: usize = 64;
 pub struct AttestationKey {
     template: Vec<u8>,
     public: KeyPublic,
+    /// Where the AK is stored (EvictControl), when it is persistent.
+    persistent: Option<u32>,
 }
 
 impl AttestationKey {
@@ -82,7 +95,47 @@ impl AttestationKey {
         CRYPTO.random(&mut unique);
         let template = templates::attestation_key(spec, &unique)?;
         let public = primary_public(&template)?;
-        Ok(AttestationKey { template, public })
+        Ok(AttestationKey {
+            template,
+            public,
+            persistent: None,
+        })
+    }
+
+    /// [`AttestationKey::create`], then stored at the persistent `handle` (0x81xxxxxx)
+    /// under the owner hierarchy, with the configured owner authorisation. Costs a
+    /// CreatePrimary, an EvictControl and a FlushContext (plus the session's start).
+    pub fn create_persistent(spec: KeySpec, handle: u32) -> Result<AttestationKey> {
+        if !(0x8100_0000..=0x81FF_FFFF).contains(&handle) {
+            return Err(Error::BadInput(format!(
+                "0x{handle:08x} is not a persistent handle (0x81xxxxxx)"
+            )));
+        }
+        let mut unique = [0u8; UNIQUE_LEN];
+        CRYPTO.random(&mut unique);
+        let template = templates::attestation_key(spec, &unique)?;
+        let public = with_link(|link| {
+            let owner_auth = link.config().parent_auth.clone();
+            link.run(Need::Nothing, |tpm, _| {
+                let (transient, public, name) =
+                    tpm.create_primary(TPM_RH_ENDORSEMENT, &[], &template)?;
+                let persisted = tpm.evict_control(&owner_auth, transient, &name, handle);
+                let flushed = tpm.flush_context(transient);
+                persisted?;
+                flushed?;
+                KeyPublic::parse(&public)
+            })
+        })?;
+        Ok(AttestationKey {
+            template,
+            public,
+            persistent: Some(handle),
+        })
+    }
+
+    /// The persistent handle of the AK, when it has one.
+    pub fn persistent_handle(&self) -> Option<u32> {
+        self.persistent
     }
 
     /// The AK's public area, key and Name (what a verifier enrols).
@@ -92,9 +145,12 @@ impl AttestationKey {
 
     pub fn to_pem(&self) -> String {
         let mut w = Writer::new();
-        w.u16(VERSION)
+        w.u16(self.persistent.map_or(VERSION, |_| VERSION_PERSISTENT))
             .tpm2b(&self.template)
             .bytes(&self.public.blob);
+        if let Some(handle) = self.persistent {
+            w.u32(handle);
+        }
         pem_encode(PEM_LABEL, &w.into_vec())
     }
 
@@ -103,9 +159,19 @@ impl AttestationKey {
         let body = pem_or_binary(data, PEM_LABEL)?;
         let bad = |_| Error::BadInput("AK file is truncated".into());
         let mut r = Reader::new(&body);
-        read_version(&mut r, "AK file", VERSION)?;
+        let version = r.u16().map_err(bad)?;
+        if version != VERSION && version != VERSION_PERSISTENT {
+            return Err(Error::BadInput(format!(
+                "AK file version {version} is not {VERSION} or {VERSION_PERSISTENT}"
+            )));
+        }
         let template = r.tpm2b().map_err(bad)?.to_vec();
         let public = KeyPublic::parse(r.tpm2b_raw().map_err(bad)?)?;
+        let persistent = if version == VERSION_PERSISTENT {
+            Some(r.u32().map_err(bad)?)
+        } else {
+            None
+        };
         if !r.is_empty() {
             return Err(Error::BadInput("AK file has trailing bytes".into()));
         }
@@ -114,16 +180,26 @@ impl AttestationKey {
                 "AK file: the key is not a restricted signing key".into(),
             ));
         }
-        Ok(AttestationKey { template, public })
+        Ok(AttestationKey {
+            template,
+            public,
+            persistent,
+        })
     }
 
     /// Re-derives the AK in the TPM, runs `op` with its handle and flushes it. The TPM must
     /// derive the Name on file: another TPM, or one whose endorsement seed changed, cannot.
+    /// A persistent AK is used at its handle.
     fn with_loaded<R>(
         &self,
         tpm: &mut Tpm,
         op: impl FnOnce(&mut Tpm, u32) -> Result<R>,
     ) -> Result<R> {
+        if let Some(handle) = self.persistent {
+            // Certify names the AK in its HMAC, so another object there fails it; a
+            // quote's signature is checked by the caller.
+            return op(tpm, handle);
+        }
         let (handle, _, name) = tpm.create_primary(TPM_RH_ENDORSEMENT, &[], &self.template)?;
         let result = if name == self.public.name {
             op(tpm, handle)
@@ -166,6 +242,39 @@ impl AttestationKey {
             signature,
             public: key.public().blob.clone(),
             creation_data: None,
+        })
+    }
+
+    /// TPM2_CertifyCreation of `key` with `nonce`: proves, beyond what [`Self::certify`]
+    /// proves, that the TPM created the key with the creation data of `creation` (its
+    /// parent, the PCRs selected then and their digest, the locality), which the bundle
+    /// carries for the verifier. The TPM checks the creation ticket against the key's
+    /// Name: the creation record of another key fails with TPM_RC_TICKET.
+    pub fn certify_creation(
+        &self,
+        key: &TpmKey,
+        creation: &CreationRecord,
+        nonce: &[u8],
+    ) -> Result<CertifyBundle> {
+        check_nonce(nonce)?;
+        let (cert_info, signature) = key
+            .with_loaded_for_admin(|tpm, t| {
+                self.with_loaded(tpm, |tpm, ak| {
+                    tpm.certify_creation(ak, &[], t.handle, nonce, creation)
+                })
+            })
+            .map_err(|e| match e.response_code() {
+                Some(rc) if rc.base() == TPM_RC_TICKET => Error::BadInput(format!(
+                    "the creation data is not this key's: the TPM refused its creation \
+                     ticket ({e})"
+                )),
+                _ => e,
+            })?;
+        Ok(CertifyBundle {
+            cert_info,
+            signature,
+            public: key.public().blob.clone(),
+            creation_data: Some(creation.creation_data.clone()),
         })
     }
 
@@ -251,6 +360,9 @@ impl AttestationKey {
             link.retrying(|link| {
                 let (quoted, signature) =
                     self.with_loaded(&mut link.tpm, |tpm, ak| tpm.quote(ak, &[], nonce, &asked))?;
+                if self.persistent.is_some() {
+                    self.check_own_signature(&quoted, &signature)?;
+                }
                 let covered = match Attestation::parse(&quoted)?.attested {
                     Attested::Quote { selection, .. } => selection,
                     _ => return Err(Error::Integrity("TPM2_Quote returned no quote".into())),
@@ -267,7 +379,8 @@ impl AttestationKey {
 
     /// TPM2_ActivateCredential with the EK of `ek` (derived from its default template and
     /// authorised by PolicySecret(TPM_RH_ENDORSEMENT), the endorsement authorisation taken
-    /// to be empty): the secret a verifier wrapped with MakeCredential for this AK's Name
+    /// to be empty, followed for the high range by PolicyOR(PolicyA, PolicyC); the SHA-384
+    /// P-384 EK is refused): the secret a verifier wrapped with MakeCredential for this AK's Name
     /// and that EK. Returning it proves that the AK lives in the EK's TPM. A credential made
     /// for another AK or EK fails with the TPM's integrity error.
     pub fn activate_credential(
@@ -275,8 +388,27 @@ impl AttestationKey {
         ek: EkType,
         credential: &Credential,
     ) -> Result<Zeroizing<Vec<u8>>> {
+        if ek.name_alg() != Hash::Sha256 {
+            // Its authPolicy is a SHA-384 digest, met only in a SHA-384 policy session, and
+            // MakeCredential for it needs ECDH P-384 with SHA-384 KDFs and AES-256:
+            // tpmkey's sessions and `makecred` are SHA-256, AES-128.
+            return Err(Error::Unsupported(format!(
+                "credential activation with the {} EK: its policy needs a SHA-384 session \
+                 (use the rsa, ecc, rsa-high or p256-high EK)",
+                ek.name()
+            )));
+        }
         let template = templates::endorsement_key(ek)?;
         let endorsement = handle_name(TPM_RH_ENDORSEMENT);
+        // High range: PolicyB = PolicyOR(PolicyA, PolicyC); PolicySecret gives PolicyA.
+        let policy_or = ek.policy_or_branches().map(|branches| {
+            let mut w = Writer::new();
+            w.u32(branches.len() as u32);
+            for b in branches {
+                w.tpm2b(b);
+            }
+            w.into_vec()
+        });
         with_link(|link| {
             link.run_in_policy_session(|tpm, session| {
                 let (ek_handle, _, ek_name) =
@@ -284,6 +416,10 @@ impl AttestationKey {
                 let result = self.with_loaded(tpm, |tpm, ak| {
                     tpm.policy_secret(TPM_RH_ENDORSEMENT, &endorsement, &[], session, &[])
                         .inspect_err(|_| tpm.policy.used(false))?;
+                    if let Some(branches) = &policy_or {
+                        tpm.policy_statement(session, CommandCode::PolicyOr, branches)
+                            .inspect_err(|_| tpm.policy.used(false))?;
+                    }
                     tpm.activate_credential(
                         ak,
                         &self.public.name,
@@ -300,6 +436,20 @@ impl AttestationKey {
                 Ok(secret)
             })
         })
+    }
+}
+
+impl AttestationKey {
+    /// Checks that this AK signed `message`: a persistent handle might hold another key.
+    fn check_own_signature(&self, message: &[u8], signature: &[u8]) -> Result<()> {
+        let ak = AkPublic::from_tpm2b_public(&self.public.blob)?;
+        ak.verify(message, &TpmSignature::parse(signature)?)
+            .map_err(|why| {
+                Error::Integrity(format!(
+                    "the object at 0x{:08x} is not this AK: {why}",
+                    self.persistent.unwrap_or_default()
+                ))
+            })
     }
 }
 

@@ -1,6 +1,6 @@
 //! The endorsement key (EK): the TPM's identity, certified by its manufacturer. tpmkey
 //! derives the EK from the TCG EK Credential Profile's default templates (low range: RSA 2048
-//! and ECC P-256), reads the manufacturer's certificate from its NV index, and checks that
+//! and ECC P-256; high range: RSA 2048, ECC P-256 and P-384), reads the manufacturer's certificate from its NV index, and checks that
 //! both name the same key: a certificate copied from another TPM does not match.
 
 use crate::attest::certificate::{Certificate, OID_EKU_EK_CERTIFICATE};
@@ -22,22 +22,39 @@ const NV_CHUNK: u16 = 768;
 const MAX_CERTIFICATE: u16 = 4096;
 
 impl EkType {
-    /// `rsa` / `rsa2048`, or `ecc` / `p256` / `ecc256`.
+    /// Every EK type, low range first: the order `tpmkey ek` looks for certificates in.
+    pub const ALL: [EkType; 5] = [
+        EkType::Rsa2048,
+        EkType::EccP256,
+        EkType::Rsa2048High,
+        EkType::EccP256High,
+        EkType::EccP384High,
+    ];
+
+    /// `rsa` / `rsa2048`, `ecc` / `p256` / `ecc256` (low range); `rsa-high`, `p256-high`,
+    /// `p384` / `ecc384` (high range: P-384 exists only there).
     pub fn parse(s: &str) -> Result<EkType> {
         match s.to_ascii_lowercase().as_str() {
             "rsa" | "rsa2048" => Ok(EkType::Rsa2048),
             "ecc" | "ec" | "p256" | "p-256" | "ecc256" => Ok(EkType::EccP256),
+            "rsa-high" | "rsa2048-high" => Ok(EkType::Rsa2048High),
+            "ecc-high" | "p256-high" | "ecc256-high" => Ok(EkType::EccP256High),
+            "p384" | "p-384" | "ecc384" | "p384-high" | "ecc384-high" => Ok(EkType::EccP384High),
             other => Err(Error::BadInput(format!(
-                "EK type \"{other}\" (use rsa or ecc: the TCG default RSA 2048 and P-256 EKs)"
+                "EK type \"{other}\" (use rsa or ecc for the TCG low-range RSA 2048 and P-256 \
+                 EKs, rsa-high, p256-high or p384 for the high range)"
             ))),
         }
     }
 
-    /// The NV index of this EK's certificate (EK Credential Profile 2.0, 2.2.1.4).
+    /// The NV index of this EK's certificate (EK Credential Profile 2.3, 2.2.1.4/5).
     pub fn certificate_index(self) -> u32 {
         match self {
             EkType::Rsa2048 => 0x01c0_0002,
             EkType::EccP256 => 0x01c0_000a,
+            EkType::Rsa2048High => 0x01c0_0012,
+            EkType::EccP256High => 0x01c0_0014,
+            EkType::EccP384High => 0x01c0_0016,
         }
     }
 
@@ -45,6 +62,9 @@ impl EkType {
         match self {
             EkType::Rsa2048 => "RSA 2048",
             EkType::EccP256 => "ECC P-256",
+            EkType::Rsa2048High => "RSA 2048 (high range)",
+            EkType::EccP256High => "ECC P-256 (high range)",
+            EkType::EccP384High => "ECC P-384 (high range)",
         }
     }
 }
@@ -62,7 +82,7 @@ pub(crate) fn primary_public(template: &[u8]) -> Result<KeyPublic> {
         link.retrying(|link| {
             let (handle, public, _) = link.tpm.create_primary(TPM_RH_ENDORSEMENT, &[], template)?;
             let flushed = link.tpm.flush_context(handle);
-            let public = KeyPublic::parse(&public)?;
+            let public = KeyPublic::parse_any_name_alg(&public)?;
             flushed?;
             Ok(public)
         })
@@ -75,7 +95,8 @@ pub fn certificate(kind: EkType) -> Result<Vec<u8>> {
     with_link(|link| {
         link.run(Need::Nothing, |tpm, _| {
             let (nv_public, name) = tpm.nv_read_public(index).map_err(|e| match &e {
-                Error::Tpm { rc, .. } if rc.base() == 0x18B => Error::BadInput(format!(
+                // TPM_RC_HANDLE (format 1, any handle number).
+                Error::Tpm { rc, .. } if rc.base() == 0x08B => Error::BadInput(format!(
                     "the TPM has no {} EK certificate (NV index 0x{index:08x} is not defined)",
                     kind.name()
                 )),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
+use crate::attest::creation::CreationRecord;
 use crate::attest::signature::TpmSignature;
 use crate::commands::KeyAuth;
 use crate::config::parse_handle;
@@ -38,6 +39,8 @@ pub struct TpmKey {
     id: u64,
     /// The policy the key is used through (its userWithAuth is clear), if any.
     bound: Option<Arc<Bound>>,
+    /// What TPM2_Create said of the key's creation, for keys made in this process.
+    creation: Option<Arc<CreationRecord>>,
 }
 
 /// A key's (or sealed object's) policy as it runs, and as its key file holds it (written
@@ -133,6 +136,7 @@ impl TpmKey {
             has_password: password.is_some_and(|p| !p.is_empty()),
             auth: Zeroizing::new(password.unwrap_or_default().to_vec()),
             bound: None,
+            creation: None,
         })
     }
 
@@ -222,7 +226,21 @@ impl TpmKey {
             ));
         }
         let digest = policy_digest(&statements)?;
-        let mut key = Self::create(spec, auth, da_protected, parent, parent_auth, &digest)?;
+        // The creation data records the digest of the PCRs the key is bound to, so that
+        // CertifyCreation also proves the state the key was created in.
+        let creation_pcrs = statements.iter().find_map(|s| match s {
+            Statement::Pcr(p) => Some(p.selection.marshal()),
+            _ => None,
+        });
+        let mut key = Self::create_recording(
+            spec,
+            auth,
+            da_protected,
+            parent,
+            parent_auth,
+            &digest,
+            creation_pcrs.as_deref(),
+        )?;
         if key.public.auth_policy != digest || key.public.user_with_auth {
             return Err(Error::Integrity(
                 "the TPM created the key with another policy than the one requested".into(),
@@ -263,16 +281,58 @@ impl TpmKey {
         parent_auth: Option<&[u8]>,
         auth_policy: &[u8],
     ) -> Result<TpmKey> {
+        Self::create_recording(
+            spec,
+            auth,
+            da_protected,
+            parent,
+            parent_auth,
+            auth_policy,
+            None,
+        )
+    }
+
+    /// [`TpmKey::create`] whose creation data records the digest of `creation_pcrs` (a
+    /// marshalled TPML_PCR_SELECTION).
+    fn create_recording(
+        spec: KeySpec,
+        auth: &[u8],
+        da_protected: bool,
+        parent: Option<u32>,
+        parent_auth: Option<&[u8]>,
+        auth_policy: &[u8],
+        creation_pcrs: Option<&[u8]>,
+    ) -> Result<TpmKey> {
         if auth.len() > 32 {
             return Err(Error::BadInput(
                 "key password longer than 32 bytes (the TPM's SHA-256 limit)".into(),
             ));
         }
         let template = templates::key_with_policy(spec, da_protected, auth_policy)?;
+        let mut creation = None;
         let (parent, private, public) = create_object_under(parent, parent_auth, |tpm, t| {
-            tpm.create(t.handle, &t.name, &t.auth, auth, &[], &template)
+            let (private, public, c) = tpm.create_keeping_creation(
+                t.handle,
+                &t.name,
+                &t.auth,
+                auth,
+                &[],
+                &template,
+                creation_pcrs,
+            )?;
+            creation = Some(Arc::new(c));
+            Ok((private, public))
         })?;
-        Self::from_blob(parent, private, &public, Some(auth))
+        let mut key = Self::from_blob(parent, private, &public, Some(auth))?;
+        key.creation = creation;
+        Ok(key)
+    }
+
+    /// What the TPM recorded when it created this key (parent, PCRs, locality) with its
+    /// creation ticket: for keys generated in this process, None for keys loaded from files
+    /// (their creation file, `tpmkey keygen --creation-data`, holds it).
+    pub fn creation(&self) -> Option<&CreationRecord> {
+        self.creation.as_deref()
     }
 
     /// A key from a TSS2 PRIVATE KEY file; the TPM is not touched until the key is used.
@@ -334,6 +394,7 @@ impl TpmKey {
             public,
             id: u64::from(handle) << 1,
             bound: None,
+            creation: None,
         })
     }
 
@@ -731,6 +792,7 @@ impl TpmKey {
             auth: self.auth.clone(),
             id: u64::from(handle) << 1,
             bound: self.bound.clone(),
+            creation: self.creation.clone(),
         })
     }
 }

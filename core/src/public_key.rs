@@ -13,11 +13,11 @@ use tss_esapi::traits::UnMarshall;
 use tss_esapi::tss2_esys::TPMI_RSA_KEY_BITS;
 
 use crate::error::{Error, Result};
+use crate::hash::Hash;
 use crate::keyfile::der::{
     encode_u32, encode_unsigned, tlv, write_tlv, TAG_BIT_STRING, TAG_INTEGER, TAG_NULL, TAG_OID,
     TAG_SEQUENCE,
 };
-use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::wire::{tpm2b_contents, TPM_ALG_SHA256};
 
 /// OBJECT IDENTIFIER contents (no tag, no length) of the public-key algorithms and curves.
@@ -268,12 +268,11 @@ fn check_on_curve(curve: Curve, x: &[u8], y: &[u8]) -> Result<()> {
 }
 
 impl KeyPublic {
-    /// Parses a TPM2B_PUBLIC (with size prefix).
+    /// Parses a TPM2B_PUBLIC (with size prefix) of an object with nameAlg SHA-256, the
+    /// only one tpmkey's sessions and key files handle.
     pub fn parse(tpm2b_public: &[u8]) -> Result<KeyPublic> {
         let tpmt = tpm2b_contents(tpm2b_public)
             .map_err(|_| Error::KeyFile("public area: bad TPM2B size".into()))?;
-        let public = Public::unmarshall(tpmt)
-            .map_err(|e| Error::KeyFile(format!("public area does not parse: {e}")))?;
         // TPMT_PUBLIC starts with type, then nameAlg.
         let name_alg = tpmt.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]]));
         if name_alg != Some(TPM_ALG_SHA256) {
@@ -281,8 +280,26 @@ impl KeyPublic {
                 "objects whose name algorithm is not SHA-256".into(),
             ));
         }
-        let mut name = TPM_ALG_SHA256.to_be_bytes().to_vec();
-        name.extend_from_slice(&CRYPTO.sha256(&[tpmt]));
+        Self::parse_any_name_alg(tpm2b_public)
+    }
+
+    /// [`KeyPublic::parse`] for any hash as nameAlg, for public keys that are only read
+    /// (the high-range P-384 EK's nameAlg is SHA-384).
+    pub fn parse_any_name_alg(tpm2b_public: &[u8]) -> Result<KeyPublic> {
+        let tpmt = tpm2b_contents(tpm2b_public)
+            .map_err(|_| Error::KeyFile("public area: bad TPM2B size".into()))?;
+        let public = Public::unmarshall(tpmt)
+            .map_err(|e| Error::KeyFile(format!("public area does not parse: {e}")))?;
+        let alg = tpmt
+            .get(2..4)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+        let name_alg = Hash::from_tpm_alg(alg).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "objects whose name algorithm 0x{alg:04x} is not a hash"
+            ))
+        })?;
+        let mut name = alg.to_be_bytes().to_vec();
+        name.extend_from_slice(&name_alg.digest(&[tpmt]));
         let attrs: ObjectAttributes = public.object_attributes();
         let key = match &public {
             Public::Ecc {

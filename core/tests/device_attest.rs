@@ -303,3 +303,66 @@ fn enrolment_round_trip_proves_the_ak_lives_with_the_ek() {
         assert!(ak.activate_credential(wrong, &cred).is_err());
     }
 }
+
+#[test]
+fn certify_creation_names_the_parent_the_storage_key_certification_proves() {
+    let d = Device::new();
+    let ak = AttestationKey::create(KeySpec::EcP256).unwrap();
+    let ak_public = AkPublic::from_tpm2b_public(&ak.public().blob).unwrap();
+    let key = TpmKey::generate(KeySpec::EcP256, None, None).unwrap();
+    let creation = key.creation().unwrap().clone();
+    d.commands();
+    let bundle = ak.certify_creation(&key, &creation, b"n1").unwrap();
+    println!("certify creation: {:?}", d.commands());
+    let report = certify::verify(&bundle, &ak_public, b"n1");
+    report.findings.check().unwrap();
+    let created = report.creation.unwrap();
+    // The parent in the creation data is the storage key a certification names.
+    let srk = ak.certify_storage_key(b"n2").unwrap();
+    let srk_report = certify::verify(&srk, &ak_public, b"n2");
+    srk_report.findings.check().unwrap();
+    assert_eq!(created.parent_name, srk_report.key.unwrap().name);
+    assert!(created.pcr_selection.is_empty());
+
+    // The creation data of another key: the TPM refuses the ticket.
+    let other = TpmKey::generate(KeySpec::EcP256, None, None).unwrap();
+    let e = ak
+        .certify_creation(&key, other.creation().unwrap(), b"n3")
+        .unwrap_err();
+    assert!(e.to_string().contains("not this key's"), "{e}");
+    // A plain Certify bundle is not accepted as creation evidence, nor the reverse.
+    let mut as_creation = ak.certify(&key, b"n4").unwrap();
+    as_creation.creation_data = Some(creation.creation_data.clone());
+    let findings = certify::verify(&as_creation, &ak_public, b"n4").findings;
+    assert!(
+        findings
+            .iter()
+            .any(|f| matches!(f, Finding::WrongType { .. })),
+        "{findings}"
+    );
+}
+
+#[test]
+fn a_persistent_ak_quotes_with_quote_and_pcr_read_only() {
+    let d = Device::new();
+    let ak = AttestationKey::create_persistent(KeySpec::EcP256, 0x8100_0ab1).unwrap();
+    let ak = AttestationKey::decode(ak.to_pem().as_bytes()).unwrap();
+    assert_eq!(ak.persistent_handle(), Some(0x8100_0ab1));
+    let ak_public = AkPublic::from_tpm2b_public(&ak.public().blob).unwrap();
+    let selection = PcrSelection::parse_list("sha256:0,7,16").unwrap();
+    d.commands();
+    for nonce in [&b"q1"[..], b"q2", b"q3"] {
+        let q = ak.quote(&selection, nonce).unwrap();
+        assert_eq!(d.commands(), ["Quote", "PCR_Read"]);
+        let request = QuoteRequest {
+            nonce: nonce.to_vec(),
+            selection: selection.clone(),
+            expected: Vec::new(),
+        };
+        quote::verify(&q, &ak_public, &request)
+            .findings
+            .check()
+            .unwrap();
+    }
+    tpmkey::keys::evict_persistent(0x8100_0ab1).unwrap();
+}

@@ -132,6 +132,11 @@ impl TokenEnv {
     }
 }
 
+/// The provider cdylib cargo built for these tests.
+pub fn provider_library() -> PathBuf {
+    tpmkey_testenv::cdylib("tpmkey_provider")
+}
+
 /// openssl ARGS, which must succeed.
 pub fn openssl(args: &[&str]) {
     tpmkey_testenv::run(Command::new("openssl").args(args));

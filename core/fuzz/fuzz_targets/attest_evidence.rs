@@ -1,6 +1,6 @@
 //! Fuzzes the attestation evidence parsers a verifier feeds with untrusted bytes: the certify
 //! bundle, the quote file, TPMS_ATTEST, TPMT_SIGNATURE, the ACME attestation object, the AK
-//! file and EK certificate chains. No
+//! file, the creation file and EK certificate chains. No
 //! input may panic; whatever decodes must encode back to the same value, and verification
 //! of it (against a fixed AK) must return findings, never panic.
 //!
@@ -10,7 +10,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tpmkey::attest::acme::{self, AttestationObject};
-use tpmkey::attest::certify::{self, CertifyBundle};
+use tpmkey::attest::certify::{self, CertifyBundle, CreationData};
+use tpmkey::attest::creation::CreationRecord;
 use tpmkey::attest::quote::{self, QuoteFile, QuoteRequest};
 use tpmkey::attest::chain::verify_chain;
 use tpmkey::attest::{AkPublic, Attestation, TpmSignature};
@@ -28,6 +29,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(ak_file) = AttestationKey::decode(data) {
         let again = AttestationKey::decode(ak_file.to_pem().as_bytes()).expect("to_pem parses");
         assert_eq!(again.to_pem(), ak_file.to_pem());
+    }
+    if let Ok(c) = CreationRecord::decode(data) {
+        let again = CreationRecord::decode(c.to_pem().as_bytes()).expect("to_pem parses");
+        assert_eq!(again, c);
+        let _ = CreationData::parse(&c.creation_data);
     }
     let _ = verify_chain(data, &[], &[data.to_vec()]);
     if let Ok(bundle) = CertifyBundle::decode(data) {

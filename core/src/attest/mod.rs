@@ -41,6 +41,7 @@ pub mod cbor;
 pub mod certificate;
 pub mod certify;
 pub mod chain;
+pub mod creation;
 pub mod credential;
 pub mod quote;
 pub mod signature;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::attest::creation::CreationRecord;
 use crate::attest::signature::TpmSignature;
 use crate::error::{Error, Result};
 use crate::policy_session::PolicyState;
@@ -593,21 +594,15 @@ impl Tpm {
         data: &[u8],
         template: &[u8],
     ) -> Result<(Vec<u8>, Vec<u8>)> {
-        let mut sensitive = Writer::new();
-        sensitive.tpm2b(user_auth).tpm2b(data);
-        let sensitive = sensitive.into_secret();
-        let mut w = Writer::new();
-        w.tpm2b(&sensitive).tpm2b(template).tpm2b(&[]).u32(0);
-        let rsp = self.execute(
-            &Command::new(CommandCode::Create, w.into_secret())
-                .handles(&[parent])
-                .names(&[parent_name])
-                .auth(parent_auth)
-                .secret_in(),
+        let (private, public, _) = self.create_keeping_creation(
+            parent,
+            parent_name,
+            parent_auth,
+            user_auth,
+            data,
+            template,
+            None,
         )?;
-        let mut r = Reader::new(&rsp.params);
-        let private = r.tpm2b_raw()?.to_vec();
-        let public = r.tpm2b_raw()?.to_vec();
         Ok((private, public))
     }
 
@@ -1149,6 +1144,72 @@ impl Tpm {
         self.policy.used(result.is_ok());
         let rsp = result?;
         Ok(Zeroizing::new(Reader::new(&rsp.params).tpm2b()?.to_vec()))
+    }
+
+    /// TPM2_Create that also keeps what TPM2_CertifyCreation needs later: (TPM2B_PRIVATE,
+    /// TPM2B_PUBLIC, both with their size prefix, and the creation data, hash and ticket).
+    /// `creation_pcrs` (a marshalled TPML_PCR_SELECTION) are the PCRs whose digest the
+    /// creation data records; None records none.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_keeping_creation(
+        &mut self,
+        parent: u32,
+        parent_name: &[u8],
+        parent_auth: &[u8],
+        user_auth: &[u8],
+        data: &[u8],
+        template: &[u8],
+        creation_pcrs: Option<&[u8]>,
+    ) -> Result<(Vec<u8>, Vec<u8>, CreationRecord)> {
+        let mut sensitive = Writer::new();
+        sensitive.tpm2b(user_auth).tpm2b(data);
+        let sensitive = sensitive.into_secret();
+        let mut w = Writer::new();
+        w.tpm2b(&sensitive).tpm2b(template).tpm2b(&[]);
+        match creation_pcrs {
+            Some(selection) => w.bytes(selection),
+            None => w.u32(0),
+        };
+        let rsp = self.execute(
+            &Command::new(CommandCode::Create, w.into_secret())
+                .handles(&[parent])
+                .names(&[parent_name])
+                .auth(parent_auth)
+                .secret_in(),
+        )?;
+        let mut r = Reader::new(&rsp.params);
+        let private = r.tpm2b_raw()?.to_vec();
+        let public = r.tpm2b_raw()?.to_vec();
+        let creation = CreationRecord::read(&mut r)?;
+        Ok((private, public, creation))
+    }
+
+    /// TPM2_CertifyCreation of the loaded `object` (no authorisation: the creation ticket
+    /// is the TPM's own proof) by the attestation key `signer` (its authValue as a
+    /// password, so empty or not secret), with the signer's default scheme: (TPMS_ATTEST,
+    /// TPMT_SIGNATURE). A ticket that is not the object's fails with TPM_RC_TICKET.
+    pub fn certify_creation(
+        &mut self,
+        signer: u32,
+        signer_auth: &[u8],
+        object: u32,
+        qualifying_data: &[u8],
+        creation: &CreationRecord,
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let mut w = Writer::new();
+        w.tpm2b(qualifying_data)
+            .tpm2b(&creation.creation_hash)
+            .u16(TPM_ALG_NULL)
+            .bytes(&creation.ticket);
+        let rsp = self.execute(
+            &Command::new(CommandCode::CertifyCreation, w.into_secret())
+                .handles(&[signer, object])
+                .auth(signer_auth)
+                .before_session(),
+        )?;
+        let mut r = Reader::new(&rsp.params);
+        let attest = r.tpm2b()?.to_vec();
+        Ok((attest, r.rest().to_vec()))
     }
 }
 

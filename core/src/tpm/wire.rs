@@ -77,6 +77,7 @@ pub enum CommandCode {
     Certify = 0x148,
     Quote = 0x158,
     ActivateCredential = 0x147,
+    CertifyCreation = 0x14A,
 }
 
 impl CommandCode {
@@ -120,6 +121,7 @@ impl CommandCode {
             CommandCode::Certify => "Certify",
             CommandCode::Quote => "Quote",
             CommandCode::ActivateCredential => "ActivateCredential",
+            CommandCode::CertifyCreation => "CertifyCreation",
         }
     }
 

@@ -13,6 +13,8 @@ use crate::{run, Swtpm, TpmEndpoint};
 /// TCG EK Credential Profile NV indices.
 pub const EK_CERT_RSA2048: u32 = 0x01c0_0002;
 pub const EK_CERT_ECC_P256: u32 = 0x01c0_000a;
+pub const EK_CERT_RSA2048_HIGH: u32 = 0x01c0_0012;
+pub const EK_CERT_ECC_P256_HIGH: u32 = 0x01c0_0014;
 pub const EK_CERT_ECC_P384: u32 = 0x01c0_0016;
 pub const PLATFORM_CERT: u32 = 0x01c0_8000;
 
@@ -153,11 +155,74 @@ impl EkCa {
             .unwrap_or_else(|| panic!("tpmkey-testenv: EK public area of {} bytes", blob.len()));
         let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
         let (x, y) = (hex(&tail[2..34]), hex(&tail[36..68]));
-        let certs = d.join("ek256");
+        self.issue_and_store(
+            tpm,
+            "ek256",
+            &format!("x={x},y={y},id=secp256r1"),
+            EK_CERT_ECC_P256,
+        );
+    }
+
+    /// Derives the high-range EKs RSA 2048 (template H-1) and ECC P-256 (H-2), issues
+    /// their certificates and stores them at 0x01c00012 and 0x01c00014 (swtpm_setup writes
+    /// only the P-384 one of the high range, at 0x01c00016).
+    pub fn add_high_range_certificates(&self, tpm: &Swtpm) {
+        // H-1 and H-2: userWithAuth and adminWithPolicy, authPolicy PolicyB (SHA-256),
+        // AES-128-CFB, unique empty (tpm2_createprimary's default).
+        let policy = self.dir.path().join("ek-policy-b-sha256");
+        let policy_b = "ca3d0a99a2b93906f7a3342414efcfb3a385d44cd1fd459089d19b5071c0b7a0";
+        let bytes = (0..policy_b.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&policy_b[i..i + 2], 16).unwrap_or_default())
+            .collect::<Vec<u8>>();
+        write_bytes(&policy, &bytes);
+        let attributes =
+            "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|adminwithpolicy|restricted|decrypt";
+        for (algorithm, name, index) in [
+            ("rsa2048:null:aes128cfb", "ekh1", EK_CERT_RSA2048_HIGH),
+            ("ecc256:null:aes128cfb", "ekh2", EK_CERT_ECC_P256_HIGH),
+        ] {
+            let context = self.dir.path().join(format!("{name}.ctx"));
+            let out = tpm.tpm2_tools_ok([
+                "tpm2_createprimary".as_ref(),
+                "-C".as_ref(),
+                "e".as_ref(),
+                "-G".as_ref(),
+                algorithm.as_ref(),
+                "-g".as_ref(),
+                "sha256".as_ref(),
+                "-a".as_ref(),
+                attributes.as_ref(),
+                "-L".as_ref(),
+                policy.as_os_str(),
+                "-c".as_ref(),
+                context.as_os_str(),
+            ]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            let field = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_else(|| panic!("tpmkey-testenv: no {key} in:\n{text}"))
+            };
+            let ek = if name == "ekh1" {
+                field("rsa:")
+            } else {
+                format!("x={},y={},id=secp256r1", field("x:"), field("y:"))
+            };
+            tpm.tpm2_tools_ok(["tpm2_flushcontext", "-t"]);
+            self.issue_and_store(tpm, name, &ek, index);
+        }
+    }
+
+    /// Issues an EK certificate for `ek` (swtpm_localca's `--ek` form) and stores it at
+    /// `index` with the attributes swtpm_setup gives its own certificates.
+    fn issue_and_store(&self, tpm: &Swtpm, name: &str, ek: &str, index: u32) {
+        let certs = self.dir.path().join(name);
         fs::create_dir_all(&certs).unwrap_or_else(|e| panic!("tpmkey-testenv: {e}"));
         run(Command::new(find_program("swtpm_localca"))
             .args(["--type", "ek", "--ek"])
-            .arg(format!("x={x},y={y},id=secp256r1"))
+            .arg(ek)
             .arg("--dir")
             .arg(&certs)
             .args(TPM_IDENTITY)
@@ -170,7 +235,7 @@ impl EkCa {
         let size = fs::metadata(&cert)
             .unwrap_or_else(|e| panic!("tpmkey-testenv: {}: {e}", cert.display()))
             .len();
-        let index = format!("0x{EK_CERT_ECC_P256:08x}");
+        let index = format!("0x{index:08x}");
         tpm.tpm2_tools_ok([
             "tpm2_nvdefine",
             &index,
@@ -190,6 +255,11 @@ impl EkCa {
             cert.as_os_str(),
         ]);
     }
+}
+
+fn write_bytes(path: &Path, bytes: &[u8]) {
+    fs::write(path, bytes)
+        .unwrap_or_else(|e| panic!("tpmkey-testenv: cannot write {}: {e}", path.display()));
 }
 
 fn write(path: &Path, text: &str) {

@@ -27,6 +27,7 @@ const COMMANDS: &[(u32, &str, usize)] = &[
     (0x147, "ActivateCredential", 2),
     (0x148, "Certify", 2),
     (0x149, "PolicyNV", 3),
+    (0x14A, "CertifyCreation", 2),
     (0x14E, "NV_Read", 2),
     (0x150, "ObjectChangeAuth", 2),
     (0x151, "PolicySecret", 2),
