@@ -251,7 +251,15 @@ impl AttestationKey {
             link.retrying(|link| {
                 let (quoted, signature) =
                     self.with_loaded(&mut link.tpm, |tpm, ak| tpm.quote(ak, &[], nonce, &asked))?;
-                let covered = match Attestation::parse(&quoted)?.attested {
+                // The TPM's own output: a part that does not parse was altered on the way
+                // (the AK's password session carries no response HMAC).
+                let attestation = Attestation::parse(&quoted).map_err(|e| match e {
+                    Error::Evidence(m) => Error::Integrity(format!(
+                        "TPM2_Quote returned an attestation that does not parse: {m}"
+                    )),
+                    other => other,
+                })?;
+                let covered = match attestation.attested {
                     Attested::Quote { selection, .. } => selection,
                     _ => return Err(Error::Integrity("TPM2_Quote returned no quote".into())),
                 };
