@@ -13,6 +13,8 @@
 
 #![no_main]
 
+use std::sync::{Arc, Mutex, OnceLock};
+
 use libfuzzer_sys::fuzz_target;
 use p256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
 use tpmkey::commands::Tpm;
@@ -178,25 +180,67 @@ impl SessionTpm {
     }
 }
 
+/// One emulated TPM and one session for the whole fuzzing process (starting a session costs
+/// two P-256 operations): each input only sets the parameters the next answer carries. The
+/// session is started again when the core gave it up.
+struct Shared {
+    tpm: Tpm,
+    emulator: Arc<Mutex<SessionTpm>>,
+    salt_key: SaltKey,
+}
+
+fn shared() -> &'static Mutex<Shared> {
+    static SHARED: OnceLock<Mutex<Shared>> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let Ok(secret) = p256::SecretKey::from_slice(&SALT_SCALAR) else {
+            panic!("the salt scalar is not a P-256 scalar");
+        };
+        let emulator = Arc::new(Mutex::new(SessionTpm {
+            secret,
+            key: None,
+            params: Vec::new(),
+            answered: true,
+        }));
+        let salt_key = lock(&emulator).salt_key();
+        let answering = emulator.clone();
+        let tpm = Tpm::new(
+            Tcti::scripted(move |cmd| lock(&answering).respond(cmd)),
+            true,
+        );
+        Mutex::new(Shared {
+            tpm,
+            emulator,
+            salt_key,
+        })
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, params)) = data.split_first() else {
         return;
     };
-    let Ok(secret) = p256::SecretKey::from_slice(&SALT_SCALAR) else {
-        return;
-    };
-    let mut emulator = SessionTpm {
-        secret,
-        key: None,
-        params: params.to_vec(),
-        answered: false,
-    };
-    let salt_key = emulator.salt_key();
-    let mut tpm = Tpm::new(Tcti::scripted(move |cmd| emulator.respond(cmd)), true);
-    let Ok(session) = tpm.start_salted_session(HANDLE, &salt_key) else {
-        panic!("the emulated TPM's session does not start");
-    };
-    tpm.session = Some(session);
+    let mut shared = lock(shared());
+    let Shared {
+        tpm,
+        emulator,
+        salt_key,
+    } = &mut *shared;
+    if tpm.session.is_none() {
+        lock(emulator).key = None;
+        let Ok(session) = tpm.start_salted_session(HANDLE, salt_key) else {
+            panic!("the emulated TPM's session does not start");
+        };
+        tpm.session = Some(session);
+    }
+    {
+        let mut e = lock(emulator);
+        e.params = params.to_vec();
+        e.answered = false;
+    }
     let _ = match pick % 16 {
         0 => tpm.create_primary(0x4000_0001, b"", &[0; 8]).map(|_| ()),
         1 => tpm.create(HANDLE, NAME, b"", b"", b"", &[0; 8]).map(|_| ()),
