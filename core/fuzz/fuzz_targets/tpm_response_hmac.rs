@@ -71,9 +71,12 @@ impl SessionTpm {
         let nonce_caller = r.tpm2b().ok()?.to_vec();
         let mut point = Reader::new(r.tpm2b().ok()?);
         let (ex, ey) = (point.tpm2b().ok()?, point.tpm2b().ok()?);
+        if ex.len() != 32 || ey.len() != 32 {
+            return None;
+        }
         let encoded = p256::EncodedPoint::from_affine_coordinates(
-            ex.try_into().ok()?,
-            ey.try_into().ok()?,
+            p256::FieldBytes::from_slice(ex),
+            p256::FieldBytes::from_slice(ey),
             false,
         );
         let peer = Option::<p256::PublicKey>::from(p256::PublicKey::from_encoded_point(&encoded))?;
