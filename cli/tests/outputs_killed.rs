@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::Env;
 use tpmkey::KeyFile;
+use tpmkey_testenv::fault_matrix;
 
 const ROUNDS: usize = 100;
 /// The system calls a write of an output goes through.
@@ -160,27 +161,6 @@ fn run_killed(env: &Env, args: &[&str], kill: &Kill) -> bool {
     }
 }
 
-/// Without a resource manager the killed process's objects and sessions stay in the TPM.
-fn flush(env: &Env) {
-    for what in ["-t", "-l", "-s"] {
-        tpmkey_testenv::run(env.swtpm.tpm2_command("tpm2_flushcontext").arg(what));
-    }
-}
-
-/// Temporary files a killed writer left beside the outputs.
-fn leftovers(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .contains(".tmp")
-        })
-        .count()
-}
-
 fn timed_run(env: &Env, args: &[&str]) -> Duration {
     let start = Instant::now();
     let status = tpmkey(env, args, None).status().unwrap();
@@ -188,6 +168,7 @@ fn timed_run(env: &Env, args: &[&str]) -> Duration {
     start.elapsed()
 }
 
+#[derive(Default)]
 struct Tally {
     killed: usize,
     old: usize,
@@ -204,7 +185,7 @@ fn report(site: &str, kills: &[Kill], t: &Tally, dir: &Path) {
         t.killed,
         t.old,
         t.new,
-        leftovers(dir)
+        common::temporary_files(dir)
     );
 }
 
@@ -226,17 +207,14 @@ fn kill_9_during_keygen_leaves_the_output_absent_or_whole() {
     let counts = syscall_counts(&env, &probe_args);
     std::fs::remove_file(&probe).unwrap();
     let kills = plan(&counts, run);
-    let mut t = Tally {
-        killed: 0,
-        old: 0,
-        new: 0,
-    };
+    let mut t = Tally::default();
     for (round, kill) in kills.iter().enumerate() {
         let out = out_dir.join(format!("k{round}.key"));
         let a = args(&out);
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         t.killed += usize::from(run_killed(&env, &a, kill));
-        flush(&env);
+        // Without a resource manager the killed process's objects stay in the TPM.
+        fault_matrix::flush_leftovers(&env.swtpm);
         match std::fs::read(&out) {
             Err(_) => t.old += 1,
             Ok(bytes) => {
@@ -313,15 +291,12 @@ fn kill_9_during_policy_add_leaves_the_old_file_or_the_new_one() {
         "policy add is not deterministic"
     );
     let kills = plan(&counts, run);
-    let mut t = Tally {
-        killed: 0,
-        old: 0,
-        new: 0,
-    };
+    let mut t = Tally::default();
     for (round, kill) in kills.iter().enumerate() {
         std::fs::write(&key, &old).unwrap();
         t.killed += usize::from(run_killed(&env, &args, kill));
-        flush(&env);
+        // Without a resource manager the killed process's objects stay in the TPM.
+        fault_matrix::flush_leftovers(&env.swtpm);
         let now = std::fs::read(&key)
             .unwrap_or_else(|e| panic!("round {round} ({kill:?}): the key file is gone: {e}"));
         if now == old {

@@ -19,26 +19,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
 use zeroize::Zeroizing;
 
-use common::{openssl_public, tapped_tpm};
+use common::signing::{p256_signer, sign_and_verify, sign_policy};
+use common::tapped_tpm;
 use tpmkey::attest::certify;
 use tpmkey::attest::quote::{self, PcrSelection as QuoteSelection, QuoteRequest};
 use tpmkey::attest::AkPublic;
 use tpmkey::attestation_key::AttestationKey;
-use tpmkey::hash::Hash;
 use tpmkey::keys::read_pcrs;
-use tpmkey::policy::{
-    authorize_statement, policy_digest, signed_message, signed_policy_entry, PcrSelection,
-    PolicyPcr, SignerKey, Statement,
-};
+use tpmkey::policy::{authorize_statement, PcrSelection, PolicyPcr, Statement};
 use tpmkey::sealed::SealedData;
-use tpmkey::{Error, KeySpec, SignScheme, Signature, TpmKey};
+use tpmkey::{Error, KeySpec, TpmKey};
 use tpmkey_testenv::fault_matrix::{self, Matrix};
 use tpmkey_testenv::{Fault, FaultPlan};
 
@@ -85,25 +77,6 @@ fn pcr16_now() -> Statement {
     let sel = PcrSelection::parse("sha256:16").unwrap();
     let values = read_pcrs(&sel).unwrap();
     Statement::Pcr(PolicyPcr::from_values(sel, &values).unwrap())
-}
-
-fn sign_and_verify(key: &TpmKey) -> tpmkey::Result<()> {
-    let digest = [0x5au8; 32];
-    let sig = key.sign(SignScheme::Ecdsa(Hash::Sha256), &digest)?;
-    let Signature::Ecdsa { r, s } = sig else {
-        panic!("not ECDSA")
-    };
-    let sig = openssl::ecdsa::EcdsaSig::from_private_components(
-        openssl::bn::BigNum::from_slice(&r).unwrap(),
-        openssl::bn::BigNum::from_slice(&s).unwrap(),
-    )
-    .unwrap();
-    let ec = openssl_public(&key.public().key).ec_key().unwrap();
-    assert!(
-        sig.verify(&digest, &ec).unwrap(),
-        "a signature that does not verify was accepted"
-    );
-    Ok(())
 }
 
 fn unseal_and_check(sealed: &SealedData, auth: &[u8]) -> tpmkey::Result<()> {
@@ -190,9 +163,7 @@ fn prepare() -> Fixture {
     let pcr_key =
         TpmKey::generate_with_policy(KeySpec::EcP256, None, None, None, vec![pcr16_now()]).unwrap();
 
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    let signer_key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
-    let signer = SignerKey::from_spki_der(&signer_key.public_key_to_der().unwrap()).unwrap();
+    let (signer_key, signer) = p256_signer();
     let policy_ref = [7u8; 32];
     let key = TpmKey::generate_with_policy(
         KeySpec::EcP256,
@@ -203,23 +174,13 @@ fn prepare() -> Fixture {
     )
     .unwrap();
     let mut file = key.key_file().unwrap();
-    let approved_statements = [pcr16_now()];
-    let approved = policy_digest(&approved_statements).unwrap();
-    let mut s = Signer::new(MessageDigest::sha256(), &signer_key).unwrap();
-    s.update(&signed_message(&approved, &policy_ref)).unwrap();
-    let sig = signer
-        .signature(&s.sign_to_vec().unwrap(), Hash::Sha256)
-        .unwrap();
-    file.add_signed_policy(
-        signed_policy_entry(
-            Some("boot"),
-            &approved_statements,
-            &signer,
-            &policy_ref,
-            sig,
-        )
-        .unwrap(),
-    )
+    file.add_signed_policy(sign_policy(
+        &signer_key,
+        &signer,
+        &policy_ref,
+        &[pcr16_now()],
+        "boot",
+    ))
     .unwrap();
     let signed_key = TpmKey::from_key_file(&file, None).unwrap();
 

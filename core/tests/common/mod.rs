@@ -6,6 +6,8 @@
 
 pub use tpmkey_testenv::wire_tap;
 
+pub mod signing;
+
 use std::sync::{Mutex, MutexGuard};
 
 use openssl::bn::BigNum;

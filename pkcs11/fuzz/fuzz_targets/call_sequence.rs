@@ -24,7 +24,7 @@ use std::sync::{Mutex, OnceLock};
 
 use cryptoki_sys::*;
 use libfuzzer_sys::fuzz_target;
-use tpmkey_testenv::{Swtpm, TempDir};
+use tpmkey_testenv::{fuzz_input::FuzzInput as Input, Swtpm, TempDir};
 
 // Links the module's rlib; its exported entry point is declared here.
 use tpmkey_pkcs11 as _;
@@ -249,43 +249,6 @@ fn fixture() -> &'static Fixture {
             keep: vec![ec_pub, ec_priv, rsa_pub, rsa_priv],
         }
     })
-}
-
-/// The fuzzer's bytes, read front to back; zeros once they run out.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        let Some((&b, rest)) = self.0.split_first() else {
-            return 0;
-        };
-        self.0 = rest;
-        b
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let n = n.min(self.0.len());
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        head.to_vec()
-    }
-
-    /// A length-prefixed byte string (one length byte; 0xff: two more).
-    fn blob(&mut self) -> Vec<u8> {
-        let n = match self.u8() {
-            0xff => usize::from(u16::from_le_bytes([self.u8(), self.u8()])),
-            n => usize::from(n),
-        };
-        self.bytes(n)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 const ATTRIBUTE_TYPES: &[CK_ATTRIBUTE_TYPE] = &[

@@ -22,6 +22,7 @@ use std::ptr;
 use std::sync::{Mutex, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
+use tpmkey_testenv::fuzz_input::FuzzInput as Input;
 use tpmkey_testenv::Swtpm;
 
 // Links the provider's rlib; its entry point is declared here.
@@ -217,30 +218,6 @@ fn fixture() -> &'static Fixture {
             Fixture { libctx, ec, rsa }
         }
     })
-}
-
-/// The fuzzer's bytes, read front to back; zeros once they run out.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        let Some((&b, rest)) = self.0.split_first() else {
-            return 0;
-        };
-        self.0 = rest;
-        b
-    }
-
-    fn blob(&mut self) -> Vec<u8> {
-        let n = usize::from(self.u8()).min(self.0.len());
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        head.to_vec()
-    }
-
-    fn rest(&mut self) -> &[u8] {
-        std::mem::take(&mut self.0)
-    }
 }
 
 /// Names the provider's setters read, and a few it does not.

@@ -27,6 +27,7 @@ pub mod cbor2;
 pub mod ek_certs;
 pub mod fault;
 pub mod fault_matrix;
+pub mod fuzz_input;
 mod pins;
 pub mod pkcs11_module;
 mod pkcs11_provider;
