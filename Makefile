@@ -65,11 +65,12 @@ fault-soak: rust-version
 demo: rust-version
 	scripts/demo.sh
 
-# Every cargo-fuzz target of core/fuzz (its [[bin]]s) for FUZZ_SECONDS each, starting
-# from the committed seeds (core/fuzz/seeds/TARGET, read only); what a run finds grows
-# core/fuzz/corpus/TARGET (not committed). FUZZ_TARGET=name runs one target only.
+# Every cargo-fuzz target of core/fuzz, pkcs11/fuzz and provider/fuzz (their [[bin]]s) for
+# FUZZ_SECONDS each, starting from the committed seeds (CRATE/fuzz/seeds/TARGET, read only);
+# what a run finds grows CRATE/fuzz/corpus/TARGET (not committed). FUZZ_TARGET=name runs
+# one target only. The PKCS#11 and provider targets start their own swtpm.
 # `make test` runs every target once over its seeds, on stable (core/tests/fuzz_seeds.rs).
-FUZZ_TARGETS = $(shell sed -n 's/^name = "\(.*\)"/\1/p' core/fuzz/Cargo.toml | grep -v '^tpmkey-fuzz$$')
+FUZZ_CRATES = core pkcs11 provider
 fuzz:
 	@if ! rustup toolchain list | grep -q '^nightly'; then \
 	    echo "make fuzz: cargo-fuzz needs a nightly toolchain; install it with 'rustup toolchain install nightly'" >&2; \
@@ -80,11 +81,15 @@ fuzz:
 	fi
 	@mkdir -p target
 	@rm -f target/fuzz-stats.txt
-	cd core/fuzz && for t in $(if $(filter command line,$(origin FUZZ_TARGET)),$(FUZZ_TARGET),$(FUZZ_TARGETS)); do \
-	    mkdir -p corpus/$$t seeds/$$t; \
-	    $(CARGO) +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) \
-	        -print_final_stats=1 2>&1 | tee ../../target/fuzz-$$t.log; \
-	    echo "$$t: $$(grep -o 'stat::number_of_executed_units: *[0-9]*' ../../target/fuzz-$$t.log | grep -o '[0-9]*$$') executions, corpus $$(ls corpus/$$t | wc -l) files" >> ../../target/fuzz-stats.txt; \
+	@set -e; for c in $(FUZZ_CRATES); do \
+	    targets="$(if $(filter command line,$(origin FUZZ_TARGET)),$(FUZZ_TARGET),$$(sed -n 's/^name = "\(.*\)"/\1/p' $$c/fuzz/Cargo.toml | grep -v '^tpmkey.*-fuzz$$'))"; \
+	    for t in $$targets; do \
+	        grep -q "^name = \"$$t\"" $$c/fuzz/Cargo.toml || continue; \
+	        mkdir -p $$c/fuzz/corpus/$$t $$c/fuzz/seeds/$$t; \
+	        (cd $$c/fuzz && $(CARGO) +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) \
+	            -print_final_stats=1 2>&1 | tee ../../target/fuzz-$$t.log); \
+	        echo "$$c/$$t: $$(grep -o 'stat::number_of_executed_units: *[0-9]*' target/fuzz-$$t.log | grep -o '[0-9]*$$') executions, corpus $$(ls $$c/fuzz/corpus/$$t | wc -l) files" >> target/fuzz-stats.txt; \
+	    done; \
 	done
 	@cat target/fuzz-stats.txt
 

@@ -63,16 +63,7 @@ fn kill_9_during_seal_leaves_the_output_absent_or_whole() {
             absent += 1;
         }
     }
-    let leftovers = std::fs::read_dir(env.dir.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .contains(".tmp")
-        })
-        .count();
+    let leftovers = common::temporary_files(env.dir.path());
     eprintln!(
         "{ROUNDS} seals killed (one run: {full} us): {complete} complete, {absent} absent, \
          none half; {leftovers} temporary files of killed writers left beside the outputs"

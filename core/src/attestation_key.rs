@@ -363,7 +363,15 @@ impl AttestationKey {
                 if self.persistent.is_some() {
                     self.check_own_signature(&quoted, &signature)?;
                 }
-                let covered = match Attestation::parse(&quoted)?.attested {
+                // The TPM's own output: a part that does not parse was altered on the way
+                // (the AK's password session carries no response HMAC).
+                let attestation = Attestation::parse(&quoted).map_err(|e| match e {
+                    Error::Evidence(m) => Error::Integrity(format!(
+                        "TPM2_Quote returned an attestation that does not parse: {m}"
+                    )),
+                    other => other,
+                })?;
+                let covered = match attestation.attested {
                     Attested::Quote { selection, .. } => selection,
                     _ => return Err(Error::Integrity("TPM2_Quote returned no quote".into())),
                 };

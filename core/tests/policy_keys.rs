@@ -6,20 +6,11 @@
 
 mod common;
 
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
-use openssl::sign::{Signer, Verifier};
-
-use common::{openssl_public, tapped_tpm, tpm};
-use tpmkey::hash::Hash;
+use common::signing::{p256_signer, sign_and_verify, sign_policy};
+use common::{tapped_tpm, tpm};
 use tpmkey::keys::read_pcrs;
-use tpmkey::policy::{
-    authorize_statement, policy_digest, signed_message, signed_policy_entry, BodyForm,
-    PcrSelection, PolicyPcr, SignerKey, Statement,
-};
-use tpmkey::{Error, KeyFile, KeySpec, SignScheme, Signature, TpmKey};
+use tpmkey::policy::{authorize_statement, BodyForm, PcrSelection, PolicyPcr, Statement};
+use tpmkey::{Error, KeyFile, KeySpec, TpmKey};
 use tpmkey_testenv::wire_tap;
 use tpmkey_testenv::TpmEndpoint;
 
@@ -42,23 +33,6 @@ fn pcr16_now() -> Statement {
     let sel = PcrSelection::parse(PCR16).unwrap();
     let values = read_pcrs(&sel).unwrap();
     Statement::Pcr(PolicyPcr::from_values(sel, &values).unwrap())
-}
-
-fn sign_and_verify(key: &TpmKey) -> Result<(), Error> {
-    let digest = [0x5au8; 32];
-    let sig = key.sign(SignScheme::Ecdsa(Hash::Sha256), &digest)?;
-    let Signature::Ecdsa { r, s } = sig else {
-        panic!("not ECDSA")
-    };
-    let sig = openssl::ecdsa::EcdsaSig::from_private_components(
-        openssl::bn::BigNum::from_slice(&r).unwrap(),
-        openssl::bn::BigNum::from_slice(&s).unwrap(),
-    )
-    .unwrap();
-    let pkey = openssl_public(&key.public().key);
-    let ec = pkey.ec_key().unwrap();
-    assert!(sig.verify(&digest, &ec).unwrap(), "signature verifies");
-    Ok(())
 }
 
 fn policy_message(r: Result<(), Error>) -> String {
@@ -216,32 +190,6 @@ fn both_policy_pcr_encodings_work() {
 fn state_a_again() -> Statement {
     let sel = PcrSelection::parse(PCR16).unwrap();
     Statement::Pcr(PolicyPcr::from_values(sel, &[vec![0u8; 32]]).unwrap())
-}
-
-fn p256_signer() -> (PKey<Private>, SignerKey) {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
-    let spki = key.public_key_to_der().unwrap();
-    (key, SignerKey::from_spki_der(&spki).unwrap())
-}
-
-/// What a publisher does offline: sign the PolicyPCR digest of predicted values.
-fn sign_policy(
-    signer_key: &PKey<Private>,
-    signer: &SignerKey,
-    policy_ref: &[u8],
-    statements: &[Statement],
-    name: &str,
-) -> tpmkey::keyfile::TpmAuthPolicy {
-    let approved = policy_digest(statements).unwrap();
-    let mut s = Signer::new(MessageDigest::sha256(), signer_key).unwrap();
-    s.update(&signed_message(&approved, policy_ref)).unwrap();
-    let der = s.sign_to_vec().unwrap();
-    let mut v = Verifier::new(MessageDigest::sha256(), signer_key).unwrap();
-    v.update(&signed_message(&approved, policy_ref)).unwrap();
-    assert!(v.verify(&der).unwrap());
-    let sig = signer.signature(&der, Hash::Sha256).unwrap();
-    signed_policy_entry(Some(name), statements, signer, policy_ref, sig).unwrap()
 }
 
 #[test]

@@ -146,3 +146,17 @@ pub fn openssl(args: &[&str]) {
 pub fn verify_sha256(pem: &str, sig: &str, data: &str) {
     openssl(&["dgst", "-sha256", "-verify", pem, "-signature", sig, data]);
 }
+
+/// Temporary files (`*.tmp*`) in `dir`: what writers killed before their rename left.
+pub fn temporary_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".tmp")
+        })
+        .count()
+}

@@ -7,6 +7,8 @@
 pub use tpmkey_testenv::wire_tap;
 pub use tpmkey_testenv::TpmEndpoint;
 
+pub mod signing;
+
 use std::sync::MutexGuard;
 
 use openssl::bn::BigNum;

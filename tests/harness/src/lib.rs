@@ -33,6 +33,7 @@ mod cdylib;
 pub mod ek_certs;
 pub mod fault;
 pub mod fault_matrix;
+pub mod fuzz_input;
 mod leftovers;
 mod pins;
 pub mod pkcs11_env;
