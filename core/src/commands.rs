@@ -12,6 +12,7 @@ use crate::response_code::{TPM_RC_RETRY, TPM_RC_TESTING, TPM_RC_YIELDED};
 use crate::session::{
     self, SaltKey, SaltedSession, ATTR_CONTINUE_SESSION, ATTR_DECRYPT, ATTR_ENCRYPT,
 };
+use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::tcti::Tcti;
 use crate::wire::*;
 
@@ -72,6 +73,9 @@ enum OtherAuth<'a> {
     None,
     Before(&'a [u8]),
     After(&'a [u8]),
+    /// An unkeyed policy session (see [`Tpm::start_unkeyed_policy_session`]), the
+    /// command's only authorisation.
+    UnkeyedPolicy(u32),
 }
 
 /// The parts of a command on one authorised key (Sign, RSA_Decrypt, ECDH_ZGen, Unseal;
@@ -269,6 +273,9 @@ impl Tpm {
             OtherAuth::None => auth_area,
             OtherAuth::Before(a) => Zeroizing::new([&password_auth(a)[..], &auth_area].concat()),
             OtherAuth::After(a) => Zeroizing::new([&auth_area[..], &password_auth(a)].concat()),
+            OtherAuth::UnkeyedPolicy(h) => {
+                Zeroizing::new([&auth_area[..], &unkeyed_auth(h)].concat())
+            }
         };
         let tag = if auth_area.is_empty() {
             TPM_ST_NO_SESSIONS
@@ -1167,4 +1174,121 @@ fn password_auth(auth: &[u8]) -> Zeroizing<Vec<u8>> {
         .u8(ATTR_CONTINUE_SESSION)
         .tpm2b(auth);
     w.into_secret()
+}
+
+/// The authorisation entry of an unkeyed policy session: a fresh nonceCaller, no
+/// continueSession (the command ends the session), and an empty HMAC (its key is empty).
+fn unkeyed_auth(session: u32) -> Zeroizing<Vec<u8>> {
+    let mut nonce = [0u8; 16];
+    CRYPTO.random(&mut nonce);
+    let mut w = Writer::new();
+    w.u32(session).tpm2b(&nonce).u8(0).tpm2b(&[]);
+    w.into_secret()
+}
+
+// ---- NV indices ------------------------------------------------------------------------
+
+impl Tpm {
+    /// TPM2_NV_DefineSpace under the owner hierarchy: `public` is the TPMS_NV_PUBLIC
+    /// (without its size), `auth` the index's authValue, the first parameter, so the
+    /// session encrypts it.
+    pub fn nv_define_space(&mut self, owner_auth: &[u8], auth: &[u8], public: &[u8]) -> Result<()> {
+        let mut w = Writer::new();
+        w.tpm2b(auth).tpm2b(public);
+        let owner = handle_name(TPM_RH_OWNER);
+        self.execute(&Command {
+            code: CommandCode::NvDefineSpace,
+            handles: &[TPM_RH_OWNER],
+            names: &[&owner],
+            auth: Some(owner_auth),
+            params: w.into_secret(),
+            secret_in: true,
+            secret_out: false,
+            response_handles: 0,
+            before_session: false,
+        })
+        .map(|_| ())
+    }
+
+    /// TPM2_NV_UndefineSpace of `index` (Name `index_name`) by the owner hierarchy.
+    pub fn nv_undefine_space(
+        &mut self,
+        owner_auth: &[u8],
+        index: u32,
+        index_name: &[u8],
+    ) -> Result<()> {
+        let owner = handle_name(TPM_RH_OWNER);
+        self.execute(&Command {
+            code: CommandCode::NvUndefineSpace,
+            handles: &[TPM_RH_OWNER, index],
+            names: &[&owner, index_name],
+            auth: Some(owner_auth),
+            params: Zeroizing::new(Vec::new()),
+            secret_in: false,
+            secret_out: false,
+            response_handles: 0,
+            before_session: false,
+        })
+        .map(|_| ())
+    }
+
+    /// TPM2_StartAuthSession of a policy session neither salted nor bound, encrypting
+    /// nothing: its HMAC key is empty, so it serves only policies that carry no secret and
+    /// never ask for an authValue (PolicyNvWritten before the first write of an index).
+    pub fn start_unkeyed_policy_session(&mut self) -> Result<u32> {
+        let mut nonce = [0u8; 16];
+        CRYPTO.random(&mut nonce);
+        let mut w = Writer::new();
+        w.tpm2b(&nonce)
+            .tpm2b(&[])
+            .u8(TPM_SE_POLICY)
+            .u16(TPM_ALG_NULL)
+            .u16(TPM_ALG_SHA256);
+        let cmd = Command {
+            code: CommandCode::StartAuthSession,
+            handles: &[TPM_RH_NULL, TPM_RH_NULL],
+            names: &[],
+            auth: None,
+            params: w.into_secret(),
+            secret_in: false,
+            secret_out: false,
+            response_handles: 1,
+            before_session: false,
+        };
+        self.execute_new_handle(&cmd, |rsp| {
+            rsp.handles
+                .first()
+                .copied()
+                .ok_or_else(|| Error::Integrity("no session handle".into()))
+        })
+    }
+
+    /// TPM2_NV_Write of `data` at offset 0, authorised by the unkeyed policy session
+    /// `session`, which the command ends when it succeeds.
+    pub fn nv_write_with_policy(
+        &mut self,
+        index: u32,
+        index_name: &[u8],
+        session: u32,
+        data: &[u8],
+    ) -> Result<()> {
+        let mut w = Writer::new();
+        w.tpm2b(data).u16(0);
+        self.execute_with(
+            &Command {
+                code: CommandCode::NvWrite,
+                handles: &[index, index],
+                names: &[index_name, index_name],
+                auth: None,
+                params: w.into_secret(),
+                secret_in: false,
+                secret_out: false,
+                response_handles: 0,
+                before_session: false,
+            },
+            Slot::Hmac,
+            OtherAuth::UnkeyedPolicy(session),
+        )
+        .map(|_| ())
+    }
 }

@@ -77,6 +77,10 @@ pub enum CommandCode {
     Certify = 0x148,
     Quote = 0x158,
     ActivateCredential = 0x147,
+    NvDefineSpace = 0x12A,
+    NvUndefineSpace = 0x122,
+    NvWrite = 0x137,
+    PolicyNvWritten = 0x18F,
 }
 
 impl CommandCode {
@@ -120,6 +124,10 @@ impl CommandCode {
             CommandCode::Certify => "Certify",
             CommandCode::Quote => "Quote",
             CommandCode::ActivateCredential => "ActivateCredential",
+            CommandCode::NvDefineSpace => "NV_DefineSpace",
+            CommandCode::NvUndefineSpace => "NV_UndefineSpace",
+            CommandCode::NvWrite => "NV_Write",
+            CommandCode::PolicyNvWritten => "PolicyNvWritten",
         }
     }
 
