@@ -352,7 +352,9 @@ impl Token {
     pub fn login(&self, role: Role, pin: &[u8]) -> Result<TokenSecret> {
         let dir_ino = files::inode(&self.dir)?;
         let (salt, object) = self.pin_object(role)?;
-        let secret = self.pin_try(role, &object, None, || object.unseal(&pin_auth(&salt, pin)))?;
+        let secret = self.pin_try(role, &object, None, || {
+            object.unseal_once(&pin_auth(&salt, pin))
+        })?;
         if secret.len() != SECRET_LEN {
             return Err(files::corrupt(
                 &self.dir.join(role.file()),
@@ -487,7 +489,7 @@ impl Token {
         let changed = match pin_index::of(&object) {
             Some(index) => {
                 let secret = self.pin_try(role, &object, Some(&lock), || {
-                    object.unseal(&pin_auth(&salt, old))
+                    object.unseal_once(&pin_auth(&salt, old))
                 })?;
                 pin_index::undefine(index)?;
                 seal_pin(
