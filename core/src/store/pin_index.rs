@@ -141,6 +141,23 @@ pub(crate) fn prepare_check() -> Result<()> {
     with_link(|link| link.run(Need::Nothing, |_, _| Ok(())))
 }
 
+/// The PIN object refusing a PIN that its index has just accepted: no wrong PIN (it is
+/// neither counted nor reported as one) but a session altered on the way to the TPM, or an
+/// index deleted and defined again with another authValue.
+pub(crate) fn object_refusal(e: Error) -> Error {
+    match &e {
+        Error::Tpm { command, rc }
+            if *command == CommandCode::Unseal.name() && rc.is_bad_auth() =>
+        {
+            Error::Integrity(format!(
+                "{e}: the PIN index accepted the PIN but the PIN object refused it (a command \
+                 altered on the way to the TPM, or the index deleted and defined again)"
+            ))
+        }
+        _ => e,
+    }
+}
+
 /// Defines and writes a PIN index with the authValue `pin_auth` and `limit` tries, at
 /// `handle` or, when None, at a free random handle of the owner range: its handle.
 pub(crate) fn define(pin_auth: &[u8], limit: u32, handle: Option<u32>) -> Result<u32> {

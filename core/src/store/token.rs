@@ -353,7 +353,11 @@ impl Token {
         let dir_ino = files::inode(&self.dir)?;
         let (salt, object) = self.pin_object(role)?;
         let secret = self.pin_try(role, &object, None, || {
-            object.unseal_once(&pin_auth(&salt, pin))
+            let unsealed = object.unseal_once(&pin_auth(&salt, pin));
+            match pin_index::of(&object) {
+                Some(_) => unsealed.map_err(pin_index::object_refusal),
+                None => unsealed,
+            }
         })?;
         if secret.len() != SECRET_LEN {
             return Err(files::corrupt(
@@ -455,9 +459,10 @@ impl Token {
         let _lock = self.lock()?;
         let (_, so) = self.pin_object(Role::SecurityOfficer)?;
         let sealed = if pin_index::of(&so).is_some() {
-            let old = match self.user_pin_initialized() {
-                true => pin_index::of(&self.pin_object(Role::User)?.1),
-                false => None,
+            let old = if self.user_pin_initialized() {
+                pin_index::of(&self.pin_object(Role::User)?.1)
+            } else {
+                None
             };
             if let Some(index) = old {
                 pin_index::undefine(index)?;
@@ -466,10 +471,23 @@ impl Token {
         } else {
             SealedData::seal(secret.bytes(), &auth, true, None)?
         };
-        files::write_atomic(
+        let written = files::write_atomic(
             &self.dir.join(Role::User.file()),
             encode_pin_file(&salt, &sealed).as_bytes(),
-        )?;
+        );
+        if let Err(e) = written {
+            // No PIN file names a new index unless the old file named its handle.
+            if let Some(index) = pin_index::of(&sealed) {
+                let named = self.user_pin_initialized()
+                    && self
+                        .pin_object(Role::User)
+                        .is_ok_and(|(_, old)| pin_index::of(&old) == Some(index));
+                if !named {
+                    let _ = pin_index::undefine(index);
+                }
+            }
+            return Err(e);
+        }
         // A new user PIN starts with no wrong tries (after a user lockout, too).
         let mut state = self.pin_state()?;
         if state.user_failures > 0 {
@@ -489,7 +507,9 @@ impl Token {
         let changed = match pin_index::of(&object) {
             Some(index) => {
                 let secret = self.pin_try(role, &object, Some(&lock), || {
-                    object.unseal_once(&pin_auth(&salt, old))
+                    object
+                        .unseal_once(&pin_auth(&salt, old))
+                        .map_err(pin_index::object_refusal)
                 })?;
                 pin_index::undefine(index)?;
                 seal_pin(
