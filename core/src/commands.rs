@@ -1195,19 +1195,12 @@ impl Tpm {
     pub fn nv_define_space(&mut self, owner_auth: &[u8], auth: &[u8], public: &[u8]) -> Result<()> {
         let mut w = Writer::new();
         w.tpm2b(auth).tpm2b(public);
-        let owner = handle_name(TPM_RH_OWNER);
-        self.execute(&Command {
-            code: CommandCode::NvDefineSpace,
-            handles: &[TPM_RH_OWNER],
-            names: &[&owner],
-            auth: Some(owner_auth),
-            params: w.into_secret(),
-            secret_in: true,
-            secret_out: false,
-            response_handles: 0,
-            before_session: false,
-        })
-        .map(|_| ())
+        self.by_owner(
+            CommandCode::NvDefineSpace,
+            owner_auth,
+            None,
+            w.into_secret(),
+        )
     }
 
     /// TPM2_NV_UndefineSpace of `index` (Name `index_name`) by the owner hierarchy.
@@ -1217,14 +1210,37 @@ impl Tpm {
         index: u32,
         index_name: &[u8],
     ) -> Result<()> {
+        let params = Zeroizing::new(Vec::new());
+        self.by_owner(
+            CommandCode::NvUndefineSpace,
+            owner_auth,
+            Some((index, index_name)),
+            params,
+        )
+    }
+
+    /// A command authorised by the owner hierarchy (its authValue through the session),
+    /// on `other` too when given; a non-empty first parameter is the secret kind.
+    fn by_owner(
+        &mut self,
+        code: CommandCode,
+        owner_auth: &[u8],
+        other: Option<(u32, &[u8])>,
+        params: Zeroizing<Vec<u8>>,
+    ) -> Result<()> {
         let owner = handle_name(TPM_RH_OWNER);
+        let (handles, names): (Vec<u32>, Vec<&[u8]>) = match other {
+            Some((h, n)) => (vec![TPM_RH_OWNER, h], vec![&owner, n]),
+            None => (vec![TPM_RH_OWNER], vec![&owner]),
+        };
+        let secret_in = !params.is_empty();
         self.execute(&Command {
-            code: CommandCode::NvUndefineSpace,
-            handles: &[TPM_RH_OWNER, index],
-            names: &[&owner, index_name],
+            code,
+            handles: &handles,
+            names: &names,
             auth: Some(owner_auth),
-            params: Zeroizing::new(Vec::new()),
-            secret_in: false,
+            params,
+            secret_in,
             secret_out: false,
             response_handles: 0,
             before_session: false,

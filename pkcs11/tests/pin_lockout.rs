@@ -151,6 +151,26 @@ fn pin_flags_count_this_tokens_wrong_pins_since_its_last_login() {
     assert_eq!(flags(&p, slot), [(true, false, false), CLEAR]);
 }
 
+/// pkcs11-tool logging in to the token `label` with `pin` in its own process, which must
+/// fail: its standard error (the module logs there).
+fn failed_tool_login(env: &TestEnv, label: &str, pin: &str) -> String {
+    let mut cmd = Command::new("pkcs11-tool");
+    cmd.arg("--module").arg(module_path()).args([
+        "--token-label",
+        label,
+        "--login",
+        "--pin",
+        pin,
+        "--list-objects",
+    ]);
+    for (k, v) in env.vars() {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     let status = Command::new("cp")
         .arg("-a")
@@ -180,18 +200,7 @@ fn an_attacker_restoring_the_store_gets_the_tokens_limit() {
     for guess in 0..10 {
         std::fs::remove_dir_all(&env.store.0).unwrap();
         copy_dir(&saved, &env.store.0);
-        let mut cmd = Command::new("pkcs11-tool");
-        cmd.arg("--module")
-            .arg(module_path())
-            .args(["--token-label", "attacked", "--login", "--pin"])
-            .arg(format!("guess-{guess}"))
-            .arg("--list-objects");
-        for (k, v) in env.vars() {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap();
-        let text = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(!out.status.success());
+        let text = failed_tool_login(&env, "attacked", &format!("guess-{guess}"));
         if text.contains("CKR_PIN_INCORRECT") {
             wrong += 1;
         } else {
@@ -333,23 +342,7 @@ fn wrong_pins_never_reach_the_tpms_dictionary_attack_counter() {
         assert!(!unseal(&env.swtpm, &work.0, "wrong"));
     }
     assert_eq!(tpm_failures(&env), 3);
-    let mut cmd = Command::new("pkcs11-tool");
-    cmd.arg("--module")
-        .arg(module_path())
-        .args([
-            "--token-label",
-            "counted",
-            "--login",
-            "--pin",
-            "new-user-pin",
-        ])
-        .arg("--list-objects");
-    for (k, v) in env.vars() {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success());
+    let text = failed_tool_login(&env, "counted", "new-user-pin");
     assert!(
         text.contains("CKR_PIN_LOCKED")
             && text.contains("dictionary-attack lockout")
