@@ -2,6 +2,8 @@
 //! PCR values its keys and private values will be bound to; see include/tpmkey_pkcs11.h),
 //! made by the core's store as C_InitToken on the empty slot makes one, and its user PIN.
 //!
+//! `tpmkey token rm`: a token deleted, its PIN indices in the TPM first.
+//!
 //! `tpmkey token link`: an existing TPM key (a key file or a persistent handle) into a
 //! PKCS#11 token of tpmkey's module. The module does the work, as for any PKCS#11
 //! application: C_CreateObject of a private key with the vendor attributes of
@@ -50,6 +52,17 @@ enum TokenCommand {
     Init(InitArgs),
     /// Put an existing TPM key (key file or persistent handle) into a PKCS#11 token
     Link(LinkArgs),
+    /// Delete a token: its PIN indices in the TPM, then its directory in the store
+    Rm(RmArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+#[command(after_help = "Example:\n  tpmkey token rm 4a455eca1b590d9c\n\n\
+    No PIN is asked (a token whose SO PIN is locked can be removed too): whoever may write\n\
+    the store may delete its tokens. Its keys and values are gone for good.")]
+struct RmArgs {
+    /// Serial number of the token (its directory in the store; pkcs11-tool -L shows it)
+    serial: String,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -114,7 +127,21 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         TokenCommand::Init(a) => init(a),
         TokenCommand::Link(a) => link(a),
+        TokenCommand::Rm(a) => remove(a),
     }
+}
+
+fn remove(args: RmArgs) -> Result<()> {
+    let store = Store::new(tpmkey::store::default_root(
+        &tpmkey::connection::current_config()?,
+    ));
+    store.remove_token(&args.serial)?;
+    println!(
+        "token {} removed from {}",
+        args.serial,
+        store.root().display()
+    );
+    Ok(())
 }
 
 fn init(args: InitArgs) -> Result<()> {

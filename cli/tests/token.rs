@@ -9,6 +9,7 @@ mod common;
 
 use common::{openssl, stderr, verify_sha256, TokenEnv};
 use tpmkey::{KeyFile, TpmKey};
+use tpmkey_testenv::TpmEndpoint;
 
 const SO_PIN: &str = "12345678";
 const USER_PIN: &str = "4321";
@@ -154,4 +155,47 @@ fn token_link_puts_key_files_and_handles_into_a_token() {
         )
         .unwrap();
     tpmkey::connection::shutdown();
+}
+
+/// NV indices of the owner range the TPM holds (tpm2_getcap handles-nv-index).
+fn owner_nv_indices(t: &TokenEnv) -> Vec<u32> {
+    let out = t
+        .env
+        .swtpm
+        .tpm2_tools_ok(["tpm2_getcap", "handles-nv-index"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("0x"))
+        .filter_map(|h| u32::from_str_radix(h.trim(), 16).ok())
+        .filter(|h| (0x0180_0000..0x01C0_0000).contains(h))
+        .collect()
+}
+
+#[test]
+fn token_rm_deletes_the_token_and_its_pin_indices() {
+    let t = TokenEnv::start();
+    std::fs::write(t.env.path("so"), SO_PIN).unwrap();
+    std::fs::write(t.env.path("pin"), USER_PIN).unwrap();
+    let so = format!("file:{}", t.env.path("so").display());
+    let pin = format!("file:{}", t.env.path("pin").display());
+    let r = t.tpmkey(&[
+        "token", "init", "--label", "gone", "--so-pin", &so, "--pin", &pin,
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let text = String::from_utf8_lossy(&r.stdout).to_string();
+    let serial = text
+        .split("serial ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(owner_nv_indices(&t).len(), 2, "the SO and the user index");
+
+    let r = t.tpmkey(&["token", "rm", &serial]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(owner_nv_indices(&t).is_empty());
+    assert!(!t.store().join(&serial).exists());
+    // A second removal names the missing token.
+    let r = t.tpmkey(&["token", "rm", &serial]);
+    assert!(!r.status.success());
 }

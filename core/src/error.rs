@@ -49,6 +49,8 @@ pub enum Error {
         role: &'static str,
         tries: u32,
         remedy: &'static str,
+        /// The TPM refused (the PIN's NV index is at its limit), not the token's file.
+        by_tpm: bool,
     },
 }
 
@@ -131,11 +133,19 @@ impl fmt::Display for Error {
                 role,
                 tries,
                 remedy,
-            } => write!(
-                f,
-                "the {role} PIN of token {serial} is locked after {tries} wrong PINs (the \
-                 token's limit; the TPM was not asked): {remedy}"
-            ),
+                by_tpm,
+            } => {
+                let who = if *by_tpm {
+                    "the TPM refuses it: its PIN index counted the token's limit"
+                } else {
+                    "the token's limit; the TPM was not asked"
+                };
+                write!(
+                    f,
+                    "the {role} PIN of token {serial} is locked after {tries} wrong PINs \
+                     ({who}): {remedy}"
+                )
+            }
         }
     }
 }

@@ -229,18 +229,29 @@ impl SealedData {
     /// a platform state the object's policy refuses `Error::PolicyNotSatisfied`, naming the
     /// statement (no dictionary-attack count: the policy fails before authorisation).
     pub fn unseal(&self, auth: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.unseal_with(auth, false)
+    }
+
+    /// [`SealedData::unseal`] of an object used once (a PIN object at login): a
+    /// policy-bound one is flushed right after, not kept loaded or saved.
+    pub fn unseal_once(&self, auth: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.unseal_with(auth, true)
+    }
+
+    fn unseal_with(&self, auth: &[u8], once: bool) -> Result<Zeroizing<Vec<u8>>> {
         let Some(bound) = &self.bound else {
             return self.with_loaded(|tpm, handle, _| tpm.unseal(handle, &self.name, auth));
         };
+        let id = key_id(self.parent, &self.private);
         let loadable = Loadable::Blob {
-            id: key_id(self.parent, &self.private),
+            id,
             parent: self.parent,
             private: &self.private,
             public: &self.public,
             name: &self.name,
         };
         with_link(|link| {
-            link.run(Need::PolicyKey(&loadable, auth), |tpm, target| {
+            let unsealed = link.run(Need::PolicyKey(&loadable, auth), |tpm, target| {
                 let t =
                     target.ok_or_else(|| Error::Integrity("sealed object not loaded".into()))?;
                 policy_session::satisfy(tpm, &bound.run, &t.auth)?;
@@ -252,7 +263,11 @@ impl SealedData {
                             e
                         }
                     })
-            })
+            });
+            if once {
+                link.discard_loaded(id);
+            }
+            unsealed
         })
     }
 

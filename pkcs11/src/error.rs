@@ -143,10 +143,12 @@ fn is_foreign_blob(e: &tpmkey::Error) -> bool {
 }
 
 /// A core error from checking a PIN: the TPM's verdict becomes the PIN return codes. Only
-/// TPM2_Unseal of a PIN's sealed object judges the PIN; an authorisation failure of another
-/// command (a session whose nonce was altered on the bus, say) is not a wrong PIN.
+/// TPM2_Unseal of a PIN's sealed object and PolicySecret with a PIN's NV index judge the
+/// PIN; an authorisation failure of another command (a session whose nonce was altered on
+/// the bus, say) is not a wrong PIN.
 pub fn pin_error(e: tpmkey::Error) -> Error {
-    let judges_pin = matches!(&e, tpmkey::Error::Tpm { command, .. } if *command == "Unseal");
+    let judges_pin = matches!(&e, tpmkey::Error::Tpm { command, .. }
+        if *command == "Unseal" || *command == "PolicySecret");
     if e.is_lockout() {
         let why = format!("{e}: {}", tpmkey::dictionary_attack::lockout_advice());
         log(&why);

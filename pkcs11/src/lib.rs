@@ -36,15 +36,18 @@
 //!
 //! # PINs
 //! C_InitToken seals a random 32-byte token secret under an authValue SHA-256(salt || SO
-//! PIN) in a DA-protected TPM sealed object; C_InitPIN does the same for the user PIN.
-//! C_Login is one TPM2_Unseal: the TPM checks the PIN and counts failures toward its
-//! dictionary-attack lockout (CKR_PIN_INCORRECT; CKR_PIN_LOCKED with the recovery in the
-//! log). The token counts its own wrong PINs per role (`tpmkey::store::pin_state`): the
-//! PIN flags show them, and at the token's limit it refuses without asking the TPM, before
-//! the TPM locks out; C_InitPIN by the SO unlocks the user PIN. Keys' authValues are HMAC-SHA256(token secret, object id): high
-//! entropy, so keys are noDA (using them never counts toward the TPM's lockout; a locked
-//! PIN still locks their use, as every key needs the login). C_SetPIN is one
-//! TPM2_ObjectChangeAuth and rewrites one file. The CKA_VALUE of private data objects and
+//! PIN) in a DA-protected TPM sealed object whose policy is PolicySecret(the token's SO PIN
+//! index) + PolicyAuthValue; C_InitPIN does the same for the user PIN. The PIN indices are
+//! TPM_NT_PIN_FAIL NV indices, one per token and role (`tpmkey::store::pin_index`): the TPM
+//! counts wrong PINs there, not in its dictionary-attack counter, and refuses at the
+//! token's limit (CKR_PIN_INCORRECT, then CKR_PIN_LOCKED). C_Login is PolicySecret,
+//! PolicyAuthValue and TPM2_Unseal. The token mirrors the counts per role
+//! (`tpmkey::store::pin_state`) for the PIN flags; C_InitPIN by the SO unlocks the user
+//! PIN. Tokens made before PIN indices keep the host count and the TPM's lockout. Keys'
+//! authValues are HMAC-SHA256(token secret, object id): high entropy, so keys are noDA
+//! (using them never counts toward the TPM's lockout; a locked
+//! PIN still locks their use, as every key needs the login). C_SetPIN replaces the role's
+//! index and PIN object (TPM2_ObjectChangeAuth for tokens without indices). The CKA_VALUE of private data objects and
 //! private certificates, of any size, is an envelope: a TPM-sealed AES-256 key and
 //! AES-256-GCM over the value and the object's identity (`tpmkey::envelope`).
 //!

@@ -75,7 +75,7 @@ fn one_log_switch_with_level_destination_and_alias() {
     let log = std::fs::read_to_string(&file).unwrap();
     assert!(
         log.contains("C_Login: CKR_PIN_INCORRECT (0xa0)")
-            && log.contains("TPM2_Unseal failed")
+            && log.contains("TPM2_PolicySecret failed")
             && log.contains("wrong password or PIN"),
         "{log}"
     );

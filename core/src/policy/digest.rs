@@ -148,6 +148,12 @@ impl PolicyDigest {
         ]);
     }
 
+    /// D' = H(D ‖ TPM_CC_PolicyNvWritten ‖ writtenSet): the NV index the command acts on
+    /// has (or has not) been written.
+    pub fn policy_nv_written(&mut self, written: bool) {
+        self.extend(&[&cc::POLICY_NV_WRITTEN.to_be_bytes(), &[u8::from(written)]]);
+    }
+
     /// Applies one statement as a trial session would.
     pub fn apply(&mut self, statement: &Statement) -> Result<()> {
         match statement {

@@ -34,6 +34,7 @@ pub mod cc {
     pub const POLICY_OR: u32 = 0x171;
     pub const POLICY_PCR: u32 = 0x17F;
     pub const POLICY_PASSWORD: u32 = 0x18C;
+    pub const POLICY_NV_WRITTEN: u32 = 0x18F;
 }
 
 /// The name of a policy command code, for messages (also of those tpmkey cannot run).

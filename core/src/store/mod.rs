@@ -11,6 +11,7 @@
 pub(crate) mod files;
 pub mod objects;
 pub mod pin;
+pub(crate) mod pin_index;
 pub mod pin_state;
 pub mod record;
 pub mod token;
@@ -88,6 +89,11 @@ impl Store {
             return Err(Error::BadInput(format!("token serial {serial:?}")));
         }
         Token::open(&self.root.join(serial))
+    }
+
+    /// Deletes the token `serial`: its PIN indices in the TPM, then its directory.
+    pub fn remove_token(&self, serial: &str) -> Result<()> {
+        self.open(serial)?.delete()
     }
 
     /// Creates a token (C_InitToken on the empty slot) with a new 16-digit serial number.

@@ -51,6 +51,18 @@ impl Role {
         }
     }
 
+    /// What unlocks this role's PIN once its PIN index refuses it (tokens with PIN indices).
+    pub(crate) fn remedy_in_tpm(self) -> &'static str {
+        match self {
+            Role::User => self.remedy(),
+            Role::SecurityOfficer => {
+                "nothing resets the SO PIN's count in the TPM but the right SO PIN, which it \
+                 no longer accepts; the user PIN still works; to start over, remove the token \
+                 (tpmkey token rm) and make a new one"
+            }
+        }
+    }
+
     /// What unlocks this role's PIN once the token refuses it.
     pub(crate) fn remedy(self) -> &'static str {
         match self {

@@ -33,7 +33,8 @@ use super::objects::Objects;
 use super::pin::{
     decode_pin_file, encode_pin_file, pin_auth, Role, TokenSecret, SALT_LEN, SECRET_LEN,
 };
-use super::pin_state::{limit_for_this_tpm, PinState};
+use super::pin_index;
+use super::pin_state::{limit_for_this_tpm, PinState, PIN_TRIES};
 use super::record::Record;
 use crate::envelope::SealedSecret;
 use crate::error::{Error, Result};
@@ -206,7 +207,7 @@ impl Token {
             .and_then(|()| std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir.display(), e)))
             .and_then(|()| files::sync_dir(root));
         if let Err(e) = built {
-            let _ = std::fs::remove_dir_all(&tmp);
+            discard(&tmp);
             return Err(e);
         }
         Self::open(dir)
@@ -221,14 +222,23 @@ impl Token {
         so_pin: &[u8],
         generation: u64,
     ) -> Result<()> {
-        let secret = random_bytes(SECRET_LEN)?;
+        let secret = TokenSecret::new(random_bytes(SECRET_LEN)?);
         let salt = &description.salt;
-        let sealed = SealedData::seal(&secret, &pin_auth(salt, so_pin), true, None)?;
-        description.storage_key = Some(storage_key_name(sealed.key_file().parent)?);
-        files::write_atomic(
-            &dir.join(Role::SecurityOfficer.file()),
-            encode_pin_file(salt, &sealed).as_bytes(),
-        )?;
+        let sealed = seal_pin(&secret, &pin_auth(salt, so_pin), None)?;
+        let written = storage_key_name(sealed.key_file().parent).and_then(|name| {
+            description.storage_key = Some(name);
+            files::write_atomic(
+                &dir.join(Role::SecurityOfficer.file()),
+                encode_pin_file(salt, &sealed).as_bytes(),
+            )
+        });
+        if let Err(e) = written {
+            // The PIN file that would name the index is not there: delete it now.
+            if let Some(index) = pin_index::of(&sealed) {
+                let _ = pin_index::undefine(index);
+            }
+            return Err(e);
+        }
         files::write_atomic(
             &dir.join(GENERATION_FILE),
             format!("{generation}\n").as_bytes(),
@@ -342,7 +352,13 @@ impl Token {
     pub fn login(&self, role: Role, pin: &[u8]) -> Result<TokenSecret> {
         let dir_ino = files::inode(&self.dir)?;
         let (salt, object) = self.pin_object(role)?;
-        let secret = self.pin_try(role, None, || object.unseal(&pin_auth(&salt, pin)))?;
+        let secret = self.pin_try(role, &object, None, || {
+            let unsealed = object.unseal_once(&pin_auth(&salt, pin));
+            match pin_index::of(&object) {
+                Some(_) => unsealed.map_err(pin_index::object_refusal),
+                None => unsealed,
+            }
+        })?;
         if secret.len() != SECRET_LEN {
             return Err(files::corrupt(
                 &self.dir.join(role.file()),
@@ -357,17 +373,39 @@ impl Token {
     /// Runs `check`, a TPM command that checks `role`'s PIN, unless the token's limit is
     /// reached; counts a wrong PIN and clears the count after a right one. The state file
     /// is written only when it changes, under the write lock (`held` when the caller has it).
+    ///
+    /// For a PIN object checked by a PIN index (`object`), the TPM counts too: the file
+    /// then only mirrors it for the PIN flags, and the TPM's refusal at its limit is
+    /// recorded as the token's.
     fn pin_try<R>(
         &self,
         role: Role,
+        object: &SealedData,
         held: Option<&WriteLock>,
         check: impl FnOnce() -> Result<R>,
     ) -> Result<R> {
+        let in_tpm = pin_index::of(object).is_some();
         let before = self.pin_state()?;
         if before.is_locked(role) {
-            return Err(self.pin_locked(role, &before));
+            return Err(self.pin_locked(role, &before, in_tpm, false));
+        }
+        if in_tpm {
+            // PolicySecret needs the HMAC session, which a policy object's first use
+            // would not start.
+            pin_index::prepare_check()?;
         }
         let result = check();
+        if matches!(&result, Err(e) if pin_index::is_exhausted(e)) {
+            let _lock = match held {
+                Some(_) => None,
+                None => Some(WriteLock::acquire(&self.dir.join(LOCK_FILE))?),
+            };
+            let mut state = self.pin_state()?;
+            state.limit = PIN_TRIES;
+            state.set_failures(role, PIN_TRIES);
+            state.write(&self.dir)?;
+            return Err(self.pin_locked(role, &state, true, true));
+        }
         let wrong = matches!(&result, Err(e) if e.is_bad_auth());
         if wrong || (result.is_ok() && before.failures(role) > 0) {
             let _lock = match held {
@@ -383,32 +421,73 @@ impl Token {
             };
             state.set_failures(role, failures);
             if wrong && state.limit == 0 {
-                state.limit = limit_for_this_tpm();
+                state.limit = if in_tpm {
+                    PIN_TRIES
+                } else {
+                    limit_for_this_tpm()
+                };
             }
             state.write(&self.dir)?;
         }
         result
     }
 
-    fn pin_locked(&self, role: Role, state: &PinState) -> Error {
+    /// `in_tpm`: the PIN has an index (what unlocks it differs); `by_tpm`: the TPM refused.
+    fn pin_locked(&self, role: Role, state: &PinState, in_tpm: bool, by_tpm: bool) -> Error {
         Error::PinLocked {
             serial: self.description.serial.clone(),
             role: role.name(),
             tries: state.failures(role),
-            remedy: role.remedy(),
+            remedy: if in_tpm {
+                role.remedy_in_tpm()
+            } else {
+                role.remedy()
+            },
+            by_tpm,
         }
     }
 
     /// Sets the user PIN (C_InitPIN: the SO is logged in and holds the token secret).
+    ///
+    /// On a token with PIN indices the user's index is replaced at the same handle (a new
+    /// authValue and a zero count), so a locked user PIN is unlocked without touching the
+    /// TPM's dictionary-attack counter.
     pub fn init_user_pin(&self, secret: &TokenSecret, pin: &[u8]) -> Result<()> {
         let mut salt = vec![0u8; SALT_LEN];
         CRYPTO.random(&mut salt);
-        let sealed = SealedData::seal(secret.bytes(), &pin_auth(&salt, pin), true, None)?;
+        let auth = pin_auth(&salt, pin);
         let _lock = self.lock()?;
-        files::write_atomic(
+        let (_, so) = self.pin_object(Role::SecurityOfficer)?;
+        let sealed = if pin_index::of(&so).is_some() {
+            let old = if self.user_pin_initialized() {
+                pin_index::of(&self.pin_object(Role::User)?.1)
+            } else {
+                None
+            };
+            if let Some(index) = old {
+                pin_index::undefine(index)?;
+            }
+            seal_pin(secret, &auth, old)?
+        } else {
+            SealedData::seal(secret.bytes(), &auth, true, None)?
+        };
+        let written = files::write_atomic(
             &self.dir.join(Role::User.file()),
             encode_pin_file(&salt, &sealed).as_bytes(),
-        )?;
+        );
+        if let Err(e) = written {
+            // No PIN file names a new index unless the old file named its handle.
+            if let Some(index) = pin_index::of(&sealed) {
+                let named = self.user_pin_initialized()
+                    && self
+                        .pin_object(Role::User)
+                        .is_ok_and(|(_, old)| pin_index::of(&old) == Some(index));
+                if !named {
+                    let _ = pin_index::undefine(index);
+                }
+            }
+            return Err(e);
+        }
         // A new user PIN starts with no wrong tries (after a user lockout, too).
         let mut state = self.pin_state()?;
         if state.user_failures > 0 {
@@ -419,12 +498,30 @@ impl Token {
     }
 
     /// Changes a PIN: one TPM2_ObjectChangeAuth (the TPM checks the old PIN) and one file.
+    /// With a PIN index: the old PIN unseals the token secret (the index counts a wrong
+    /// one), the index is replaced at its handle with the new PIN, and the secret sealed
+    /// under it.
     pub fn change_pin(&self, role: Role, old: &[u8], new: &[u8]) -> Result<()> {
         let lock = self.lock()?;
         let (salt, object) = self.pin_object(role)?;
-        let changed = self.pin_try(role, Some(&lock), || {
-            object.change_auth(&pin_auth(&salt, old), &pin_auth(&salt, new))
-        })?;
+        let changed = match pin_index::of(&object) {
+            Some(index) => {
+                let secret = self.pin_try(role, &object, Some(&lock), || {
+                    object
+                        .unseal_once(&pin_auth(&salt, old))
+                        .map_err(pin_index::object_refusal)
+                })?;
+                pin_index::undefine(index)?;
+                seal_pin(
+                    &TokenSecret::new(secret),
+                    &pin_auth(&salt, new),
+                    Some(index),
+                )?
+            }
+            None => self.pin_try(role, &object, Some(&lock), || {
+                object.change_auth(&pin_auth(&salt, old), &pin_auth(&salt, new))
+            })?,
+        };
         files::write_atomic(
             &self.dir.join(role.file()),
             encode_pin_file(&salt, &changed).as_bytes(),
@@ -446,7 +543,7 @@ impl Token {
         let leftover = format!("{TEMP_PREFIX}reinit-{serial}-");
         for (name, _) in files::list(&root)? {
             if name.starts_with(&leftover) {
-                let _ = std::fs::remove_dir_all(root.join(name));
+                discard(&root.join(name));
             }
         }
         let mut description = Description {
@@ -468,12 +565,14 @@ impl Token {
             .and_then(|()| Self::write_fresh(&tmp, &mut description, so_pin, generation))
             .and_then(|()| files::exchange(&tmp, &self.dir));
         if let Err(e) = built {
-            let _ = std::fs::remove_dir_all(&tmp);
+            discard(&tmp);
             return Err(e);
         }
-        // The new token is in place; what follows only tidies up.
+        // The new token is in place; what follows only tidies up (the old token's PIN
+        // indices too: an old token left over keeps the PIN files naming them, for the
+        // next re-initialisation to delete).
         let _ = files::sync_dir(&root);
-        let _ = std::fs::remove_dir_all(&tmp);
+        discard(&tmp);
         if let Ok(ino) = files::inode(&self.dir) {
             self.dir_ino.store(ino, Ordering::Relaxed);
         }
@@ -481,6 +580,14 @@ impl Token {
         self.cache = Cache::default();
         self.leftovers_checked = false;
         Ok(())
+    }
+
+    /// Deletes the token: its PIN indices in the TPM first (none is left behind; a token
+    /// whose indices cannot be deleted stays), then its directory.
+    pub fn delete(self) -> Result<()> {
+        let _lock = self.lock()?;
+        release_pin_indices(&self.dir)?;
+        std::fs::remove_dir_all(&self.dir).map_err(|e| Error::io(self.dir.display(), e))
     }
 
     /// The write lock, for a token that is still the one this process opened.
@@ -759,4 +866,58 @@ fn random_bytes(n: usize) -> Result<Zeroizing<Vec<u8>>> {
     let mut out = Zeroizing::new(vec![0u8; n]);
     crate::keys::random(&mut out)?;
     Ok(out)
+}
+
+/// Seals the token secret under a PIN: with a PIN index (defined at `index`, or at a free
+/// handle) checking the PIN first, then the dictionary-attack protected object.
+/// A TPM that cannot give PIN indices gets the PIN object of tokens made before them.
+fn seal_pin(secret: &TokenSecret, auth: &[u8], index: Option<u32>) -> Result<SealedData> {
+    let index = match pin_index::define(auth, PIN_TRIES, index) {
+        Ok(index) => index,
+        Err(e) => match pin_index::unavailable(&e) {
+            Some(why) => {
+                crate::log::write(
+                    crate::log::Level::Error,
+                    "tpmkey",
+                    &format!(
+                        "PIN without a PIN index ({why}): the TPM's dictionary-attack \
+                         counter bounds guessing, and wrong PINs count there"
+                    ),
+                );
+                return SealedData::seal(secret.bytes(), auth, true, None);
+            }
+            None => return Err(e),
+        },
+    };
+    SealedData::seal_with_policy(secret.bytes(), auth, true, None, pin_index::policy(index))
+        .inspect_err(|_| {
+            let _ = pin_index::undefine(index);
+        })
+}
+
+/// Deletes the PIN indices the PIN files in `dir` name.
+fn release_pin_indices(dir: &Path) -> Result<()> {
+    for role in [Role::SecurityOfficer, Role::User] {
+        let path = dir.join(role.file());
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(path.display(), e)),
+        };
+        if let Some(index) = decode_pin_file(&path, &data)
+            .ok()
+            .and_then(|(_, sealed)| pin_index::of(&sealed))
+        {
+            pin_index::undefine(index)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a token directory that is no token's (a half-built one, an old one after
+/// re-initialisation) with its PIN indices; kept if they cannot be deleted now.
+fn discard(dir: &Path) {
+    if release_pin_indices(dir).is_ok() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

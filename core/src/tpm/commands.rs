@@ -14,6 +14,7 @@ use crate::response_code::{TPM_RC_RETRY, TPM_RC_TESTING, TPM_RC_YIELDED};
 use crate::session::{
     self, SaltKey, SaltedSession, ATTR_CONTINUE_SESSION, ATTR_DECRYPT, ATTR_ENCRYPT,
 };
+use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::tcti::Tcti;
 use crate::wire::*;
 
@@ -138,6 +139,9 @@ enum OtherAuth<'a> {
     None,
     Before(&'a [u8]),
     After(&'a [u8]),
+    /// An unkeyed policy session (see [`Tpm::start_unkeyed_policy_session`]), the
+    /// command's only authorisation.
+    UnkeyedPolicy(u32),
 }
 
 /// The parts of a command on one authorised key (Sign, RSA_Decrypt, ECDH_ZGen, Unseal;
@@ -335,6 +339,9 @@ impl Tpm {
             OtherAuth::None => auth_area,
             OtherAuth::Before(a) => Zeroizing::new([&password_auth(a)[..], &auth_area].concat()),
             OtherAuth::After(a) => Zeroizing::new([&auth_area[..], &password_auth(a)].concat()),
+            OtherAuth::UnkeyedPolicy(h) => {
+                Zeroizing::new([&auth_area[..], &unkeyed_auth(h)].concat())
+            }
         };
         let tag = if auth_area.is_empty() {
             TPM_ST_NO_SESSIONS
@@ -1243,6 +1250,118 @@ fn password_auth(auth: &[u8]) -> Zeroizing<Vec<u8>> {
         .u8(ATTR_CONTINUE_SESSION)
         .tpm2b(auth);
     w.into_secret()
+}
+
+/// The authorisation entry of an unkeyed policy session: a fresh nonceCaller, no
+/// continueSession (the command ends the session), and an empty HMAC (its key is empty).
+fn unkeyed_auth(session: u32) -> Zeroizing<Vec<u8>> {
+    let mut nonce = [0u8; 16];
+    CRYPTO.random(&mut nonce);
+    let mut w = Writer::new();
+    w.u32(session).tpm2b(&nonce).u8(0).tpm2b(&[]);
+    w.into_secret()
+}
+
+// ---- NV indices ------------------------------------------------------------------------
+
+impl Tpm {
+    /// TPM2_NV_DefineSpace under the owner hierarchy: `public` is the TPMS_NV_PUBLIC
+    /// (without its size), `auth` the index's authValue, the first parameter, so the
+    /// session encrypts it.
+    pub fn nv_define_space(&mut self, owner_auth: &[u8], auth: &[u8], public: &[u8]) -> Result<()> {
+        let mut w = Writer::new();
+        w.tpm2b(auth).tpm2b(public);
+        self.by_owner(
+            CommandCode::NvDefineSpace,
+            owner_auth,
+            None,
+            w.into_secret(),
+        )
+    }
+
+    /// TPM2_NV_UndefineSpace of `index` (Name `index_name`) by the owner hierarchy.
+    pub fn nv_undefine_space(
+        &mut self,
+        owner_auth: &[u8],
+        index: u32,
+        index_name: &[u8],
+    ) -> Result<()> {
+        let params = Zeroizing::new(Vec::new());
+        self.by_owner(
+            CommandCode::NvUndefineSpace,
+            owner_auth,
+            Some((index, index_name)),
+            params,
+        )
+    }
+
+    /// A command authorised by the owner hierarchy (its authValue through the session),
+    /// on `other` too when given; a non-empty first parameter is the secret kind.
+    fn by_owner(
+        &mut self,
+        code: CommandCode,
+        owner_auth: &[u8],
+        other: Option<(u32, &[u8])>,
+        params: Zeroizing<Vec<u8>>,
+    ) -> Result<()> {
+        let owner = handle_name(TPM_RH_OWNER);
+        let (handles, names): (Vec<u32>, Vec<&[u8]>) = match other {
+            Some((h, n)) => (vec![TPM_RH_OWNER, h], vec![&owner, n]),
+            None => (vec![TPM_RH_OWNER], vec![&owner]),
+        };
+        let secret_in = !params.is_empty();
+        let cmd = Command::new(code, params)
+            .handles(&handles)
+            .names(&names)
+            .auth(owner_auth);
+        let cmd = if secret_in { cmd.secret_in() } else { cmd };
+        self.execute(&cmd).map(|_| ())
+    }
+
+    /// TPM2_StartAuthSession of a policy session neither salted nor bound, encrypting
+    /// nothing: its HMAC key is empty, so it serves only policies that carry no secret and
+    /// never ask for an authValue (PolicyNvWritten before the first write of an index).
+    pub fn start_unkeyed_policy_session(&mut self) -> Result<u32> {
+        let mut nonce = [0u8; 16];
+        CRYPTO.random(&mut nonce);
+        let mut w = Writer::new();
+        w.tpm2b(&nonce)
+            .tpm2b(&[])
+            .u8(TPM_SE_POLICY)
+            .u16(TPM_ALG_NULL)
+            .u16(TPM_ALG_SHA256);
+        let cmd = Command::new(CommandCode::StartAuthSession, w.into_secret())
+            .handles(&[TPM_RH_NULL, TPM_RH_NULL])
+            .response_handles(1);
+        self.execute_new_handle(&cmd, |rsp| {
+            rsp.handles
+                .first()
+                .copied()
+                .ok_or_else(|| Error::Integrity("no session handle".into()))
+        })
+    }
+
+    /// TPM2_NV_Write of `data` at offset 0, authorised by the unkeyed policy session
+    /// `session`, which the command ends when it succeeds.
+    pub fn nv_write_with_policy(
+        &mut self,
+        index: u32,
+        index_name: &[u8],
+        session: u32,
+        data: &[u8],
+    ) -> Result<()> {
+        let mut w = Writer::new();
+        w.tpm2b(data).u16(0);
+        let names = [index_name, index_name];
+        self.execute_with(
+            &Command::new(CommandCode::NvWrite, w.into_secret())
+                .handles(&[index, index])
+                .names(&names),
+            Slot::Hmac,
+            OtherAuth::UnkeyedPolicy(session),
+        )
+        .map(|_| ())
+    }
 }
 
 #[cfg(test)]

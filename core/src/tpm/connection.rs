@@ -600,6 +600,15 @@ impl Link {
         self.storage.forget_persistent(handle);
     }
 
+    /// Flushes our object `id` if it is loaded, without saving its context, and forgets
+    /// any saved one: an object used once (a PIN object at login) keeps no slot.
+    pub fn discard_loaded(&mut self, id: u64) {
+        if let Some(handle) = self.objects.take(id) {
+            let _ = self.tpm.flush_context(handle);
+        }
+        self.objects.forget_context(id);
+    }
+
     /// Runs `op` with the HMAC session, a policy session with a clean digest (its handle is
     /// `op`'s second argument) and none of our objects loaded: for objects whose policy the
     /// caller runs itself, such as the EK's PolicySecret(TPM_RH_ENDORSEMENT), and which it

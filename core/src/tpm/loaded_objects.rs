@@ -61,6 +61,11 @@ impl LoadedObjects {
         Some(self.loaded.remove(i).1)
     }
 
+    /// Forgets the saved context of object `id`, if any.
+    pub(crate) fn forget_context(&mut self, id: u64) {
+        self.contexts.remove(&id);
+    }
+
     /// Takes every loaded object off the list, least recently used first.
     pub(crate) fn take_all(&mut self) -> Vec<(u64, u32)> {
         std::mem::take(&mut self.loaded)

@@ -78,6 +78,10 @@ pub enum CommandCode {
     Quote = 0x158,
     ActivateCredential = 0x147,
     CertifyCreation = 0x14A,
+    NvDefineSpace = 0x12A,
+    NvUndefineSpace = 0x122,
+    NvWrite = 0x137,
+    PolicyNvWritten = 0x18F,
 }
 
 impl CommandCode {
@@ -122,6 +126,10 @@ impl CommandCode {
             CommandCode::Quote => "Quote",
             CommandCode::ActivateCredential => "ActivateCredential",
             CommandCode::CertifyCreation => "CertifyCreation",
+            CommandCode::NvDefineSpace => "NV_DefineSpace",
+            CommandCode::NvUndefineSpace => "NV_UndefineSpace",
+            CommandCode::NvWrite => "NV_Write",
+            CommandCode::PolicyNvWritten => "PolicyNvWritten",
         }
     }
 
