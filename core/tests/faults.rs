@@ -102,8 +102,8 @@ fn a_response_that_makes_a_handle_but_is_not_used_leaves_nothing_loaded() {
 
 /// StartAuthSession's response carries no HMAC: a nonceTPM altered on the bus gives this
 /// process a session key the TPM does not have, and the command using the session fails its
-/// authorisation. The session is then given up, so the next operation starts a new one
-/// instead of failing the same way for the life of the process.
+/// authorisation. No password entered that HMAC, so it is not a wrong password: the
+/// operation starts over on a new session (once) and succeeds, and so do the next ones.
 #[test]
 fn a_session_started_with_an_altered_nonce_is_replaced() {
     let (tpm, tap) = common::tapped_tpm(&[("objects", "keep")]);
@@ -114,11 +114,11 @@ fn a_session_started_with_an_altered_nonce_is_replaced() {
         0,
         Fault::Flip(Area::Parameters, 7),
     ));
+    // The Sign fails its session HMAC with no password involved: the session is out of
+    // step, so the operation starts over on a new one and succeeds.
     let first = sign(&key);
     assert!(!tap.faults_pending(), "no StartAuthSession sent");
-    if let Err(e) = &first {
-        assert!(e.is_bad_auth(), "{e}");
-    }
+    first.unwrap();
     for _ in 0..3 {
         sign(&key).unwrap();
     }

@@ -177,6 +177,9 @@ pub struct Tpm {
     pub use_session: bool,
     /// Commands sent on this connection, for tests and the benchmark.
     pub commands_sent: u64,
+    /// The last command failed its session HMAC although no password entered it: not a
+    /// wrong password but our session or a handle out of step with the TPM.
+    pub out_of_step: bool,
 }
 
 const RETRY_LIMIT: u32 = 50;
@@ -191,6 +194,7 @@ impl Tpm {
             policy: PolicyState::default(),
             use_session,
             commands_sent: 0,
+            out_of_step: false,
         }
     }
 
@@ -380,6 +384,7 @@ impl Tpm {
                 // HMAC, so a nonceTPM altered on the bus shows only here. Kept, the session
                 // would fail every command; the next operation starts a new one.
                 self.discard_session(slot);
+                self.out_of_step = hmac_auth.is_empty() && matches!(other, OtherAuth::None);
             }
             return Err(e);
         }

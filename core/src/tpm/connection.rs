@@ -239,6 +239,7 @@ impl Link {
             self.storage.used = false;
             self.key_used = false;
             self.tpm.sessions_used = (false, false);
+            self.tpm.out_of_step = false;
             let result = f(self);
             self.after_operation();
             let Err(e) = result else { return result };
@@ -256,6 +257,13 @@ impl Link {
                     std::thread::sleep(backoff(attempt));
                 }
                 Failure::Lost if !reset_done => {
+                    reset_done = true;
+                    self.reset()?;
+                }
+                // No password was involved, so the TPM's "bad auth" means our state is out
+                // of step with it (a session salted to, or a context saved from, an object
+                // that another process had at our handle after a TPM restart): start over.
+                Failure::Fatal if self.tpm.out_of_step && !reset_done => {
                     reset_done = true;
                     self.reset()?;
                 }
