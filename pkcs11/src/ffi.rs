@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::general::InitArgs;
 use crate::mechanism::{Mechanism, Param};
 use crate::{
-    digest, encrypt_decrypt, general, key_management, object, operation, random, session,
-    sign_verify, slot_token,
+    create_object, digest, encrypt_decrypt, general, key_management, object, operation, random,
+    session, sign_verify, slot_token,
 };
 
 /// Runs `f`, turning a panic into CKR_GENERAL_ERROR and an error into its CK_RV.
@@ -478,7 +478,7 @@ unsafe extern "C" fn C_CreateObject(
     guard("C_CreateObject", || {
         // SAFETY: `count` attributes; NULL or a writable handle.
         let (t, handle) = unsafe { (template(attrs, count)?, out(handle)?) };
-        *handle = object::create(session, &t)?;
+        *handle = create_object::create_object(session, &t)?;
         Ok(())
     })
 }

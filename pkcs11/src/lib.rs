@@ -64,6 +64,7 @@
 //! in software (pure Rust, nothing re-enters libcrypto).
 
 mod attributes;
+mod create_object;
 mod digest;
 mod encrypt_decrypt;
 mod error;

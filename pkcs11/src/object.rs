@@ -12,7 +12,7 @@ use tpmkey::store::{Attributes, Record};
 
 use crate::attributes::{
     boolean, class, get_bool, is_private, is_sensitive, is_settable, matches, to_map, ulong,
-    Answer, Template,
+    Answer, SecretAttributes, Template,
 };
 use crate::error::{Error, Result};
 use crate::state::{self, new_handle, Module, ObjRef, SessionObject};
@@ -146,13 +146,12 @@ pub fn store(
     }
 }
 
-pub fn create(session: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
-    let mut attrs = to_map(template)?;
-    let class =
-        class(&attrs).ok_or_else(|| Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is missing"))?;
-    if class == CKO_PRIVATE_KEY && crate::key_management::is_import(&attrs) {
-        return crate::key_management::import(session, attrs);
-    }
+/// Stores a new object of `class` (anything but a private key to import into the TPM).
+pub fn create(
+    session: CK_SESSION_HANDLE,
+    mut attrs: SecretAttributes,
+    class: CK_OBJECT_CLASS,
+) -> Result<CK_OBJECT_HANDLE> {
     with_defaults(class, &mut attrs)?;
     state::with(|m| {
         check_access(m, session, &attrs)?;
