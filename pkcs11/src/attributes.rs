@@ -9,17 +9,17 @@ use crate::error::{Error, Result};
 
 /// A caller's template, copied out of its CK_ATTRIBUTE array; the copies zeroize when
 /// dropped (a template may carry a key password or a secret value).
-pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>)>;
+pub(crate) type Template = Vec<(CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>)>;
 
 /// Attributes that may hold secrets (a template's key password, an ECDH secret, a session
 /// object's value): every value is zeroized when the map is dropped. Token objects'
 /// attributes, stored in files, hold no secrets (private values are sealed by the TPM).
 #[derive(Clone, Default)]
-pub struct SecretAttributes(Attributes);
+pub(crate) struct SecretAttributes(Attributes);
 
 impl SecretAttributes {
     /// The attributes, to be kept where no secret is (a token object's record).
-    pub fn into_inner(mut self) -> Attributes {
+    pub(crate) fn into_inner(mut self) -> Attributes {
         std::mem::take(&mut self.0)
     }
 }
@@ -59,43 +59,43 @@ impl std::fmt::Debug for SecretAttributes {
 }
 
 /// tpmkey's vendor-defined attributes (include/tpmkey_pkcs11.h): importing a TPM key.
-pub const CKA_TPMKEY_VENDOR: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x5450_4B00;
-pub const CKA_TPMKEY_KEY_FILE: CK_ATTRIBUTE_TYPE = CKA_TPMKEY_VENDOR + 1;
-pub const CKA_TPMKEY_PERSISTENT_HANDLE: CK_ATTRIBUTE_TYPE = CKA_TPMKEY_VENDOR + 2;
-pub const CKA_TPMKEY_KEY_AUTH: CK_ATTRIBUTE_TYPE = CKA_TPMKEY_VENDOR + 3;
+pub(crate) const CKA_TPMKEY_VENDOR: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x5450_4B00;
+pub(crate) const CKA_TPMKEY_KEY_FILE: CK_ATTRIBUTE_TYPE = CKA_TPMKEY_VENDOR + 1;
+pub(crate) const CKA_TPMKEY_PERSISTENT_HANDLE: CK_ATTRIBUTE_TYPE = CKA_TPMKEY_VENDOR + 2;
+pub(crate) const CKA_TPMKEY_KEY_AUTH: CK_ATTRIBUTE_TYPE = CKA_TPMKEY_VENDOR + 3;
 
-pub fn ulong(v: CK_ULONG) -> Vec<u8> {
+pub(crate) fn ulong(v: CK_ULONG) -> Vec<u8> {
     v.to_ne_bytes().to_vec()
 }
 
-pub fn boolean(b: bool) -> Vec<u8> {
+pub(crate) fn boolean(b: bool) -> Vec<u8> {
     vec![u8::from(b)]
 }
 
-pub fn get_ulong(attrs: &Attributes, t: CK_ATTRIBUTE_TYPE) -> Option<CK_ULONG> {
+pub(crate) fn get_ulong(attrs: &Attributes, t: CK_ATTRIBUTE_TYPE) -> Option<CK_ULONG> {
     attrs.get(&t).and_then(|v| parse_ulong(v))
 }
 
-pub fn get_bool(attrs: &Attributes, t: CK_ATTRIBUTE_TYPE) -> Option<bool> {
+pub(crate) fn get_bool(attrs: &Attributes, t: CK_ATTRIBUTE_TYPE) -> Option<bool> {
     attrs.get(&t).and_then(|v| parse_bool(v))
 }
 
-pub fn parse_ulong(v: &[u8]) -> Option<CK_ULONG> {
+pub(crate) fn parse_ulong(v: &[u8]) -> Option<CK_ULONG> {
     Some(CK_ULONG::from_ne_bytes(v.try_into().ok()?))
 }
 
-pub fn parse_bool(v: &[u8]) -> Option<bool> {
+pub(crate) fn parse_bool(v: &[u8]) -> Option<bool> {
     match v {
         [b] => Some(*b != 0),
         _ => None,
     }
 }
 
-pub fn is_private(attrs: &Attributes) -> bool {
+pub(crate) fn is_private(attrs: &Attributes) -> bool {
     get_bool(attrs, CKA_PRIVATE).unwrap_or(false)
 }
 
-pub fn class(attrs: &Attributes) -> Option<CK_OBJECT_CLASS> {
+pub(crate) fn class(attrs: &Attributes) -> Option<CK_OBJECT_CLASS> {
     get_ulong(attrs, CKA_CLASS)
 }
 
@@ -139,7 +139,7 @@ fn expected_len(t: CK_ATTRIBUTE_TYPE) -> Option<usize> {
 }
 
 /// A template as an attribute map; a value of the wrong size is rejected.
-pub fn to_map(template: &Template) -> Result<SecretAttributes> {
+pub(crate) fn to_map(template: &Template) -> Result<SecretAttributes> {
     let mut out = SecretAttributes::default();
     for (t, v) in template {
         if expected_len(*t).is_some_and(|n| n != v.len()) {
@@ -154,13 +154,13 @@ pub fn to_map(template: &Template) -> Result<SecretAttributes> {
 }
 
 /// Whether every attribute of `template` is present in `attrs` with the same value.
-pub fn matches(attrs: &Attributes, template: &Attributes) -> bool {
+pub(crate) fn matches(attrs: &Attributes, template: &Attributes) -> bool {
     template.iter().all(|(t, v)| attrs.get(t) == Some(v))
 }
 
 /// C_GetAttributeValue's answer for one attribute.
 #[derive(Debug)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// A copy of the value, zeroized when dropped (it may be a secret).
     Value(Zeroizing<Vec<u8>>),
     Sensitive,
@@ -168,7 +168,7 @@ pub enum Answer {
 }
 
 /// Secret parts of keys: never revealed.
-pub fn is_sensitive(attrs: &Attributes, t: CK_ATTRIBUTE_TYPE) -> bool {
+pub(crate) fn is_sensitive(attrs: &Attributes, t: CK_ATTRIBUTE_TYPE) -> bool {
     match class(attrs) {
         Some(CKO_PRIVATE_KEY) => matches!(
             t,
@@ -190,7 +190,7 @@ pub fn is_sensitive(attrs: &Attributes, t: CK_ATTRIBUTE_TYPE) -> bool {
 }
 
 /// Attributes a caller may change with C_SetAttributeValue.
-pub fn is_settable(t: CK_ATTRIBUTE_TYPE) -> bool {
+pub(crate) fn is_settable(t: CK_ATTRIBUTE_TYPE) -> bool {
     matches!(
         t,
         CKA_LABEL | CKA_ID | CKA_SUBJECT | CKA_APPLICATION | CKA_START_DATE | CKA_END_DATE

@@ -6,7 +6,10 @@ use cryptoki_sys::*;
 use crate::attributes::{class, to_map, Template};
 use crate::error::{Error, Result};
 
-pub fn create_object(session: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
+pub(crate) fn create_object(
+    session: CK_SESSION_HANDLE,
+    template: &Template,
+) -> Result<CK_OBJECT_HANDLE> {
     let attrs = to_map(template)?;
     let class =
         class(&attrs).ok_or_else(|| Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is missing"))?;

@@ -10,11 +10,11 @@ use crate::operation;
 use crate::state;
 
 #[derive(Debug)]
-pub struct DigestOp {
+pub(crate) struct DigestOp {
     hasher: Hasher,
 }
 
-pub fn init(session: CK_SESSION_HANDLE, mech: &Mechanism) -> Result<()> {
+pub(crate) fn init(session: CK_SESSION_HANDLE, mech: &Mechanism) -> Result<()> {
     mechanism::check(mech.kind, CKF_DIGEST)?;
     let hash = hash_of(mech.kind).ok_or_else(|| Error::rv(CKR_MECHANISM_INVALID))?;
     state::with(|m| {
@@ -43,11 +43,15 @@ fn finish(
     })
 }
 
-pub fn digest(session: CK_SESSION_HANDLE, data: &[u8], capacity: Option<usize>) -> Result<Vec<u8>> {
+pub(crate) fn digest(
+    session: CK_SESSION_HANDLE,
+    data: &[u8],
+    capacity: Option<usize>,
+) -> Result<Vec<u8>> {
     finish(session, Some(data), capacity)
 }
 
-pub fn update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
+pub(crate) fn update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
     state::with(|m| {
         operation::active(&mut m.session(session)?.digest)?
             .hasher
@@ -56,6 +60,6 @@ pub fn update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
     })
 }
 
-pub fn digest_final(session: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Vec<u8>> {
+pub(crate) fn digest_final(session: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Vec<u8>> {
     finish(session, None, capacity)
 }

@@ -60,13 +60,13 @@ fn padding(mech: &Mechanism) -> Result<Padding> {
 }
 
 #[derive(Debug)]
-pub struct EncryptOp {
+pub(crate) struct EncryptOp {
     padding: Padding,
     modulus: Vec<u8>,
     exponent: u32,
 }
 
-pub fn encrypt_init(
+pub(crate) fn encrypt_init(
     session: CK_SESSION_HANDLE,
     mech: &Mechanism,
     key: CK_OBJECT_HANDLE,
@@ -97,7 +97,7 @@ pub fn encrypt_init(
     })
 }
 
-pub fn encrypt(
+pub(crate) fn encrypt(
     session: CK_SESSION_HANDLE,
     data: &[u8],
     capacity: Option<usize>,
@@ -115,7 +115,7 @@ pub fn encrypt(
 }
 
 #[derive(Debug)]
-pub struct DecryptOp {
+pub(crate) struct DecryptOp {
     padding: RsaPadding,
     label: Vec<u8>,
     key: TpmKey,
@@ -127,7 +127,7 @@ pub struct DecryptOp {
     pub needs_login: bool,
 }
 
-pub fn decrypt_init(
+pub(crate) fn decrypt_init(
     session: CK_SESSION_HANDLE,
     mech: &Mechanism,
     key: CK_OBJECT_HANDLE,
@@ -167,7 +167,7 @@ pub fn decrypt_init(
     })
 }
 
-pub fn decrypt(
+pub(crate) fn decrypt(
     session: CK_SESSION_HANDLE,
     data: &[u8],
     capacity: Option<usize>,

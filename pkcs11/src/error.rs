@@ -5,17 +5,17 @@
 
 use cryptoki_sys::*;
 
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 #[derive(Debug)]
-pub struct Error {
+pub(crate) struct Error {
     rv: CK_RV,
     needed: Option<usize>,
     cause: String,
 }
 
 impl Error {
-    pub fn new(rv: CK_RV, cause: impl Into<String>) -> Error {
+    pub(crate) fn new(rv: CK_RV, cause: impl Into<String>) -> Error {
         Error {
             rv,
             needed: None,
@@ -23,12 +23,12 @@ impl Error {
         }
     }
 
-    pub fn rv(rv: CK_RV) -> Error {
+    pub(crate) fn rv(rv: CK_RV) -> Error {
         Error::new(rv, "")
     }
 
     /// The caller's buffer is missing or short: `needed` bytes (or items) are required.
-    pub fn buffer_too_small(needed: usize) -> Error {
+    pub(crate) fn buffer_too_small(needed: usize) -> Error {
         Error {
             rv: CKR_BUFFER_TOO_SMALL,
             needed: Some(needed),
@@ -36,20 +36,20 @@ impl Error {
         }
     }
 
-    pub fn code(&self) -> CK_RV {
+    pub(crate) fn code(&self) -> CK_RV {
         self.rv
     }
 
-    pub fn needed(&self) -> Option<usize> {
+    pub(crate) fn needed(&self) -> Option<usize> {
         self.needed
     }
 
-    pub fn cause(&self) -> &str {
+    pub(crate) fn cause(&self) -> &str {
         &self.cause
     }
 
     /// True for CKR_BUFFER_TOO_SMALL, the one error that does not end an operation.
-    pub fn keeps_operation(&self) -> bool {
+    pub(crate) fn keeps_operation(&self) -> bool {
         self.rv == CKR_BUFFER_TOO_SMALL
     }
 }
@@ -84,12 +84,12 @@ impl From<tpmkey::Error> for Error {
 /// The module's log at level error (standard error unless `TPMKEY_LOG` says otherwise;
 /// see `tpmkey::log`): what an administrator must see, such as a damaged store. Never
 /// secrets.
-pub fn log(message: &str) {
+pub(crate) fn log(message: &str) {
     tpmkey::log::write(tpmkey::log::Level::Error, "tpmkey-pkcs11", message);
 }
 
 /// A line at level debug: every failed call with its cause.
-pub fn debug(message: &str) {
+pub(crate) fn debug(message: &str) {
     tpmkey::log::write(tpmkey::log::Level::Debug, "tpmkey-pkcs11", message);
 }
 
@@ -98,7 +98,7 @@ pub fn debug(message: &str) {
 /// is `rv` (CKR_FUNCTION_REJECTED for keys, CKR_ATTRIBUTE_SENSITIVE for values) with a log
 /// line that names the policy (`statements`) and what differs (`e`, which names the PCRs).
 /// No dictionary-attack count was spent: policies fail before authorisation.
-pub fn not_usable_now(
+pub(crate) fn not_usable_now(
     what: &str,
     statements: Option<&[tpmkey::policy::Statement]>,
     e: &tpmkey::Error,
@@ -121,7 +121,7 @@ pub fn not_usable_now(
 }
 
 /// A core error from using `key`: a policy failure names the key's policy.
-pub fn key_use(key: &tpmkey::TpmKey, e: tpmkey::Error) -> Error {
+pub(crate) fn key_use(key: &tpmkey::TpmKey, e: tpmkey::Error) -> Error {
     match key.policy() {
         Some(policy) if e.is_policy_failure() => not_usable_now(
             "the key",
@@ -146,7 +146,7 @@ fn is_foreign_blob(e: &tpmkey::Error) -> bool {
 /// TPM2_Unseal of a PIN's sealed object and PolicySecret with a PIN's NV index judge the
 /// PIN; an authorisation failure of another command (a session whose nonce was altered on
 /// the bus, say) is not a wrong PIN.
-pub fn pin_error(e: tpmkey::Error) -> Error {
+pub(crate) fn pin_error(e: tpmkey::Error) -> Error {
     let judges_pin = matches!(&e, tpmkey::Error::Tpm { command, .. }
         if *command == "Unseal" || *command == "PolicySecret");
     if e.is_lockout() {
@@ -171,7 +171,7 @@ pub fn pin_error(e: tpmkey::Error) -> Error {
 }
 
 /// The name of a CK_RV, for log lines (tools print some codes as unknown).
-pub fn rv_name(rv: CK_RV) -> &'static str {
+pub(crate) fn rv_name(rv: CK_RV) -> &'static str {
     match rv {
         CKR_OK => "CKR_OK",
         CKR_ACTION_PROHIBITED => "CKR_ACTION_PROHIBITED",

@@ -264,7 +264,7 @@ unsafe extern "C" fn C_GetInfo(info: *mut CK_INFO) -> CK_RV {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> CK_RV {
+pub(crate) unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> CK_RV {
     guard("C_GetFunctionList", || {
         // SAFETY: NULL or a writable pointer.
         let list = unsafe { out(list) }?;
@@ -274,7 +274,7 @@ pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> 
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_GetInterfaceList(
+pub(crate) unsafe extern "C" fn C_GetInterfaceList(
     list: *mut CK_INTERFACE,
     count: *mut CK_ULONG,
 ) -> CK_RV {
@@ -285,7 +285,7 @@ pub unsafe extern "C" fn C_GetInterfaceList(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_GetInterface(
+pub(crate) unsafe extern "C" fn C_GetInterface(
     name: *mut CK_UTF8CHAR,
     version: *mut CK_VERSION,
     interface: *mut *mut CK_INTERFACE,

@@ -5,19 +5,19 @@ use cryptoki_sys::*;
 use crate::error::{Error, Result};
 use crate::state;
 
-pub const MANUFACTURER: &str = "tpmkey";
-pub const LIBRARY_DESCRIPTION: &str = "tpmkey TPM-backed PKCS#11 token";
+pub(crate) const MANUFACTURER: &str = "tpmkey";
+pub(crate) const LIBRARY_DESCRIPTION: &str = "tpmkey TPM-backed PKCS#11 token";
 
 /// What C_Initialize's CK_C_INITIALIZE_ARGS said, read by the FFI layer.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     pub flags: CK_FLAGS,
     /// How many of the four mutex callbacks are set (0 or 4 are valid).
     pub mutex_callbacks: usize,
     pub reserved_is_null: bool,
 }
 
-pub fn initialize(args: Option<InitArgs>) -> Result<()> {
+pub(crate) fn initialize(args: Option<InitArgs>) -> Result<()> {
     if let Some(a) = args {
         if !a.reserved_is_null {
             return Err(Error::new(
@@ -42,12 +42,12 @@ pub fn initialize(args: Option<InitArgs>) -> Result<()> {
     state::initialize()
 }
 
-pub fn finalize() -> Result<()> {
+pub(crate) fn finalize() -> Result<()> {
     state::finalize()
 }
 
 /// Copies `s` into a blank-padded PKCS#11 string field (cut at a character boundary).
-pub fn padded<const N: usize>(s: &str) -> [u8; N] {
+pub(crate) fn padded<const N: usize>(s: &str) -> [u8; N] {
     let mut out = [b' '; N];
     let mut end = s.len().min(N);
     while !s.is_char_boundary(end) {
@@ -57,7 +57,7 @@ pub fn padded<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
-pub fn info() -> Result<CK_INFO> {
+pub(crate) fn info() -> Result<CK_INFO> {
     state::with(|_| Ok(()))?;
     Ok(CK_INFO {
         cryptokiVersion: CK_VERSION { major: 3, minor: 0 },
@@ -68,7 +68,7 @@ pub fn info() -> Result<CK_INFO> {
     })
 }
 
-pub fn version() -> CK_VERSION {
+pub(crate) fn version() -> CK_VERSION {
     let mut parts = env!("CARGO_PKG_VERSION")
         .split('.')
         .map(|p| p.parse().unwrap_or(0));

@@ -233,7 +233,7 @@ fn pair_attributes(
     (pub_attrs, priv_attrs)
 }
 
-pub fn generate_key_pair(
+pub(crate) fn generate_key_pair(
     session: CK_SESSION_HANDLE,
     mech: &Mechanism,
     pub_template: &Template,
@@ -330,7 +330,7 @@ fn store_pair(
 }
 
 /// Whether a C_CreateObject template of a private key brings in an existing TPM key.
-pub fn is_import(attrs: &Attributes) -> bool {
+pub(crate) fn is_import(attrs: &Attributes) -> bool {
     attrs.contains_key(&CKA_TPMKEY_KEY_FILE) || attrs.contains_key(&CKA_TPMKEY_PERSISTENT_HANDLE)
 }
 
@@ -338,7 +338,10 @@ pub fn is_import(attrs: &Attributes) -> bool {
 /// the token's authValue for a new object by TPM2_ObjectChangeAuth and is stored as a key
 /// pair; the key file or persistent object handed in keeps its own password. Returns the
 /// private key's handle.
-pub fn import(session: CK_SESSION_HANDLE, mut attrs: SecretAttributes) -> Result<CK_OBJECT_HANDLE> {
+pub(crate) fn import(
+    session: CK_SESSION_HANDLE,
+    mut attrs: SecretAttributes,
+) -> Result<CK_OBJECT_HANDLE> {
     let password = Zeroizing::new(attrs.remove(&CKA_TPMKEY_KEY_AUTH).unwrap_or_default());
     let key = match (
         attrs.remove(&CKA_TPMKEY_KEY_FILE),
@@ -418,7 +421,7 @@ fn random_auth() -> Result<Zeroizing<Vec<u8>>> {
     Ok(auth)
 }
 
-pub fn derive_key(
+pub(crate) fn derive_key(
     session: CK_SESSION_HANDLE,
     mech: &Mechanism,
     base: CK_OBJECT_HANDLE,

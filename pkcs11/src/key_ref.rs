@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::state::{Module, ObjRef};
 
 /// The key object behind `h` for an operation: invalid handles are KEY_HANDLE_INVALID.
-pub fn key_object(
+pub(crate) fn key_object(
     m: &mut Module,
     session: CK_SESSION_HANDLE,
     h: CK_OBJECT_HANDLE,

@@ -63,6 +63,8 @@
 //! once logged in, with the `keep` object policy), verification, encryption and digests
 //! in software (pure Rust, nothing re-enters libcrypto).
 
+#![deny(unreachable_pub)]
+
 mod attributes;
 mod create_object;
 mod digest;

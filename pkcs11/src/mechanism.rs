@@ -8,13 +8,13 @@ use crate::error::{Error, Result};
 
 /// A mechanism as the caller asked for it.
 #[derive(Clone, Debug)]
-pub struct Mechanism {
+pub(crate) struct Mechanism {
     pub kind: CK_MECHANISM_TYPE,
     pub param: Param,
 }
 
 #[derive(Clone, Debug)]
-pub enum Param {
+pub(crate) enum Param {
     None,
     Pss {
         hash: CK_MECHANISM_TYPE,
@@ -149,11 +149,11 @@ const MECHANISMS: &[(CK_MECHANISM_TYPE, CK_ULONG, CK_ULONG, CK_FLAGS)] = &[
     (CKM_SHA512, 0, 0, CKF_DIGEST),
 ];
 
-pub fn list() -> Vec<CK_MECHANISM_TYPE> {
+pub(crate) fn list() -> Vec<CK_MECHANISM_TYPE> {
     MECHANISMS.iter().map(|m| m.0).collect()
 }
 
-pub fn info(kind: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO> {
+pub(crate) fn info(kind: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO> {
     MECHANISMS
         .iter()
         .find(|m| m.0 == kind)
@@ -166,7 +166,7 @@ pub fn info(kind: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO> {
 }
 
 /// Whether `kind` is offered with the usage `flag` (CKF_SIGN, CKF_DECRYPT, ...).
-pub fn check(kind: CK_MECHANISM_TYPE, flag: CK_FLAGS) -> Result<()> {
+pub(crate) fn check(kind: CK_MECHANISM_TYPE, flag: CK_FLAGS) -> Result<()> {
     if info(kind)?.flags & flag == 0 {
         return Err(Error::new(
             CKR_MECHANISM_INVALID,
@@ -177,7 +177,7 @@ pub fn check(kind: CK_MECHANISM_TYPE, flag: CK_FLAGS) -> Result<()> {
 }
 
 /// The digest mechanism CKM_SHA* as a hash.
-pub fn hash_of(m: CK_MECHANISM_TYPE) -> Option<Hash> {
+pub(crate) fn hash_of(m: CK_MECHANISM_TYPE) -> Option<Hash> {
     match m {
         CKM_SHA_1 => Some(Hash::Sha1),
         CKM_SHA256 => Some(Hash::Sha256),
@@ -187,7 +187,7 @@ pub fn hash_of(m: CK_MECHANISM_TYPE) -> Option<Hash> {
     }
 }
 
-pub fn mgf_hash(mgf: CK_RSA_PKCS_MGF_TYPE) -> Option<Hash> {
+pub(crate) fn mgf_hash(mgf: CK_RSA_PKCS_MGF_TYPE) -> Option<Hash> {
     match mgf {
         CKG_MGF1_SHA1 => Some(Hash::Sha1),
         CKG_MGF1_SHA256 => Some(Hash::Sha256),
@@ -198,7 +198,7 @@ pub fn mgf_hash(mgf: CK_RSA_PKCS_MGF_TYPE) -> Option<Hash> {
 }
 
 /// The hash a combined mechanism (CKM_ECDSA_SHA256, CKM_SHA256_RSA_PKCS_PSS, ...) applies.
-pub fn prehash(m: CK_MECHANISM_TYPE) -> Option<Hash> {
+pub(crate) fn prehash(m: CK_MECHANISM_TYPE) -> Option<Hash> {
     match m {
         CKM_ECDSA_SHA1 | CKM_SHA1_RSA_PKCS | CKM_SHA1_RSA_PKCS_PSS => Some(Hash::Sha1),
         CKM_ECDSA_SHA256 | CKM_SHA256_RSA_PKCS | CKM_SHA256_RSA_PKCS_PSS => Some(Hash::Sha256),
@@ -209,7 +209,7 @@ pub fn prehash(m: CK_MECHANISM_TYPE) -> Option<Hash> {
 }
 
 /// Whether the key's CKA_ALLOWED_MECHANISMS (if any) admits `kind`.
-pub fn allowed(attrs: &tpmkey::store::Attributes, kind: CK_MECHANISM_TYPE) -> Result<()> {
+pub(crate) fn allowed(attrs: &tpmkey::store::Attributes, kind: CK_MECHANISM_TYPE) -> Result<()> {
     let Some(list) = attrs.get(&CKA_ALLOWED_MECHANISMS) else {
         return Ok(());
     };

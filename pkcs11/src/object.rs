@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 /// An active C_FindObjects: the handles found at C_FindObjectsInit, handed out in turn.
 #[derive(Debug)]
-pub struct FindOp {
+pub(crate) struct FindOp {
     handles: Vec<CK_OBJECT_HANDLE>,
     next: usize,
 }
@@ -83,7 +83,11 @@ fn with_defaults(class: CK_OBJECT_CLASS, attrs: &mut Attributes) -> Result<()> {
 }
 
 /// Checks that the session may create or change an object with these attributes.
-pub fn check_access(m: &mut Module, session: CK_SESSION_HANDLE, attrs: &Attributes) -> Result<()> {
+pub(crate) fn check_access(
+    m: &mut Module,
+    session: CK_SESSION_HANDLE,
+    attrs: &Attributes,
+) -> Result<()> {
     let (slot, rw) = m.session_slot(session)?;
     if is_private(attrs) && !m.slot(slot)?.user_logged_in() {
         return Err(Error::rv(CKR_USER_NOT_LOGGED_IN));
@@ -95,7 +99,7 @@ pub fn check_access(m: &mut Module, session: CK_SESSION_HANDLE, attrs: &Attribut
 }
 
 /// Stores a new object (token or session) and returns its handle.
-pub fn store(
+pub(crate) fn store(
     m: &mut Module,
     session: CK_SESSION_HANDLE,
     uid: Option<String>,
@@ -147,7 +151,7 @@ pub fn store(
 }
 
 /// Stores a new object of `class` (anything but a private key to import into the TPM).
-pub fn create(
+pub(crate) fn create(
     session: CK_SESSION_HANDLE,
     mut attrs: SecretAttributes,
     class: CK_OBJECT_CLASS,
@@ -180,7 +184,7 @@ pub fn create(
     })
 }
 
-pub fn destroy(session: CK_SESSION_HANDLE, h: CK_OBJECT_HANDLE) -> Result<()> {
+pub(crate) fn destroy(session: CK_SESSION_HANDLE, h: CK_OBJECT_HANDLE) -> Result<()> {
     state::with(|m| {
         let (r, attrs) = m.object(session, h)?;
         if get_bool(&attrs, CKA_DESTROYABLE) == Some(false) {
@@ -209,7 +213,7 @@ pub fn destroy(session: CK_SESSION_HANDLE, h: CK_OBJECT_HANDLE) -> Result<()> {
     })
 }
 
-pub fn get_attributes(
+pub(crate) fn get_attributes(
     session: CK_SESSION_HANDLE,
     h: CK_OBJECT_HANDLE,
     types: &[CK_ATTRIBUTE_TYPE],
@@ -288,7 +292,7 @@ fn unseal_value(
     }
 }
 
-pub fn set_attributes(
+pub(crate) fn set_attributes(
     session: CK_SESSION_HANDLE,
     h: CK_OBJECT_HANDLE,
     template: &Template,
@@ -328,14 +332,14 @@ pub fn set_attributes(
     })
 }
 
-pub fn size(session: CK_SESSION_HANDLE, h: CK_OBJECT_HANDLE) -> Result<CK_ULONG> {
+pub(crate) fn size(session: CK_SESSION_HANDLE, h: CK_OBJECT_HANDLE) -> Result<CK_ULONG> {
     state::with(|m| {
         let (_, attrs) = m.object(session, h)?;
         Ok(attrs.values().map(Vec::len).sum::<usize>() as CK_ULONG)
     })
 }
 
-pub fn find_init(session: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
+pub(crate) fn find_init(session: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
     let wanted = to_map(template)?;
     state::with(|m| {
         let (slot_id, _) = m.session_slot(session)?;
@@ -389,7 +393,7 @@ pub fn find_init(session: CK_SESSION_HANDLE, template: &Template) -> Result<()> 
     })
 }
 
-pub fn find(session: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
+pub(crate) fn find(session: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
     state::with(|m| {
         let op = crate::operation::active(&mut m.session(session)?.find)?;
         let end = op.next.saturating_add(max).min(op.handles.len());
@@ -399,6 +403,6 @@ pub fn find(session: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HAND
     })
 }
 
-pub fn find_final(session: CK_SESSION_HANDLE) -> Result<()> {
+pub(crate) fn find_final(session: CK_SESSION_HANDLE) -> Result<()> {
     state::with(|m| crate::operation::finish(&mut m.session(session)?.find, |_| Ok(())))
 }

@@ -10,7 +10,7 @@ use crate::state;
 
 /// Whether an operation of a kind may begin: CKR_OPERATION_ACTIVE while one runs. A C_*Init
 /// asks this before any other check.
-pub fn begin<Op>(slot: &Option<Op>) -> Result<()> {
+pub(crate) fn begin<Op>(slot: &Option<Op>) -> Result<()> {
     if slot.is_some() {
         Err(Error::rv(CKR_OPERATION_ACTIVE))
     } else {
@@ -19,14 +19,17 @@ pub fn begin<Op>(slot: &Option<Op>) -> Result<()> {
 }
 
 /// The active operation, for a call that continues it (C_*Update).
-pub fn active<Op>(slot: &mut Option<Op>) -> Result<&mut Op> {
+pub(crate) fn active<Op>(slot: &mut Option<Op>) -> Result<&mut Op> {
     slot.as_mut()
         .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))
 }
 
 /// Runs the call that ends the active operation; the operation survives only a
 /// CKR_BUFFER_TOO_SMALL from `f`.
-pub fn finish<Op, R>(slot: &mut Option<Op>, f: impl FnOnce(&mut Op) -> Result<R>) -> Result<R> {
+pub(crate) fn finish<Op, R>(
+    slot: &mut Option<Op>,
+    f: impl FnOnce(&mut Op) -> Result<R>,
+) -> Result<R> {
     let mut op = slot
         .take()
         .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
@@ -38,7 +41,7 @@ pub fn finish<Op, R>(slot: &mut Option<Op>, f: impl FnOnce(&mut Op) -> Result<R>
 }
 
 /// CKR_BUFFER_TOO_SMALL (with the size needed) for a missing or short output buffer.
-pub fn check_capacity(capacity: Option<usize>, needed: usize) -> Result<()> {
+pub(crate) fn check_capacity(capacity: Option<usize>, needed: usize) -> Result<()> {
     if capacity.is_none_or(|c| c < needed) {
         Err(Error::buffer_too_small(needed))
     } else {
@@ -47,7 +50,7 @@ pub fn check_capacity(capacity: Option<usize>, needed: usize) -> Result<()> {
 }
 
 /// C_SessionCancel: ends the session's operations whose CKF_* flags are set in `flags`.
-pub fn cancel(session: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
+pub(crate) fn cancel(session: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
     fn end<Op>(slot: &mut Option<Op>, flags: CK_FLAGS, flag: CK_FLAGS) {
         if flags & flag != 0 {
             *slot = None;

@@ -7,13 +7,13 @@ use tpmkey::keyfile::der::{tlv, TAG_OCTET_STRING};
 use tpmkey::public_key::{self as core_key, Curve, PublicKey};
 
 /// CKA_EC_POINT: the uncompressed point in a DER OCTET STRING.
-pub fn ec_point(x: &[u8], y: &[u8]) -> Vec<u8> {
+pub(crate) fn ec_point(x: &[u8], y: &[u8]) -> Vec<u8> {
     tlv(TAG_OCTET_STRING, &core_key::ec_point(x, y))
 }
 
 /// A peer's point as CKM_ECDH1_DERIVE receives it: raw uncompressed, or in an OCTET
 /// STRING. Returns (x, y) with `coordinate_len` bytes each.
-pub fn parse_point(data: &[u8], coordinate_len: usize) -> Option<(Vec<u8>, Vec<u8>)> {
+pub(crate) fn parse_point(data: &[u8], coordinate_len: usize) -> Option<(Vec<u8>, Vec<u8>)> {
     let raw = if data.len() == 1 + 2 * coordinate_len {
         data
     } else {
@@ -30,7 +30,7 @@ pub fn parse_point(data: &[u8], coordinate_len: usize) -> Option<(Vec<u8>, Vec<u
 }
 
 /// A public exponent as PKCS#11 stores it: big-endian, no leading zeros.
-pub fn exponent_bytes(e: u32) -> Vec<u8> {
+pub(crate) fn exponent_bytes(e: u32) -> Vec<u8> {
     e.to_be_bytes()
         .into_iter()
         .skip_while(|b| *b == 0)
@@ -38,7 +38,7 @@ pub fn exponent_bytes(e: u32) -> Vec<u8> {
 }
 
 /// The public key an object's attributes describe (public or private key objects).
-pub fn from_attributes(attrs: &tpmkey::store::Attributes) -> Option<PublicKey> {
+pub(crate) fn from_attributes(attrs: &tpmkey::store::Attributes) -> Option<PublicKey> {
     use cryptoki_sys::*;
     match crate::attributes::get_ulong(attrs, CKA_KEY_TYPE)? {
         CKK_EC => {

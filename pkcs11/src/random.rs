@@ -6,14 +6,14 @@ use cryptoki_sys::CK_SESSION_HANDLE;
 use crate::error::Result;
 use crate::state;
 
-pub fn generate(session: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {
+pub(crate) fn generate(session: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {
     state::with(|m| {
         m.session(session)?;
         Ok(tpmkey::keys::random(out)?)
     })
 }
 
-pub fn seed(session: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+pub(crate) fn seed(session: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
     state::with(|m| {
         m.session(session)?;
         Ok(tpmkey::keys::stir_random(data)?)

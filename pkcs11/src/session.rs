@@ -8,7 +8,7 @@ use tpmkey::store::Role;
 use crate::error::{pin_error, Error, Result};
 use crate::state::{self, new_handle, Login, Session};
 
-pub fn open(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
+pub(crate) fn open(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
     if flags & CKF_SERIAL_SESSION == 0 {
         return Err(Error::rv(CKR_SESSION_PARALLEL_NOT_SUPPORTED));
     }
@@ -41,11 +41,11 @@ pub fn open(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
     })
 }
 
-pub fn close(session: CK_SESSION_HANDLE) -> Result<()> {
+pub(crate) fn close(session: CK_SESSION_HANDLE) -> Result<()> {
     state::with(|m| m.close_session(session))
 }
 
-pub fn close_all(slot: CK_SLOT_ID) -> Result<()> {
+pub(crate) fn close_all(slot: CK_SLOT_ID) -> Result<()> {
     state::with(|m| {
         if !m.is_slot(slot) {
             return Err(Error::rv(CKR_SLOT_ID_INVALID));
@@ -63,7 +63,7 @@ pub fn close_all(slot: CK_SLOT_ID) -> Result<()> {
     })
 }
 
-pub fn info(session: CK_SESSION_HANDLE) -> Result<CK_SESSION_INFO> {
+pub(crate) fn info(session: CK_SESSION_HANDLE) -> Result<CK_SESSION_INFO> {
     state::with(|m| {
         let (slot_id, rw) = m.session_slot(session)?;
         let role = if slot_id == m.empty_slot {
@@ -87,7 +87,7 @@ pub fn info(session: CK_SESSION_HANDLE) -> Result<CK_SESSION_INFO> {
     })
 }
 
-pub fn login(session: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+pub(crate) fn login(session: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
     let role = match user {
         CKU_SO => Role::SecurityOfficer,
         CKU_USER => Role::User,
@@ -135,7 +135,7 @@ fn login_context_specific(session: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> 
     })
 }
 
-pub fn logout(session: CK_SESSION_HANDLE) -> Result<()> {
+pub(crate) fn logout(session: CK_SESSION_HANDLE) -> Result<()> {
     state::with(|m| {
         let (slot_id, _) = m.session_slot(session)?;
         if slot_id == m.empty_slot {

@@ -14,14 +14,14 @@ use crate::mechanism::{self, hash_of, mgf_hash, prehash, Mechanism, Param};
 /// `RsaPkcs1Raw` none (CKM_RSA_PKCS signs caller-built bytes); an ECDSA scheme's hash is the
 /// one of the curve's size, whatever hash the data went through.
 #[derive(Clone, Copy, Debug)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub scheme: SignScheme,
     pub prehash: Option<Hash>,
 }
 
 impl Resolved {
     /// Hashes `data` when the mechanism includes the hash; otherwise `data` is the input.
-    pub fn input(&self, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn input(&self, data: &[u8]) -> Vec<u8> {
         match self.prehash {
             Some(h) => h.digest(&[data]),
             None => data.to_vec(),
@@ -29,7 +29,7 @@ impl Resolved {
     }
 
     /// An empty message for a multi-part operation of this mechanism.
-    pub fn message(&self) -> Message {
+    pub(crate) fn message(&self) -> Message {
         match self.prehash {
             Some(h) => Message::Hashing(Box::new(Hasher::new(h))),
             None => Message::Raw(Vec::new()),
@@ -40,13 +40,13 @@ impl Resolved {
 /// The data of a multi-part sign or verify: hashed part by part when the mechanism hashes,
 /// kept whole when the mechanism takes raw input (CKM_ECDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS).
 #[derive(Debug)]
-pub enum Message {
+pub(crate) enum Message {
     Hashing(Box<Hasher>),
     Raw(Vec<u8>),
 }
 
 impl Message {
-    pub fn update(&mut self, part: &[u8]) {
+    pub(crate) fn update(&mut self, part: &[u8]) {
         match self {
             Message::Hashing(h) => h.update(part),
             Message::Raw(data) => data.extend_from_slice(part),
@@ -55,7 +55,7 @@ impl Message {
 
     /// The input the scheme signs: the digest of the parts, or the parts joined. The
     /// message stays (a C_SignFinal answered CKR_BUFFER_TOO_SMALL is called again).
-    pub fn input(&self) -> Vec<u8> {
+    pub(crate) fn input(&self) -> Vec<u8> {
         match self {
             Message::Hashing(h) => h.digest_so_far(),
             Message::Raw(data) => data.clone(),
@@ -64,7 +64,7 @@ impl Message {
 }
 
 /// Resolves a signature mechanism for a key of `key_type` with `bits`.
-pub fn resolve(mech: &Mechanism, key_type: CK_KEY_TYPE, bits: u32) -> Result<Resolved> {
+pub(crate) fn resolve(mech: &Mechanism, key_type: CK_KEY_TYPE, bits: u32) -> Result<Resolved> {
     let pre = prehash(mech.kind);
     // ECDSA's scheme is known once the key is known to be an EC key (below).
     let rsa_scheme = match mech.kind {
@@ -153,7 +153,7 @@ pub fn resolve(mech: &Mechanism, key_type: CK_KEY_TYPE, bits: u32) -> Result<Res
 
 /// An ECDSA input as the curve takes it: the leftmost bytes of a longer digest, a shorter
 /// one left-padded (the same integer).
-pub fn ecdsa_digest(input: &[u8], coordinate_len: usize) -> Vec<u8> {
+pub(crate) fn ecdsa_digest(input: &[u8], coordinate_len: usize) -> Vec<u8> {
     if input.len() >= coordinate_len {
         input[..coordinate_len].to_vec()
     } else {

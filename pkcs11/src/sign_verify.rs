@@ -18,7 +18,7 @@ use crate::software;
 use crate::state::{self, Module};
 
 #[derive(Debug)]
-pub struct SignOp {
+pub(crate) struct SignOp {
     resolved: Resolved,
     key: TpmKey,
     message: Message,
@@ -34,7 +34,7 @@ fn signature_len(public: &PublicKey) -> usize {
     }
 }
 
-pub fn sign_init(
+pub(crate) fn sign_init(
     session: CK_SESSION_HANDLE,
     mech: &Mechanism,
     key: CK_OBJECT_HANDLE,
@@ -126,11 +126,15 @@ fn finish(
     })
 }
 
-pub fn sign(session: CK_SESSION_HANDLE, data: &[u8], capacity: Option<usize>) -> Result<Vec<u8>> {
+pub(crate) fn sign(
+    session: CK_SESSION_HANDLE,
+    data: &[u8],
+    capacity: Option<usize>,
+) -> Result<Vec<u8>> {
     finish(session, Some(data), capacity)
 }
 
-pub fn sign_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
+pub(crate) fn sign_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
     state::with(|m| {
         operation::active(&mut m.session(session)?.sign)?
             .message
@@ -139,18 +143,18 @@ pub fn sign_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
     })
 }
 
-pub fn sign_final(session: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Vec<u8>> {
+pub(crate) fn sign_final(session: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Vec<u8>> {
     finish(session, None, capacity)
 }
 
 #[derive(Debug)]
-pub struct VerifyOp {
+pub(crate) struct VerifyOp {
     resolved: Resolved,
     public: PublicKey,
     message: Message,
 }
 
-pub fn verify_init(
+pub(crate) fn verify_init(
     session: CK_SESSION_HANDLE,
     mech: &Mechanism,
     key: CK_OBJECT_HANDLE,
@@ -180,7 +184,7 @@ pub fn verify_init(
     })
 }
 
-pub fn verify(session: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
+pub(crate) fn verify(session: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
     state::with(|m| {
         operation::finish(&mut m.session(session)?.verify, |op| {
             let input = op.resolved.input(data);
@@ -189,7 +193,7 @@ pub fn verify(session: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Resu
     })
 }
 
-pub fn verify_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
+pub(crate) fn verify_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
     state::with(|m| {
         operation::active(&mut m.session(session)?.verify)?
             .message
@@ -198,7 +202,7 @@ pub fn verify_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
     })
 }
 
-pub fn verify_final(session: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
+pub(crate) fn verify_final(session: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
     state::with(|m| {
         operation::finish(&mut m.session(session)?.verify, |op| {
             software::verify(

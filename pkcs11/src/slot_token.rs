@@ -10,15 +10,15 @@ use crate::general::{padded, version};
 use crate::mechanism;
 use crate::state::{self, Module, Slot};
 
-pub const MIN_PIN_LEN: usize = 4;
-pub const MAX_PIN_LEN: usize = 255;
+pub(crate) const MIN_PIN_LEN: usize = 4;
+pub(crate) const MAX_PIN_LEN: usize = 255;
 
 /// Every slot holds a token: the last one an uninitialised token for C_InitToken (as
 /// pkcs11-tool and p11-kit expect; they read its CK_TOKEN_INFO before initialising it).
 /// It is a real token: sessions open on it (read-only or read/write), find no objects and
 /// cannot log in (CKR_USER_PIN_NOT_INITIALIZED) until C_InitToken, which needs its
 /// sessions closed.
-pub fn slot_list(_token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
+pub(crate) fn slot_list(_token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
     state::with(|m| {
         m.refresh_slots()?;
         let mut ids: Vec<CK_SLOT_ID> = m.slots.keys().chain(m.damaged.keys()).copied().collect();
@@ -36,7 +36,7 @@ fn slot_id_check(m: &Module, id: CK_SLOT_ID) -> Result<()> {
     }
 }
 
-pub fn slot_info(id: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
+pub(crate) fn slot_info(id: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
     state::with(|m| {
         slot_id_check(m, id)?;
         let tpm = tpm_info(m);
@@ -104,7 +104,7 @@ fn pin_flags(state: &PinState) -> CK_FLAGS {
     )
 }
 
-pub fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
+pub(crate) fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
     state::with(|m| {
         slot_id_check(m, id)?;
         let sessions: Vec<bool> = m
@@ -166,21 +166,21 @@ pub fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
     })
 }
 
-pub fn mechanism_list(id: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
+pub(crate) fn mechanism_list(id: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
     state::with(|m| {
         slot_id_check(m, id)?;
         Ok(mechanism::list())
     })
 }
 
-pub fn mechanism_info(id: CK_SLOT_ID, kind: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO> {
+pub(crate) fn mechanism_info(id: CK_SLOT_ID, kind: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO> {
     state::with(|m| {
         slot_id_check(m, id)?;
         mechanism::info(kind)
     })
 }
 
-pub fn check_pin(pin: &[u8]) -> Result<()> {
+pub(crate) fn check_pin(pin: &[u8]) -> Result<()> {
     if !(MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len()) {
         return Err(Error::new(
             CKR_PIN_LEN_RANGE,
@@ -196,7 +196,7 @@ fn label_text(label: &[u8; 32]) -> Result<String> {
     Ok(text.trim_end_matches([' ', '\0']).to_string())
 }
 
-pub fn init_token(id: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()> {
+pub(crate) fn init_token(id: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()> {
     let label = label_text(label)?;
     state::with(|m| {
         slot_id_check(m, id)?;
@@ -217,7 +217,7 @@ pub fn init_token(id: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()>
     })
 }
 
-pub fn init_pin(session: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+pub(crate) fn init_pin(session: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
     check_pin(pin)?;
     state::with(|m| {
         let (slot_id, rw) = m.session_slot(session)?;
@@ -232,7 +232,7 @@ pub fn init_pin(session: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
     })
 }
 
-pub fn set_pin(session: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
+pub(crate) fn set_pin(session: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
     check_pin(new)?;
     state::with(|m| {
         let (slot_id, rw) = m.session_slot(session)?;

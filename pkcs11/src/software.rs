@@ -23,7 +23,7 @@ fn rsa_key(modulus: &[u8], exponent: u32) -> Result<RsaPublicKey> {
 }
 
 /// Verifies `signature` over `input` (the digest, or the raw data of CKM_RSA_PKCS).
-pub fn verify(
+pub(crate) fn verify(
     public: &PublicKey,
     scheme: SignScheme,
     input: &[u8],
@@ -97,7 +97,7 @@ pub fn verify(
 
 /// RSA padding for encryption.
 #[derive(Clone, Debug)]
-pub enum Padding {
+pub(crate) enum Padding {
     Pkcs1,
     Oaep {
         hash: Hash,
@@ -107,14 +107,19 @@ pub enum Padding {
 }
 
 /// The longest message `padding` fits in a `k`-byte modulus.
-pub fn max_message(padding: &Padding, k: usize) -> usize {
+pub(crate) fn max_message(padding: &Padding, k: usize) -> usize {
     match padding {
         Padding::Pkcs1 => k.saturating_sub(11),
         Padding::Oaep { hash, .. } => k.saturating_sub(2 * hash.len() + 2),
     }
 }
 
-pub fn encrypt(modulus: &[u8], exponent: u32, padding: &Padding, data: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn encrypt(
+    modulus: &[u8],
+    exponent: u32,
+    padding: &Padding,
+    data: &[u8],
+) -> Result<Vec<u8>> {
     let key = rsa_key(modulus, exponent)?;
     let mut rng = rand_core::OsRng;
     let out = match padding {

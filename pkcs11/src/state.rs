@@ -21,7 +21,7 @@ use crate::sign_verify::{SignOp, VerifyOp};
 static MODULE: Mutex<Option<Module>> = Mutex::new(None);
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
 
-pub fn new_handle() -> CK_ULONG {
+pub(crate) fn new_handle() -> CK_ULONG {
     NEXT_HANDLE.fetch_add(1, Ordering::Relaxed) as CK_ULONG
 }
 
@@ -31,7 +31,7 @@ fn lock() -> MutexGuard<'static, Option<Module>> {
 }
 
 /// Runs `f` on the state of an initialised module.
-pub fn with<R>(f: impl FnOnce(&mut Module) -> Result<R>) -> Result<R> {
+pub(crate) fn with<R>(f: impl FnOnce(&mut Module) -> Result<R>) -> Result<R> {
     let mut guard = lock();
     match guard.as_mut() {
         Some(m) if m.pid == std::process::id() => f(m),
@@ -43,7 +43,7 @@ pub fn with<R>(f: impl FnOnce(&mut Module) -> Result<R>) -> Result<R> {
 }
 
 /// C_Initialize: a fresh state; a state inherited through fork is dropped, not finalised.
-pub fn initialize() -> Result<()> {
+pub(crate) fn initialize() -> Result<()> {
     let mut guard = lock();
     if guard.as_ref().is_some_and(|m| m.pid == std::process::id()) {
         return Err(Error::rv(CKR_CRYPTOKI_ALREADY_INITIALIZED));
@@ -70,7 +70,7 @@ pub fn initialize() -> Result<()> {
 }
 
 /// C_Finalize: forget everything and flush what this process holds in the TPM.
-pub fn finalize() -> Result<()> {
+pub(crate) fn finalize() -> Result<()> {
     let mut guard = lock();
     match guard.as_ref() {
         Some(m) if m.pid == std::process::id() => {
@@ -84,7 +84,7 @@ pub fn finalize() -> Result<()> {
 }
 
 #[derive(Debug)]
-pub struct Login {
+pub(crate) struct Login {
     pub role: Role,
     pub secret: TokenSecret,
     /// Keys of this token in use, built on first use from their key files.
@@ -92,7 +92,7 @@ pub struct Login {
 }
 
 impl Login {
-    pub fn new(role: Role, secret: TokenSecret) -> Login {
+    pub(crate) fn new(role: Role, secret: TokenSecret) -> Login {
         Login {
             role,
             secret,
@@ -102,7 +102,7 @@ impl Login {
 }
 
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     pub token: Token,
     pub login: Option<Login>,
     /// Why the token cannot be used with this TPM (None: it can), once asked.
@@ -110,7 +110,7 @@ pub struct Slot {
 }
 
 impl Slot {
-    pub fn new(token: Token) -> Slot {
+    pub(crate) fn new(token: Token) -> Slot {
         Slot {
             token,
             login: None,
@@ -118,14 +118,14 @@ impl Slot {
         }
     }
 
-    pub fn user_logged_in(&self) -> bool {
+    pub(crate) fn user_logged_in(&self) -> bool {
         self.login.as_ref().is_some_and(|l| l.role == Role::User)
     }
 
     /// CKR_TOKEN_NOT_RECOGNIZED, logged with the cause, for a token made on another TPM or
     /// on this one before a clear. Asked once per C_Initialize; a TPM that cannot be
     /// reached now is asked again next time (the operation will say what is wrong).
-    pub fn check_made_here(&mut self) -> Result<()> {
+    pub(crate) fn check_made_here(&mut self) -> Result<()> {
         if self.foreign.is_none() {
             match self.token.foreign_to_this_tpm() {
                 Ok(answer) => {
@@ -151,7 +151,7 @@ impl Slot {
 }
 
 #[derive(Debug, Default)]
-pub struct Session {
+pub(crate) struct Session {
     pub slot: CK_SLOT_ID,
     pub rw: bool,
     pub find: Option<FindOp>,
@@ -164,7 +164,7 @@ pub struct Session {
 
 /// What an object handle stands for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ObjRef {
+pub(crate) enum ObjRef {
     /// Part `part` of the record `uid` of the token in `slot`.
     Token {
         slot: CK_SLOT_ID,
@@ -176,7 +176,7 @@ pub enum ObjRef {
 }
 
 #[derive(Debug)]
-pub struct SessionObject {
+pub(crate) struct SessionObject {
     pub session: CK_SESSION_HANDLE,
     pub slot: CK_SLOT_ID,
     pub attrs: SecretAttributes,
@@ -186,7 +186,7 @@ pub struct SessionObject {
 
 /// What the TPM says about itself, read once per C_Initialize.
 #[derive(Debug)]
-pub struct Module {
+pub(crate) struct Module {
     pid: u32,
     pub store: Store,
     pub slots: BTreeMap<CK_SLOT_ID, Slot>,
@@ -205,7 +205,7 @@ pub struct Module {
 
 impl Module {
     /// Picks up tokens created or removed by other processes; known tokens keep their slot.
-    pub fn refresh_slots(&mut self) -> Result<()> {
+    pub(crate) fn refresh_slots(&mut self) -> Result<()> {
         let serials = self.store.serials()?;
         self.slots
             .retain(|_, s| serials.iter().any(|x| x == s.token.serial()));
@@ -249,11 +249,11 @@ impl Module {
         id
     }
 
-    pub fn is_slot(&self, id: CK_SLOT_ID) -> bool {
+    pub(crate) fn is_slot(&self, id: CK_SLOT_ID) -> bool {
         id == self.empty_slot || self.slots.contains_key(&id) || self.damaged.contains_key(&id)
     }
 
-    pub fn slot(&mut self, id: CK_SLOT_ID) -> Result<&mut Slot> {
+    pub(crate) fn slot(&mut self, id: CK_SLOT_ID) -> Result<&mut Slot> {
         if id == self.empty_slot {
             return Err(Error::new(
                 CKR_USER_PIN_NOT_INITIALIZED,
@@ -271,19 +271,19 @@ impl Module {
             .ok_or_else(|| Error::rv(CKR_SLOT_ID_INVALID))
     }
 
-    pub fn session(&mut self, h: CK_SESSION_HANDLE) -> Result<&mut Session> {
+    pub(crate) fn session(&mut self, h: CK_SESSION_HANDLE) -> Result<&mut Session> {
         self.sessions
             .get_mut(&h)
             .ok_or_else(|| Error::rv(CKR_SESSION_HANDLE_INVALID))
     }
 
     /// The slot of a session, with the token in it.
-    pub fn session_slot(&mut self, h: CK_SESSION_HANDLE) -> Result<(CK_SLOT_ID, bool)> {
+    pub(crate) fn session_slot(&mut self, h: CK_SESSION_HANDLE) -> Result<(CK_SLOT_ID, bool)> {
         let s = self.session(h)?;
         Ok((s.slot, s.rw))
     }
 
-    pub fn handle_for(&mut self, r: ObjRef) -> CK_OBJECT_HANDLE {
+    pub(crate) fn handle_for(&mut self, r: ObjRef) -> CK_OBJECT_HANDLE {
         if let Some(h) = self.refs.get(&r) {
             return *h;
         }
@@ -296,7 +296,7 @@ impl Module {
         h
     }
 
-    pub fn forget_handle(&mut self, h: CK_OBJECT_HANDLE) {
+    pub(crate) fn forget_handle(&mut self, h: CK_OBJECT_HANDLE) {
         if let Some(r) = self.handles.remove(&h) {
             self.refs.remove(&r);
         }
@@ -306,7 +306,7 @@ impl Module {
     /// The object `h` as seen from session `session`: its reference and attributes.
     /// Objects of other tokens, destroyed objects and private objects without a user
     /// login are CKR_OBJECT_HANDLE_INVALID.
-    pub fn object(
+    pub(crate) fn object(
         &mut self,
         session: CK_SESSION_HANDLE,
         h: CK_OBJECT_HANDLE,
@@ -344,7 +344,7 @@ impl Module {
     }
 
     /// The TPM key behind a private key object (built from its key file on first use).
-    pub fn tpm_key(&mut self, r: &ObjRef) -> Result<TpmKey> {
+    pub(crate) fn tpm_key(&mut self, r: &ObjRef) -> Result<TpmKey> {
         match r {
             ObjRef::Session(h) => self
                 .session_objects
@@ -371,7 +371,7 @@ impl Module {
     }
 
     /// The token secret of a slot where the user is logged in.
-    pub fn user_secret(&mut self, slot: CK_SLOT_ID) -> Result<TokenSecret> {
+    pub(crate) fn user_secret(&mut self, slot: CK_SLOT_ID) -> Result<TokenSecret> {
         self.slot(slot)?
             .login
             .as_ref()
@@ -381,7 +381,7 @@ impl Module {
     }
 
     /// Drops the session objects of `session` and the session itself.
-    pub fn close_session(&mut self, session: CK_SESSION_HANDLE) -> Result<()> {
+    pub(crate) fn close_session(&mut self, session: CK_SESSION_HANDLE) -> Result<()> {
         let s = self
             .sessions
             .remove(&session)
@@ -405,7 +405,7 @@ impl Module {
     }
 
     /// Whether the key object may be used by a signing or decrypting operation.
-    pub fn check_usage(attrs: &Attributes, usage: CK_ATTRIBUTE_TYPE) -> Result<()> {
+    pub(crate) fn check_usage(attrs: &Attributes, usage: CK_ATTRIBUTE_TYPE) -> Result<()> {
         if get_bool(attrs, usage) == Some(true) {
             Ok(())
         } else {

@@ -270,7 +270,7 @@ static FUNCTIONS: &[OSSL_DISPATCH] = dispatch_table![
     OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS => settable_ctx_params,
 ];
 
-pub static ALGORITHMS: [OSSL_ALGORITHM; 2] = [
+pub(crate) static ALGORITHMS: [OSSL_ALGORITHM; 2] = [
     algorithm!(
         c"RSA:rsaEncryption:1.2.840.113549.1.1.1",
         PROPERTIES,

@@ -7,14 +7,14 @@ use tpmkey::{Error, Result};
 use crate::ffi::{BioReadExFn, BioWriteExFn, OSSL_CORE_BIO};
 
 #[derive(Clone, Copy, Debug)]
-pub struct BioUpcalls {
+pub(crate) struct BioUpcalls {
     pub read_ex: Option<BioReadExFn>,
     pub write_ex: Option<BioWriteExFn>,
 }
 
 static UPCALLS: OnceLock<BioUpcalls> = OnceLock::new();
 
-pub fn install(upcalls: BioUpcalls) {
+pub(crate) fn install(upcalls: BioUpcalls) {
     let _ = UPCALLS.set(upcalls);
 }
 
@@ -23,19 +23,19 @@ const MAX_INPUT: usize = 1 << 20;
 
 /// A core BIO, borrowed for one call.
 #[derive(Debug)]
-pub struct CoreBio {
+pub(crate) struct CoreBio {
     bio: *mut OSSL_CORE_BIO,
 }
 
 impl CoreBio {
     /// # Safety
     /// `bio` is a core BIO valid for the view's life (or NULL).
-    pub unsafe fn from_ptr(bio: *mut OSSL_CORE_BIO) -> CoreBio {
+    pub(crate) unsafe fn from_ptr(bio: *mut OSSL_CORE_BIO) -> CoreBio {
         CoreBio { bio }
     }
 
     /// Reads everything up to [`MAX_INPUT`] bytes.
-    pub fn read_all(&self) -> Result<Vec<u8>> {
+    pub(crate) fn read_all(&self) -> Result<Vec<u8>> {
         let read = UPCALLS
             .get()
             .and_then(|u| u.read_ex)
@@ -60,7 +60,7 @@ impl CoreBio {
         Ok(out)
     }
 
-    pub fn write_all(&self, data: &[u8]) -> Result<()> {
+    pub(crate) fn write_all(&self, data: &[u8]) -> Result<()> {
         let write = UPCALLS
             .get()
             .and_then(|u| u.write_ex)

@@ -8,7 +8,7 @@ use tpmkey::{Error, Result};
 ///
 /// # Safety
 /// `out` is NULL or writable for `out_size` bytes; `out_len` a valid out-pointer.
-pub unsafe fn answer<T: AsRef<[u8]>>(
+pub(crate) unsafe fn answer<T: AsRef<[u8]>>(
     out: *mut c_uchar,
     out_len: *mut usize,
     out_size: usize,
@@ -44,7 +44,7 @@ pub unsafe fn answer<T: AsRef<[u8]>>(
 ///
 /// # Safety
 /// `p` is NULL or readable for `len` bytes.
-pub unsafe fn input<'a>(p: *const c_uchar, len: usize) -> Result<&'a [u8]> {
+pub(crate) unsafe fn input<'a>(p: *const c_uchar, len: usize) -> Result<&'a [u8]> {
     if len == 0 {
         Ok(&[])
     } else if p.is_null() {

@@ -85,7 +85,7 @@ unsafe fn announce(capability: &CStr, cb: Option<OSSL_CALLBACK>, arg: *mut c_voi
 
 /// # Safety
 /// `capability` is NULL or a NUL-terminated string; `cb` the core's callback for `arg`.
-pub unsafe extern "C" fn get_capabilities(
+pub(crate) unsafe extern "C" fn get_capabilities(
     _provctx: *mut c_void,
     capability: *const c_char,
     cb: Option<OSSL_CALLBACK>,

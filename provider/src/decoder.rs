@@ -18,7 +18,7 @@ use crate::params::ParamList;
 use crate::{algorithm, dispatch_table};
 
 /// The structure name our PEM decoder hands on and our DER decoders take.
-pub const STRUCTURE: &str = "TSS2";
+pub(crate) const STRUCTURE: &str = "TSS2";
 /// SEQUENCE, then OID 2.23.133.10.1.x: the start of every TSS2 key file.
 const TSS2_OID_PREFIX: &[u8] = &[0x06, 0x06, 0x67, 0x81, 0x05, 0x0A, 0x01];
 
@@ -71,7 +71,7 @@ unsafe extern "C" fn decode_pem(
 ///
 /// # Safety
 /// `pw_cb` and `pw_cbarg` are the pair the core handed to the operation.
-pub unsafe fn ask_password(
+pub(crate) unsafe fn ask_password(
     pw_cb: Option<OSSL_PASSPHRASE_CALLBACK>,
     pw_cbarg: *mut c_void,
 ) -> Option<Zeroizing<Vec<u8>>> {
@@ -100,7 +100,7 @@ pub unsafe fn ask_password(
 /// `tpm` as a key object, with the password `password` gives when the key needs one (or
 /// `ask` says to ask anyway). Without one the key still serves its public half; private
 /// operations then say why they fail, and the TPM never sees a guess.
-pub fn with_password(
+pub(crate) fn with_password(
     tpm: TpmKey,
     key_type: KeyType,
     ask: bool,
@@ -121,7 +121,7 @@ pub fn with_password(
 }
 
 /// A key object from TSS2 DER; `None` when the bytes are no TSS2 key of this type.
-pub fn key_from_der(
+pub(crate) fn key_from_der(
     der: &[u8],
     key_type: KeyType,
     password: impl FnOnce() -> Option<Zeroizing<Vec<u8>>>,
@@ -164,7 +164,7 @@ unsafe extern "C" fn decode_der<const T: u8>(
 }
 
 /// The parameters that hand `key` (kept alive by the caller) to KEYMGMT LOAD.
-pub fn object_params(key: &Key) -> ParamList {
+pub(crate) fn object_params(key: &Key) -> ParamList {
     let mut params = ParamList::new();
     params
         .int(OSSL_OBJECT_PARAM_TYPE, OSSL_OBJECT_PKEY)
@@ -193,7 +193,7 @@ static RSA_FUNCTIONS: &[OSSL_DISPATCH] = dispatch_table![
     OSSL_FUNC_DECODER_DECODE => decode_der::<1>,
 ];
 
-pub static ALGORITHMS: [OSSL_ALGORITHM; 4] = [
+pub(crate) static ALGORITHMS: [OSSL_ALGORITHM; 4] = [
     algorithm!(c"DER", c"provider=tpmkey,input=pem", PEM_FUNCTIONS),
     algorithm!(
         c"EC",

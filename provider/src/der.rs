@@ -30,12 +30,12 @@ fn pkcs1_oid(last: u8) -> Vec<u8> {
 }
 
 /// ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }
-pub fn ecdsa_signature(r: &[u8], s: &[u8]) -> Vec<u8> {
+pub(crate) fn ecdsa_signature(r: &[u8], s: &[u8]) -> Vec<u8> {
     sequence(&[&unsigned_integer(r), &unsigned_integer(s)])
 }
 
 /// The longest ECDSA-Sig-Value for a curve.
-pub fn ecdsa_signature_max(curve: Curve) -> usize {
+pub(crate) fn ecdsa_signature_max(curve: Curve) -> usize {
     let int = 2 + curve.coordinate_len() + 1;
     let content = 2 * int;
     content + if content < 0x80 { 2 } else { 3 }
@@ -53,7 +53,7 @@ fn hash_algorithm(hash: Hash) -> Vec<u8> {
 }
 
 /// AlgorithmIdentifier of ecdsa-with-SHAx (RFC 5758: no parameters).
-pub fn ecdsa_algorithm_id(hash: Hash) -> Vec<u8> {
+pub(crate) fn ecdsa_algorithm_id(hash: Hash) -> Vec<u8> {
     let last: &[u8] = match hash {
         Hash::Sha1 => &[0x04, 0x01],
         Hash::Sha256 => &[0x04, 0x03, 0x02],
@@ -65,7 +65,7 @@ pub fn ecdsa_algorithm_id(hash: Hash) -> Vec<u8> {
 }
 
 /// AlgorithmIdentifier of shaXWithRSAEncryption (NULL parameters).
-pub fn rsa_pkcs1_algorithm_id(hash: Hash) -> Vec<u8> {
+pub(crate) fn rsa_pkcs1_algorithm_id(hash: Hash) -> Vec<u8> {
     let last = match hash {
         Hash::Sha1 => 5,
         Hash::Sha256 => 11,
@@ -76,7 +76,7 @@ pub fn rsa_pkcs1_algorithm_id(hash: Hash) -> Vec<u8> {
 }
 
 /// AlgorithmIdentifier of RSASSA-PSS with its parameters (RFC 4055; defaults omitted).
-pub fn rsa_pss_algorithm_id(hash: Hash, mgf1: Hash, salt_len: usize) -> Vec<u8> {
+pub(crate) fn rsa_pss_algorithm_id(hash: Hash, mgf1: Hash, salt_len: usize) -> Vec<u8> {
     let mut params = Vec::new();
     if hash != Hash::Sha1 {
         params.extend(tlv(0xA0, &hash_algorithm(hash)));

@@ -9,18 +9,18 @@ use zeroize::{Zeroize, Zeroizing};
 /// seedlen for SHA-256 (SP 800-90A table 2): 440 bits.
 const SEED_LEN: usize = 55;
 /// Bytes of entropy taken per (re)seed: the 256-bit security strength.
-pub const ENTROPY_LEN: usize = 32;
+pub(crate) const ENTROPY_LEN: usize = 32;
 /// The nonce taken with the entropy at instantiation (half the strength, 8.6.7).
-pub const NONCE_LEN: usize = 16;
+pub(crate) const NONCE_LEN: usize = 16;
 /// The most bytes one request may ask for (2^19 bits).
-pub const MAX_REQUEST: usize = 1 << 16;
+pub(crate) const MAX_REQUEST: usize = 1 << 16;
 /// Requests between reseeds; far below the 2^48 the standard allows, the TPM is cheap
 /// at this rate (one GetRandom per 65,536 requests).
-pub const RESEED_INTERVAL: u64 = 1 << 16;
+pub(crate) const RESEED_INTERVAL: u64 = 1 << 16;
 
 type Seed = [u8; SEED_LEN];
 
-pub struct HashDrbg {
+pub(crate) struct HashDrbg {
     v: Seed,
     c: Seed,
     reseed_counter: u64,
@@ -72,7 +72,7 @@ fn add_into(acc: &mut Seed, add: &[u8]) {
 
 impl HashDrbg {
     /// Instantiate (10.1.1.2).
-    pub fn new(entropy: &[u8], nonce: &[u8], personalization: &[u8]) -> HashDrbg {
+    pub(crate) fn new(entropy: &[u8], nonce: &[u8], personalization: &[u8]) -> HashDrbg {
         let v = hash_df(&[entropy, nonce, personalization]);
         let c = hash_df(&[&[0], &v]);
         HashDrbg {
@@ -83,7 +83,7 @@ impl HashDrbg {
     }
 
     /// Reseed (10.1.1.3).
-    pub fn reseed(&mut self, entropy: &[u8], additional: &[u8]) {
+    pub(crate) fn reseed(&mut self, entropy: &[u8], additional: &[u8]) {
         let v = hash_df(&[&[1], &self.v, entropy, additional]);
         self.c = hash_df(&[&[0], &v]);
         self.v = v;
@@ -91,12 +91,12 @@ impl HashDrbg {
     }
 
     /// True when the next request needs a reseed first.
-    pub fn needs_reseed(&self) -> bool {
+    pub(crate) fn needs_reseed(&self) -> bool {
         self.reseed_counter > RESEED_INTERVAL
     }
 
     /// Generate (10.1.1.4); the caller reseeds when [`HashDrbg::needs_reseed`] says so.
-    pub fn generate(&mut self, out: &mut [u8], additional: &[u8]) -> Result<()> {
+    pub(crate) fn generate(&mut self, out: &mut [u8], additional: &[u8]) -> Result<()> {
         if out.len() > MAX_REQUEST {
             return Err(Error::BadInput(format!(
                 "{} random bytes in one request (at most {MAX_REQUEST})",

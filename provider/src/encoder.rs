@@ -44,7 +44,7 @@ fn hex_lines(out: &mut String, bytes: &[u8]) {
 }
 
 /// What `openssl pkey -text -noout` shows: type, size, where the key lives, attributes.
-pub fn text(k: &Key) -> Result<String> {
+pub(crate) fn text(k: &Key) -> Result<String> {
     let mut out = String::new();
     let public = k.public()?;
     let kind = match public {
@@ -194,7 +194,7 @@ const EC_ENCODERS: [OSSL_ALGORITHM; 5] = encoders_for!(c"EC");
 const RSA_ENCODERS: [OSSL_ALGORITHM; 5] = encoders_for!(c"RSA");
 const RSA_PSS_ENCODERS: [OSSL_ALGORITHM; 5] = encoders_for!(c"RSA-PSS");
 
-pub static ALGORITHMS: [OSSL_ALGORITHM; 16] = [
+pub(crate) static ALGORITHMS: [OSSL_ALGORITHM; 16] = [
     EC_ENCODERS[0],
     EC_ENCODERS[1],
     EC_ENCODERS[2],

@@ -16,7 +16,7 @@ use crate::ffi::{
 
 /// The core's error functions and the handle of the provider instance that reports.
 #[derive(Clone, Copy, Debug)]
-pub struct ErrorUpcall {
+pub(crate) struct ErrorUpcall {
     pub handle: *const OSSL_CORE_HANDLE,
     pub new_error: Option<CoreNewErrorFn>,
     pub set_debug: Option<CoreSetErrorDebugFn>,
@@ -31,14 +31,14 @@ unsafe impl Sync for ErrorUpcall {}
 
 static UPCALL: RwLock<Option<ErrorUpcall>> = RwLock::new(None);
 
-pub fn install(upcall: ErrorUpcall) {
+pub(crate) fn install(upcall: ErrorUpcall) {
     *UPCALL.write().unwrap_or_else(|p| p.into_inner()) = Some(upcall);
 }
 
 /// Reason codes: what kind of failure, the text says which.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug)]
-pub enum Reason {
+pub(crate) enum Reason {
     Config = 1,
     TpmUnreachable = 2,
     Tpm = 3,
@@ -69,7 +69,7 @@ fn reason(e: &Error) -> Reason {
 }
 
 /// `OSSL_FUNC_PROVIDER_GET_REASON_STRINGS`.
-pub static REASON_STRINGS: [OSSL_ITEM; 12] = [
+pub(crate) static REASON_STRINGS: [OSSL_ITEM; 12] = [
     item(Reason::Config, c"tpmkey configuration error"),
     item(Reason::TpmUnreachable, c"TPM unreachable"),
     item(Reason::Tpm, c"TPM command failed"),
@@ -152,7 +152,7 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 /// The error carries the file and line of the `guard` call (the entry point OpenSSL called,
 /// through `#[track_caller]`) and `func`, the OpenSSL function it serves.
 #[track_caller]
-pub fn guard<T>(func: &str, failed: T, f: impl FnOnce() -> Result<T>) -> T {
+pub(crate) fn guard<T>(func: &str, failed: T, f: impl FnOnce() -> Result<T>) -> T {
     let at = Location::caller();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => v,
@@ -169,19 +169,19 @@ pub fn guard<T>(func: &str, failed: T, f: impl FnOnce() -> Result<T>) -> T {
 
 /// [`guard`] for the usual `int` result: 1 on success, 0 on failure.
 #[track_caller]
-pub fn guard_int(func: &str, f: impl FnOnce() -> Result<()>) -> c_int {
+pub(crate) fn guard_int(func: &str, f: impl FnOnce() -> Result<()>) -> c_int {
     guard(func, 0, || f().map(|()| 1))
 }
 
 /// [`guard`] for functions answering a boolean as `int` (has, match, does_selection).
 #[track_caller]
-pub fn guard_bool(func: &str, f: impl FnOnce() -> Result<bool>) -> c_int {
+pub(crate) fn guard_bool(func: &str, f: impl FnOnce() -> Result<bool>) -> c_int {
     guard(func, 0, || f().map(c_int::from))
 }
 
 /// A line at level error (standard error unless `TPMKEY_LOG` says otherwise; see
 /// `tpmkey::log`), for causes OpenSSL drops (config-time provider errors, the decoders'
 /// errors on its file store path). Never secrets.
-pub fn log(message: &str) {
+pub(crate) fn log(message: &str) {
     tpmkey::log::write(tpmkey::log::Level::Error, "tpmkey", message);
 }

@@ -10,7 +10,7 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 /// `OSSL_PARAM` of core.h (the same layout as openssl-sys's, with Debug).
 #[repr(C)]
 #[derive(Debug)]
-pub struct OSSL_PARAM {
+pub(crate) struct OSSL_PARAM {
     pub key: *const c_char,
     pub data_type: std::ffi::c_uint,
     pub data: *mut c_void,
@@ -21,29 +21,29 @@ pub struct OSSL_PARAM {
 /// The core's handle for this provider instance (opaque).
 #[repr(C)]
 #[derive(Debug)]
-pub struct OSSL_CORE_HANDLE {
+pub(crate) struct OSSL_CORE_HANDLE {
     _private: [u8; 0],
 }
 
 /// A BIO of the application, seen through the core (opaque).
 #[repr(C)]
 #[derive(Debug)]
-pub struct OSSL_CORE_BIO {
+pub(crate) struct OSSL_CORE_BIO {
     _private: [u8; 0],
 }
 
 /// Any function of a dispatch table; the id says its real signature.
-pub type DispatchFn = unsafe extern "C" fn();
+pub(crate) type DispatchFn = unsafe extern "C" fn();
 
 #[repr(C)]
 #[derive(Debug)]
-pub struct OSSL_DISPATCH {
+pub(crate) struct OSSL_DISPATCH {
     pub function_id: c_int,
     pub function: Option<DispatchFn>,
 }
 
 impl OSSL_DISPATCH {
-    pub const END: OSSL_DISPATCH = OSSL_DISPATCH {
+    pub(crate) const END: OSSL_DISPATCH = OSSL_DISPATCH {
         function_id: 0,
         function: None,
     };
@@ -54,7 +54,7 @@ unsafe impl Sync for OSSL_DISPATCH {}
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub struct OSSL_ALGORITHM {
+pub(crate) struct OSSL_ALGORITHM {
     pub algorithm_names: *const c_char,
     pub property_definition: *const c_char,
     pub implementation: *const OSSL_DISPATCH,
@@ -65,7 +65,7 @@ pub struct OSSL_ALGORITHM {
 unsafe impl Sync for OSSL_ALGORITHM {}
 
 impl OSSL_ALGORITHM {
-    pub const END: OSSL_ALGORITHM = OSSL_ALGORITHM {
+    pub(crate) const END: OSSL_ALGORITHM = OSSL_ALGORITHM {
         algorithm_names: std::ptr::null(),
         property_definition: std::ptr::null(),
         implementation: std::ptr::null(),
@@ -75,7 +75,7 @@ impl OSSL_ALGORITHM {
 
 #[repr(C)]
 #[derive(Debug)]
-pub struct OSSL_ITEM {
+pub(crate) struct OSSL_ITEM {
     pub id: std::ffi::c_uint,
     pub ptr: *mut c_void,
 }
@@ -84,10 +84,11 @@ pub struct OSSL_ITEM {
 unsafe impl Sync for OSSL_ITEM {}
 
 /// `OSSL_CALLBACK`: hands an object (as parameters) back to the core.
-pub type OSSL_CALLBACK = unsafe extern "C" fn(params: *const OSSL_PARAM, arg: *mut c_void) -> c_int;
+pub(crate) type OSSL_CALLBACK =
+    unsafe extern "C" fn(params: *const OSSL_PARAM, arg: *mut c_void) -> c_int;
 
 /// `OSSL_PASSPHRASE_CALLBACK`: asks the application for a password.
-pub type OSSL_PASSPHRASE_CALLBACK = unsafe extern "C" fn(
+pub(crate) type OSSL_PASSPHRASE_CALLBACK = unsafe extern "C" fn(
     pass: *mut c_char,
     pass_size: usize,
     pass_len: *mut usize,
@@ -96,24 +97,24 @@ pub type OSSL_PASSPHRASE_CALLBACK = unsafe extern "C" fn(
 ) -> c_int;
 
 // Upcalls the provider takes from the core's dispatch table.
-pub type CoreGetParamsFn =
+pub(crate) type CoreGetParamsFn =
     unsafe extern "C" fn(handle: *const OSSL_CORE_HANDLE, params: *mut OSSL_PARAM) -> c_int;
-pub type CoreNewErrorFn = unsafe extern "C" fn(handle: *const OSSL_CORE_HANDLE);
-pub type CoreSetErrorDebugFn = unsafe extern "C" fn(
+pub(crate) type CoreNewErrorFn = unsafe extern "C" fn(handle: *const OSSL_CORE_HANDLE);
+pub(crate) type CoreSetErrorDebugFn = unsafe extern "C" fn(
     handle: *const OSSL_CORE_HANDLE,
     file: *const c_char,
     line: c_int,
     func: *const c_char,
 );
 /// Takes a `va_list`: only the C shim calls it.
-pub type CoreVsetErrorFn = unsafe extern "C" fn();
-pub type BioReadExFn = unsafe extern "C" fn(
+pub(crate) type CoreVsetErrorFn = unsafe extern "C" fn();
+pub(crate) type BioReadExFn = unsafe extern "C" fn(
     bio: *mut OSSL_CORE_BIO,
     data: *mut c_void,
     data_len: usize,
     bytes_read: *mut usize,
 ) -> c_int;
-pub type BioWriteExFn = unsafe extern "C" fn(
+pub(crate) type BioWriteExFn = unsafe extern "C" fn(
     bio: *mut OSSL_CORE_BIO,
     data: *const c_void,
     data_len: usize,
@@ -123,7 +124,7 @@ pub type BioWriteExFn = unsafe extern "C" fn(
 extern "C" {
     /// provider/shim/provider_shim.c: new_error + set_error_debug(file, line, func) +
     /// vset_error("%s", text).
-    pub fn tpmkey_raise_error(
+    pub(crate) fn tpmkey_raise_error(
         new_error: Option<CoreNewErrorFn>,
         set_debug: Option<CoreSetErrorDebugFn>,
         vset: Option<CoreVsetErrorFn>,
@@ -138,47 +139,49 @@ extern "C" {
 
 // libcrypto functions openssl-sys 0.9 does not declare (libcrypto is linked through it).
 extern "C" {
-    pub fn EVP_PKEY_CTX_new_from_pkey(
+    pub(crate) fn EVP_PKEY_CTX_new_from_pkey(
         libctx: *mut openssl_sys::OSSL_LIB_CTX,
         pkey: *mut openssl_sys::EVP_PKEY,
         propquery: *const c_char,
     ) -> *mut openssl_sys::EVP_PKEY_CTX;
-    pub fn OSSL_PROVIDER_do_all(
+    pub(crate) fn OSSL_PROVIDER_do_all(
         libctx: *mut openssl_sys::OSSL_LIB_CTX,
         cb: unsafe extern "C" fn(*mut openssl_sys::OSSL_PROVIDER, *mut c_void) -> c_int,
         cbdata: *mut c_void,
     ) -> c_int;
-    pub fn OSSL_PROVIDER_query_operation(
+    pub(crate) fn OSSL_PROVIDER_query_operation(
         prov: *const openssl_sys::OSSL_PROVIDER,
         operation_id: c_int,
         no_cache: *mut c_int,
     ) -> *const OSSL_ALGORITHM;
-    pub fn OSSL_PROVIDER_unquery_operation(
+    pub(crate) fn OSSL_PROVIDER_unquery_operation(
         prov: *const openssl_sys::OSSL_PROVIDER,
         operation_id: c_int,
         algs: *const OSSL_ALGORITHM,
     );
-    pub fn OSSL_PROVIDER_get0_provider_ctx(prov: *const openssl_sys::OSSL_PROVIDER) -> *mut c_void;
+    pub(crate) fn OSSL_PROVIDER_get0_provider_ctx(
+        prov: *const openssl_sys::OSSL_PROVIDER,
+    ) -> *mut c_void;
 }
 
 /// `OSSL_FUNC_core_get_libctx`: the library context the provider was loaded into.
-pub type CoreGetLibctxFn = unsafe extern "C" fn(*const OSSL_CORE_HANDLE) -> *mut c_void;
+pub(crate) type CoreGetLibctxFn = unsafe extern "C" fn(*const OSSL_CORE_HANDLE) -> *mut c_void;
 
 /// Declares integer constants and a list of them for the header check.
 macro_rules! header_ints {
     ($list:ident: $($name:ident = $value:expr),* $(,)?) => {
-        $(pub const $name: c_int = $value;)*
+        $(pub(crate) const $name: c_int = $value;)*
         #[cfg(test)]
-        pub const $list: &[(&str, c_int)] = &[$((stringify!($name), $value)),*];
+        pub(crate) const $list: &[(&str, c_int)] = &[$((stringify!($name), $value)),*];
     };
 }
 
 /// Declares parameter-name constants and a list of them for the header check.
 macro_rules! header_names {
     ($list:ident: $($name:ident = $value:expr),* $(,)?) => {
-        $(pub const $name: &CStr = $value;)*
+        $(pub(crate) const $name: &CStr = $value;)*
         #[cfg(test)]
-        pub const $list: &[(&str, &CStr)] = &[$((stringify!($name), $value)),*];
+        pub(crate) const $list: &[(&str, &CStr)] = &[$((stringify!($name), $value)),*];
     };
 }
 
@@ -308,7 +311,7 @@ header_ints! { DISPATCH_IDS:
 }
 
 #[cfg(test)]
-pub const OTHER_HEADER_INTS: &[(&str, &str, c_int)] = &[
+pub(crate) const OTHER_HEADER_INTS: &[(&str, &str, c_int)] = &[
     ("core.h", "OSSL_PARAM_INTEGER", OSSL_PARAM_INTEGER as c_int),
     (
         "core.h",
@@ -339,18 +342,18 @@ pub const OTHER_HEADER_INTS: &[(&str, &str, c_int)] = &[
 ];
 
 /// `OSSL_KEYMGMT_SELECT_KEYPAIR` (a macro over the two selections in the header).
-pub const OSSL_KEYMGMT_SELECT_KEYPAIR: c_int =
+pub(crate) const OSSL_KEYMGMT_SELECT_KEYPAIR: c_int =
     OSSL_KEYMGMT_SELECT_PRIVATE_KEY | OSSL_KEYMGMT_SELECT_PUBLIC_KEY;
 
-pub const OSSL_PARAM_INTEGER: u32 = 1;
-pub const OSSL_PARAM_UNSIGNED_INTEGER: u32 = 2;
-pub const OSSL_PARAM_UTF8_STRING: u32 = 4;
-pub const OSSL_PARAM_OCTET_STRING: u32 = 5;
-pub const OSSL_PARAM_UTF8_PTR: u32 = 6;
-pub const OSSL_PARAM_OCTET_PTR: u32 = 7;
+pub(crate) const OSSL_PARAM_INTEGER: u32 = 1;
+pub(crate) const OSSL_PARAM_UNSIGNED_INTEGER: u32 = 2;
+pub(crate) const OSSL_PARAM_UTF8_STRING: u32 = 4;
+pub(crate) const OSSL_PARAM_OCTET_STRING: u32 = 5;
+pub(crate) const OSSL_PARAM_UTF8_PTR: u32 = 6;
+pub(crate) const OSSL_PARAM_OCTET_PTR: u32 = 7;
 /// `OSSL_PARAM_UNMODIFIED`: return_size before anyone answered.
-pub const OSSL_PARAM_UNMODIFIED: usize = usize::MAX;
-pub const OSSL_OBJECT_PKEY: c_int = 2;
+pub(crate) const OSSL_PARAM_UNMODIFIED: usize = usize::MAX;
+pub(crate) const OSSL_OBJECT_PKEY: c_int = 2;
 
 header_names! { PARAM_NAMES:
     OSSL_PROV_PARAM_NAME = c"name",
@@ -411,16 +414,16 @@ header_names! { PARAM_NAMES:
 }
 
 /// TPM-specific parameter names (also in include/tpmkey.h for C applications).
-pub mod tpm_names {
+pub(crate) mod tpm_names {
     use std::ffi::CStr;
-    pub const USER_AUTH: &CStr = c"user-auth";
-    pub const PARENT: &CStr = c"parent";
-    pub const PARENT_AUTH: &CStr = c"parent-auth";
-    pub const PERSIST: &CStr = c"persist";
-    pub const PCR: &CStr = c"pcr";
-    pub const PCR_VALUES: &CStr = c"pcr-values";
-    pub const POLICY_SIGNER: &CStr = c"policy-signer";
-    pub const POLICY_REF: &CStr = c"policy-ref";
+    pub(crate) const USER_AUTH: &CStr = c"user-auth";
+    pub(crate) const PARENT: &CStr = c"parent";
+    pub(crate) const PARENT_AUTH: &CStr = c"parent-auth";
+    pub(crate) const PERSIST: &CStr = c"persist";
+    pub(crate) const PCR: &CStr = c"pcr";
+    pub(crate) const PCR_VALUES: &CStr = c"pcr-values";
+    pub(crate) const POLICY_SIGNER: &CStr = c"policy-signer";
+    pub(crate) const POLICY_REF: &CStr = c"policy-ref";
 }
 
 #[cfg(test)]

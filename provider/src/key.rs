@@ -17,14 +17,14 @@ use crate::params::{describe, ParamTable, END};
 
 /// The OpenSSL key type a keymgmt serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyType {
+pub(crate) enum KeyType {
     Ec,
     Rsa,
     RsaPss,
 }
 
 impl KeyType {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             KeyType::Ec => "EC",
             KeyType::Rsa => "RSA",
@@ -32,7 +32,7 @@ impl KeyType {
         }
     }
 
-    pub fn fits(self, key: &PublicKey) -> bool {
+    pub(crate) fn fits(self, key: &PublicKey) -> bool {
         matches!(
             (self, key),
             (KeyType::Ec, PublicKey::Ec { .. })
@@ -42,7 +42,7 @@ impl KeyType {
 }
 
 #[derive(Clone, Debug)]
-pub enum Material {
+pub(crate) enum Material {
     /// Nothing yet (KEYMGMT_NEW before an import).
     Empty,
     Tpm(TpmKey),
@@ -53,7 +53,7 @@ pub enum Material {
 }
 
 #[derive(Clone, Debug)]
-pub struct Key {
+pub(crate) struct Key {
     pub key_type: KeyType,
     pub material: Material,
     /// The TPM key needs a password the application did not supply (no tty, EOF, no
@@ -62,10 +62,10 @@ pub struct Key {
 }
 
 /// What private operations of a key without its password say.
-pub const NO_PASSWORD: &str = "the key needs a password and none was supplied \
+pub(crate) const NO_PASSWORD: &str = "the key needs a password and none was supplied \
      (give it with -passin, or ssl_password_file in nginx)";
 
-pub fn group_name(curve: Curve) -> &'static str {
+pub(crate) fn group_name(curve: Curve) -> &'static str {
     match curve {
         Curve::P256 => "prime256v1",
         Curve::P384 => "secp384r1",
@@ -73,7 +73,7 @@ pub fn group_name(curve: Curve) -> &'static str {
 }
 
 /// The curve an OpenSSL group name (or a common alias) names.
-pub fn curve_from_name(name: &str) -> Result<Curve> {
+pub(crate) fn curve_from_name(name: &str) -> Result<Curve> {
     match name.to_ascii_lowercase().as_str() {
         "p-256" | "p256" | "prime256v1" | "secp256r1" => Ok(Curve::P256),
         "p-384" | "p384" | "secp384r1" => Ok(Curve::P384),
@@ -84,14 +84,14 @@ pub fn curve_from_name(name: &str) -> Result<Curve> {
 }
 
 /// The parameters an EC key (TPM or ephemeral) imports and exports.
-pub static EC_TYPES: ParamTable = ParamTable(&[
+pub(crate) static EC_TYPES: ParamTable = ParamTable(&[
     describe(OSSL_PKEY_PARAM_GROUP_NAME, OSSL_PARAM_UTF8_STRING),
     describe(OSSL_PKEY_PARAM_PUB_KEY, OSSL_PARAM_OCTET_STRING),
     END,
 ]);
 
 impl Key {
-    pub fn new(key_type: KeyType, material: Material) -> Key {
+    pub(crate) fn new(key_type: KeyType, material: Material) -> Key {
         Key {
             key_type,
             material,
@@ -99,7 +99,7 @@ impl Key {
         }
     }
 
-    pub fn public(&self) -> Result<&PublicKey> {
+    pub(crate) fn public(&self) -> Result<&PublicKey> {
         match &self.material {
             Material::Tpm(k) => Ok(&k.public().key),
             Material::Public(p) => Ok(p),
@@ -111,7 +111,7 @@ impl Key {
     }
 
     /// The TPM key, for private-key operations.
-    pub fn tpm(&self) -> Result<&TpmKey> {
+    pub(crate) fn tpm(&self) -> Result<&TpmKey> {
         if self.password_missing {
             return Err(Error::BadInput(NO_PASSWORD.into()));
         }
@@ -119,7 +119,7 @@ impl Key {
     }
 
     /// The TPM key for what needs no password (its key file, its description).
-    pub fn tpm_unauthorised(&self) -> Result<&TpmKey> {
+    pub(crate) fn tpm_unauthorised(&self) -> Result<&TpmKey> {
         match &self.material {
             Material::Tpm(k) => Ok(k),
             _ => Err(Error::BadInput(
@@ -131,7 +131,7 @@ impl Key {
     /// True when using the key takes a password: its key file says so (emptyAuth FALSE),
     /// or, for a persistent key, its public area lacks noDA (DA-protected keys are the
     /// ones made with a password a person chooses).
-    pub fn needs_password(&self) -> bool {
+    pub(crate) fn needs_password(&self) -> bool {
         match &self.material {
             Material::Tpm(t) => {
                 t.needs_password()
@@ -141,11 +141,11 @@ impl Key {
         }
     }
 
-    pub fn is_tpm(&self) -> bool {
+    pub(crate) fn is_tpm(&self) -> bool {
         matches!(self.material, Material::Tpm(_))
     }
 
-    pub fn bits(&self) -> Result<u32> {
+    pub(crate) fn bits(&self) -> Result<u32> {
         match &self.material {
             Material::Domain(curve) => Ok(curve.coordinate_len() as u32 * 8),
             _ => Ok(self.public()?.bits()),
@@ -154,7 +154,7 @@ impl Key {
 
     /// A copy holding only what `selection` names: without the private key a TPM key
     /// becomes its public key, without the public key an EC key its curve.
-    pub fn selected(&self, selection: i32) -> Key {
+    pub(crate) fn selected(&self, selection: i32) -> Key {
         use crate::ffi::{OSSL_KEYMGMT_SELECT_PRIVATE_KEY, OSSL_KEYMGMT_SELECT_PUBLIC_KEY};
         let mut copy = self.clone();
         if selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY != 0 {
@@ -175,7 +175,7 @@ impl Key {
     }
 
     /// Security strength in bits (SP 800-57 part 1, table 2).
-    pub fn security_bits(&self) -> Result<u32> {
+    pub(crate) fn security_bits(&self) -> Result<u32> {
         let bits = self.bits()?;
         if let Material::Domain(_) = self.material {
             return Ok(bits / 2);
@@ -193,14 +193,14 @@ impl Key {
     }
 
     /// The largest signature (or RSA output) in bytes.
-    pub fn max_size(&self) -> Result<usize> {
+    pub(crate) fn max_size(&self) -> Result<usize> {
         Ok(match self.public()? {
             PublicKey::Ec { curve, .. } => der::ecdsa_signature_max(*curve),
             PublicKey::Rsa { .. } => (self.bits()? as usize).div_ceil(8),
         })
     }
 
-    pub fn spki(&self) -> Result<Vec<u8>> {
+    pub(crate) fn spki(&self) -> Result<Vec<u8>> {
         let public = self.public()?;
         Ok(if self.key_type == KeyType::RsaPss {
             public.spki_der_pss()
@@ -211,20 +211,20 @@ impl Key {
 }
 
 /// Hands a key object to OpenSSL as `keydata`.
-pub fn into_keydata(key: Key) -> *mut c_void {
+pub(crate) fn into_keydata(key: Key) -> *mut c_void {
     crate::opctx::into_raw(key)
 }
 
 /// # Safety
 /// `p` is NULL or a pointer from [`into_keydata`] not yet freed, not used elsewhere mutably.
-pub unsafe fn keydata<'a>(p: *const c_void) -> Result<&'a Key> {
+pub(crate) unsafe fn keydata<'a>(p: *const c_void) -> Result<&'a Key> {
     // SAFETY: caller's contract.
     unsafe { crate::opctx::borrow::<Key>(p as *mut c_void) }.map(|k| &*k)
 }
 
 /// # Safety
 /// As [`keydata`], and no other reference to the object is alive during the borrow.
-pub unsafe fn keydata_mut<'a>(p: *mut c_void) -> Result<&'a mut Key> {
+pub(crate) unsafe fn keydata_mut<'a>(p: *mut c_void) -> Result<&'a mut Key> {
     // SAFETY: caller's contract.
     unsafe { crate::opctx::borrow(p) }
 }

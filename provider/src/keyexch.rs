@@ -62,7 +62,7 @@ thread_local! {
 /// True (once) when the key pair being imported is the peer of an ECDH this thread
 /// started: `EVP_PKEY_derive_set_peer` exports the whole peer, private key included,
 /// where a software key pair must otherwise stay with its own provider.
-pub fn peer_expected() -> bool {
+pub(crate) fn peer_expected() -> bool {
     PEER_EXPECTED.with(|p| p.replace(false))
 }
 
@@ -249,7 +249,7 @@ static FUNCTIONS: &[OSSL_DISPATCH] = dispatch_table![
     OSSL_FUNC_KEYEXCH_SETTABLE_CTX_PARAMS => settable_ctx_params,
 ];
 
-pub static ALGORITHMS: [OSSL_ALGORITHM; 3] = [
+pub(crate) static ALGORITHMS: [OSSL_ALGORITHM; 3] = [
     algorithm!(c"ECDH", PROPERTIES, FUNCTIONS),
     algorithm!(
         ephemeral_ec::NAME,

@@ -218,7 +218,7 @@ unsafe extern "C" fn import_fn(
 }
 
 /// The public (and domain) parameters of a key, as an export or import hands them.
-pub fn public_params(k: &Key, selection: c_int) -> Result<ParamList> {
+pub(crate) fn public_params(k: &Key, selection: c_int) -> Result<ParamList> {
     let mut list = ParamList::new();
     match k.public()? {
         PublicKey::Ec { curve, x, y } => {
@@ -578,7 +578,7 @@ unsafe extern "C" fn gen_fn(
 
 /// The object reference decoders and the store hand out: the address of a key object they
 /// keep alive during the callback. LOAD copies it.
-pub fn reference_bytes(k: &Key) -> [u8; std::mem::size_of::<usize>()] {
+pub(crate) fn reference_bytes(k: &Key) -> [u8; std::mem::size_of::<usize>()] {
     (k as *const Key as usize).to_ne_bytes()
 }
 
@@ -647,7 +647,7 @@ static EC_FUNCTIONS: &[OSSL_DISPATCH] = keymgmt_table!(EC);
 static RSA_FUNCTIONS: &[OSSL_DISPATCH] = keymgmt_table!(RSA);
 static RSA_PSS_FUNCTIONS: &[OSSL_DISPATCH] = keymgmt_table!(RSA_PSS);
 
-pub static ALGORITHMS: [OSSL_ALGORITHM; 5] = [
+pub(crate) static ALGORITHMS: [OSSL_ALGORITHM; 5] = [
     algorithm!(
         c"EC:id-ecPublicKey:1.2.840.10045.2.1",
         PROPERTIES,

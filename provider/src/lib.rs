@@ -4,6 +4,8 @@
 //! Raw pointers live in `ffi` and the small views over it (`params`, `bio`, `error`,
 //! `key`'s handle conversion); one module per OpenSSL operation uses only those views.
 
+#![deny(unreachable_pub)]
+
 mod asym_cipher;
 mod bio;
 mod buffer;

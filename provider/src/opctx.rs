@@ -6,14 +6,14 @@ use std::ffi::c_void;
 use tpmkey::{Error, Result};
 
 /// Boxes `ctx` and hands it to OpenSSL.
-pub fn into_raw<T>(ctx: T) -> *mut c_void {
+pub(crate) fn into_raw<T>(ctx: T) -> *mut c_void {
     Box::into_raw(Box::new(ctx)).cast()
 }
 
 /// # Safety
 /// `p` is NULL or came from [`into_raw`] with the same `T`, is not freed, and no other
 /// reference to it is alive during the borrow (OpenSSL uses a context from one thread).
-pub unsafe fn borrow<'a, T>(p: *mut c_void) -> Result<&'a mut T> {
+pub(crate) unsafe fn borrow<'a, T>(p: *mut c_void) -> Result<&'a mut T> {
     // SAFETY: caller's contract; NULL is checked.
     unsafe { p.cast::<T>().as_mut() }.ok_or_else(|| {
         Error::BadInput(format!(
@@ -30,14 +30,14 @@ pub unsafe fn borrow<'a, T>(p: *mut c_void) -> Result<&'a mut T> {
 ///
 /// # Safety
 /// As [`borrow`].
-pub unsafe fn dup<T: Clone>(p: *mut c_void) -> Result<*mut c_void> {
+pub(crate) unsafe fn dup<T: Clone>(p: *mut c_void) -> Result<*mut c_void> {
     // SAFETY: caller's contract.
     Ok(into_raw(unsafe { borrow::<T>(p) }?.clone()))
 }
 
 /// # Safety
 /// `p` is NULL or came from [`into_raw`] with the same `T`, and is freed exactly once.
-pub unsafe fn free<T>(p: *mut c_void) {
+pub(crate) unsafe fn free<T>(p: *mut c_void) {
     if !p.is_null() {
         // SAFETY: caller's contract: p came from Box::into_raw in into_raw.
         drop(unsafe { Box::from_raw(p.cast::<T>()) });
@@ -48,7 +48,7 @@ pub unsafe fn free<T>(p: *mut c_void) {
 ///
 /// # Safety
 /// Called by the core with a context of type `T` it got from this provider, once.
-pub unsafe extern "C" fn freectx<T>(c: *mut c_void) {
+pub(crate) unsafe extern "C" fn freectx<T>(c: *mut c_void) {
     // SAFETY: caller's contract.
     unsafe { free::<T>(c) }
 }
@@ -57,7 +57,7 @@ pub unsafe extern "C" fn freectx<T>(c: *mut c_void) {
 ///
 /// # Safety
 /// Called by the core with a live context of type `T` from this provider.
-pub unsafe extern "C" fn dupctx<T: Clone>(c: *mut c_void) -> *mut c_void {
+pub(crate) unsafe extern "C" fn dupctx<T: Clone>(c: *mut c_void) -> *mut c_void {
     // SAFETY: caller's contract.
     crate::error::guard("dupctx", std::ptr::null_mut(), || unsafe { dup::<T>(c) })
 }

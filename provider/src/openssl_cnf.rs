@@ -140,7 +140,7 @@ fn unknown_keys(conf: &Conf, provider: &str, known: &[&str]) -> Option<(String, 
 
 /// Refuses the provider's openssl.cnf section when it holds a key nobody knows. A file
 /// that cannot be read, or that does not configure this provider, is left to OpenSSL.
-pub fn check_section(provider: &str) -> Result<()> {
+pub(crate) fn check_section(provider: &str) -> Result<()> {
     let Some(path) = config_file() else {
         return Ok(());
     };

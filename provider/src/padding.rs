@@ -10,7 +10,7 @@ use crate::params::Param;
 
 /// RSA padding modes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Padding {
+pub(crate) enum Padding {
     Pkcs1,
     None,
     Oaep,
@@ -31,7 +31,7 @@ const PADDINGS: [(Padding, i64, &str); 5] = [
 
 impl Padding {
     /// From a "pad-mode" parameter, by name or number.
-    pub fn from_param(p: &Param<'_>) -> Result<Padding> {
+    pub(crate) fn from_param(p: &Param<'_>) -> Result<Padding> {
         if p.is_string() {
             let name = p.utf8()?;
             // OpenSSL has long accepted its own misspelling.
@@ -58,19 +58,19 @@ impl Padding {
             .unwrap_or(PADDINGS[0])
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         self.row().2
     }
 
     /// OpenSSL's number for the mode, for integer parameters.
-    pub fn openssl_id(self) -> i64 {
+    pub(crate) fn openssl_id(self) -> i64 {
         self.row().1
     }
 }
 
 /// PSS salt length as OpenSSL lets callers give it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Salt {
+pub(crate) enum Salt {
     Digest,
     Max,
     Auto,
@@ -86,7 +86,7 @@ const SALTS: [(Salt, i64, &str); 3] = [
 
 impl Salt {
     /// From a "saltlen" parameter: a name, or a number (as an integer or in a string).
-    pub fn from_param(p: &Param<'_>) -> Result<Salt> {
+    pub(crate) fn from_param(p: &Param<'_>) -> Result<Salt> {
         let id = if p.is_string() {
             let text = p.utf8()?;
             if let Some((salt, ..)) = SALTS.iter().find(|(_, _, n)| *n == text) {
@@ -106,7 +106,7 @@ impl Salt {
     }
 
     /// The salt length this key and digest give when signing (auto signs with max).
-    pub fn resolve(self, hash: Hash, bits: u32) -> usize {
+    pub(crate) fn resolve(self, hash: Hash, bits: u32) -> usize {
         match self {
             Salt::Digest => hash.len(),
             Salt::Max | Salt::Auto => pss_max_salt(hash, bits),
@@ -115,7 +115,7 @@ impl Salt {
     }
 
     /// The length as a string parameter gives it back.
-    pub fn name(self) -> String {
+    pub(crate) fn name(self) -> String {
         match self {
             Salt::Len(n) => n.to_string(),
             special => SALTS
@@ -127,7 +127,7 @@ impl Salt {
     }
 
     /// OpenSSL's number for the length, for integer parameters.
-    pub fn openssl_id(self) -> i64 {
+    pub(crate) fn openssl_id(self) -> i64 {
         match self {
             Salt::Len(n) => i64::try_from(n).unwrap_or(i64::MAX),
             special => SALTS

@@ -13,27 +13,27 @@ use crate::ffi::{
 
 /// A parameter array the core owns (NULL-key terminated).
 #[derive(Debug)]
-pub struct Params {
+pub(crate) struct Params {
     ptr: *mut OSSL_PARAM,
 }
 
 /// One element of a [`Params`].
 #[derive(Debug)]
-pub struct Param<'a> {
+pub(crate) struct Param<'a> {
     p: &'a mut OSSL_PARAM,
 }
 
 impl Params {
     /// # Safety
     /// `ptr` is NULL or a NULL-key-terminated OSSL_PARAM array valid for the view's life.
-    pub unsafe fn from_ptr(ptr: *const OSSL_PARAM) -> Params {
+    pub(crate) unsafe fn from_ptr(ptr: *const OSSL_PARAM) -> Params {
         Params {
             ptr: ptr as *mut OSSL_PARAM,
         }
     }
 
     /// All elements, in order.
-    pub fn iter(&self) -> impl Iterator<Item = Param<'_>> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Param<'_>> {
         let mut i = 0usize;
         std::iter::from_fn(move || {
             if self.ptr.is_null() {
@@ -50,7 +50,7 @@ impl Params {
     }
 
     /// The first element called `name`.
-    pub fn get(&self, name: &CStr) -> Option<Param<'_>> {
+    pub(crate) fn get(&self, name: &CStr) -> Option<Param<'_>> {
         self.iter().find(|p| p.key() == name)
     }
 }
@@ -63,7 +63,7 @@ fn wrong_type(key: &CStr, want: &str) -> Error {
 }
 
 impl Param<'_> {
-    pub fn key(&self) -> &CStr {
+    pub(crate) fn key(&self) -> &CStr {
         // SAFETY: iter() only yields elements with a non-NULL, NUL-terminated key.
         unsafe { CStr::from_ptr(self.p.key) }
     }
@@ -90,7 +90,7 @@ impl Param<'_> {
     }
 
     /// A UTF-8 string (or pointer) parameter.
-    pub fn utf8(&self) -> Result<String> {
+    pub(crate) fn utf8(&self) -> Result<String> {
         let raw = match self.p.data_type {
             OSSL_PARAM_UTF8_STRING => self.bytes(),
             OSSL_PARAM_UTF8_PTR => self.ptr_bytes(),
@@ -101,7 +101,7 @@ impl Param<'_> {
     }
 
     /// An octet string (or pointer) parameter.
-    pub fn octets(&self) -> Result<&[u8]> {
+    pub(crate) fn octets(&self) -> Result<&[u8]> {
         match self.p.data_type {
             OSSL_PARAM_OCTET_STRING => Ok(self.bytes()),
             OSSL_PARAM_OCTET_PTR => Ok(self.ptr_bytes()),
@@ -111,7 +111,7 @@ impl Param<'_> {
 
     /// A signed or unsigned integer (any native width up to 8 bytes); also accepts a
     /// decimal or 0x-hex string.
-    pub fn int(&self) -> Result<i64> {
+    pub(crate) fn int(&self) -> Result<i64> {
         let b = self.bytes();
         let signed = match self.p.data_type {
             OSSL_PARAM_INTEGER => true,
@@ -150,7 +150,7 @@ impl Param<'_> {
     }
 
     /// An unsigned big number, returned big-endian (OSSL_PARAM stores native-endian).
-    pub fn big_unsigned(&self) -> Result<Vec<u8>> {
+    pub(crate) fn big_unsigned(&self) -> Result<Vec<u8>> {
         if self.p.data_type != OSSL_PARAM_UNSIGNED_INTEGER {
             return Err(wrong_type(self.key(), "an unsigned integer"));
         }
@@ -162,7 +162,7 @@ impl Param<'_> {
     }
 
     /// True when the string or integer parameter is a string.
-    pub fn is_string(&self) -> bool {
+    pub(crate) fn is_string(&self) -> bool {
         matches!(
             self.p.data_type,
             OSSL_PARAM_UTF8_STRING | OSSL_PARAM_UTF8_PTR
@@ -190,7 +190,7 @@ impl Param<'_> {
     }
 
     /// Answers with an integer in whatever integer width the caller chose.
-    pub fn set_int(&mut self, v: i64) -> Result<()> {
+    pub(crate) fn set_int(&mut self, v: i64) -> Result<()> {
         let size = if self.p.data.is_null() {
             8
         } else {
@@ -216,7 +216,7 @@ impl Param<'_> {
     }
 
     /// Answers with a string (NUL-terminated when there is room, as OpenSSL does).
-    pub fn set_utf8(&mut self, s: &str) -> Result<()> {
+    pub(crate) fn set_utf8(&mut self, s: &str) -> Result<()> {
         match self.p.data_type {
             OSSL_PARAM_UTF8_STRING => {
                 self.answer(s.as_bytes())?;
@@ -232,7 +232,7 @@ impl Param<'_> {
     }
 
     /// Answers with a static string through a UTF8_PTR parameter (or copies it).
-    pub fn set_utf8_static(&mut self, s: &'static CStr) -> Result<()> {
+    pub(crate) fn set_utf8_static(&mut self, s: &'static CStr) -> Result<()> {
         if self.p.data_type == OSSL_PARAM_UTF8_PTR {
             if self.p.data.is_null() {
                 return Err(wrong_type(self.key(), "a pointer slot"));
@@ -245,7 +245,7 @@ impl Param<'_> {
         self.set_utf8(&s.to_string_lossy())
     }
 
-    pub fn set_octets(&mut self, v: &[u8]) -> Result<()> {
+    pub(crate) fn set_octets(&mut self, v: &[u8]) -> Result<()> {
         if self.p.data_type != OSSL_PARAM_OCTET_STRING {
             return Err(wrong_type(self.key(), "an octet string"));
         }
@@ -253,7 +253,7 @@ impl Param<'_> {
     }
 
     /// Answers with an unsigned big number given big-endian.
-    pub fn set_big_unsigned(&mut self, be: &[u8]) -> Result<()> {
+    pub(crate) fn set_big_unsigned(&mut self, be: &[u8]) -> Result<()> {
         if self.p.data_type != OSSL_PARAM_UNSIGNED_INTEGER {
             return Err(wrong_type(self.key(), "an unsigned integer"));
         }
@@ -285,7 +285,7 @@ fn parse_number(s: &str) -> Option<i64> {
 
 /// An OSSL_PARAM array we own, with the storage its elements point at.
 #[derive(Debug, Default)]
-pub struct ParamList {
+pub(crate) struct ParamList {
     // Boxed so that element pointers survive the vectors growing.
     names: Vec<CString>,
     storage: Vec<Box<[u8]>>,
@@ -294,7 +294,7 @@ pub struct ParamList {
 }
 
 impl ParamList {
-    pub fn new() -> ParamList {
+    pub(crate) fn new() -> ParamList {
         ParamList::default()
     }
 
@@ -306,26 +306,26 @@ impl ParamList {
         self
     }
 
-    pub fn utf8(&mut self, key: &CStr, v: &str) -> &mut Self {
+    pub(crate) fn utf8(&mut self, key: &CStr, v: &str) -> &mut Self {
         let mut data = v.as_bytes().to_vec();
         data.push(0);
         self.push(key, OSSL_PARAM_UTF8_STRING, data)
     }
 
-    pub fn octets(&mut self, key: &CStr, v: &[u8]) -> &mut Self {
+    pub(crate) fn octets(&mut self, key: &CStr, v: &[u8]) -> &mut Self {
         self.push(key, OSSL_PARAM_OCTET_STRING, v.to_vec())
     }
 
-    pub fn int(&mut self, key: &CStr, v: i32) -> &mut Self {
+    pub(crate) fn int(&mut self, key: &CStr, v: i32) -> &mut Self {
         self.push(key, OSSL_PARAM_INTEGER, v.to_ne_bytes().to_vec())
     }
 
-    pub fn uint(&mut self, key: &CStr, v: u32) -> &mut Self {
+    pub(crate) fn uint(&mut self, key: &CStr, v: u32) -> &mut Self {
         self.push(key, OSSL_PARAM_UNSIGNED_INTEGER, v.to_ne_bytes().to_vec())
     }
 
     /// An unsigned big number given big-endian.
-    pub fn big_unsigned(&mut self, key: &CStr, be: &[u8]) -> &mut Self {
+    pub(crate) fn big_unsigned(&mut self, key: &CStr, be: &[u8]) -> &mut Self {
         let mut v = be[be.iter().take_while(|b| **b == 0).count()..].to_vec();
         if v.is_empty() {
             v.push(0);
@@ -341,7 +341,7 @@ impl ParamList {
     ///
     /// # Safety
     /// `cb` and `arg` are a pair the core handed to the current call.
-    pub unsafe fn hand_to(
+    pub(crate) unsafe fn hand_to(
         &mut self,
         cb: Option<OSSL_CALLBACK>,
         arg: *mut c_void,
@@ -357,7 +357,7 @@ impl ParamList {
     }
 
     /// The terminated array; valid while `self` is neither changed nor dropped.
-    pub fn as_ptr(&mut self) -> *const OSSL_PARAM {
+    pub(crate) fn as_ptr(&mut self) -> *const OSSL_PARAM {
         self.array.clear();
         for (name, data_type, storage) in &self.items {
             let data = &mut self.storage[*storage];
@@ -387,19 +387,19 @@ impl ParamList {
 
 /// A static description of parameters (gettable/settable lists).
 #[derive(Debug)]
-pub struct ParamTable(pub &'static [OSSL_PARAM]);
+pub(crate) struct ParamTable(pub &'static [OSSL_PARAM]);
 
 // SAFETY: the tables are immutable statics whose pointers are string literals or NULL.
 unsafe impl Sync for ParamTable {}
 
 impl ParamTable {
-    pub fn as_ptr(&self) -> *const OSSL_PARAM {
+    pub(crate) fn as_ptr(&self) -> *const OSSL_PARAM {
         self.0.as_ptr()
     }
 }
 
 /// One entry of a static parameter table.
-pub const fn describe(key: &'static CStr, data_type: u32) -> OSSL_PARAM {
+pub(crate) const fn describe(key: &'static CStr, data_type: u32) -> OSSL_PARAM {
     OSSL_PARAM {
         key: key.as_ptr(),
         data_type,
@@ -410,7 +410,7 @@ pub const fn describe(key: &'static CStr, data_type: u32) -> OSSL_PARAM {
 }
 
 /// The terminator of a static parameter table.
-pub const END: OSSL_PARAM = OSSL_PARAM {
+pub(crate) const END: OSSL_PARAM = OSSL_PARAM {
     key: std::ptr::null(),
     data_type: 0,
     data: std::ptr::null_mut(),
@@ -421,14 +421,14 @@ pub const END: OSSL_PARAM = OSSL_PARAM {
 /// A request for string values the core answers with pointers to its own strings (the
 /// provider's openssl.cnf section, OSSL_FUNC_CORE_GET_PARAMS).
 #[derive(Debug)]
-pub struct StringRequest {
+pub(crate) struct StringRequest {
     names: Vec<CString>,
     slots: Box<[*const c_char]>,
     array: Vec<OSSL_PARAM>,
 }
 
 impl StringRequest {
-    pub fn new(keys: &[&str]) -> StringRequest {
+    pub(crate) fn new(keys: &[&str]) -> StringRequest {
         let names: Vec<CString> = keys.iter().filter_map(|k| CString::new(*k).ok()).collect();
         let mut slots = vec![std::ptr::null::<c_char>(); names.len()].into_boxed_slice();
         let mut array: Vec<OSSL_PARAM> = names
@@ -450,12 +450,12 @@ impl StringRequest {
         }
     }
 
-    pub fn as_mut_ptr(&mut self) -> *mut OSSL_PARAM {
+    pub(crate) fn as_mut_ptr(&mut self) -> *mut OSSL_PARAM {
         self.array.as_mut_ptr()
     }
 
     /// The keys the core answered, with their values.
-    pub fn answers(&self) -> Vec<(String, String)> {
+    pub(crate) fn answers(&self) -> Vec<(String, String)> {
         self.names
             .iter()
             .zip(self.slots.iter())

@@ -123,7 +123,7 @@ fn init(
 /// # Safety
 /// Called by libcrypto with its core handle, its dispatch table and two out-pointers.
 #[no_mangle]
-pub unsafe extern "C" fn OSSL_provider_init(
+pub(crate) unsafe extern "C" fn OSSL_provider_init(
     handle: *const OSSL_CORE_HANDLE,
     input: *const OSSL_DISPATCH,
     out: *mut *const OSSL_DISPATCH,

@@ -448,7 +448,10 @@ fn other_drbg(libctx: *mut c_void, ours: *mut c_void) -> bool {
 /// The RAND algorithms for this query: the DRBG only when no other provider has one.
 /// `libctx` is what the core's get_libctx gave (NULL: the default library context), None
 /// when the core offers no get_libctx.
-pub fn algorithms(libctx: Option<*mut c_void>, provctx: *mut c_void) -> *const OSSL_ALGORITHM {
+pub(crate) fn algorithms(
+    libctx: Option<*mut c_void>,
+    provctx: *mut c_void,
+) -> *const OSSL_ALGORITHM {
     if libctx.is_none_or(|libctx| other_drbg(libctx, provctx)) {
         SEED_ONLY.as_ptr()
     } else {

@@ -389,7 +389,7 @@ static FUNCTIONS: &[OSSL_DISPATCH] = dispatch_table![
     OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS => settable_ctx_params,
 ];
 
-pub static ALGORITHMS: [OSSL_ALGORITHM; 3] = [
+pub(crate) static ALGORITHMS: [OSSL_ALGORITHM; 3] = [
     algorithm!(c"ECDSA", PROPERTIES, FUNCTIONS),
     algorithm!(
         c"RSA:rsaEncryption:1.2.840.113549.1.1.1",

@@ -133,7 +133,7 @@ fn set_params(ctx: &PkeyCtx, params: &mut ParamList) -> Result<()> {
 
 /// Verifies `sig` over `tbs` (a digest, or raw input without "digest") with the public
 /// key; `params` are signature parameters (digest, pad-mode, saltlen, mgf1-digest).
-pub fn verify(
+pub(crate) fn verify(
     public: &PublicKey,
     key_type: KeyType,
     mut params: ParamList,
@@ -155,7 +155,11 @@ pub fn verify(
 }
 
 /// Encrypts with the public key; `params` are cipher parameters (pad-mode, digest, ...).
-pub fn encrypt(public: &PublicKey, mut params: ParamList, plaintext: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn encrypt(
+    public: &PublicKey,
+    mut params: ParamList,
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
     let pkey = openssl_key(public, KeyType::Rsa)?;
     let ctx = operation_ctx(&pkey)?;
     // SAFETY: ctx valid.

@@ -126,7 +126,7 @@ static FUNCTIONS: &[OSSL_DISPATCH] = dispatch_table![
     OSSL_FUNC_STORE_SETTABLE_CTX_PARAMS => settable_ctx_params,
 ];
 
-pub static ALGORITHMS: [OSSL_ALGORITHM; 2] = [
+pub(crate) static ALGORITHMS: [OSSL_ALGORITHM; 2] = [
     algorithm!(c"handle", PROPERTIES, FUNCTIONS),
     OSSL_ALGORITHM::END,
 ];

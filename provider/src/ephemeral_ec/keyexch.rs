@@ -96,7 +96,7 @@ unsafe extern "C" fn derive(
     })
 }
 
-pub static FUNCTIONS: &[OSSL_DISPATCH] = dispatch_table![
+pub(crate) static FUNCTIONS: &[OSSL_DISPATCH] = dispatch_table![
     OSSL_FUNC_KEYEXCH_NEWCTX => newctx,
     OSSL_FUNC_KEYEXCH_FREECTX => opctx::freectx::<ExchangeCtx>,
     OSSL_FUNC_KEYEXCH_DUPCTX => opctx::dupctx::<ExchangeCtx>,

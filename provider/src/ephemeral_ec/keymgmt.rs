@@ -302,7 +302,7 @@ unsafe extern "C" fn gen_fn(
     })
 }
 
-pub static FUNCTIONS: &[OSSL_DISPATCH] = dispatch_table![
+pub(crate) static FUNCTIONS: &[OSSL_DISPATCH] = dispatch_table![
     OSSL_FUNC_KEYMGMT_NEW => new,
     OSSL_FUNC_KEYMGMT_FREE => opctx::freectx::<EphemeralKey>,
     OSSL_FUNC_KEYMGMT_DUP => dup,

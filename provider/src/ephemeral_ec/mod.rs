@@ -6,8 +6,8 @@
 //! "EC" would be a TPM key per handshake. These keys live in memory only (RustCrypto p256
 //! and p384): nothing here touches the TPM.
 
-pub mod keyexch;
-pub mod keymgmt;
+pub(crate) mod keyexch;
+pub(crate) mod keymgmt;
 
 use std::ffi::CStr;
 use std::fmt;
@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 /// The algorithm name of the key management and key exchange, and the TLS groups'
 /// `tls-group-alg`.
-pub const NAME: &CStr = c"TPMKEY-EPHEMERAL-EC";
+pub(crate) const NAME: &CStr = c"TPMKEY-EPHEMERAL-EC";
 
 /// A private scalar (zeroized on drop by the RustCrypto types).
 #[derive(Clone)]
@@ -40,7 +40,7 @@ impl fmt::Debug for Secret {
 /// An ephemeral key: a curve (domain parameters), then a public point, and for the keys
 /// generated here the private scalar.
 #[derive(Clone, Debug, Default)]
-pub struct EphemeralKey {
+pub(crate) struct EphemeralKey {
     curve: Option<Curve>,
     secret: Option<Secret>,
     /// The uncompressed point 04 || x || y, checked to lie on the curve.
@@ -84,7 +84,7 @@ where
 
 /// Checks that `encoded` (SEC1) is a point on `curve`; also for keymgmt validation of
 /// other EC keys.
-pub fn check_point(curve: Curve, encoded: &[u8]) -> Result<()> {
+pub(crate) fn check_point(curve: Curve, encoded: &[u8]) -> Result<()> {
     match curve {
         Curve::P256 => point_on::<p256::NistP256>(curve, encoded).map(|_| ()),
         Curve::P384 => point_on::<p384::NistP384>(curve, encoded).map(|_| ()),
@@ -93,7 +93,7 @@ pub fn check_point(curve: Curve, encoded: &[u8]) -> Result<()> {
 
 impl EphemeralKey {
     /// Domain parameters only (what libssl's parameter generation asks for).
-    pub fn for_curve(curve: Curve) -> EphemeralKey {
+    pub(crate) fn for_curve(curve: Curve) -> EphemeralKey {
         EphemeralKey {
             curve: Some(curve),
             ..EphemeralKey::default()
@@ -101,7 +101,7 @@ impl EphemeralKey {
     }
 
     /// A new key pair from the operating system's random generator.
-    pub fn generate(curve: Curve) -> EphemeralKey {
+    pub(crate) fn generate(curve: Curve) -> EphemeralKey {
         let (secret, public) = match curve {
             Curve::P256 => {
                 let s = SecretKey::<p256::NistP256>::random(&mut OsRng);
@@ -121,19 +121,19 @@ impl EphemeralKey {
         }
     }
 
-    pub fn curve(&self) -> Result<Curve> {
+    pub(crate) fn curve(&self) -> Result<Curve> {
         self.curve
             .ok_or_else(|| Error::BadInput("the ephemeral EC key has no group".into()))
     }
 
-    pub fn set_curve(&mut self, curve: Curve) {
+    pub(crate) fn set_curve(&mut self, curve: Curve) {
         if self.curve != Some(curve) {
             *self = EphemeralKey::for_curve(curve);
         }
     }
 
     /// Sets the public point (any SEC1 encoding); a point off the curve is refused.
-    pub fn set_public(&mut self, encoded: &[u8]) -> Result<()> {
+    pub(crate) fn set_public(&mut self, encoded: &[u8]) -> Result<()> {
         let curve = self.curve()?;
         let point = match curve {
             Curve::P256 => uncompressed(&point_on::<p256::NistP256>(curve, encoded)?),
@@ -145,22 +145,22 @@ impl EphemeralKey {
     }
 
     /// The uncompressed public point.
-    pub fn public(&self) -> Result<&[u8]> {
+    pub(crate) fn public(&self) -> Result<&[u8]> {
         self.public
             .as_deref()
             .ok_or_else(|| Error::BadInput("the ephemeral EC key has no public point".into()))
     }
 
-    pub fn has_public(&self) -> bool {
+    pub(crate) fn has_public(&self) -> bool {
         self.public.is_some()
     }
 
-    pub fn has_private(&self) -> bool {
+    pub(crate) fn has_private(&self) -> bool {
         self.secret.is_some()
     }
 
     /// The same key without its private scalar.
-    pub fn public_only(&self) -> EphemeralKey {
+    pub(crate) fn public_only(&self) -> EphemeralKey {
         EphemeralKey {
             secret: None,
             ..self.clone()
@@ -168,7 +168,7 @@ impl EphemeralKey {
     }
 
     /// The domain parameters only.
-    pub fn parameters_only(&self) -> EphemeralKey {
+    pub(crate) fn parameters_only(&self) -> EphemeralKey {
         EphemeralKey {
             curve: self.curve,
             ..EphemeralKey::default()
@@ -176,7 +176,7 @@ impl EphemeralKey {
     }
 
     /// ECDH: Z = x(d * peer), for a peer on the same curve.
-    pub fn derive(&self, peer: &EphemeralKey) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn derive(&self, peer: &EphemeralKey) -> Result<Zeroizing<Vec<u8>>> {
         let (ours, theirs) = (self.curve()?, peer.curve()?);
         if ours != theirs {
             return Err(Error::BadInput(format!(
