@@ -233,7 +233,8 @@ impl SealedData {
     }
 
     /// [`SealedData::unseal`] of an object used once (a PIN object at login): a
-    /// policy-bound one is flushed right after, not kept loaded or saved.
+    /// policy-bound one is flushed right after, not kept loaded or saved, and so is the
+    /// policy session.
     pub fn unseal_once(&self, auth: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.unseal_with(auth, true)
     }
@@ -266,6 +267,7 @@ impl SealedData {
             });
             if once {
                 link.discard_loaded(id);
+                link.discard_policy_session();
             }
             unsealed
         })

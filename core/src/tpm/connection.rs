@@ -617,6 +617,15 @@ impl Link {
         self.objects.forget_context(id);
     }
 
+    /// Flushes the policy session: after a one-time use (a PIN object at login) it would hold
+    /// one of the TPM's three session slots for the life of the process, and a forked child
+    /// that logs in needs two.
+    pub fn discard_policy_session(&mut self) {
+        if let Some(p) = self.tpm.policy.session.take() {
+            let _ = self.tpm.flush_context(p.session.handle);
+        }
+    }
+
     /// Runs `op` with the HMAC session, a policy session with a clean digest (its handle is
     /// `op`'s second argument) and none of our objects loaded: for objects whose policy the
     /// caller runs itself, such as the EK's PolicySecret(TPM_RH_ENDORSEMENT), and which it
