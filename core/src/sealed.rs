@@ -256,6 +256,7 @@ impl SealedData {
                 let t =
                     target.ok_or_else(|| Error::Integrity("sealed object not loaded".into()))?;
                 policy_session::satisfy(tpm, &bound.run, &t.auth)?;
+                tpm.policy.end_after_next = once;
                 tpm.unseal(t.handle, &t.name, KeyAuth::Policy(&t.auth))
                     .map_err(|e| {
                         if e.is_policy_failure() && !matches!(e, Error::PolicyNotSatisfied(_)) {
@@ -267,6 +268,7 @@ impl SealedData {
             });
             if once {
                 link.discard_loaded(id);
+                // Ended by the Unseal itself when it succeeded; flushed otherwise.
                 link.discard_policy_session();
             }
             unsealed

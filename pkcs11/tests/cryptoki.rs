@@ -577,12 +577,12 @@ fn tpm_commands_per_login_and_signature() {
     );
     eprintln!("next C_Sign: {} TPM commands {second:x?}", second.len());
     // CreatePrimary, StartAuthSession; the login: Load of the PIN object, StartAuthSession
-    // of the policy session, PolicySecret (the PIN index), PolicyAuthValue, Unseal,
-    // FlushContext of the PIN object and of the policy session (a forked child that logs in
-    // needs two session slots); the first C_Sign: Load, Sign.
+    // of the policy session, PolicySecret (the PIN index), PolicyAuthValue, Unseal (its
+    // last use: the TPM ends the policy session, whose slot a forked child that logs in
+    // needs), FlushContext of the PIN object; the first C_Sign: Load, Sign.
     assert_eq!(
         first,
-        vec![0x131, 0x176, 0x157, 0x176, 0x151, 0x16B, 0x15E, 0x165, 0x165, 0x157, 0x15D]
+        vec![0x131, 0x176, 0x157, 0x176, 0x151, 0x16B, 0x15E, 0x165, 0x157, 0x15D]
     );
     // The first operation that no longer needs the storage key saves and flushes it.
     assert_eq!(second, vec![0x15D, 0x162, 0x165]);

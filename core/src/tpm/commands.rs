@@ -312,6 +312,7 @@ impl Tpm {
         let mut params = cmd.params.clone();
         let mut auth_area = Zeroizing::new(Vec::new());
         let mut session_attrs = 0u8;
+        let mut ends_session = false;
         let mut nonce_caller = [0u8; 32];
         if with_session {
             match slot {
@@ -321,10 +322,12 @@ impl Tpm {
                 }
                 Slot::Policy => self.sessions_used.1 = true,
             }
+            let last_use = slot == Slot::Policy && std::mem::take(&mut self.policy.end_after_next);
+            ends_session = last_use;
             let s = self
                 .session_in(slot)
                 .ok_or_else(|| Error::Integrity("no session established".into()))?;
-            session_attrs = ATTR_CONTINUE_SESSION
+            session_attrs = if last_use { 0 } else { ATTR_CONTINUE_SESSION }
                 | if cmd.secret_in { ATTR_DECRYPT } else { 0 }
                 | if cmd.secret_out { ATTR_ENCRYPT } else { 0 };
             let (area, nonce) = s.authorize(
@@ -436,6 +439,10 @@ impl Tpm {
                 self.discard_session(slot);
                 self.flush_all(&handles);
                 return Err(e);
+            }
+            if ends_session {
+                // Without continueSession the TPM ended the session with this command.
+                self.policy.session = None;
             }
         }
         Ok(Response {

@@ -52,6 +52,10 @@ impl PolicySession {
 #[derive(Debug, Default)]
 pub struct PolicyState {
     pub session: Option<PolicySession>,
+    /// The next command the policy session authorises is its last: sent without
+    /// continueSession, so the TPM ends the session when the command succeeds (a one-time
+    /// use, such as a PIN object at login, frees its slot without a FlushContext).
+    pub end_after_next: bool,
     /// VerifySignature tickets by signer Name ‖ aHash. Signers are loaded in the owner
     /// hierarchy, whose tickets stay valid until TPM2_Clear changes the owner proof.
     tickets: HashMap<Vec<u8>, Vec<u8>>,
