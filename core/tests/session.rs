@@ -117,23 +117,49 @@ fn with_session_off_the_tap_sees_everything() {
     assert!(any_command_has(&log, &digest));
 }
 
+/// Flips one byte of the (encrypted) digest in TPM2_Sign.
+fn flip_sign_digest(cmd: &mut Vec<u8>) -> bool {
+    if command_code(cmd) != SIGN {
+        return false;
+    }
+    // header 10, key handle 4, authSize 4, auth area, then the encrypted digest TPM2B.
+    let auth_size = u32::from_be_bytes([cmd[14], cmd[15], cmd[16], cmd[17]]) as usize;
+    cmd[18 + auth_size + 2] ^= 0x01;
+    true
+}
+
+/// A command altered on the bus fails its HMAC in the TPM and is not executed. The key has
+/// no password, so that failure cannot be a wrong password: tpmkey starts over once on a
+/// new connection and the signature is made from the caller's digest. Altered again on the
+/// retry, the operation fails, naming the alteration.
 #[test]
 fn tampered_command_is_rejected() {
     let (_tpm, tap) = common::tapped_tpm(&[]);
     let key = TpmKey::generate(KeySpec::EcP256, None, None).unwrap();
     sign(&key, &[1u8; 32]).unwrap();
-    tap.tamper_command(|cmd| {
-        if command_code(cmd) != SIGN {
-            return false;
+    tap.take_log();
+    tap.tamper_command(flip_sign_digest);
+    sign(&key, &[1u8; 32]).unwrap();
+    let rejected = tap.take_log().iter().any(|(cmd, rsp)| {
+        command_code(cmd) == SIGN && rsp.len() >= 10 && {
+            let rc = u32::from_be_bytes([rsp[6], rsp[7], rsp[8], rsp[9]]);
+            tpmkey::response_code::ResponseCode(rc).is_bad_auth()
         }
-        // header 10, key handle 4, authSize 4, auth area, then the encrypted digest TPM2B.
-        let auth_size = u32::from_be_bytes([cmd[14], cmd[15], cmd[16], cmd[17]]) as usize;
-        cmd[18 + auth_size + 2] ^= 0x01;
-        true
+    });
+    assert!(
+        rejected,
+        "the altered TPM2_Sign was not rejected by the TPM"
+    );
+
+    // Altered every time: a clear error.
+    tap.tamper_command(|cmd| {
+        flip_sign_digest(cmd);
+        false
     });
     let e = sign(&key, &[1u8; 32]).unwrap_err();
     assert!(e.is_bad_auth(), "{e}");
     assert!(e.to_string().contains("altered"), "{e}");
+    tap.tamper_command(|_| true);
     sign(&key, &[1u8; 32]).unwrap();
 }
 

@@ -24,7 +24,7 @@ use std::sync::{Mutex, OnceLock};
 
 use cryptoki_sys::*;
 use libfuzzer_sys::fuzz_target;
-use tpmkey_testenv::{fuzz_input::FuzzInput as Input, Swtpm, TempDir};
+use tpmkey_testenv::{fuzz_input::FuzzInput as Input, Swtpm, TempDir, TpmEndpoint};
 
 // Links the module's rlib; its exported entry point is declared here.
 use tpmkey_pkcs11 as _;
