@@ -257,14 +257,16 @@ impl SealedData {
                     target.ok_or_else(|| Error::Integrity("sealed object not loaded".into()))?;
                 policy_session::satisfy(tpm, &bound.run, &t.auth)?;
                 tpm.policy.end_after_next = once;
-                tpm.unseal(t.handle, &t.name, KeyAuth::Policy(&t.auth))
-                    .map_err(|e| {
-                        if e.is_policy_failure() && !matches!(e, Error::PolicyNotSatisfied(_)) {
-                            Error::PolicyNotSatisfied(policy_session::use_failure(&bound.run))
-                        } else {
-                            e
-                        }
-                    })
+                let unsealed = tpm.unseal(t.handle, &t.name, KeyAuth::Policy(&t.auth));
+                // Never left set for a later command when the Unseal did not reach the TPM.
+                tpm.policy.end_after_next = false;
+                unsealed.map_err(|e| {
+                    if e.is_policy_failure() && !matches!(e, Error::PolicyNotSatisfied(_)) {
+                        Error::PolicyNotSatisfied(policy_session::use_failure(&bound.run))
+                    } else {
+                        e
+                    }
+                })
             });
             if once {
                 link.discard_loaded(id);
