@@ -96,3 +96,82 @@ fn keys_work_behind_tpm2_abrmd() {
     }
     std::fs::remove_file(path).ok();
 }
+
+const GONE_KEY: &str = "TPMKEY_TEST_ABRMD_GONE_KEY";
+const GONE_PID: &str = "TPMKEY_TEST_ABRMD_GONE_PID";
+
+/// In a child whose SIGPIPE has its default action, as in a C program that loads a front
+/// end: signs, kills tpm2-abrmd, signs again.
+#[test]
+fn child_outliving_abrmd() {
+    let (Ok(path), Ok(pid)) = (std::env::var(GONE_KEY), std::env::var(GONE_PID)) else {
+        return;
+    };
+    // SAFETY: no other thread of this process is running a signal-sensitive call now.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let key = TpmKey::from_key_file(
+        &KeyFile::from_pem(&std::fs::read(path).unwrap()).unwrap(),
+        None,
+    )
+    .unwrap();
+    let digest = [7u8; 32];
+    key.sign(SignScheme::Ecdsa(Hash::Sha256), &digest).unwrap();
+    assert!(Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap()
+        .success());
+    // Dead once a zombie (its parent, the test, reaps it) or gone.
+    while std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|s| !s.contains("State:\tZ"))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let e = key
+        .sign(SignScheme::Ecdsa(Hash::Sha256), &digest)
+        .unwrap_err();
+    println!("CHILD-FAILED {e}");
+}
+
+/// A write to the socket of a tpm2-abrmd that has gone raises no SIGPIPE (which would end a
+/// program that keeps its default action), but fails naming the TCTI.
+#[test]
+fn abrmd_gone_is_an_error_not_sigpipe() {
+    let tpm = common::tpm();
+    let abrmd = Abrmd::start(&tpm.swtpm);
+    let path = std::env::temp_dir().join(format!("tpmkey-abrmd-gone-{}.pem", std::process::id()));
+    let key = TpmKey::generate(KeySpec::EcP256, None, None).unwrap();
+    std::fs::write(&path, key.key_file().unwrap().to_pem()).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_outliving_abrmd",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(GONE_KEY, &path)
+        .env(GONE_PID, abrmd.pid().unwrap().to_string())
+        .env("TPMKEY_TCTI", abrmd.tcti())
+        .env("TPMKEY_CONF", "/dev/null")
+        .envs(abrmd.env())
+        .output()
+        .unwrap();
+    std::fs::remove_file(path).ok();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "the child died of a signal ({}):\n{stdout}",
+        out.status
+    );
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("CHILD-FAILED") && stdout.contains("tabrmd"),
+        "the error does not name the tabrmd TCTI:\n{stdout}"
+    );
+}
