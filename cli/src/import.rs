@@ -41,12 +41,20 @@ pub struct Args {
     /// it, or PEM) and write an importable key file; no TPM is used
     #[arg(long = "parent-pub", value_name = "FILE")]
     parent_pub: Option<PathBuf>,
+    /// Import with the sign attribute only (no decryption or key agreement). RSA-PSS is
+    /// then made by the TPM with the salt the TPM chooses; tpmkey refuses a salt other
+    /// than the one asked for (the default, sign and decrypt, encodes PSS on the host)
+    #[arg(long = "sign-only")]
+    sign_only: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let pem =
         Zeroizing::new(std::fs::read(&args.key).map_err(|e| Error::io(args.key.display(), e))?);
-    let key = SoftwareKey::from_pem(&pem)?;
+    let mut key = SoftwareKey::from_pem(&pem)?;
+    if args.sign_only {
+        key = key.sign_only();
+    }
     let password = args
         .password
         .as_deref()

@@ -298,3 +298,57 @@ fn import_refuses_what_it_cannot_take() {
     assert!(stderr(&r).contains("session = off"), "{}", stderr(&r));
     assert!(!env.path("x.key").exists());
 }
+
+/// `--sign-only` imports without the decrypt attribute: inspect shows sign alone, RSA-PSS
+/// comes from the TPM (salt = digest length on swtpm, checked on the host) and verifies
+/// with the software key, and decryption is refused.
+#[test]
+fn import_sign_only_has_no_decrypt_attribute_and_signs_pss_in_the_tpm() {
+    let _core = CORE.lock().unwrap_or_else(|p| p.into_inner());
+    let env = Env::start();
+    let p = |n: &str| env.path(n).to_str().unwrap().to_string();
+    genpkey(&p("rsa.pem"), RSA2048, &[]);
+    env.tpmkey_ok(["import", "--sign-only", "-o", &p("rsa.key"), &p("rsa.pem")]);
+    let text = String::from_utf8(env.tpmkey_ok(["inspect", &p("rsa.key")])).unwrap();
+    let attributes = text
+        .lines()
+        .find(|l| l.starts_with("attributes:"))
+        .unwrap_or_else(|| panic!("no attributes line in:\n{text}"));
+    assert!(
+        attributes.contains(" sign") && !attributes.contains("decrypt"),
+        "{attributes}"
+    );
+
+    let file = KeyFile::from_pem(&std::fs::read(env.path("rsa.key")).unwrap()).unwrap();
+    tpmkey::connection::configure(&[("tcti", &env.swtpm.tcti())]).unwrap();
+    let key = TpmKey::from_key_file(&file, None).unwrap();
+    let digest = [0x5a; 32];
+    let pss = SignScheme::RsaPss {
+        hash: Hash::Sha256,
+        mgf1: Hash::Sha256,
+        salt_len: 32,
+    };
+    let Signature::Rsa(sig) = key.sign(pss, &digest).unwrap() else {
+        panic!("not RSA")
+    };
+    assert!(key.decrypt(tpmkey::RsaPadding::Pkcs1, &[], &sig).is_err());
+    tpmkey::connection::shutdown();
+    std::fs::write(env.path("digest"), digest).unwrap();
+    std::fs::write(env.path("sig"), sig).unwrap();
+    openssl(&[
+        "pkeyutl",
+        "-verify",
+        "-inkey",
+        &p("rsa.pem"),
+        "-in",
+        &p("digest"),
+        "-sigfile",
+        &p("sig"),
+        "-pkeyopt",
+        "digest:sha256",
+        "-pkeyopt",
+        "rsa_padding_mode:pss",
+        "-pkeyopt",
+        "rsa_pss_saltlen:digest",
+    ]);
+}

@@ -48,6 +48,8 @@ const TPM_ALG_ECC: u16 = 0x0023;
 const FIXED_TPM: u32 = 1 << 1;
 const FIXED_PARENT: u32 = 1 << 4;
 const SENSITIVE_DATA_ORIGIN: u32 = 1 << 5;
+/// TPMA_OBJECT decrypt, cleared for a sign-only key.
+const DECRYPT: u32 = 1 << 17;
 const AES_128: usize = 16;
 
 /// A private key read from PEM, its secret parts zeroized on drop.
@@ -55,12 +57,15 @@ pub struct SoftwareKey {
     public: PublicKey,
     /// The TPMU_SENSITIVE_COMPOSITE value: the EC scalar d, or the RSA prime p.
     secret: Zeroizing<Vec<u8>>,
+    /// Imported with the sign attribute only (decrypt clear).
+    sign_only: bool,
 }
 
 impl std::fmt::Debug for SoftwareKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SoftwareKey")
             .field("bits", &self.public.bits())
+            .field("sign_only", &self.sign_only)
             .finish()
     }
 }
@@ -128,6 +133,7 @@ impl SoftwareKey {
                 y: point.y().map(|c| c.to_vec()).unwrap_or_default(),
             },
             secret: Zeroizing::new(k.to_bytes().to_vec()),
+            sign_only: false,
         }
     }
 
@@ -152,11 +158,20 @@ impl SoftwareKey {
         Ok(SoftwareKey {
             public: PublicKey::Rsa { modulus, exponent },
             secret: prime,
+            sign_only: false,
         })
     }
 
     pub fn public(&self) -> &PublicKey {
         &self.public
+    }
+
+    /// Imports the key with the sign attribute only: it cannot decrypt or derive, and the
+    /// TPM makes its RSA-PSS signatures itself, with the salt the TPM chooses (which
+    /// tpmkey checks) instead of the host's encoding of the salt asked for.
+    pub fn sign_only(mut self) -> SoftwareKey {
+        self.sign_only = true;
+        self
     }
 
     /// TPM2B_PUBLIC (with its size) of the key as imported: the key template of `keygen`
@@ -185,8 +200,11 @@ impl SoftwareKey {
                 "key template does not end with an empty unique".into(),
             ));
         };
-        let attrs = u32::from_be_bytes([t[4], t[5], t[6], t[7]])
-            & !(FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN);
+        let mut cleared = FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN;
+        if self.sign_only {
+            cleared |= DECRYPT;
+        }
+        let attrs = u32::from_be_bytes([t[4], t[5], t[6], t[7]]) & !cleared;
         t[4..8].copy_from_slice(&attrs.to_be_bytes());
         t.truncate(cut);
         let mut w = Writer::new();

@@ -35,6 +35,7 @@ pub mod storage_key_pin;
 pub mod templates;
 mod tpm;
 pub mod tpm_identity;
+mod tpm_pss;
 
 pub use tpm::{commands, connection, response_code, session, session_crypto, tcti, wire};
 pub(crate) use tpm::{keep_lease, policy_session};

@@ -156,6 +156,25 @@ impl PublicKey {
         }
     }
 
+    /// The RSA public operation s^e mod n (RSAVP1, RFC 8017 5.2.2), left-padded to the
+    /// modulus length: what checks a signature the TPM made.
+    pub fn rsa_public_operation(&self, s: &[u8]) -> Result<Vec<u8>> {
+        let PublicKey::Rsa { modulus, exponent } = self else {
+            return Err(Error::BadInput("an RSA operation on an EC key".into()));
+        };
+        let n = rsa::BigUint::from_bytes_be(modulus);
+        let s = rsa::BigUint::from_bytes_be(s);
+        if s >= n {
+            return Err(Error::BadInput(
+                "RSA signature representative out of range (not below the modulus)".into(),
+            ));
+        }
+        let m = s.modpow(&rsa::BigUint::from(*exponent), &n).to_bytes_be();
+        let mut out = vec![0u8; modulus.len().saturating_sub(m.len())];
+        out.extend_from_slice(&m);
+        Ok(out)
+    }
+
     /// Key size in bits (modulus bits or curve size).
     pub fn bits(&self) -> u32 {
         match self {

@@ -91,6 +91,36 @@ pub fn pss_encode(hash: Hash, m_hash: &[u8], salt_len: usize, mod_bits: u32) -> 
     Ok(block)
 }
 
+/// EMSA-PSS-VERIFY (RFC 8017, 9.1.2) of `em` (the k-byte result of the RSA public
+/// operation) against a message digest, with the salt length recovered from the encoding
+/// rather than given: the length when `em` is a valid encoding of `m_hash`, else `None`.
+pub fn pss_verify_salt_len(hash: Hash, m_hash: &[u8], em: &[u8], mod_bits: u32) -> Option<usize> {
+    let h_len = hash.len();
+    let (em_bits, em_len) = em_size(mod_bits).ok()?;
+    // The raw operation gives k bytes; em_len is k - 1 when mod_bits % 8 == 1.
+    let (lead, em) = em.split_at(em.len().checked_sub(em_len)?);
+    if m_hash.len() != h_len || lead.iter().any(|b| *b != 0) || em.last() != Some(&0xBC) {
+        return None;
+    }
+    let db_len = em_len.checked_sub(h_len + 1).filter(|n| *n > 0)?;
+    let (masked_db, h) = (&em[..db_len], &em[db_len..em_len - 1]);
+    let top_bits = 0xFFu8 >> (8 * em_len - em_bits);
+    if masked_db[0] & !top_bits != 0 {
+        return None;
+    }
+    let mut db = mgf1(hash, h, db_len).ok()?;
+    for (d, m) in db.iter_mut().zip(masked_db) {
+        *d ^= m;
+    }
+    db[0] &= top_bits;
+    let separator = db.iter().position(|b| *b != 0)?;
+    if db[separator] != 1 {
+        return None;
+    }
+    let salt = &db[separator + 1..];
+    (hash.digest(&[&[0u8; 8], m_hash, salt]) == h).then_some(salt.len())
+}
+
 /// The largest PSS salt a key allows with this hash (0 for a key too small for any).
 pub fn pss_max_salt(hash: Hash, mod_bits: u32) -> usize {
     em_size(mod_bits).map_or(0, |(_, em_len)| em_len.saturating_sub(hash.len() + 2))
@@ -375,6 +405,35 @@ mod tests {
         assert_eq!(em[255], 0xBC);
         assert!(em[0] & 0x80 == 0);
         assert_eq!(pss_max_salt(Hash::Sha256, 2048), 222);
+    }
+
+    /// The salt comes back out of an encoding of every length that fits; any other digest
+    /// or an altered byte gives none.
+    #[test]
+    fn pss_salt_length_is_recovered() {
+        let d = Hash::Sha256.digest(&[b"m"]);
+        for bits in [2048, 2049, 3072] {
+            for salt in [0, 20, 32, pss_max_salt(Hash::Sha256, bits)] {
+                let em = pss_encode(Hash::Sha256, &d, salt, bits).unwrap();
+                assert_eq!(pss_verify_salt_len(Hash::Sha256, &d, &em, bits), Some(salt));
+                let other = Hash::Sha256.digest(&[b"n"]);
+                assert_eq!(pss_verify_salt_len(Hash::Sha256, &other, &em, bits), None);
+                for i in [0, 1, 100, em.len() - 2, em.len() - 1] {
+                    let mut bad = em.clone();
+                    bad[i] ^= 0x40;
+                    assert_eq!(
+                        pss_verify_salt_len(Hash::Sha256, &d, &bad, bits),
+                        None,
+                        "{i}"
+                    );
+                }
+            }
+        }
+        assert_eq!(pss_verify_salt_len(Hash::Sha256, &d, &[], 2048), None);
+        assert_eq!(
+            pss_verify_salt_len(Hash::Sha256, &d, &[0xBC; 40], 263),
+            None
+        );
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! A [`FaultPlan`] fires either on chosen command codes (the n-th time each is seen) or at
 //! random with a seed (reproducible), and records every fault it injected, so that a test
 //! can account each failure to one.
+//!
+//! Hardware behaviour swtpm lacks is emulated here too: [`max_salt_pss`] makes the TPM's
+//! RSA-PSS signatures carry the maximum salt, as many hardware TPMs do.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -364,6 +367,95 @@ pub fn restart_tpm(port: u16, orderly: bool) -> std::io::Result<()> {
     }
     drop(ctrl);
     tpm_command(port, &STARTUP_CLEAR)
+}
+
+const TPM_ALG_RSAPSS: u16 = 0x0016;
+
+/// OpenSSL's name of a TPM hash algorithm.
+fn openssl_digest(alg: u16) -> Option<&'static str> {
+    match alg {
+        0x0004 => Some("sha1"),
+        0x000B => Some("sha256"),
+        0x000C => Some("sha384"),
+        0x000D => Some("sha512"),
+        _ => None,
+    }
+}
+
+/// A TPM that signs RSA-PSS with the maximum salt, as many hardware TPMs do (swtpm uses
+/// the digest length), for [`crate::WireTap::tamper_exchange`]: every successful TPM2_Sign
+/// with scheme RSAPSS gets its signature replaced by one `openssl pkeyutl` makes with the
+/// key's private half (`private_key`, PEM) and `rsa_pss_saltlen:max` over the digest the
+/// command carried. The command's digest must be in clear and the response must carry no
+/// HMAC over it: the client runs with its session off (`TPMKEY_SESSION=off`). Never
+/// returns true, so it stays in place.
+pub fn max_salt_pss(
+    private_key: &std::path::Path,
+) -> impl FnMut(&[u8], &mut Vec<u8>) -> bool + Send + 'static {
+    let key = private_key.to_path_buf();
+    move |cmd, rsp| {
+        if command_code(cmd) == 0x15D {
+            if let Some((at, sig)) = pss_sign_exchange(cmd, rsp) {
+                let (digest, hash) = sig;
+                let made = pss_max_salt_sign(&key, hash, digest);
+                let len = usize::from(u16::from_be_bytes([rsp[at], rsp[at + 1]]));
+                assert_eq!(made.len(), len, "max-salt signature of another length");
+                rsp[at + 2..at + 2 + len].copy_from_slice(&made);
+            }
+        }
+        false
+    }
+}
+
+/// For a TPM2_Sign with scheme RSAPSS and its successful response: where the response's
+/// signature TPM2B starts, and the command's digest and hash name.
+fn pss_sign_exchange<'c>(cmd: &'c [u8], rsp: &[u8]) -> Option<(usize, (&'c [u8], &'static str))> {
+    let params = crate::tpm_command::parameters_offset(cmd)?;
+    let size = usize::from(u16::from_be_bytes([
+        *cmd.get(params)?,
+        *cmd.get(params + 1)?,
+    ]));
+    let digest = cmd.get(params + 2..params + 2 + size)?;
+    let scheme = cmd.get(params + 2 + size..params + 6 + size)?;
+    if scheme[0..2] != TPM_ALG_RSAPSS.to_be_bytes() {
+        return None;
+    }
+    let hash = openssl_digest(u16::from_be_bytes([scheme[2], scheme[3]]))?;
+    let (start, end) = area_range(0x15D, rsp, Area::Parameters)?;
+    // TPMT_SIGNATURE: sigAlg, hash, TPM2B signature.
+    let head = rsp.get(start..start + 6)?;
+    let len = usize::from(u16::from_be_bytes([head[4], head[5]]));
+    (head[0..2] == TPM_ALG_RSAPSS.to_be_bytes() && start + 6 + len <= end)
+        .then_some((start + 4, (digest, hash)))
+}
+
+fn pss_max_salt_sign(key: &std::path::Path, hash: &str, digest: &[u8]) -> Vec<u8> {
+    let mut child = std::process::Command::new("openssl")
+        .env_remove("OPENSSL_CONF")
+        .env_remove("OPENSSL_MODULES")
+        .args(["pkeyutl", "-sign", "-inkey"])
+        .arg(key)
+        .args(["-pkeyopt", &format!("digest:{hash}")])
+        .args(["-pkeyopt", "rsa_padding_mode:pss"])
+        .args(["-pkeyopt", "rsa_pss_saltlen:max"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl pkeyutl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(digest)
+        .expect("digest to openssl");
+    let out = child.wait_with_output().expect("openssl pkeyutl");
+    assert!(
+        out.status.success(),
+        "openssl pkeyutl (max-salt PSS): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 #[cfg(test)]

@@ -22,12 +22,15 @@ pub use crate::tpm_command::command_code;
 use crate::tpm_model::Profile;
 
 pub type Mutator = Box<dyn FnMut(&mut Vec<u8>) -> bool + Send>;
+/// Alters a response knowing the command it answers (the command as forwarded).
+pub type ExchangeMutator = Box<dyn FnMut(&[u8], &mut Vec<u8>) -> bool + Send>;
 
 #[derive(Default)]
 struct Shared {
     log: Vec<(Vec<u8>, Vec<u8>)>,
     on_command: Option<Mutator>,
     on_response: Option<Mutator>,
+    on_exchange: Option<ExchangeMutator>,
     profile: Option<Arc<Profile>>,
     faults: Option<FaultPlan>,
     /// Faults of plans already replaced or stopped.
@@ -163,6 +166,11 @@ impl WireTap {
                                     sh.on_response = None;
                                 }
                             }
+                            if let Some(m) = sh.on_exchange.as_mut() {
+                                if m(&cmd, &mut rsp) {
+                                    sh.on_exchange = None;
+                                }
+                            }
                         }
                         match fault {
                             Some(Fault::DropAfterForward) => return,
@@ -211,6 +219,13 @@ impl WireTap {
 
     pub fn tamper_response(&self, m: impl FnMut(&mut Vec<u8>) -> bool + Send + 'static) {
         self.shared.lock().unwrap().on_response = Some(Box::new(m));
+    }
+
+    /// Alters responses seeing the command each answers, until the mutator returns true
+    /// (one that never does models a TPM that always behaves so, e.g.
+    /// [`crate::fault::max_salt_pss`]).
+    pub fn tamper_exchange(&self, m: impl FnMut(&[u8], &mut Vec<u8>) -> bool + Send + 'static) {
+        self.shared.lock().unwrap().on_exchange = Some(Box::new(m));
     }
 
     /// Injects faults as `plan` says from now on (the faults of a previous plan are kept
