@@ -150,9 +150,10 @@ fn scheme_hash(scheme: SignScheme) -> Option<Hash> {
     }
 }
 
-/// Has the TPM hash `message` and give the ticket of it in the owner hierarchy (where
-/// tpmkey's storage key, and so every key under it, lives): TPM2_Hash for a short message,
-/// a hash sequence for a longer one. The TPM's digest must be `digest`, the host's: the
+/// Has the TPM hash `message` and give the ticket of it in the owner hierarchy: TPM2_Sign
+/// checks a ticket against the hierarchy the ticket names, so the owner's serves keys of
+/// every hierarchy (a test signs with one of the endorsement hierarchy). TPM2_Hash for a
+/// short message, a hash sequence for a longer one. The TPM's digest must be `digest`, the host's: the
 /// message crosses the bus without a session, and a message altered there must not be
 /// signed.
 fn hash_in_tpm(

@@ -273,3 +273,31 @@ fn an_unrestricted_key_signs_a_message_hashed_on_the_host() {
     .unwrap();
     assert!(verify(&key, &msg, &der));
 }
+
+/// A restricted signing key outside the owner hierarchy (an AK-like primary of the
+/// endorsement hierarchy, made persistent by tpm2-tools) signs a message too: the TPM
+/// checks the ticket against the hierarchy the ticket names, so the owner's serves.
+#[test]
+fn a_persistent_restricted_key_of_the_endorsement_hierarchy_signs_messages() {
+    use common::TpmEndpoint;
+    let tpm = common::tpm();
+    let ctx = tmp("ak-like.ctx");
+    run(tpm
+        .swtpm
+        .tpm2_command("tpm2_createprimary")
+        .args(["-C", "e", "-G", "rsa2048:rsapss-sha256:null", "-a"])
+        .arg("restricted|sign|fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda")
+        .arg("-c")
+        .arg(&ctx));
+    run(tpm
+        .swtpm
+        .tpm2_command("tpm2_evictcontrol")
+        .args(["-C", "o", "-c"])
+        .arg(&ctx)
+        .arg("0x81000123"));
+    let key = TpmKey::from_persistent(0x8100_0123, None).unwrap();
+    assert!(key.public().restricted);
+    let msg = b"signed by a key of the endorsement hierarchy";
+    let sig = key.sign_message(PSS_SHA256, msg).unwrap();
+    assert!(verify_pss(&key, msg, &sig));
+}
