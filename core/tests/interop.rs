@@ -245,34 +245,27 @@ fn tpm2_openssl_rsa_pss_key_signs_messages_the_tpm_hashes() {
     assert_eq!(tap.take_codes(), Vec::<u32>::new(), "refusals reach no TPM");
     // TPM2_Hash has no session: a message or digest altered on the bus is caught by the
     // host's own digest, and nothing is signed.
-    let hash_code = |m: &[u8]| m.get(6..10) == Some(&0x17Du32.to_be_bytes()[..]);
-    tap.tamper_command(move |cmd| {
-        let hash = hash_code(cmd);
-        if hash {
-            cmd[12] ^= 1; // the message's first byte, after the header and its size
+    // Byte 12 is the message's first in the command and the digest's first in the
+    // response: after the 10-byte header and a 2-byte size.
+    for on_response in [false, true] {
+        let flip = move |m: &mut Vec<u8>| {
+            let hit = on_response || m.get(6..10) == Some(&0x17Du32.to_be_bytes()[..]);
+            if hit {
+                m[12] ^= 1;
+            }
+            hit
+        };
+        match on_response {
+            false => tap.tamper_command(flip),
+            true => tap.tamper_response(flip),
         }
-        hash
-    });
-    let e = key
-        .sign_message(PSS_SHA256, &short)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("altered on the bus"), "{e}");
-    assert_eq!(tap.take_codes(), [0x17D]);
-    tap.tamper_response(|rsp| {
-        let digest_first_byte = 12; // after the header and the digest's size
-        let long_enough = rsp.len() > digest_first_byte;
-        if long_enough {
-            rsp[digest_first_byte] ^= 1;
-        }
-        long_enough
-    });
-    let e = key
-        .sign_message(PSS_SHA256, &short)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("altered on the bus"), "{e}");
-    assert_eq!(tap.take_codes(), [0x17D]);
+        let e = key
+            .sign_message(PSS_SHA256, &short)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("altered on the bus"), "{e}");
+        assert_eq!(tap.take_codes(), [0x17D], "nothing signed");
+    }
     let sig = key.sign_message(PSS_SHA256, &short).unwrap();
     assert!(
         verify_pss(&key, &short, &sig),
