@@ -390,8 +390,11 @@ impl TpmKey {
             )));
         }
         let public = with_link(|link| link.read_persistent(handle))?;
-        refuse_restricted_decryption(&public)
-            .map_err(|e| Error::Unsupported(format!("0x{handle:08x}: {e}")))?;
+        if refuse_restricted_decryption(&public).is_err() {
+            return Err(Error::Unsupported(format!(
+                "0x{handle:08x} is a restricted decryption (storage) key, never an application key"
+            )));
+        }
         Ok(TpmKey {
             location: KeyLocation::Persistent(handle),
             has_password: password.is_some_and(|p| !p.is_empty()),

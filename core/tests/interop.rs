@@ -304,9 +304,10 @@ fn an_unrestricted_key_signs_a_message_hashed_on_the_host() {
 
 /// A restricted signing key outside the owner hierarchy (an AK-like primary of the
 /// endorsement hierarchy, made persistent by tpm2-tools) signs a message too: the TPM
-/// checks the ticket against the hierarchy the ticket names, so the owner's serves.
+/// checks the ticket against the hierarchy the ticket names, so the owner's serves. A
+/// persistent storage key is still no application key.
 #[test]
-fn a_persistent_restricted_key_of_the_endorsement_hierarchy_signs_messages() {
+fn a_persistent_restricted_signing_key_of_the_endorsement_hierarchy_signs_messages() {
     use common::TpmEndpoint;
     let tpm = common::tpm();
     let ctx = tmp("ak-like.ctx");
@@ -323,9 +324,17 @@ fn a_persistent_restricted_key_of_the_endorsement_hierarchy_signs_messages() {
         .args(["-C", "o", "-c"])
         .arg(&ctx)
         .arg("0x81000123"));
+    // Without a resource manager the transient primary stays loaded after the tool exits.
+    run(tpm.swtpm.tpm2_command("tpm2_flushcontext").arg("-t"));
+    common::persistent_storage_key(&tpm.swtpm, "0x81000124");
     let key = TpmKey::from_persistent(0x8100_0123, None).unwrap();
     assert!(key.public().restricted);
     let msg = b"signed by a key of the endorsement hierarchy";
     let sig = key.sign_message(PSS_SHA256, msg).unwrap();
     assert!(verify_pss(&key, msg, &sig));
+    // A restricted decryption key (a storage key) stays refused.
+    let e = TpmKey::from_persistent(0x8100_0124, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("restricted decryption (storage) key"), "{e}");
 }
