@@ -56,7 +56,7 @@ impl TpmKey {
                 &ticket,
             )
         })?;
-        self.restricted_signature(fixed, &digest, sig)
+        self.restricted_signature(scheme, &digest, sig)
     }
 
     /// The scheme a restricted key signs with, which must be the one asked for: the TPM
@@ -111,31 +111,38 @@ impl TpmKey {
         }
     }
 
-    /// The TPM's signature of `digest` in `scheme`, as the front ends take it. Every
-    /// signature a restricted key makes passes here; a host-side check of the TPM's PSS
-    /// salt length belongs in the RSAPSS arm.
+    /// The TPM's signature of `digest` in `scheme` (the key's fixed scheme, checked), as
+    /// the front ends take it. Every signature a restricted key makes passes here; the
+    /// TPM's RSA-PSS is the place for a host-side check of its salt length.
     fn restricted_signature(
         &self,
-        scheme: FixedScheme,
+        scheme: SignScheme,
         _digest: &[u8],
         sig: TpmSignature,
     ) -> Result<Signature> {
-        match (scheme.alg, sig, &self.public().key) {
-            (TPM_ALG_ECDSA, TpmSignature::Ecdsa { r, s, .. }, PublicKey::Ec { curve, .. }) => {
+        match (scheme, sig, &self.public().key) {
+            (
+                SignScheme::Ecdsa(_),
+                TpmSignature::Ecdsa { r, s, .. },
+                PublicKey::Ec { curve, .. },
+            ) => {
                 let n = curve.coordinate_len();
                 Ok(Signature::Ecdsa {
                     r: left_pad(&r, n),
                     s: left_pad(&s, n),
                 })
             }
-            (TPM_ALG_RSASSA, TpmSignature::Rsassa { sig, .. }, PublicKey::Rsa { .. })
-            | (TPM_ALG_RSAPSS, TpmSignature::Rsapss { sig, .. }, PublicKey::Rsa { .. }) => {
+            (SignScheme::RsaPkcs1(_), TpmSignature::Rsassa { sig, .. }, PublicKey::Rsa { .. }) => {
                 Ok(Signature::Rsa(sig))
             }
+            (
+                SignScheme::RsaPss { .. },
+                TpmSignature::Rsapss { sig, .. },
+                PublicKey::Rsa { .. },
+            ) => Ok(Signature::Rsa(sig)),
             (_, other, _) => Err(Error::Integrity(format!(
-                "TPM2_Sign answered with an {} signature, not the {} asked for",
-                other.scheme_name(),
-                scheme.name()
+                "TPM2_Sign answered with an {} signature, not the {scheme:?} asked for",
+                other.scheme_name()
             ))),
         }
     }
