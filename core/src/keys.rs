@@ -110,7 +110,19 @@ fn not_asked_for(sig: &TpmSignature) -> Error {
     ))
 }
 
-fn left_pad(v: &[u8], len: usize) -> Vec<u8> {
+/// A restricted signing key (sign set, decrypt clear) is an application key for signing
+/// messages the TPM hashes ([`TpmKey::sign_message`]); a restricted decryption key is a
+/// storage key, never one.
+fn refuse_restricted_decryption(public: &KeyPublic) -> Result<()> {
+    if public.restricted && (public.can_decrypt || !public.can_sign) {
+        return Err(Error::Unsupported(
+            "restricted decryption keys (storage keys) as application keys".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn left_pad(v: &[u8], len: usize) -> Vec<u8> {
     let v = &v[v.iter().take_while(|b| **b == 0).count()..];
     let mut out = vec![0u8; len.saturating_sub(v.len())];
     out.extend_from_slice(v);
@@ -125,11 +137,7 @@ impl TpmKey {
         password: Option<&[u8]>,
     ) -> Result<TpmKey> {
         let public = KeyPublic::parse(public)?;
-        if public.restricted {
-            return Err(Error::Unsupported(
-                "restricted keys (storage or attestation keys) as application keys".into(),
-            ));
-        }
+        refuse_restricted_decryption(&public)?;
         Ok(TpmKey {
             id: key_id(parent, &private),
             location: KeyLocation::Blob { parent, private },
@@ -383,9 +391,9 @@ impl TpmKey {
             )));
         }
         let public = with_link(|link| link.read_persistent(handle))?;
-        if public.restricted {
+        if refuse_restricted_decryption(&public).is_err() {
             return Err(Error::Unsupported(format!(
-                "0x{handle:08x} is a restricted (storage) key"
+                "0x{handle:08x} is a restricted decryption (storage) key, never an application key"
             )));
         }
         Ok(TpmKey {
@@ -535,7 +543,7 @@ impl TpmKey {
 
     /// Runs `op` on the loaded key; a key with a policy has it satisfied first in the
     /// policy session, which then authorises `op`.
-    fn with_key<R>(
+    pub(crate) fn with_key<R>(
         &self,
         mut op: impl FnMut(&mut crate::commands::Tpm, u32, &[u8], KeyAuth<'_>) -> Result<R>,
     ) -> Result<R> {
@@ -596,6 +604,11 @@ impl TpmKey {
         if !self.public.can_sign {
             return Err(Error::BadInput(
                 "this key may not sign (its sign attribute is clear)".into(),
+            ));
+        }
+        if self.public.restricted {
+            return Err(Error::Unsupported(
+                crate::message_signing::DIGEST_ON_RESTRICTED.into(),
             ));
         }
         match (scheme, &self.public.key) {

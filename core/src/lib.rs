@@ -28,6 +28,7 @@ pub mod key_policy;
 pub mod keyfile;
 pub mod keys;
 pub mod log;
+mod message_signing;
 pub mod policy;
 pub mod public_key;
 pub mod rsa_padding;

@@ -8,7 +8,7 @@ use p256::elliptic_curve::sec1::FromEncodedPoint;
 use tss_esapi::attributes::ObjectAttributes;
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
-use tss_esapi::structures::Public;
+use tss_esapi::structures::{EccScheme, HashScheme, Public, RsaScheme};
 use tss_esapi::traits::UnMarshall;
 use tss_esapi::tss2_esys::TPMI_RSA_KEY_BITS;
 
@@ -18,7 +18,7 @@ use crate::keyfile::der::{
     encode_u32, encode_unsigned, tlv, write_tlv, TAG_BIT_STRING, TAG_INTEGER, TAG_NULL, TAG_OID,
     TAG_SEQUENCE,
 };
-use crate::wire::{tpm2b_contents, TPM_ALG_SHA256};
+use crate::wire::{tpm2b_contents, TPM_ALG_ECDSA, TPM_ALG_RSAPSS, TPM_ALG_RSASSA, TPM_ALG_SHA256};
 
 /// OBJECT IDENTIFIER contents (no tag, no length) of the public-key algorithms and curves.
 pub mod oid {
@@ -205,12 +205,39 @@ fn spki(algorithm: &[u8], key: &[u8]) -> Vec<u8> {
     tlv(TAG_SEQUENCE, &body)
 }
 
+/// A signing scheme fixed in a key's public area: the only one the TPM signs with for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedScheme {
+    /// TPM_ALG_RSASSA, TPM_ALG_RSAPSS or TPM_ALG_ECDSA.
+    pub alg: u16,
+    pub hash: Hash,
+}
+
+impl FixedScheme {
+    /// As tpm2-tools writes it: `RSAPSS-SHA256`.
+    pub fn name(&self) -> String {
+        let alg = match self.alg {
+            TPM_ALG_RSASSA => "RSASSA",
+            TPM_ALG_RSAPSS => "RSAPSS",
+            _ => "ECDSA",
+        };
+        format!("{alg}-{}", self.hash.name())
+    }
+
+    fn from_hash_scheme(alg: u16, scheme: &HashScheme) -> Option<FixedScheme> {
+        let hash = Hash::from_tpm_alg(scheme.hashing_algorithm().into())?;
+        Some(FixedScheme { alg, hash })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct KeyPublic {
     pub key: PublicKey,
     pub can_sign: bool,
     pub can_decrypt: bool,
     pub restricted: bool,
+    /// The signing scheme the public area fixes (None: TPM_ALG_NULL, or not a signing one).
+    pub sign_scheme: Option<FixedScheme>,
     pub no_da: bool,
     pub user_with_auth: bool,
     pub has_policy: bool,
@@ -320,6 +347,7 @@ impl KeyPublic {
         let mut name = alg.to_be_bytes().to_vec();
         name.extend_from_slice(&name_alg.digest(&[tpmt]));
         let attrs: ObjectAttributes = public.object_attributes();
+        let mut sign_scheme = None;
         let key = match &public {
             Public::Ecc {
                 parameters, unique, ..
@@ -332,6 +360,9 @@ impl KeyPublic {
                 let n = curve.coordinate_len();
                 let (x, y) = (pad(unique.x().value(), n)?, pad(unique.y().value(), n)?);
                 check_on_curve(curve, &x, &y)?;
+                if let EccScheme::EcDsa(h) = parameters.ecc_scheme() {
+                    sign_scheme = FixedScheme::from_hash_scheme(TPM_ALG_ECDSA, &h);
+                }
                 PublicKey::Ec { curve, x, y }
             }
             Public::Rsa {
@@ -343,6 +374,11 @@ impl KeyPublic {
                     exponent: if e == 0 { 65537 } else { e },
                 };
                 check_rsa(&key, parameters.key_bits())?;
+                sign_scheme = match parameters.rsa_scheme() {
+                    RsaScheme::RsaSsa(h) => FixedScheme::from_hash_scheme(TPM_ALG_RSASSA, &h),
+                    RsaScheme::RsaPss(h) => FixedScheme::from_hash_scheme(TPM_ALG_RSAPSS, &h),
+                    _ => None,
+                };
                 key
             }
             _ => {
@@ -356,6 +392,7 @@ impl KeyPublic {
             can_sign: attrs.sign_encrypt(),
             can_decrypt: attrs.decrypt(),
             restricted: attrs.restricted(),
+            sign_scheme,
             no_da: attrs.no_da(),
             user_with_auth: attrs.user_with_auth(),
             has_policy: !public.auth_policy().value().is_empty(),

@@ -63,7 +63,17 @@ unsafe extern "C" fn decode_pem(
             .utf8(OSSL_OBJECT_PARAM_DATA_STRUCTURE, STRUCTURE);
         // SAFETY: the core's callback with its argument.
         unsafe { params.hand_to(data_cb, data_cbarg, "the TPM key file") }
+            .map_err(|refused| refusal_cause(&der).unwrap_or(refused))
     })
+}
+
+/// Why tpmkey cannot use the key file `der`, if it cannot. OpenSSL drops the errors of
+/// the DER decoders it tried when none of them took the key, and would print only that
+/// the key file was not accepted; the cause goes on the error queue from here instead.
+fn refusal_cause(der: &[u8]) -> Option<tpmkey::Error> {
+    KeyFile::from_der(der)
+        .and_then(|file| TpmKey::from_key_file(&file, None))
+        .err()
 }
 
 /// Asks the application for the key's password (`-passin`, nginx `ssl_password_file`);
@@ -137,6 +147,7 @@ pub(crate) fn key_from_der(
     if !key_type.fits(&tpm.public().key) {
         return Ok(None);
     }
+    let key_type = key_type.served_as(&tpm);
     Ok(Some(with_password(tpm, key_type, false, password)))
 }
 

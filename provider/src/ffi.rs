@@ -365,6 +365,7 @@ header_names! { PARAM_NAMES:
     OSSL_PKEY_PARAM_MAX_SIZE = c"max-size",
     OSSL_PKEY_PARAM_GROUP_NAME = c"group",
     OSSL_PKEY_PARAM_DEFAULT_DIGEST = c"default-digest",
+    OSSL_PKEY_PARAM_MANDATORY_DIGEST = c"mandatory-digest",
     OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY = c"encoded-pub-key",
     OSSL_PKEY_PARAM_PUB_KEY = c"pub",
     OSSL_PKEY_PARAM_RSA_N = c"n",

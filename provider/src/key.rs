@@ -5,7 +5,8 @@
 use std::ffi::c_void;
 
 use tpmkey::keys::KeyLocation;
-use tpmkey::public_key::{Curve, PublicKey};
+use tpmkey::public_key::{Curve, FixedScheme, PublicKey};
+use tpmkey::wire::TPM_ALG_RSAPSS;
 use tpmkey::{Error, Result, TpmKey};
 
 use crate::der;
@@ -29,6 +30,19 @@ impl KeyType {
             KeyType::Ec => "EC",
             KeyType::Rsa => "RSA",
             KeyType::RsaPss => "RSA-PSS",
+        }
+    }
+
+    /// The type `tpm` is served as when asked for as `self`: RSA-PSS for an RSA key whose
+    /// public area fixes RSASSA-PSS (tpm2-openssl's RSA-PSS keys), so that OpenSSL signs
+    /// PSS with it.
+    pub(crate) fn served_as(self, tpm: &TpmKey) -> KeyType {
+        match tpm.public().sign_scheme {
+            Some(FixedScheme {
+                alg: TPM_ALG_RSAPSS,
+                ..
+            }) if self == KeyType::Rsa => KeyType::RsaPss,
+            _ => self,
         }
     }
 
@@ -139,6 +153,19 @@ impl Key {
             }
             _ => false,
         }
+    }
+
+    /// The signing scheme a TPM key's public area fixes, if any.
+    pub(crate) fn fixed_scheme(&self) -> Option<FixedScheme> {
+        match &self.material {
+            Material::Tpm(t) => t.public().sign_scheme,
+            _ => None,
+        }
+    }
+
+    /// A restricted signing key: the TPM must hash what it signs.
+    pub(crate) fn is_restricted(&self) -> bool {
+        matches!(&self.material, Material::Tpm(t) if t.public().restricted)
     }
 
     pub(crate) fn is_tpm(&self) -> bool {

@@ -296,7 +296,14 @@ fn get_params(k: &Key, params: &Params) -> Result<()> {
             (b"bits", _) => p.set_int(i64::from(k.bits()?))?,
             (b"security-bits", _) => p.set_int(i64::from(k.security_bits()?))?,
             (b"max-size", _) => p.set_int(k.max_size()? as i64)?,
-            (b"default-digest", _) => p.set_utf8("SHA256")?,
+            (b"default-digest", _) => {
+                p.set_utf8(k.fixed_scheme().map_or("SHA256", |s| s.hash.name()))?
+            }
+            (b"mandatory-digest", _) => {
+                if let Some(s) = k.fixed_scheme() {
+                    p.set_utf8(s.hash.name())?
+                }
+            }
             (b"group", PublicKey::Ec { curve, .. }) => p.set_utf8(group_name(*curve))?,
             (b"encoded-pub-key" | b"pub", PublicKey::Ec { x, y, .. }) => {
                 p.set_octets(&ec_point(x, y))?
@@ -345,6 +352,7 @@ static RSA_GETTABLE: ParamTable = ParamTable(&[
     describe(OSSL_PKEY_PARAM_SECURITY_BITS, OSSL_PARAM_INTEGER),
     describe(OSSL_PKEY_PARAM_MAX_SIZE, OSSL_PARAM_INTEGER),
     describe(OSSL_PKEY_PARAM_DEFAULT_DIGEST, OSSL_PARAM_UTF8_STRING),
+    describe(OSSL_PKEY_PARAM_MANDATORY_DIGEST, OSSL_PARAM_UTF8_STRING),
     describe(OSSL_PKEY_PARAM_RSA_N, OSSL_PARAM_UNSIGNED_INTEGER),
     describe(OSSL_PKEY_PARAM_RSA_E, OSSL_PARAM_UNSIGNED_INTEGER),
     END,

@@ -1,5 +1,7 @@
 //! SIGNATURE: ECDSA, RSA PKCS#1 v1.5 and RSA-PSS. Messages are hashed here in software;
-//! the TPM sees one command per signature. Verification runs in software with the public
+//! the TPM sees one command per signature. A restricted signing key (tpm2-openssl's RSA-PSS
+//! keys) is the exception: the TPM must hash what it signs, so digest-sign collects the
+//! message and the core has the TPM hash it (two commands for a short message). Verification runs in software with the public
 //! key (see `software`). `algorithm-id` answers X.509 and CMS.
 
 use std::ffi::{c_char, c_int, c_uchar, c_void, CStr};
@@ -24,6 +26,8 @@ struct SignCtx {
     salt: Salt,
     mgf1: Option<Hash>,
     hasher: Option<Hasher>,
+    /// The message so far, for digest-sign with a restricted key.
+    message: Option<Vec<u8>>,
 }
 
 impl SignCtx {
@@ -78,32 +82,51 @@ impl SignCtx {
         }
     }
 
-    /// The signature of a digest (or, for PKCS#1 without a digest, of raw input).
-    fn sign(&self, tbs: &[u8]) -> Result<Vec<u8>> {
+    /// The scheme this context signs with, `hash` the digest's (asked for only where the
+    /// scheme has one); None for the raw RSA operation (pad-mode none).
+    fn scheme(&self, hash: impl FnOnce() -> Result<Hash>) -> Result<Option<SignScheme>> {
         let key = self.key()?;
-        let tpm = key.tpm()?;
-        let scheme = match key.public()? {
-            PublicKey::Ec { .. } => SignScheme::Ecdsa(self.hash_for(tbs)?),
+        Ok(Some(match key.public()? {
+            PublicKey::Ec { .. } => SignScheme::Ecdsa(hash()?),
             PublicKey::Rsa { .. } => match self.padding {
                 Padding::Pkcs1 => match self.hash {
                     Some(h) => SignScheme::RsaPkcs1(h),
                     None => SignScheme::RsaPkcs1Raw,
                 },
                 Padding::Pss => {
-                    let hash = self.hash_for(tbs)?;
+                    let hash = hash()?;
                     SignScheme::RsaPss {
                         hash,
                         mgf1: self.mgf1.unwrap_or(hash),
                         salt_len: self.salt.resolve(hash, key.bits()?),
                     }
                 }
-                _ => return Ok(tpm.rsa_private(tbs)?.to_vec()),
+                _ => return Ok(None),
             },
+        }))
+    }
+
+    /// The signature of a digest (or, for PKCS#1 without a digest, of raw input).
+    fn sign(&self, tbs: &[u8]) -> Result<Vec<u8>> {
+        let tpm = self.key()?.tpm()?;
+        let Some(scheme) = self.scheme(|| self.hash_for(tbs))? else {
+            return Ok(tpm.rsa_private(tbs)?.to_vec());
         };
-        Ok(match tpm.sign(scheme, tbs)? {
-            Signature::Ecdsa { r, s } => der::ecdsa_signature(&r, &s),
-            Signature::Rsa(sig) => sig,
-        })
+        Ok(encode(tpm.sign(scheme, tbs)?))
+    }
+
+    /// The signature of a whole message, hashed by the TPM (a restricted key).
+    fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>> {
+        let tpm = self.key()?.tpm()?;
+        let hash = self
+            .hash
+            .ok_or_else(|| Error::BadInput("digest-sign without a digest".into()))?;
+        let Some(scheme) = self.scheme(|| Ok(hash))? else {
+            return Err(Error::Unsupported(
+                "raw RSA (no padding) with a restricted signing key".into(),
+            ));
+        };
+        Ok(encode(tpm.sign_message(scheme, message)?))
     }
 
     fn verify(&self, sig: &[u8], tbs: &[u8]) -> Result<bool> {
@@ -187,6 +210,14 @@ impl SignCtx {
     }
 }
 
+/// A signature as OpenSSL takes it: ECDSA as DER, RSA as it is.
+fn encode(sig: Signature) -> Vec<u8> {
+    match sig {
+        Signature::Ecdsa { r, s } => der::ecdsa_signature(&r, &s),
+        Signature::Rsa(sig) => sig,
+    }
+}
+
 unsafe fn ctx<'a>(p: *mut c_void) -> Result<&'a mut SignCtx> {
     // SAFETY: p is a context this module created (the core passes it back).
     unsafe { opctx::borrow(p) }
@@ -201,6 +232,7 @@ unsafe extern "C" fn newctx(_provctx: *mut c_void, _propq: *const c_char) -> *mu
             salt: Salt::Digest,
             mgf1: None,
             hasher: None,
+            message: None,
         }))
     })
 }
@@ -214,6 +246,7 @@ unsafe extern "C" fn init(
         // SAFETY: our context, our keydata, the core's terminated parameter array.
         let (c, k, params) = unsafe { (ctx(c)?, key::keydata(keydata)?, Params::from_ptr(params)) };
         c.hasher = None;
+        c.message = None;
         c.init(k, &params)
     })
 }
@@ -252,6 +285,24 @@ unsafe extern "C" fn verify(
     })
 }
 
+unsafe extern "C" fn digest_sign_init(
+    c: *mut c_void,
+    mdname: *const c_char,
+    keydata: *mut c_void,
+    params: *const OSSL_PARAM,
+) -> c_int {
+    // SAFETY: the core's arguments, passed on as they came.
+    if unsafe { digest_init(c, mdname, keydata, params) } == 0 {
+        return 0;
+    }
+    guard_int("signature digest sign init", || {
+        // SAFETY: our context, initialised above.
+        let c = unsafe { ctx(c) }?;
+        c.message = c.key()?.is_restricted().then(Vec::new);
+        Ok(())
+    })
+}
+
 unsafe extern "C" fn digest_init(
     c: *mut c_void,
     mdname: *const c_char,
@@ -274,6 +325,7 @@ unsafe extern "C" fn digest_init(
         };
         c.hash = Some(hash);
         c.hasher = Some(Hasher::new(hash));
+        c.message = None;
         c.init(k, &params)
     })
 }
@@ -282,6 +334,9 @@ unsafe extern "C" fn digest_update(c: *mut c_void, data: *const c_uchar, len: us
     guard_int("signature digest update", || {
         // SAFETY: our context; data readable for len bytes.
         let (c, data) = unsafe { (ctx(c)?, input(data, len)?) };
+        if let Some(message) = &mut c.message {
+            message.extend_from_slice(data);
+        }
         c.hasher
             .as_mut()
             .ok_or_else(|| Error::BadInput("digest update before init".into()))?
@@ -308,7 +363,12 @@ unsafe extern "C" fn digest_sign_final(
         let c = unsafe { ctx(c) }?;
         let max = c.key()?.max_size()?;
         // SAFETY: OpenSSL's buffer with its size.
-        unsafe { answer(sig, siglen, sigsize, max, || c.sign(&message_digest(c)?)) }
+        unsafe {
+            answer(sig, siglen, sigsize, max, || match &c.message {
+                Some(message) => c.sign_message(message),
+                None => c.sign(&message_digest(c)?),
+            })
+        }
     })
 }
 
@@ -377,7 +437,7 @@ static FUNCTIONS: &[OSSL_DISPATCH] = dispatch_table![
     OSSL_FUNC_SIGNATURE_SIGN => sign,
     OSSL_FUNC_SIGNATURE_VERIFY_INIT => init,
     OSSL_FUNC_SIGNATURE_VERIFY => verify,
-    OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT => digest_init,
+    OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT => digest_sign_init,
     OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE => digest_update,
     OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL => digest_sign_final,
     OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT => digest_init,

@@ -84,7 +84,7 @@ unsafe extern "C" fn load(
         let tpm = TpmKey::from_persistent(c.handle, None)?;
         let key_type = match tpm.public().key {
             PublicKey::Ec { .. } => KeyType::Ec,
-            PublicKey::Rsa { .. } => KeyType::Rsa,
+            PublicKey::Rsa { .. } => KeyType::Rsa.served_as(&tpm),
         };
         // A DA-protected key (no noDA) takes a password; `?pass` asks for one in any case.
         // SAFETY: the core's password callback with its argument.

@@ -897,12 +897,29 @@ impl Tpm {
         scheme: u16,
         hash: u16,
     ) -> Result<TpmSignature> {
+        let null = HashCheckTicket::null();
+        self.sign_with_ticket(key, key_name, auth, digest, scheme, hash, &null)
+    }
+
+    /// TPM2_Sign of a digest with the ticket of the TPM's own hashing of it, which a
+    /// restricted signing key needs (any other key takes the null ticket).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sign_with_ticket<'k>(
+        &mut self,
+        key: u32,
+        key_name: &[u8],
+        auth: impl Into<KeyAuth<'k>>,
+        digest: &[u8],
+        scheme: u16,
+        hash: u16,
+        ticket: &HashCheckTicket,
+    ) -> Result<TpmSignature> {
         let mut w = Writer::new();
         w.tpm2b(digest).u16(scheme);
         if scheme != TPM_ALG_NULL {
             w.u16(hash);
         }
-        w.u16(0x8024).u32(TPM_RH_NULL).tpm2b(&[]); // TPMT_TK_HASHCHECK: null ticket
+        w.bytes(&ticket.0);
         let rsp = self.on_key(KeyCommand {
             code: CommandCode::Sign,
             key,
@@ -1232,6 +1249,149 @@ impl Tpm {
     }
 }
 
+// ---- hashing in the TPM ---------------------------------------------------------------
+
+/// TPMT_TK_HASHCHECK's tag.
+const TPM_ST_HASHCHECK: u16 = 0x8024;
+
+/// The most TPM2_Hash and SequenceUpdate take at once (MAX_DIGEST_BUFFER; 1024 on every
+/// TPM tpmkey knows, the smallest the PC Client profile allows).
+pub const MAX_HASH_BUFFER: usize = 1024;
+
+/// A TPMT_TK_HASHCHECK, marshalled as the TPM gave it: its proof that it hashed a message
+/// itself, which TPM2_Sign with a restricted key requires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashCheckTicket(Vec<u8>);
+
+impl HashCheckTicket {
+    /// The null ticket (TPM_RH_NULL, empty digest): what an unrestricted key signs with.
+    pub fn null() -> HashCheckTicket {
+        let mut w = Writer::new();
+        w.u16(TPM_ST_HASHCHECK).u32(TPM_RH_NULL).tpm2b(&[]);
+        HashCheckTicket(w.into_vec())
+    }
+}
+
+impl Tpm {
+    /// TPM2_Hash of a message of at most [`MAX_HASH_BUFFER`] bytes, the ticket issued in
+    /// `hierarchy`: (digest, ticket). The message is not secret and the command has no
+    /// authorisation, so no session; the caller compares the digest with its own.
+    pub fn hash(
+        &mut self,
+        message: &[u8],
+        hash: u16,
+        hierarchy: u32,
+    ) -> Result<(Vec<u8>, HashCheckTicket)> {
+        check_hash_buffer(message)?;
+        let mut w = Writer::new();
+        w.tpm2b(message).u16(hash).u32(hierarchy);
+        let rsp = self.no_auth(CommandCode::Hash, &[], w.into_vec(), 0)?;
+        parse_hash_result(&rsp.params, CommandCode::Hash)
+    }
+
+    /// TPM2_HashSequenceStart with an empty authValue: the sequence object's handle.
+    pub fn hash_sequence_start(&mut self, hash: u16) -> Result<u32> {
+        let mut w = Writer::new();
+        w.tpm2b(&[]).u16(hash);
+        let cmd = Command::new(CommandCode::HashSequenceStart, Zeroizing::new(w.into_vec()))
+            .response_handles(1);
+        self.execute_new_handle(&cmd, |rsp| {
+            if !rsp.params.is_empty() {
+                return Err(Error::Integrity(
+                    "TPM2_HashSequenceStart response: trailing bytes".into(),
+                ));
+            }
+            rsp.handles.first().copied().ok_or_else(|| {
+                Error::Integrity("TPM2_HashSequenceStart response: no handle".into())
+            })
+        })
+    }
+
+    /// TPM2_SequenceUpdate: at most [`MAX_HASH_BUFFER`] more bytes into `sequence`.
+    pub fn sequence_update(&mut self, sequence: u32, chunk: &[u8]) -> Result<()> {
+        check_hash_buffer(chunk)?;
+        let mut w = Writer::new();
+        w.tpm2b(chunk);
+        let rsp = self.on_sequence(CommandCode::SequenceUpdate, sequence, w.into_vec())?;
+        if !rsp.params.is_empty() {
+            return Err(Error::Integrity(
+                "TPM2_SequenceUpdate response: trailing bytes".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// TPM2_SequenceComplete: the last bytes, then (digest, ticket issued in
+    /// `hierarchy`). The TPM flushes the sequence object.
+    pub fn sequence_complete(
+        &mut self,
+        sequence: u32,
+        last: &[u8],
+        hierarchy: u32,
+    ) -> Result<(Vec<u8>, HashCheckTicket)> {
+        check_hash_buffer(last)?;
+        let mut w = Writer::new();
+        w.tpm2b(last).u32(hierarchy);
+        let rsp = self.on_sequence(CommandCode::SequenceComplete, sequence, w.into_vec())?;
+        parse_hash_result(&rsp.params, CommandCode::SequenceComplete)
+    }
+
+    /// A command on a hash sequence object, authorised with its empty authValue. A
+    /// sequence object has no public area; its Name is empty.
+    fn on_sequence(
+        &mut self,
+        code: CommandCode,
+        sequence: u32,
+        params: Vec<u8>,
+    ) -> Result<Response> {
+        let handles = [sequence];
+        let names: [&[u8]; 1] = [&[]];
+        self.execute(
+            &Command::new(code, Zeroizing::new(params))
+                .handles(&handles)
+                .names(&names)
+                .auth(&[]),
+        )
+    }
+}
+
+fn check_hash_buffer(data: &[u8]) -> Result<()> {
+    if data.len() > MAX_HASH_BUFFER {
+        return Err(Error::BadInput(format!(
+            "{} bytes for the TPM to hash at once; it takes at most {MAX_HASH_BUFFER}",
+            data.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The response of TPM2_Hash or TPM2_SequenceComplete: TPM2B_DIGEST, then the
+/// TPMT_TK_HASHCHECK, filling the parameters exactly.
+fn parse_hash_result(params: &[u8], code: CommandCode) -> Result<(Vec<u8>, HashCheckTicket)> {
+    let named = |e: Error| match e {
+        Error::Integrity(cause) => {
+            Error::Integrity(format!("TPM2_{} response: {cause}", code.name()))
+        }
+        e => e,
+    };
+    let mut r = Reader::new(params);
+    let digest = r.tpm2b().map_err(named)?.to_vec();
+    let ticket = r.rest();
+    let mut t = Reader::new(ticket);
+    let tag = t.u16().map_err(named)?;
+    t.u32().map_err(named)?;
+    t.tpm2b().map_err(named)?;
+    if tag != TPM_ST_HASHCHECK {
+        return Err(named(Error::Integrity(format!(
+            "ticket tag 0x{tag:04x} is not TPM_ST_HASHCHECK"
+        ))));
+    }
+    if !t.is_empty() {
+        return Err(named(Error::Integrity("trailing bytes".into())));
+    }
+    Ok((digest, HashCheckTicket(ticket.to_vec())))
+}
+
 /// A TPM2_Sign response: one TPMT_SIGNATURE, in the scheme and with the hash the command
 /// asked for, filling the parameters exactly.
 fn parse_signature(params: &[u8], scheme: u16, hash: u16) -> Result<TpmSignature> {
@@ -1468,6 +1628,51 @@ mod tests {
         long.push(0);
         let e = parse_signature(&long, TPM_ALG_ECDSA, TPM_ALG_SHA256);
         assert!(matches!(e, Err(Error::Integrity(m)) if m.contains("trailing")));
+    }
+
+    #[test]
+    fn a_hash_response_parses_whole_and_refuses_truncated_or_trailing_bytes() {
+        let mut w = Writer::new();
+        w.tpm2b(&[7; 32])
+            .u16(TPM_ST_HASHCHECK)
+            .u32(TPM_RH_OWNER)
+            .tpm2b(&[9; 32]);
+        let full = w.into_vec();
+        let (digest, ticket) = parse_hash_result(&full, CommandCode::Hash).unwrap();
+        assert_eq!(digest, [7; 32]);
+        assert_eq!(ticket.0, &full[34..]);
+        for len in 0..full.len() {
+            let e = parse_hash_result(&full[..len], CommandCode::SequenceComplete);
+            assert!(
+                matches!(e, Err(Error::Integrity(ref m)) if m.contains("TPM2_SequenceComplete response")),
+                "{len} bytes: {e:?}"
+            );
+        }
+        let mut long = full.clone();
+        long.push(0);
+        let e = parse_hash_result(&long, CommandCode::Hash);
+        assert!(
+            matches!(e, Err(Error::Integrity(ref m)) if m.contains("trailing")),
+            "{e:?}"
+        );
+        let mut wrong_tag = full.clone();
+        wrong_tag[34] = 0x80;
+        wrong_tag[35] = 0x21;
+        let e = parse_hash_result(&wrong_tag, CommandCode::Hash);
+        assert!(
+            matches!(e, Err(Error::Integrity(ref m)) if m.contains("TPM_ST_HASHCHECK")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn more_than_a_buffer_is_refused_before_the_tpm_sees_it() {
+        let mut tpm = Tpm::new(Tcti::scripted(|_| panic!("sent to the TPM")), false);
+        let e = tpm.hash(&[0; MAX_HASH_BUFFER + 1], TPM_ALG_SHA256, TPM_RH_OWNER);
+        assert!(
+            matches!(e, Err(Error::BadInput(ref m)) if m.contains("at most 1024")),
+            "{e:?}"
+        );
     }
 
     #[test]
