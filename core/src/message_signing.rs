@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::keys::{left_pad, SignScheme, Signature, TpmKey};
 use crate::public_key::{FixedScheme, PublicKey};
+use crate::rsa_padding;
+use crate::tpm_pss::checked_tpm_pss;
 use crate::wire::{TPM_ALG_ECDSA, TPM_ALG_RSAPSS, TPM_ALG_RSASSA, TPM_RH_OWNER};
 
 /// TPM_GENERATED_VALUE: the TPM gives no ticket for a message that starts with it, so a
@@ -79,12 +81,14 @@ impl TpmKey {
                 },
                 PublicKey::Rsa { .. },
             ) => {
-                // The TPM's PSS: MGF1 with the message hash, salt = digest length (swtpm;
-                // see `restricted_signature` for hardware TPMs).
-                if mgf1 != hash || salt_len != hash.len() {
+                // The TPM's PSS: MGF1 with the message hash, salt = digest length on swtpm,
+                // the maximum on many hardware TPMs (checked in `restricted_signature`).
+                let max_salt = rsa_padding::pss_max_salt(hash, public.bits());
+                if mgf1 != hash || (salt_len != hash.len() && salt_len != max_salt) {
                     return Err(Error::Unsupported(format!(
                         "PSS with MGF1-{} and salt {salt_len} on a restricted key: the TPM \
-                         signs PSS with MGF1-{} and salt = digest length ({})",
+                         signs PSS with MGF1-{} and a salt of the digest length ({}) or, on \
+                         some TPMs, the maximum ({max_salt})",
                         mgf1.name(),
                         hash.name(),
                         hash.len()
@@ -117,7 +121,7 @@ impl TpmKey {
     fn restricted_signature(
         &self,
         scheme: SignScheme,
-        _digest: &[u8],
+        digest: &[u8],
         sig: TpmSignature,
     ) -> Result<Signature> {
         match (scheme, sig, &self.public().key) {
@@ -136,10 +140,10 @@ impl TpmKey {
                 Ok(Signature::Rsa(sig))
             }
             (
-                SignScheme::RsaPss { .. },
+                SignScheme::RsaPss { hash, salt_len, .. },
                 TpmSignature::Rsapss { sig, .. },
-                PublicKey::Rsa { .. },
-            ) => Ok(Signature::Rsa(sig)),
+                key @ PublicKey::Rsa { .. },
+            ) => checked_tpm_pss(key, hash, digest, salt_len, sig).map(Signature::Rsa),
             (_, other, _) => Err(Error::Integrity(format!(
                 "TPM2_Sign answered with an {} signature, not the {scheme:?} asked for",
                 other.scheme_name()

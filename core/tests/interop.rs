@@ -230,19 +230,29 @@ fn tpm2_openssl_rsa_pss_key_signs_messages_the_tpm_hashes() {
             SignScheme::RsaPss {
                 hash: Hash::Sha256,
                 mgf1: Hash::Sha256,
-                salt_len: 222,
+                salt_len: 100,
             },
             &short,
         )
         .unwrap_err()
         .to_string();
-    assert!(e.contains("salt = digest length"), "{e}");
+    assert!(e.contains("a salt of the digest length (32)"), "{e}");
     let e = key
         .sign_message(PSS_SHA256, &[0xFF, 0x54, 0x43, 0x47, 1, 2, 3])
         .unwrap_err()
         .to_string();
     assert!(e.contains("TPM_GENERATED_VALUE"), "{e}");
     assert_eq!(tap.take_codes(), Vec::<u32>::new(), "refusals reach no TPM");
+    // The maximum salt is what many hardware TPMs give; swtpm gives the digest length, and
+    // the host's check of the TPM's signature says so.
+    let max_salt = SignScheme::RsaPss {
+        hash: Hash::Sha256,
+        mgf1: Hash::Sha256,
+        salt_len: 222,
+    };
+    let e = key.sign_message(max_salt, &short).unwrap_err().to_string();
+    assert!(e.contains("32-byte salt; 222 was asked for"), "{e}");
+    assert_eq!(tap.take_codes(), [0x17D, 0x15D]);
     // TPM2_Hash has no session: a message or digest altered on the bus is caught by the
     // host's own digest, and nothing is signed.
     // Byte 12 is the message's first in the command and the digest's first in the
@@ -271,6 +281,38 @@ fn tpm2_openssl_rsa_pss_key_signs_messages_the_tpm_hashes() {
         verify_pss(&key, &short, &sig),
         "the next signature is sound"
     );
+}
+
+/// With the session off nothing authenticates TPM2_Sign's response: a restricted key's
+/// PSS signature altered on the bus fails the host's check and is never returned.
+#[test]
+fn a_restricted_keys_signature_altered_on_the_bus_is_refused() {
+    let (tpm, tap) = common::tapped_tpm(&[("objects", "keep"), ("session", "off")]);
+    let key = tpm2_openssl_rsa_pss_key(&tpm.swtpm.tcti());
+    let msg = b"altered on the way back";
+    assert!(verify_pss(
+        &key,
+        msg,
+        &key.sign_message(PSS_SHA256, msg).unwrap()
+    ));
+    // Byte 120 lies inside the 256-byte signature, with or without a parameterSize.
+    tap.tamper_response(|m: &mut Vec<u8>| {
+        let hit = m.len() > 256 && m.get(6..10) == Some(&[0u8; 4][..]);
+        if hit {
+            m[120] ^= 1;
+        }
+        hit
+    });
+    let e = key.sign_message(PSS_SHA256, msg).unwrap_err().to_string();
+    assert!(
+        e.contains("does not verify with the key's public key"),
+        "{e}"
+    );
+    assert!(verify_pss(
+        &key,
+        msg,
+        &key.sign_message(PSS_SHA256, msg).unwrap()
+    ));
 }
 
 /// An unrestricted key signs a message as it signs its digest: hashed on the host, one
