@@ -1,8 +1,9 @@
 //! SIGNATURE: ECDSA, RSA PKCS#1 v1.5 and RSA-PSS. Messages are hashed here in software;
 //! the TPM sees one command per signature. A restricted signing key (tpm2-openssl's RSA-PSS
 //! keys) is the exception: the TPM must hash what it signs, so digest-sign collects the
-//! message and the core has the TPM hash it (two commands for a short message). Verification runs in software with the public
-//! key (see `software`). `algorithm-id` answers X.509 and CMS.
+//! message and the core has the TPM hash it (two commands for a short message).
+//! Verification runs in software with the public key (see `software`). `algorithm-id`
+//! answers X.509 and CMS.
 
 use std::ffi::{c_char, c_int, c_uchar, c_void, CStr};
 
