@@ -396,6 +396,12 @@ fn reinitialisation_and_removal_leave_no_nv_index() {
     assert!(second.iter().all(|h| third.contains(h)));
 
     // Removal: the indices, then the directory.
+    remove_the_token_and_check(&env);
+}
+
+/// Removes the one token of the store (`Store::remove_token`, as `tpmkey token rm` does):
+/// no NV index of the owner range and no token directory is left.
+fn remove_the_token_and_check(env: &TestEnv) {
     let serial = token_dir_name(&env.store.0);
     tpmkey::store::Store::new(&env.store.0)
         .remove_token(&serial)
@@ -601,12 +607,7 @@ fn a_token_with_pin_objects_and_pin_indices_keeps_working() {
     assert_eq!(tpm_failures(&env), 0);
 
     // Removal deletes the indices of both forms.
-    let serial = token_dir_name(&env.store.0);
-    tpmkey::store::Store::new(&env.store.0)
-        .remove_token(&serial)
-        .unwrap();
-    tpmkey::connection::shutdown();
-    assert!(owner_nv_indices(&env.swtpm).is_empty());
+    remove_the_token_and_check(&env);
 }
 
 /// The secret index the user's PIN file of the token in `store` names.
