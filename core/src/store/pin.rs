@@ -182,3 +182,51 @@ fn decode_index_lines(path: &Path, data: &[u8]) -> Result<Option<PinGuard>> {
         parent: handle(PARENT_LINE, line(PARENT_LINE))?,
     }))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::store::pin_guard::Handles;
+
+    #[test]
+    fn a_pin_file_of_the_secret_index_form_round_trips_and_damage_is_named() {
+        let path = Path::new("user-pin.tss");
+        let guard = PinGuard::Index {
+            pin: 0x0180_0010,
+            secret: 0x01BF_0002,
+            parent: 0x4000_0001,
+        };
+        let text = encode_pin_file(&[0xA5; SALT_LEN], &guard);
+        assert_eq!(
+            text,
+            "pin-salt=a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5\npin-index=01800010\n\
+             secret-index=01bf0002\nparent=40000001\n"
+        );
+        let (salt, back) = decode_pin_file(path, text.as_bytes()).unwrap();
+        assert_eq!(salt.unwrap(), vec![0xA5; SALT_LEN]);
+        assert_eq!(
+            back.handles(),
+            Handles {
+                pin: Some(0x0180_0010),
+                secret: Some(0x01BF_0002)
+            }
+        );
+        assert_eq!(back.parent(), 0x4000_0001);
+
+        let no_pin_index = text.replace("pin-index=01800010\n", "");
+        let e = decode_pin_file(path, no_pin_index.as_bytes()).unwrap_err();
+        assert!(
+            e.is_damaged_store() && e.to_string().contains("pin-index="),
+            "{e}"
+        );
+        let not_hex = text.replace("secret-index=01bf0002", "secret-index=zz");
+        assert!(decode_pin_file(path, not_hex.as_bytes())
+            .unwrap_err()
+            .is_damaged_store());
+        let no_salt = text.replace("pin-salt=a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5\n", "");
+        assert!(decode_pin_file(path, no_salt.as_bytes())
+            .unwrap_err()
+            .is_damaged_store());
+    }
+}
