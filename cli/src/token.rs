@@ -2,7 +2,8 @@
 //! PCR values its keys and private values will be bound to; see include/tpmkey_pkcs11.h),
 //! made by the core's store as C_InitToken on the empty slot makes one, and its user PIN.
 //!
-//! `tpmkey token rm`: a token deleted, its PIN indices in the TPM first.
+//! `tpmkey token rm`: a token deleted, its NV indices (PIN and secret indices) in the TPM
+//! first.
 //!
 //! `tpmkey token link`: an existing TPM key (a key file or a persistent handle) into a
 //! PKCS#11 token of tpmkey's module. The module does the work, as for any PKCS#11
@@ -52,7 +53,7 @@ enum TokenCommand {
     Init(InitArgs),
     /// Put an existing TPM key (key file or persistent handle) into a PKCS#11 token
     Link(LinkArgs),
-    /// Delete a token: its PIN indices in the TPM, then its directory in the store
+    /// Delete a token: its NV indices in the TPM, then its directory in the store
     Rm(RmArgs),
 }
 

@@ -189,7 +189,11 @@ fn token_rm_deletes_the_token_and_its_pin_indices() {
         .and_then(|s| s.split(')').next())
         .unwrap()
         .to_string();
-    assert_eq!(owner_nv_indices(&t).len(), 2, "the SO and the user index");
+    assert_eq!(
+        owner_nv_indices(&t).len(),
+        4,
+        "a PIN index and a secret index for the SO and for the user"
+    );
 
     let r = t.tpmkey(&["token", "rm", &serial]);
     assert!(r.status.success(), "{}", stderr(&r));

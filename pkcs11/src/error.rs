@@ -135,16 +135,38 @@ pub(crate) fn key_use(key: &tpmkey::TpmKey, e: tpmkey::Error) -> Error {
 
 /// TPM_RC_INTEGRITY, with the parameter number stripped.
 const TPM_RC_INTEGRITY: u32 = 0x09F;
+/// TPM_RC_HANDLE, with the handle number stripped.
+const TPM_RC_HANDLE: u32 = 0x08B;
 
-/// A blob the TPM refuses to load because another storage key made it: what a token made
-/// before tokens recorded their storage key shows on another or a cleared TPM.
-fn is_foreign_blob(e: &tpmkey::Error) -> bool {
-    matches!(e, tpmkey::Error::Tpm { command: "Load", rc } if rc.base() == TPM_RC_INTEGRITY)
+/// What a token made before tokens recorded their storage key shows on another or a
+/// cleared TPM: the TPM refuses to load its PIN object (another storage key made it), or
+/// has no PIN index or secret index at the token's handles.
+fn is_foreign(e: &tpmkey::Error) -> Option<&'static str> {
+    match e {
+        tpmkey::Error::Tpm {
+            command: "Load",
+            rc,
+        } if rc.base() == TPM_RC_INTEGRITY => {
+            Some("the token's PIN object does not load on this TPM")
+        }
+        tpmkey::Error::Tpm {
+            command: "PolicySecret",
+            rc,
+        } if rc.base() == TPM_RC_HANDLE && rc.handle_number() == Some(1) => {
+            Some("the token's PIN index is not in this TPM")
+        }
+        tpmkey::Error::Tpm {
+            command: "NV_Read",
+            rc,
+        } if rc.base() == TPM_RC_HANDLE => Some("the token's secret index is not in this TPM"),
+        _ => None,
+    }
 }
 
 /// A core error from checking a PIN: the TPM's verdict becomes the PIN return codes. Only
 /// TPM2_Unseal of a PIN's sealed object and PolicySecret with a PIN's NV index judge the
-/// PIN; an authorisation failure of another command (a session whose nonce was altered on
+/// PIN (a secret index's refusal after its PIN index accepted the PIN is an integrity
+/// error); an authorisation failure of another command (a session whose nonce was altered on
 /// the bus, say) is not a wrong PIN.
 pub(crate) fn pin_error(e: tpmkey::Error) -> Error {
     let judges_pin = matches!(&e, tpmkey::Error::Tpm { command, .. }
@@ -156,10 +178,10 @@ pub(crate) fn pin_error(e: tpmkey::Error) -> Error {
     } else if e.is_pin_locked() {
         log(&e.to_string());
         Error::new(CKR_PIN_LOCKED, e.to_string())
-    } else if is_foreign_blob(&e) {
+    } else if let Some(what) = is_foreign(&e) {
         let why = format!(
-            "{e}: the token's PIN object does not load on this TPM: the token was made on \
-             another TPM, or this TPM was cleared since (CKR_TOKEN_NOT_RECOGNIZED)"
+            "{e}: {what}: the token was made on another TPM, or this TPM was cleared since \
+             (CKR_TOKEN_NOT_RECOGNIZED)"
         );
         log(&why);
         Error::new(CKR_TOKEN_NOT_RECOGNIZED, why)

@@ -568,7 +568,11 @@ fn tpm_commands_per_login_and_signature() {
         .unwrap()[0];
     let _ = private;
     s.sign(&Mechanism::EcdsaSha256, key, b"first").unwrap();
-    let first = tap.take_codes();
+    let first_log = tap.take_log();
+    let first: Vec<u32> = first_log
+        .iter()
+        .map(|(c, _)| u32::from_be_bytes([c[6], c[7], c[8], c[9]]))
+        .collect();
     s.sign(&Mechanism::EcdsaSha256, key, b"second").unwrap();
     let second = tap.take_codes();
     eprintln!(
@@ -576,16 +580,48 @@ fn tpm_commands_per_login_and_signature() {
         first.len()
     );
     eprintln!("next C_Sign: {} TPM commands {second:x?}", second.len());
-    // CreatePrimary, StartAuthSession; the login: Load of the PIN object, StartAuthSession
-    // of the policy session, PolicySecret (the PIN index), PolicyAuthValue, Unseal (its
-    // last use: the TPM ends the policy session, whose slot a forked child that logs in
-    // needs), FlushContext of the PIN object; the first C_Sign: Load, Sign.
+    // CreatePrimary, StartAuthSession; the login: StartAuthSession of the policy session,
+    // PolicySecret (the PIN index), PolicyAuthValue, NV_Read of the token secret from the
+    // secret index (the policy session's last use: the TPM ends it, so a forked child that
+    // logs in finds a session slot); the first C_Sign: Load, Sign. No PIN object to load
+    // and flush: 8 commands.
     assert_eq!(
         first,
-        vec![0x131, 0x176, 0x157, 0x176, 0x151, 0x16B, 0x15E, 0x165, 0x157, 0x15D]
+        vec![0x131, 0x176, 0x176, 0x151, 0x16B, 0x14E, 0x157, 0x15D]
     );
     // The first operation that no longer needs the storage key saves and flushes it.
     assert_eq!(second, vec![0x15D, 0x162, 0x165]);
     s.sign(&Mechanism::EcdsaSha256, key, b"third").unwrap();
     assert_eq!(tap.take_codes(), vec![0x15D], "one TPM2_Sign per signature");
+
+    // A second login: the storage key back (ContextLoad: it salts the policy session), the
+    // policy session, its two statements and the NV_Read. The token
+    // secret never crosses the bus in clear: the NV_Read asks for its response to be
+    // encrypted, and the 32 bytes it returns differ from one login to the next (session
+    // nonces), while the secret is the same.
+    s.logout().unwrap();
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    let again = tap.take_log();
+    let codes: Vec<u32> = again
+        .iter()
+        .map(|(c, _)| u32::from_be_bytes([c[6], c[7], c[8], c[9]]))
+        .collect();
+    assert_eq!(codes, vec![0x161, 0x176, 0x151, 0x16B, 0x14E]);
+    let nv_read = |log: &[(Vec<u8>, Vec<u8>)]| {
+        let (cmd, rsp) = log
+            .iter()
+            .find(|(c, _)| c[6..10] == 0x14Eu32.to_be_bytes())
+            .unwrap()
+            .clone();
+        // Handles (index twice), authorisation size, session handle, nonceCaller, attributes.
+        let nonce_len = usize::from(u16::from_be_bytes([cmd[26], cmd[27]]));
+        let attributes = cmd[28 + nonce_len];
+        assert_eq!(attributes & 0x40, 0x40, "the NV_Read response is encrypted");
+        assert_eq!(attributes & 0x01, 0, "the NV_Read ends the policy session");
+        // Header, parameterSize, TPM2B size 32, then the data.
+        assert_eq!(&rsp[14..16], &[0, 32]);
+        rsp[16..48].to_vec()
+    };
+    assert_ne!(nv_read(&first_log), nv_read(&again));
 }

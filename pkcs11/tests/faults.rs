@@ -27,7 +27,7 @@ use tpmkey_testenv::fault_matrix::{self, Matrix};
 use tpmkey_testenv::{Fault, FaultPlan};
 
 const CREATE: u32 = 0x153;
-const UNSEAL: u32 = 0x15E;
+const NV_READ: u32 = 0x14E;
 const SIGN: u32 = 0x15D;
 const RSA_DECRYPT: u32 = 0x159;
 const START_AUTH_SESSION: u32 = 0x176;
@@ -100,7 +100,7 @@ fn ops() -> Vec<Op> {
         },
         Op {
             name: "C_Login",
-            codes: &[UNSEAL],
+            codes: &[NV_READ],
             logs_in: true,
             call: |p, t| logged_in(p, t).map(|_| ()),
         },

@@ -369,27 +369,39 @@ fn reinitialisation_and_removal_leave_no_nv_index() {
     let slot = init_token(&p, "first");
     p.finalize().unwrap();
     let first = owner_nv_indices(&env.swtpm);
-    assert_eq!(first.len(), 2, "an SO and a user index: {first:x?}");
+    assert_eq!(
+        first.len(),
+        4,
+        "a PIN index and a secret index for the SO and for the user: {first:x?}"
+    );
 
-    // C_InitToken over it: the old token's indices go, the new token has its SO index.
+    // C_InitToken over it: the old token's indices go, the new token has its SO indices.
     let p = load();
     p.init_token(slot, &AuthPin::new(SO_PIN.into()), "second")
         .unwrap();
     p.finalize().unwrap();
     let second = owner_nv_indices(&env.swtpm);
-    assert_eq!(second.len(), 1, "{second:x?}");
+    assert_eq!(second.len(), 2, "{second:x?}");
     assert!(second.iter().all(|h| !first.contains(h)));
 
-    // C_InitPIN twice: the user index is replaced where it is, not added.
+    // C_InitPIN twice: the user indices are replaced where they are, not added.
     let p = load();
     for pin in [USER_PIN, "other-pin"] {
         so_sets_user_pin(&p, slot, pin);
     }
     login(&p, slot, UserType::User, "other-pin").unwrap();
     p.finalize().unwrap();
-    assert_eq!(owner_nv_indices(&env.swtpm).len(), 2);
+    let third = owner_nv_indices(&env.swtpm);
+    assert_eq!(third.len(), 4, "{third:x?}");
+    assert!(second.iter().all(|h| third.contains(h)));
 
     // Removal: the indices, then the directory.
+    remove_the_token_and_check(&env);
+}
+
+/// Removes the one token of the store (`Store::remove_token`, as `tpmkey token rm` does):
+/// no NV index of the owner range and no token directory is left.
+fn remove_the_token_and_check(env: &TestEnv) {
     let serial = token_dir_name(&env.store.0);
     tpmkey::store::Store::new(&env.store.0)
         .remove_token(&serial)
@@ -456,4 +468,194 @@ fn a_token_without_pin_indices_works_as_before() {
     assert!(!info.user_pin_count_low() && !info.so_pin_count_low());
     p.finalize().unwrap();
     assert!(owner_nv_indices(&env.swtpm).is_empty());
+}
+
+/// Ordinary owner NV indices (in the platform-manufacturer range, apart from the owner
+/// range of the token's indices) that take the TPM's NV memory.
+struct NvFiller<'a> {
+    swtpm: &'a Swtpm,
+    defined: Vec<String>,
+    next: u32,
+}
+
+impl<'a> NvFiller<'a> {
+    fn new(swtpm: &'a Swtpm) -> NvFiller<'a> {
+        NvFiller {
+            swtpm,
+            defined: Vec::new(),
+            next: 0x0150_0000,
+        }
+    }
+
+    /// Defines an index of `size` bytes: whether the TPM had room.
+    fn add(&mut self, size: u32) -> bool {
+        let handle = format!("0x{:08x}", self.next);
+        let out = self.swtpm.tpm2_tools([
+            "tpm2_nvdefine",
+            &handle,
+            "-C",
+            "o",
+            "-s",
+            &size.to_string(),
+            "-a",
+            "ownerwrite|ownerread",
+        ]);
+        if out.status.success() {
+            self.next += 1;
+            self.defined.push(handle);
+        }
+        out.status.success()
+    }
+
+    fn remove_last(&mut self) {
+        let handle = self.defined.pop().unwrap();
+        self.swtpm
+            .tpm2_tools_ok(["tpm2_nvundefine", handle.as_str(), "-C", "o"]);
+    }
+
+    /// The largest index (1 to 2048 bytes) the TPM has room for now, if any.
+    fn largest_fit(&mut self) -> Option<u32> {
+        let fits = |f: &mut Self, size: u32| {
+            let ok = f.add(size);
+            if ok {
+                f.remove_last();
+            }
+            ok
+        };
+        if !fits(self, 1) {
+            return None;
+        }
+        let (mut low, mut high) = (1, 2049);
+        while high - low > 1 {
+            let mid = (low + high) / 2;
+            if fits(self, mid) {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        Some(low)
+    }
+
+    fn remove_all(&mut self) {
+        while !self.defined.is_empty() {
+            self.remove_last();
+        }
+    }
+}
+
+/// A TPM whose NV memory has room for a PIN index (8 bytes) but not for a secret index
+/// (32 bytes) makes the PINs of a new token as tokens were made before secret indices: the
+/// token secret in a PIN object checked by a PIN index. Such a token (the form of every
+/// token made before secret indices) keeps logging in, with the PIN object, once the
+/// TPM has room again; a PIN set on it then takes the secret-index form.
+#[test]
+fn a_token_with_pin_objects_and_pin_indices_keeps_working() {
+    let env = TestEnv::new("per-operation");
+    let mut nv = NvFiller::new(&env.swtpm);
+    while nv.add(2048) {}
+    // Room for less than 2048 bytes, and more than 2048 - 256 - overhead (each index costs
+    // its data plus a fixed overhead, measured with a 100-byte one).
+    nv.remove_last();
+    while nv.largest_fit() == Some(2048) {
+        assert!(nv.add(256));
+    }
+    let before = nv.largest_fit().unwrap();
+    assert!(nv.add(100));
+    let room = nv.largest_fit().unwrap();
+    let overhead = before - room - 100;
+    eprintln!("NV: room for {room} bytes, {overhead} bytes per index");
+    // Room for two PIN indices of 8 bytes and less than 32 after the first: the largest
+    // fit made overhead + 28 by one more index.
+    let adjust = room - overhead - (overhead + 28);
+    assert!(nv.add(adjust));
+    assert_eq!(
+        nv.largest_fit(),
+        Some(overhead + 28),
+        "NV room after the adjustment"
+    );
+
+    let p = load();
+    let slot = init_token(&p, "pin-objects");
+    login(&p, slot, UserType::User, USER_PIN).unwrap();
+    p.finalize().unwrap();
+    let store = env.store.0.join(token_dir_name(&env.store.0));
+    for file in ["so-pin.tss", "user-pin.tss"] {
+        let text = std::fs::read_to_string(store.join(file)).unwrap();
+        assert!(text.contains("-----BEGIN TSS2 PRIVATE KEY-----"), "{text}");
+    }
+    assert_eq!(owner_nv_indices(&env.swtpm).len(), 2, "two PIN indices");
+    nv.remove_all();
+
+    // Room again: the PIN objects keep working, their PIN indices still count.
+    let p = load();
+    login(&p, slot, UserType::User, USER_PIN).unwrap();
+    login(&p, slot, UserType::So, SO_PIN).unwrap();
+    assert_eq!(
+        login(&p, slot, UserType::User, "000000"),
+        Err(RvError::PinIncorrect)
+    );
+    assert_eq!(flags(&p, slot)[0], (true, false, false));
+    login(&p, slot, UserType::User, USER_PIN).unwrap();
+    // A new user PIN takes the secret-index form, at the same PIN index.
+    so_sets_user_pin(&p, slot, "new-user-pin");
+    login(&p, slot, UserType::User, "new-user-pin").unwrap();
+    p.finalize().unwrap();
+    let user = std::fs::read_to_string(store.join("user-pin.tss")).unwrap();
+    assert!(user.contains("secret-index="), "{user}");
+    assert_eq!(owner_nv_indices(&env.swtpm).len(), 3);
+    assert_eq!(tpm_failures(&env), 0);
+
+    // Removal deletes the indices of both forms.
+    remove_the_token_and_check(&env);
+}
+
+/// The secret index the user's PIN file of the token in `store` names.
+fn user_secret_index(store: &Path) -> String {
+    let text =
+        std::fs::read_to_string(store.join(token_dir_name(store)).join("user-pin.tss")).unwrap();
+    let hex = text
+        .lines()
+        .find_map(|l| l.strip_prefix("secret-index="))
+        .unwrap_or_else(|| panic!("no secret index in:\n{text}"));
+    format!("0x{hex}")
+}
+
+/// A secret index replaced at its handle by one of another public area (whoever holds the
+/// owner hierarchy's authorisation can delete and define indices): its Name is not the one
+/// the token computes, so the TPM refuses the read. The login fails naming the secret
+/// index, never as a wrong PIN: no count in the token, its PIN index or the TPM.
+#[test]
+fn a_replaced_secret_index_is_named_never_a_wrong_pin() {
+    let env = TestEnv::new("per-operation");
+    let p = load();
+    let slot = init_token(&p, "replaced");
+    p.finalize().unwrap();
+    let handle = user_secret_index(&env.store.0);
+    env.swtpm
+        .tpm2_tools_ok(["tpm2_nvundefine", handle.as_str(), "-C", "o"]);
+    env.swtpm.tpm2_tools_ok([
+        "tpm2_nvdefine",
+        handle.as_str(),
+        "-C",
+        "o",
+        "-s",
+        "32",
+        "-a",
+        "ownerread|ownerwrite|authread|authwrite",
+    ]);
+
+    std::env::set_var("TPMKEY_LOG", "debug");
+    let text = failed_tool_login(&env, "replaced", USER_PIN);
+    std::env::remove_var("TPMKEY_LOG");
+    assert!(!text.contains("CKR_PIN_INCORRECT"), "{text}");
+    assert!(
+        text.contains("secret index") && text.contains("refused the read"),
+        "{text}"
+    );
+    let p = load();
+    assert_eq!(flags(&p, slot), [CLEAR, CLEAR]);
+    login(&p, slot, UserType::So, SO_PIN).unwrap();
+    p.finalize().unwrap();
+    assert_eq!(tpm_failures(&env), 0);
 }

@@ -328,8 +328,8 @@ fn values_sealed_before_envelopes_read_and_moved_values_are_refused() {
 }
 
 /// Values are unsealed only when CKA_VALUE itself is read: finding the objects and reading
-/// their other attributes after C_Login (itself one TPM2_Unseal, of the token secret) send
-/// no TPM2_Unseal; each C_GetAttributeValue(CKA_VALUE) call is one TPM2_Load and one
+/// their other attributes after C_Login (itself one TPM2_NV_Read, of the token secret from
+/// its secret index, and no TPM2_Unseal) send no TPM2_Unseal; each C_GetAttributeValue(CKA_VALUE) call is one TPM2_Load and one
 /// TPM2_Unseal, also the length query (answered from the value, so that a value that cannot
 /// be unsealed fails there: pkcs11-tool ignores a failure of its second call).
 #[test]
@@ -338,6 +338,7 @@ fn values_are_unsealed_only_when_read() {
     use cryptoki::session::UserType;
     use cryptoki::types::AuthPin;
     const UNSEAL: u32 = 0x15E;
+    const NV_READ: u32 = 0x14E;
     let env = TestEnv::new("per-operation");
     let p = load();
     let slot = init_token(&p, "lazy");
@@ -352,8 +353,9 @@ fn values_are_unsealed_only_when_read() {
     s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
         .unwrap();
     let login = tap.take_codes();
+    assert!(!login.contains(&UNSEAL), "{login:x?}");
     assert_eq!(
-        login.iter().filter(|c| **c == UNSEAL).count(),
+        login.iter().filter(|c| **c == NV_READ).count(),
         1,
         "{login:x?}"
     );

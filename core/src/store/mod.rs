@@ -9,11 +9,14 @@
 
 #[allow(unsafe_code)] // flock and renameat2 over libc
 pub(crate) mod files;
+pub(crate) mod nv_space;
 pub mod objects;
 pub mod pin;
+pub(crate) mod pin_guard;
 pub(crate) mod pin_index;
 pub mod pin_state;
 pub mod record;
+pub(crate) mod secret_index;
 pub mod token;
 
 use std::path::{Path, PathBuf};
@@ -91,7 +94,7 @@ impl Store {
         Token::open(&self.root.join(serial))
     }
 
-    /// Deletes the token `serial`: its PIN indices in the TPM, then its directory.
+    /// Deletes the token `serial`: its NV indices in the TPM, then its directory.
     pub fn remove_token(&self, serial: &str) -> Result<()> {
         self.open(serial)?.delete()
     }

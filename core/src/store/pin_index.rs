@@ -13,27 +13,23 @@
 //! authValue of the owner's choosing has the same Name and passes PolicySecret, but the
 //! object still wants the PIN, so that path meets the TPM's dictionary-attack lockout.
 //!
-//! Indices live in the owner range, at random handles (another on TPM_RC_NV_DEFINED); a
-//! PIN object's policy records its index's handle, so the PIN files name the indices of a
-//! token. The owner hierarchy's authValue is taken to be empty.
+//! The same policy guards a token's secret index ([`super::secret_index`]), which replaces
+//! the PIN object in tokens made since. Indices live in the owner range
+//! ([`super::nv_space`]); a PIN object's policy records its index's handle, and a PIN file
+//! of the secret-index form names both, so the PIN files name the indices of a token.
 
+use super::nv_space::{self, IndexKind};
 use crate::connection::{with_link, Need};
 use crate::error::{Error, Result};
 use crate::policy::{PolicyDigest, PolicySecret, Statement};
 use crate::sealed::SealedData;
-use crate::session_crypto::{SessionCrypto, CRYPTO};
-use crate::wire::{CommandCode, Reader, Writer, TPM_ALG_SHA256};
-
-/// The owner's range of NV indices (TCG handle registry).
-const OWNER_FIRST: u32 = 0x0180_0000;
-const OWNER_COUNT: u32 = 0x0040_0000;
+use crate::wire::{CommandCode, Writer};
 
 const TPMA_NV_POLICYWRITE: u32 = 1 << 3;
 const TPM_NT_PIN_FAIL: u32 = 0x8 << 4;
 const TPMA_NV_OWNERREAD: u32 = 1 << 17;
 const TPMA_NV_AUTHREAD: u32 = 1 << 18;
 const TPMA_NV_NO_DA: u32 = 1 << 25;
-const TPMA_NV_WRITTEN: u32 = 1 << 29;
 /// pinCount readable by the owner or with the PIN (it is no secret); written only through
 /// the policy, which allows the first write alone.
 const ATTRIBUTES: u32 =
@@ -41,20 +37,7 @@ const ATTRIBUTES: u32 =
 /// TPMS_NV_PIN_COUNTER_PARAMETERS: pinCount, pinLimit.
 const DATA_SIZE: u16 = 8;
 
-const OWNER_AUTH: &[u8] = &[];
-/// Handles tried before giving up when the TPM answers TPM_RC_NV_DEFINED.
-const DEFINE_TRIES: u32 = 8;
-
-const TPM_RC_HANDLE: u32 = 0x08B;
-const TPM_RC_NV_DEFINED: u32 = 0x14C;
-const TPM_RC_NV_SPACE: u32 = 0x14B;
-const NO_FREE_INDEX: &str = "no free NV index for a PIN";
 const TPM_RC_AUTH_UNAVAILABLE: u32 = 0x12F;
-
-/// True for a handle in the range this module allocates from.
-fn in_range(handle: u32) -> bool {
-    handle.wrapping_sub(OWNER_FIRST) < OWNER_COUNT
-}
 
 /// The index's authPolicy: PolicyNvWritten(NO), so it can be written only before it was.
 fn auth_policy() -> Vec<u8> {
@@ -63,31 +46,18 @@ fn auth_policy() -> Vec<u8> {
     d.into_value()
 }
 
-/// TPMS_NV_PUBLIC of a PIN index at `handle`.
-fn public(handle: u32, written: bool) -> Vec<u8> {
-    let attributes = if written {
-        ATTRIBUTES | TPMA_NV_WRITTEN
-    } else {
-        ATTRIBUTES
-    };
-    let mut w = Writer::new();
-    w.u32(handle)
-        .u16(TPM_ALG_SHA256)
-        .u32(attributes)
-        .tpm2b(&auth_policy())
-        .u16(DATA_SIZE);
-    w.into_vec()
+fn with_kind<R>(f: impl FnOnce(&IndexKind<'_>) -> R) -> R {
+    let policy = auth_policy();
+    f(&IndexKind {
+        attributes: ATTRIBUTES,
+        auth_policy: &policy,
+        data_size: DATA_SIZE,
+    })
 }
 
 /// The Name of the index once written, as PolicySecret and its digest see it.
 pub(crate) fn name(handle: u32) -> Vec<u8> {
-    name_of(handle, true)
-}
-
-fn name_of(handle: u32, written: bool) -> Vec<u8> {
-    let mut name = TPM_ALG_SHA256.to_be_bytes().to_vec();
-    name.extend_from_slice(&CRYPTO.sha256(&[&public(handle, written)]));
-    name
+    with_kind(|k| k.name(handle, true))
 }
 
 /// The policy of a PIN object checked by the index at `handle` (PolicyAuthValue is added
@@ -105,7 +75,9 @@ pub(crate) fn policy(handle: u32) -> Vec<Statement> {
 pub(crate) fn of(sealed: &SealedData) -> Option<u32> {
     let policy = sealed.policy()?;
     policy.statements.iter().find_map(|s| match s {
-        Statement::Secret(s) if in_range(s.handle_hint) && s.object_name == name(s.handle_hint) => {
+        Statement::Secret(s)
+            if nv_space::in_range(s.handle_hint) && s.object_name == name(s.handle_hint) =>
+        {
             Some(s.handle_hint)
         }
         _ => None,
@@ -116,23 +88,6 @@ pub(crate) fn of(sealed: &SealedData) -> Option<u32> {
 pub(crate) fn is_exhausted(e: &Error) -> bool {
     matches!(e, Error::Tpm { command, rc } if *command == CommandCode::PolicySecret.name()
         && rc.base() == TPM_RC_AUTH_UNAVAILABLE)
-}
-
-/// Why this TPM cannot give a token PIN indices, when `e` (from [`define`]) says so: the
-/// owner hierarchy has an authValue, or NV memory is full. The token's PINs are then
-/// checked as before PIN indices (the TPM's dictionary-attack counter).
-pub(crate) fn unavailable(e: &Error) -> Option<String> {
-    let define = CommandCode::NvDefineSpace.name();
-    match e {
-        Error::Tpm { command, rc } if *command == define && rc.is_bad_auth() => {
-            Some("the owner hierarchy has an authValue (tpmkey assumes an empty one)".to_string())
-        }
-        Error::Tpm { command, rc } if *command == define && rc.base() == TPM_RC_NV_SPACE => {
-            Some("the TPM's NV memory is full".to_string())
-        }
-        Error::Unsupported(m) if m.starts_with(NO_FREE_INDEX) => Some(m.clone()),
-        _ => None,
-    }
 }
 
 /// Starts the HMAC session if the connection has none: PolicySecret with the index runs
@@ -161,13 +116,7 @@ pub(crate) fn object_refusal(e: Error) -> Error {
 /// Defines and writes a PIN index with the authValue `pin_auth` and `limit` tries, at
 /// `handle` or, when None, at a free random handle of the owner range: its handle.
 pub(crate) fn define(pin_auth: &[u8], limit: u32, handle: Option<u32>) -> Result<u32> {
-    let handle = match handle {
-        Some(h) => {
-            define_space(h, pin_auth)?;
-            h
-        }
-        None => define_somewhere(pin_auth)?,
-    };
+    let handle = with_kind(|k| nv_space::define(k, handle, pin_auth))?;
     if let Err(e) = write_limit(handle, limit) {
         let _ = undefine(handle);
         return Err(e);
@@ -175,38 +124,12 @@ pub(crate) fn define(pin_auth: &[u8], limit: u32, handle: Option<u32>) -> Result
     Ok(handle)
 }
 
-fn define_somewhere(pin_auth: &[u8]) -> Result<u32> {
-    for _ in 0..DEFINE_TRIES {
-        let mut r = [0u8; 4];
-        CRYPTO.random(&mut r);
-        let handle = OWNER_FIRST + u32::from_be_bytes(r) % OWNER_COUNT;
-        match define_space(handle, pin_auth) {
-            Err(e)
-                if e.response_code()
-                    .is_some_and(|rc| rc.base() == TPM_RC_NV_DEFINED) => {}
-            other => return other.map(|()| handle),
-        }
-    }
-    Err(Error::Unsupported(format!(
-        "{NO_FREE_INDEX} after {DEFINE_TRIES} random handles of the owner range"
-    )))
-}
-
-fn define_space(handle: u32, pin_auth: &[u8]) -> Result<()> {
-    let public = public(handle, false);
-    with_link(|link| {
-        link.run(Need::Nothing, |tpm, _| {
-            tpm.nv_define_space(OWNER_AUTH, pin_auth, &public)
-        })
-    })
-}
-
 /// The one write the index's policy allows: pinCount 0, pinLimit `limit`.
 fn write_limit(handle: u32, limit: u32) -> Result<()> {
     let mut data = Writer::new();
     data.u32(0).u32(limit);
     let data = data.into_vec();
-    let unwritten = name_of(handle, false);
+    let unwritten = with_kind(|k| k.name(handle, false));
     with_link(|link| {
         link.run(Need::Nothing, |tpm, _| {
             let session = tpm.start_unkeyed_policy_session()?;
@@ -224,40 +147,7 @@ fn write_limit(handle: u32, limit: u32) -> Result<()> {
 /// Deletes the PIN index at `handle` (owner authorisation); one already gone is fine. An
 /// index that is not a PIN index of this module is left alone, whatever a PIN file says.
 pub(crate) fn undefine(handle: u32) -> Result<()> {
-    if !in_range(handle) {
-        return Ok(());
-    }
-    with_link(|link| {
-        link.run(Need::Nothing, |tpm, _| {
-            let (public_area, index_name) = match tpm.nv_read_public(handle) {
-                Ok(p) => p,
-                Err(e)
-                    if e.response_code()
-                        .is_some_and(|rc| rc.base() == TPM_RC_HANDLE) =>
-                {
-                    return Ok(())
-                }
-                Err(e) => return Err(e),
-            };
-            if !is_pin_index(&public_area, handle) {
-                return Err(Error::Integrity(format!(
-                    "NV index 0x{handle:08x} is not a PIN index of tpmkey: left as it is"
-                )));
-            }
-            tpm.nv_undefine_space(OWNER_AUTH, handle, &index_name)
-        })
-    })
-}
-
-/// Whether a TPMS_NV_PUBLIC is one this module defines at `handle` (written or not).
-fn is_pin_index(public_area: &[u8], handle: u32) -> bool {
-    let mut r = Reader::new(public_area);
-    let fields = (|| -> Result<(u32, u16, u32, Vec<u8>, u16)> {
-        Ok((r.u32()?, r.u16()?, r.u32()?, r.tpm2b()?.to_vec(), r.u16()?))
-    })();
-    matches!(fields, Ok((h, alg, attrs, policy, size))
-        if h == handle && alg == TPM_ALG_SHA256 && attrs & !TPMA_NV_WRITTEN == ATTRIBUTES
-            && policy == auth_policy() && size == DATA_SIZE)
+    with_kind(|k| nv_space::undefine(k, handle, "a PIN index"))
 }
 
 #[cfg(test)]
@@ -266,14 +156,15 @@ mod tests {
 
     #[test]
     fn public_area_and_name() {
-        let p = public(0x0180_0002, true);
-        assert_eq!(&p[..4], &[0x01, 0x80, 0x00, 0x02]);
-        // policywrite | nt=pinfail | ownerread | authread | no_da | written
-        assert_eq!(&p[6..10], &0x2206_0088u32.to_be_bytes());
-        assert!(is_pin_index(&p, 0x0180_0002));
-        assert!(is_pin_index(&public(0x0180_0002, false), 0x0180_0002));
-        assert!(!is_pin_index(&p, 0x0180_0003));
+        with_kind(|k| {
+            let p = k.public(0x0180_0002, true);
+            assert_eq!(&p[..4], &[0x01, 0x80, 0x00, 0x02]);
+            // policywrite | nt=pinfail | ownerread | authread | no_da | written
+            assert_eq!(&p[6..10], &0x2206_0088u32.to_be_bytes());
+            assert!(k.is_public_of(&p, 0x0180_0002));
+            assert!(k.is_public_of(&k.public(0x0180_0002, false), 0x0180_0002));
+            assert!(!k.is_public_of(&p, 0x0180_0003));
+        });
         assert_eq!(name(0x0180_0002).len(), 34);
-        assert!(in_range(0x01BF_FFFF) && !in_range(0x01C0_0002) && !in_range(0x0100_0000));
     }
 }

@@ -1,8 +1,8 @@
-//! One token: a directory holding its description (`token`), the token secret sealed under
-//! each PIN (`so-pin.tss`, `user-pin.tss`), a write lock (`lock`), a change counter
-//! (`generation`), the wrong-PIN counts (`pin-state`, see [`super::pin_state`]) and
-//! `objects/`: per object `<uid>.obj` (the record, written last: its rename commits the
-//! object) with `<uid>.key` (TSS2 PRIVATE KEY) or `<uid>.sealed`.
+//! One token: a directory holding its description (`token`), what guards the token secret
+//! under each PIN (`so-pin.tss`, `user-pin.tss`, see [`super::pin_guard`]), a write lock
+//! (`lock`), a change counter (`generation`), the wrong-PIN counts (`pin-state`, see
+//! [`super::pin_state`]) and `objects/`: per object `<uid>.obj` (the record, written last:
+//! its rename commits the object) with `<uid>.key` (TSS2 PRIVATE KEY) or `<uid>.sealed`.
 //!
 //! A token made with a platform policy (`tpmkey token init --pcr`) records it in its
 //! description as the DER `SEQUENCE OF TPMPolicy` of a key file's `policy [1]`: the module
@@ -33,6 +33,7 @@ use super::objects::Objects;
 use super::pin::{
     decode_pin_file, encode_pin_file, pin_auth, Role, TokenSecret, SALT_LEN, SECRET_LEN,
 };
+use super::pin_guard::{Handles, PinGuard};
 use super::pin_index;
 use super::pin_state::{limit_for_this_tpm, PinState, PIN_TRIES};
 use super::record::Record;
@@ -40,7 +41,6 @@ use crate::envelope::SealedSecret;
 use crate::error::{Error, Result};
 use crate::keyfile::{read_policies, write_policies, KeyFile};
 use crate::policy::Statement;
-use crate::sealed::SealedData;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::tpm_identity::TpmIdentity;
 
@@ -213,9 +213,9 @@ impl Token {
         Self::open(dir)
     }
 
-    /// Writes a new token (description, SO PIN object with a new token secret, generation)
+    /// Writes a new token (description, SO PIN protection of a new token secret, generation)
     /// into the empty directory `dir`, which is not yet the token's; the description gets
-    /// the Name of the storage key the SO PIN object was made under.
+    /// the Name of the storage key the token is made under.
     fn write_fresh(
         dir: &Path,
         description: &mut Description,
@@ -224,19 +224,17 @@ impl Token {
     ) -> Result<()> {
         let secret = TokenSecret::new(random_bytes(SECRET_LEN)?);
         let salt = &description.salt;
-        let sealed = seal_pin(&secret, &pin_auth(salt, so_pin), None)?;
-        let written = storage_key_name(sealed.key_file().parent).and_then(|name| {
+        let guard = PinGuard::make(&secret, &pin_auth(salt, so_pin), Handles::default())?;
+        let written = storage_key_name(guard.parent()).and_then(|name| {
             description.storage_key = Some(name);
             files::write_atomic(
                 &dir.join(Role::SecurityOfficer.file()),
-                encode_pin_file(salt, &sealed).as_bytes(),
+                encode_pin_file(salt, &guard).as_bytes(),
             )
         });
         if let Err(e) = written {
-            // The PIN file that would name the index is not there: delete it now.
-            if let Some(index) = pin_index::of(&sealed) {
-                let _ = pin_index::undefine(index);
-            }
+            // The PIN file that would name the indices is not there: delete them now.
+            let _ = guard.release();
             return Err(e);
         }
         files::write_atomic(
@@ -282,8 +280,8 @@ impl Token {
         let Some(recorded) = &self.description.storage_key else {
             return Ok(None);
         };
-        let (_, so) = self.pin_object(Role::SecurityOfficer)?;
-        let parent = so.key_file().parent;
+        let (_, so) = self.pin_guard(Role::SecurityOfficer)?;
+        let parent = so.parent();
         if storage_key_name(parent)? == *recorded {
             return Ok(None);
         }
@@ -324,10 +322,10 @@ impl Token {
         self.dir.join(Role::User.file()).exists()
     }
 
-    /// The salt and sealed object of `role`'s PIN, read together from its one file.
-    fn pin_object(&self, role: Role) -> Result<(Vec<u8>, SealedData)> {
+    /// The salt and the protection of `role`'s PIN, read together from its one file.
+    fn pin_guard(&self, role: Role) -> Result<(Vec<u8>, PinGuard)> {
         let path = self.dir.join(role.file());
-        let (salt, sealed) = decode_pin_file(&path, &files::read(&path)?)?;
+        let (salt, guard) = decode_pin_file(&path, &files::read(&path)?)?;
         let salt = match salt {
             Some(salt) => salt,
             // An older token: its description holds the salt, read afresh.
@@ -338,7 +336,7 @@ impl Token {
                 Description::decode(&info, &text)?.salt
             }
         };
-        Ok((salt, sealed))
+        Ok((salt, guard))
     }
 
     /// The token's wrong-PIN counts (a token without them has had none).
@@ -351,14 +349,8 @@ impl Token {
     /// limit `Error::is_pin_locked` (no TPM command).
     pub fn login(&self, role: Role, pin: &[u8]) -> Result<TokenSecret> {
         let dir_ino = files::inode(&self.dir)?;
-        let (salt, object) = self.pin_object(role)?;
-        let secret = self.pin_try(role, &object, None, || {
-            let unsealed = object.unseal_once(&pin_auth(&salt, pin));
-            match pin_index::of(&object) {
-                Some(_) => unsealed.map_err(pin_index::object_refusal),
-                None => unsealed,
-            }
-        })?;
+        let (salt, guard) = self.pin_guard(role)?;
+        let secret = self.pin_try(role, &guard, None, || guard.unseal(&pin_auth(&salt, pin)))?;
         if secret.len() != SECRET_LEN {
             return Err(files::corrupt(
                 &self.dir.join(role.file()),
@@ -374,17 +366,17 @@ impl Token {
     /// reached; counts a wrong PIN and clears the count after a right one. The state file
     /// is written only when it changes, under the write lock (`held` when the caller has it).
     ///
-    /// For a PIN object checked by a PIN index (`object`), the TPM counts too: the file
-    /// then only mirrors it for the PIN flags, and the TPM's refusal at its limit is
-    /// recorded as the token's.
+    /// For a PIN checked by a PIN index (`guard`), the TPM counts too: the file then only
+    /// mirrors it for the PIN flags, and the TPM's refusal at its limit is recorded as the
+    /// token's.
     fn pin_try<R>(
         &self,
         role: Role,
-        object: &SealedData,
+        guard: &PinGuard,
         held: Option<&WriteLock>,
         check: impl FnOnce() -> Result<R>,
     ) -> Result<R> {
-        let in_tpm = pin_index::of(object).is_some();
+        let in_tpm = guard.pin_index().is_some();
         let before = self.pin_state()?;
         if before.is_locked(role) {
             return Err(self.pin_locked(role, &before, in_tpm, false));
@@ -457,35 +449,25 @@ impl Token {
         CRYPTO.random(&mut salt);
         let auth = pin_auth(&salt, pin);
         let _lock = self.lock()?;
-        let (_, so) = self.pin_object(Role::SecurityOfficer)?;
-        let sealed = if pin_index::of(&so).is_some() {
+        let (_, so) = self.pin_guard(Role::SecurityOfficer)?;
+        let (guard, old) = if so.pin_index().is_some() {
             let old = if self.user_pin_initialized() {
-                pin_index::of(&self.pin_object(Role::User)?.1)
+                self.pin_guard(Role::User)?.1.handles()
             } else {
-                None
+                Handles::default()
             };
-            if let Some(index) = old {
-                pin_index::undefine(index)?;
-            }
-            seal_pin(secret, &auth, old)?
+            self.release_user_indices()?;
+            (PinGuard::make(secret, &auth, old)?, old)
         } else {
-            SealedData::seal(secret.bytes(), &auth, true, None)?
+            (PinGuard::object_only(secret, &auth)?, Handles::default())
         };
         let written = files::write_atomic(
             &self.dir.join(Role::User.file()),
-            encode_pin_file(&salt, &sealed).as_bytes(),
+            encode_pin_file(&salt, &guard).as_bytes(),
         );
         if let Err(e) = written {
             // No PIN file names a new index unless the old file named its handle.
-            if let Some(index) = pin_index::of(&sealed) {
-                let named = self.user_pin_initialized()
-                    && self
-                        .pin_object(Role::User)
-                        .is_ok_and(|(_, old)| pin_index::of(&old) == Some(index));
-                if !named {
-                    let _ = pin_index::undefine(index);
-                }
-            }
+            let _ = guard.release_except(old);
             return Err(e);
         }
         // A new user PIN starts with no wrong tries (after a user lockout, too).
@@ -497,30 +479,36 @@ impl Token {
         Ok(())
     }
 
+    /// Deletes the NV indices of the user PIN's protection (before a new one is made).
+    fn release_user_indices(&self) -> Result<()> {
+        release_indices_of(&self.dir, Role::User)
+    }
+
     /// Changes a PIN: one TPM2_ObjectChangeAuth (the TPM checks the old PIN) and one file.
-    /// With a PIN index: the old PIN unseals the token secret (the index counts a wrong
-    /// one), the index is replaced at its handle with the new PIN, and the secret sealed
-    /// under it.
+    /// With a PIN index: the old PIN reads the token secret (the index counts a wrong one),
+    /// the indices are replaced at their handles with the new PIN (a secret index added if
+    /// the PIN had a PIN object), and the secret kept under it.
     pub fn change_pin(&self, role: Role, old: &[u8], new: &[u8]) -> Result<()> {
         let lock = self.lock()?;
-        let (salt, object) = self.pin_object(role)?;
-        let changed = match pin_index::of(&object) {
-            Some(index) => {
-                let secret = self.pin_try(role, &object, Some(&lock), || {
-                    object
-                        .unseal_once(&pin_auth(&salt, old))
-                        .map_err(pin_index::object_refusal)
+        let (salt, guard) = self.pin_guard(role)?;
+        let changed = match &guard {
+            PinGuard::Object(object) if guard.pin_index().is_none() => {
+                let changed = self.pin_try(role, &guard, Some(&lock), || {
+                    object.change_auth(&pin_auth(&salt, old), &pin_auth(&salt, new))
                 })?;
-                pin_index::undefine(index)?;
-                seal_pin(
+                PinGuard::Object(changed)
+            }
+            _ => {
+                let secret = self.pin_try(role, &guard, Some(&lock), || {
+                    guard.unseal(&pin_auth(&salt, old))
+                })?;
+                guard.release()?;
+                PinGuard::make(
                     &TokenSecret::new(secret),
                     &pin_auth(&salt, new),
-                    Some(index),
+                    guard.handles(),
                 )?
             }
-            None => self.pin_try(role, &object, Some(&lock), || {
-                object.change_auth(&pin_auth(&salt, old), &pin_auth(&salt, new))
-            })?,
         };
         files::write_atomic(
             &self.dir.join(role.file()),
@@ -582,7 +570,7 @@ impl Token {
         Ok(())
     }
 
-    /// Deletes the token: its PIN indices in the TPM first (none is left behind; a token
+    /// Deletes the token: its NV indices in the TPM first (none is left behind; a token
     /// whose indices cannot be deleted stays), then its directory.
     pub fn delete(self) -> Result<()> {
         let _lock = self.lock()?;
@@ -868,54 +856,30 @@ fn random_bytes(n: usize) -> Result<Zeroizing<Vec<u8>>> {
     Ok(out)
 }
 
-/// Seals the token secret under a PIN: with a PIN index (defined at `index`, or at a free
-/// handle) checking the PIN first, then the dictionary-attack protected object.
-/// A TPM that cannot give PIN indices gets the PIN object of tokens made before them.
-fn seal_pin(secret: &TokenSecret, auth: &[u8], index: Option<u32>) -> Result<SealedData> {
-    let index = match pin_index::define(auth, PIN_TRIES, index) {
-        Ok(index) => index,
-        Err(e) => match pin_index::unavailable(&e) {
-            Some(why) => {
-                crate::log::write(
-                    crate::log::Level::Error,
-                    "tpmkey",
-                    &format!(
-                        "PIN without a PIN index ({why}): the TPM's dictionary-attack \
-                         counter bounds guessing, and wrong PINs count there"
-                    ),
-                );
-                return SealedData::seal(secret.bytes(), auth, true, None);
-            }
-            None => return Err(e),
-        },
-    };
-    SealedData::seal_with_policy(secret.bytes(), auth, true, None, pin_index::policy(index))
-        .inspect_err(|_| {
-            let _ = pin_index::undefine(index);
-        })
-}
-
-/// Deletes the PIN indices the PIN files in `dir` name.
+/// Deletes the NV indices the PIN files in `dir` name.
 fn release_pin_indices(dir: &Path) -> Result<()> {
     for role in [Role::SecurityOfficer, Role::User] {
-        let path = dir.join(role.file());
-        let data = match std::fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(path.display(), e)),
-        };
-        if let Some(index) = decode_pin_file(&path, &data)
-            .ok()
-            .and_then(|(_, sealed)| pin_index::of(&sealed))
-        {
-            pin_index::undefine(index)?;
-        }
+        release_indices_of(dir, role)?;
     }
     Ok(())
 }
 
+/// Deletes the NV indices `role`'s PIN file in `dir` names, if any.
+fn release_indices_of(dir: &Path, role: Role) -> Result<()> {
+    let path = dir.join(role.file());
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(path.display(), e)),
+    };
+    match decode_pin_file(&path, &data) {
+        Ok((_, guard)) => guard.release(),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Removes a token directory that is no token's (a half-built one, an old one after
-/// re-initialisation) with its PIN indices; kept if they cannot be deleted now.
+/// re-initialisation) with its NV indices; kept if they cannot be deleted now.
 fn discard(dir: &Path) {
     if release_pin_indices(dir).is_ok() {
         let _ = std::fs::remove_dir_all(dir);

@@ -382,6 +382,9 @@ impl Tpm {
         }
         if rc != 0 {
             let e = Error::tpm(cmd.code.name(), rc);
+            if with_session && e.is_bad_auth() && self.check_refusing_session(cmd, slot) {
+                return Err(e);
+            }
             if with_session && e.is_bad_auth() {
                 // Our session key may not be the TPM's: StartAuthSession's response has no
                 // HMAC, so a nonceTPM altered on the bus shows only here. Kept, the session
@@ -449,6 +452,27 @@ impl Tpm {
             handles,
             params: out,
         })
+    }
+
+    /// After a PolicySecret with an authValue refused in an HMAC session that no response
+    /// has verified yet, checks the session with a GetRandom in it: in step, the authValue
+    /// was wrong (the session is kept); out of step, the session goes and the caller's
+    /// operation starts over (`out_of_step`). A PIN index counts every refusal, but a
+    /// session whose key an altered StartAuthSession response spoiled is no wrong PIN (the
+    /// right PIN then resets the count). True when it checked; false for other refusals.
+    fn check_refusing_session(&mut self, cmd: &Command<'_>, slot: Slot) -> bool {
+        let ambiguous = cmd.code == CommandCode::PolicySecret
+            && slot == Slot::Hmac
+            && cmd.auth.is_some_and(|a| !a.is_empty())
+            && self.session.as_ref().is_some_and(|s| !s.is_verified());
+        if !ambiguous {
+            return false;
+        }
+        if self.get_random(1).is_err() {
+            self.discard_session(Slot::Hmac);
+            self.out_of_step = true;
+        }
+        true
     }
 
     // ---- sessions and contexts -------------------------------------------------------
@@ -1488,6 +1512,56 @@ impl Tpm {
             .auth(owner_auth);
         let cmd = if secret_in { cmd.secret_in() } else { cmd };
         self.execute(&cmd).map(|_| ())
+    }
+
+    /// TPM2_NV_Read of `size` bytes at offset 0 of an index read by policy (POLICYREAD),
+    /// authorised by the connection's policy session, whose policy the caller has just
+    /// satisfied; the data comes back encrypted by that session.
+    pub fn nv_read_by_policy(
+        &mut self,
+        index: u32,
+        index_name: &[u8],
+        auth: &[u8],
+        size: u16,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let mut w = Writer::new();
+        w.u16(size).u16(0);
+        let cmd = Command::new(CommandCode::NvRead, w.into_secret()).secret_out();
+        let rsp = self.on_index_by_policy(cmd, index, index_name, auth)?;
+        Ok(Zeroizing::new(Reader::new(&rsp.params).tpm2b()?.to_vec()))
+    }
+
+    /// TPM2_NV_Write of `data` at offset 0 of an index written by policy (POLICYWRITE),
+    /// authorised like [`Tpm::nv_read_by_policy`]; the data goes encrypted.
+    pub fn nv_write_by_policy(
+        &mut self,
+        index: u32,
+        index_name: &[u8],
+        auth: &[u8],
+        data: &[u8],
+    ) -> Result<()> {
+        let mut w = Writer::new();
+        w.tpm2b(data).u16(0);
+        let cmd = Command::new(CommandCode::NvWrite, w.into_secret()).secret_in();
+        self.on_index_by_policy(cmd, index, index_name, auth)
+            .map(|_| ())
+    }
+
+    /// An NV command whose index is also its authorisation handle, in the policy session.
+    fn on_index_by_policy(
+        &mut self,
+        cmd: Command<'_>,
+        index: u32,
+        index_name: &[u8],
+        auth: &[u8],
+    ) -> Result<Response> {
+        let handles = [index, index];
+        let names = [index_name, index_name];
+        let cmd = cmd.handles(&handles).names(&names).auth(auth);
+        let result = self.execute_in(&cmd, Slot::Policy);
+        // Success resets the session's policy digest in the TPM; failure leaves it.
+        self.policy.used(result.is_ok());
+        result
     }
 
     /// TPM2_StartAuthSession of a policy session neither salted nor bound, encrypting

@@ -641,19 +641,40 @@ impl Link {
                     link.tpm.policy_restart(h)?;
                     h
                 }
-                None => {
-                    let (handle, salt) = link.salt_key()?;
-                    let s = link.tpm.start_policy_session(handle, &salt)?;
-                    let h = s.handle;
-                    link.tpm.policy.session = Some(PolicySession::new(s));
-                    h
-                }
+                None => link.start_salted_policy_session()?,
             };
             for (id, handle) in link.objects.take_all() {
                 link.objects.unload(&mut link.tpm, id, handle)?;
             }
             op(&mut link.tpm, session)
         })
+    }
+
+    /// Runs `op` with the HMAC session and a policy session (started, salted with the
+    /// storage key, if there is none), keeping what is loaded: for an NV index whose policy
+    /// `op` satisfies with `policy_session::satisfy` (which restarts a used session), such
+    /// as a token's secret index at login, before the first key is loaded under the same
+    /// storage key.
+    pub fn run_with_policy_session<R>(
+        &mut self,
+        mut op: impl FnMut(&mut Tpm) -> Result<R>,
+    ) -> Result<R> {
+        self.retrying(|link| {
+            link.prepare(Need::Nothing)?;
+            if link.tpm.policy.session.is_none() {
+                link.start_salted_policy_session()?;
+            }
+            op(&mut link.tpm)
+        })
+    }
+
+    /// Starts the policy session, salted with the storage key: its handle.
+    fn start_salted_policy_session(&mut self) -> Result<u32> {
+        let (handle, salt) = self.salt_key()?;
+        let s = self.tpm.start_policy_session(handle, &salt)?;
+        let h = s.handle;
+        self.tpm.policy.session = Some(PolicySession::new(s));
+        Ok(h)
     }
 }
 

@@ -31,6 +31,8 @@ pub struct SaltedSession {
     pub handle: u32,
     key: Zeroizing<Vec<u8>>,
     nonce_tpm: Vec<u8>,
+    /// A response HMAC has checked out: our session key is the TPM's.
+    verified: bool,
 }
 
 impl std::fmt::Debug for SaltedSession {
@@ -108,7 +110,14 @@ impl SaltedSession {
             handle,
             key,
             nonce_tpm: nonce_tpm.to_vec(),
+            verified: false,
         }
+    }
+
+    /// Whether a response has shown that the TPM holds the same session key (the
+    /// StartAuthSession response that gave nonceTPM has no HMAC).
+    pub fn is_verified(&self) -> bool {
+        self.verified
     }
 
     fn hmac_key(&self, auth_value: &[u8]) -> Zeroizing<Vec<u8>> {
@@ -194,6 +203,7 @@ impl SaltedSession {
             ));
         }
         self.nonce_tpm = nonce_tpm;
+        self.verified = true;
         if attrs_sent & ATTR_ENCRYPT != 0 {
             let span = first_tpm2b(params)?;
             self.cfb(
