@@ -280,3 +280,47 @@ fn command_counts_with_a_persistent_storage_key() {
     sign(&key, &[6u8; 32]).unwrap();
     assert_eq!(tap.take_codes(), vec![SIGN]);
 }
+
+/// Appends five bytes to the next response to a `code` command, with its header's size
+/// made to match, so the response reaches the parsers whole.
+fn extend_next_response(tap: &common::wire_tap::WireTap, code: u32) {
+    tap.tamper_exchange(move |cmd, rsp| {
+        let hit = command_code(cmd) == code && rsp.get(6..10) == Some(&[0u8; 4][..]);
+        if hit {
+            rsp.extend_from_slice(&[0xA5; 5]);
+            let size = u32::try_from(rsp.len()).unwrap().to_be_bytes();
+            rsp[2..6].copy_from_slice(&size);
+        }
+        hit
+    });
+}
+
+/// A response longer than its structure (bytes after the session area of an HMAC'd
+/// response, or after the parameters of one without a session) is malformed: it is refused
+/// and not used, and the next operation works.
+#[test]
+fn bytes_after_a_response_are_refused() {
+    let (tpm, tap) = common::tapped_tpm(&[("objects", "keep")]);
+    common::persistent_storage_key(&tpm.swtpm, "0x81000124");
+    let key = TpmKey::generate(KeySpec::EcP256, None, None).unwrap();
+    let digest = [5u8; 32];
+    sign(&key, &digest).unwrap();
+    extend_next_response(&tap, SIGN);
+    let e = sign(&key, &digest).unwrap_err().to_string();
+    assert!(e.contains("5 bytes after its end"), "{e}");
+    sign(&key, &digest).unwrap();
+
+    // TPM2_ReadPublic has no session: its parameters run to the end of the response.
+    let read_public = || {
+        tpmkey::connection::with_link(|l| {
+            l.run(tpmkey::connection::Need::Nothing, |tpm, _| {
+                tpm.read_public(0x8100_0124)
+            })
+        })
+    };
+    read_public().unwrap();
+    extend_next_response(&tap, CC::ReadPublic as u32);
+    let e = read_public().unwrap_err().to_string();
+    assert!(e.contains("5 bytes after its end"), "{e}");
+    read_public().unwrap();
+}

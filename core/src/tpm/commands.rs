@@ -436,6 +436,14 @@ impl Tpm {
                 ),
                 None => Err(Error::Integrity("no session established".into())),
             };
+            let verified = verified.and_then(|()| {
+                if let OtherAuth::After(_) | OtherAuth::UnkeyedPolicy(_) = other {
+                    r.tpm2b()?;
+                    r.u8()?;
+                    r.tpm2b()?;
+                }
+                r.end()
+            });
             if let Err(e) = verified {
                 // The TPM has moved to a nonce we could not check: this session is spent,
                 // and an object the unverified response names is not used.
@@ -510,7 +518,7 @@ impl Tpm {
             .handles(&handles)
             .response_handles(1);
         self.execute_new_handle(&cmd, |rsp| {
-            let nonce_tpm = Reader::new(&rsp.params).tpm2b()?;
+            let nonce_tpm = tpm2b_contents(&rsp.params)?;
             let handle = *rsp
                 .handles
                 .first()
@@ -560,6 +568,8 @@ impl Tpm {
         let mut r = Reader::new(&rsp.params);
         let public = r.tpm2b_raw()?.to_vec();
         let name = r.tpm2b()?.to_vec();
+        r.tpm2b()?; // qualifiedName
+        r.end()?;
         Ok((public, name))
     }
 
@@ -617,6 +627,7 @@ impl Tpm {
             r.u32()?; // hierarchy
             r.tpm2b()?; // digest
             let name = r.tpm2b()?.to_vec();
+            r.end()?;
             let handle = rsp
                 .handles
                 .first()
@@ -693,7 +704,7 @@ impl Tpm {
                 .response_handles(1)
         };
         self.execute_new_handle(&cmd, |rsp| {
-            let name = Reader::new(&rsp.params).tpm2b()?.to_vec();
+            let name = tpm2b_contents(&rsp.params)?.to_vec();
             let handle = rsp
                 .handles
                 .first()
@@ -744,7 +755,9 @@ impl Tpm {
                 .secret_in(),
         )?;
         let mut r = Reader::new(&rsp.params);
-        Ok(r.tpm2b_raw()?.to_vec())
+        let raw = r.tpm2b_raw()?.to_vec();
+        r.end()?;
+        Ok(raw)
     }
 
     // ---- policy sessions -------------------------------------------------------------
@@ -771,7 +784,7 @@ impl Tpm {
     /// TPM2_PolicyGetDigest: the session's digest so far.
     pub fn policy_get_digest(&mut self, session: u32) -> Result<Vec<u8>> {
         let rsp = self.no_auth(CommandCode::PolicyGetDigest, &[session], Vec::new(), 0)?;
-        Ok(Reader::new(&rsp.params).tpm2b()?.to_vec())
+        Ok(tpm2b_contents(&rsp.params)?.to_vec())
     }
 
     /// TPM2_PolicySecret: proof, through our HMAC session, of knowing the authValue of
@@ -827,7 +840,7 @@ impl Tpm {
             .first()
             .copied()
             .ok_or_else(|| Error::Integrity("no handle".into()))?;
-        Ok((handle, Reader::new(&rsp.params).tpm2b()?.to_vec()))
+        Ok((handle, tpm2b_contents(&rsp.params)?.to_vec()))
     }
 
     /// TPM2_VerifySignature of `digest` with a loaded public key: the TPMT_TK_VERIFIED.
@@ -843,6 +856,7 @@ impl Tpm {
         let mut r = Reader::new(&rsp.params);
         let start = r.take(6)?;
         let digest = r.tpm2b_raw()?;
+        r.end()?;
         Ok([start, digest].concat())
     }
 
@@ -880,6 +894,9 @@ impl Tpm {
         let _time = r.u64()?;
         let clock_ms = r.u64()?;
         let reset_count = r.u32()?;
+        r.u32()?; // restartCount
+        r.u8()?; // safe
+        r.end()?;
         Ok(crate::key_policy::TpmClock {
             clock_ms,
             reset_count,
@@ -983,8 +1000,7 @@ impl Tpm {
             secret_in: true,
             secret_out: true,
         })?;
-        let mut r = Reader::new(&rsp.params);
-        Ok(Zeroizing::new(r.tpm2b()?.to_vec()))
+        Ok(Zeroizing::new(tpm2b_contents(&rsp.params)?.to_vec()))
     }
 
     /// TPM2_ECDH_ZGen: the x coordinate of d * (x, y).
@@ -1011,8 +1027,12 @@ impl Tpm {
         })?;
         let mut r = Reader::new(&rsp.params);
         let point = r.tpm2b()?;
+        r.end()?;
         let mut p = Reader::new(point);
-        Ok(Zeroizing::new(p.tpm2b()?.to_vec()))
+        let x = Zeroizing::new(p.tpm2b()?.to_vec());
+        p.tpm2b()?; // y
+        p.end()?;
+        Ok(x)
     }
 
     /// TPM2_Unseal: the sealed data.
@@ -1031,8 +1051,7 @@ impl Tpm {
             secret_in: false,
             secret_out: true,
         })?;
-        let mut r = Reader::new(&rsp.params);
-        Ok(Zeroizing::new(r.tpm2b()?.to_vec()))
+        Ok(Zeroizing::new(tpm2b_contents(&rsp.params)?.to_vec()))
     }
 
     /// TPM2_GetRandom: at most `n` bytes (the TPM may return fewer).
@@ -1041,8 +1060,7 @@ impl Tpm {
         w.u16(n);
         let rsp =
             self.execute(&Command::new(CommandCode::GetRandom, w.into_secret()).secret_out())?;
-        let mut r = Reader::new(&rsp.params);
-        Ok(Zeroizing::new(r.tpm2b()?.to_vec()))
+        Ok(Zeroizing::new(tpm2b_contents(&rsp.params)?.to_vec()))
     }
 
     /// TPM2_StirRandom: mixes caller entropy into the TPM's RNG.
@@ -1059,6 +1077,7 @@ impl Tpm {
         let mut r = Reader::new(&rsp.params);
         let public = r.tpm2b()?.to_vec();
         let name = r.tpm2b()?.to_vec();
+        r.end()?;
         Ok((public, name))
     }
 
@@ -1095,7 +1114,9 @@ impl Tpm {
             secret_out: false,
         })?;
         let mut r = Reader::new(&rsp.params);
-        Ok(r.tpm2b_raw()?.to_vec())
+        let raw = r.tpm2b_raw()?.to_vec();
+        r.end()?;
+        Ok(raw)
     }
 
     // ---- attestation -----------------------------------------------------------------
@@ -1118,7 +1139,7 @@ impl Tpm {
                 .names(&[index_name, index_name])
                 .auth(auth),
         )?;
-        Ok(Reader::new(&rsp.params).tpm2b()?.to_vec())
+        Ok(tpm2b_contents(&rsp.params)?.to_vec())
     }
 
     /// TPM2_Certify of `object` (ADMIN role: its authValue, through the session) by the
@@ -1203,7 +1224,7 @@ impl Tpm {
         );
         self.policy.used(result.is_ok());
         let rsp = result?;
-        Ok(Zeroizing::new(Reader::new(&rsp.params).tpm2b()?.to_vec()))
+        Ok(Zeroizing::new(tpm2b_contents(&rsp.params)?.to_vec()))
     }
 
     /// TPM2_Create that also keeps what TPM2_CertifyCreation needs later: (TPM2B_PRIVATE,
@@ -1241,6 +1262,7 @@ impl Tpm {
         let private = r.tpm2b_raw()?.to_vec();
         let public = r.tpm2b_raw()?.to_vec();
         let creation = CreationRecord::read(&mut r)?;
+        r.end()?;
         Ok((private, public, creation))
     }
 
@@ -1528,7 +1550,7 @@ impl Tpm {
         w.u16(size).u16(0);
         let cmd = Command::new(CommandCode::NvRead, w.into_secret()).secret_out();
         let rsp = self.on_index_by_policy(cmd, index, index_name, auth)?;
-        Ok(Zeroizing::new(Reader::new(&rsp.params).tpm2b()?.to_vec()))
+        Ok(Zeroizing::new(tpm2b_contents(&rsp.params)?.to_vec()))
     }
 
     /// TPM2_NV_Write of `data` at offset 0 of an index written by policy (POLICYWRITE),

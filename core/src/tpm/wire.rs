@@ -271,6 +271,16 @@ impl<'a> Reader<'a> {
     pub fn is_empty(&self) -> bool {
         self.pos >= self.data.len()
     }
+    /// Ok when every byte was read: a TPM response with bytes after its structure is
+    /// malformed, and is not used.
+    pub fn end(&self) -> Result<()> {
+        match self.data.len().saturating_sub(self.pos) {
+            0 => Ok(()),
+            n => Err(Error::Integrity(format!(
+                "malformed TPM response: {n} bytes after its end"
+            ))),
+        }
+    }
 }
 
 /// Strips the size prefix of a TPM2B held whole, checking that the size matches.
