@@ -20,7 +20,7 @@ use crate::public_key::{KeyPublic, PublicKey};
 use crate::rsa_padding;
 use crate::session_crypto::{SessionCrypto, CRYPTO};
 use crate::templates::{self, KeySpec};
-use crate::tpm_pss::checked_tpm_pss;
+use crate::tpm_pss::{self, checked_tpm_pss};
 use crate::wire::{TPM_ALG_ECDSA, TPM_ALG_NULL, TPM_ALG_RSAPSS, TPM_ALG_RSASSA, TPM_RH_OWNER};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -647,12 +647,13 @@ impl TpmKey {
                 }
                 // A sign-only key: the TPM's own PSS, whose salt is the digest length on
                 // swtpm but the maximum on many hardware TPMs; checked before use.
-                let max_salt = rsa_padding::pss_max_salt(hash, self.public.bits());
-                if (salt_len != hash.len() && salt_len != max_salt) || mgf1 != hash {
-                    return Err(Error::Unsupported(format!(
-                        "PSS with salt {salt_len} on a key without the decrypt attribute (only salt = digest length, or the maximum on a TPM that salts so)"
-                    )));
-                }
+                tpm_pss::tpm_can_make(
+                    hash,
+                    mgf1,
+                    salt_len,
+                    self.public.bits(),
+                    "a key without the decrypt attribute",
+                )?;
                 match self.tpm_sign(TPM_ALG_RSAPSS, hash, digest)? {
                     TpmSignature::Rsapss { sig, .. } => Ok(Signature::Rsa(checked_tpm_pss(
                         &self.public.key,

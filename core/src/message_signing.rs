@@ -11,8 +11,7 @@ use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::keys::{left_pad, SignScheme, Signature, TpmKey};
 use crate::public_key::{FixedScheme, PublicKey};
-use crate::rsa_padding;
-use crate::tpm_pss::checked_tpm_pss;
+use crate::tpm_pss::{checked_tpm_pss, tpm_can_make};
 use crate::wire::{TPM_ALG_ECDSA, TPM_ALG_RSAPSS, TPM_ALG_RSASSA, TPM_RH_OWNER};
 
 /// TPM_GENERATED_VALUE: the TPM gives no ticket for a message that starts with it, so a
@@ -81,19 +80,7 @@ impl TpmKey {
                 },
                 PublicKey::Rsa { .. },
             ) => {
-                // The TPM's PSS: MGF1 with the message hash, salt = digest length on swtpm,
-                // the maximum on many hardware TPMs (checked in `restricted_signature`).
-                let max_salt = rsa_padding::pss_max_salt(hash, public.bits());
-                if mgf1 != hash || (salt_len != hash.len() && salt_len != max_salt) {
-                    return Err(Error::Unsupported(format!(
-                        "PSS with MGF1-{} and salt {salt_len} on a restricted key: the TPM \
-                         signs PSS with MGF1-{} and a salt of the digest length ({}) or, on \
-                         some TPMs, the maximum ({max_salt})",
-                        mgf1.name(),
-                        hash.name(),
-                        hash.len()
-                    )));
-                }
+                tpm_can_make(hash, mgf1, salt_len, public.bits(), "a restricted key")?;
                 Some((TPM_ALG_RSAPSS, hash))
             }
             _ => None,

@@ -8,6 +8,29 @@ use crate::hash::Hash;
 use crate::public_key::PublicKey;
 use crate::rsa_padding::{pss_max_salt, pss_verify_salt_len};
 
+/// Refuses, before the TPM is asked, an RSA-PSS that a TPM does not make (`key`: which key,
+/// for the message): MGF1 with another hash than the message's, or a salt that is neither
+/// the digest length (swtpm) nor the maximum (many hardware TPMs).
+pub(crate) fn tpm_can_make(
+    hash: Hash,
+    mgf1: Hash,
+    salt_len: usize,
+    bits: u32,
+    key: &str,
+) -> Result<()> {
+    let max_salt = pss_max_salt(hash, bits);
+    if mgf1 == hash && (salt_len == hash.len() || salt_len == max_salt) {
+        return Ok(());
+    }
+    Err(Error::Unsupported(format!(
+        "PSS with MGF1-{} and a {salt_len}-byte salt on {key}: the TPM signs PSS with MGF1-{} \
+         and a salt of the digest length ({}) or, on some TPMs, the maximum ({max_salt})",
+        mgf1.name(),
+        hash.name(),
+        hash.len()
+    )))
+}
+
 /// `sig`, the TPM's RSA-PSS signature over `digest` with `hash` (MGF1 with the same hash),
 /// once it verifies with `key` with a salt of `salt_len` bytes; every TPM-made PSS
 /// signature passes through here. A caller asking for the maximum salt gets the signature
