@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use tpmkey::store::{Attributes, Record, Role, Store};
 use tpmkey::{KeySpec, TpmKey};
+use tpmkey_testenv::{Fault, FaultPlan};
 
 struct TempStore(PathBuf);
 
@@ -250,4 +251,44 @@ fn platform_policy_is_recorded_kept_by_reinitialisation_and_checked() {
     let e = store.open(&serial).unwrap().platform_policy().unwrap_err();
     assert!(e.is_damaged_store(), "{e}");
     assert!(e.to_string().contains("platform-policy"), "{e}");
+}
+
+/// A PIN change the TPM does not complete leaves the old PIN working: the new protection
+/// is made before the old one is deleted. Then a change that completes deletes the old
+/// indices (as many NV indices as before).
+#[test]
+fn a_pin_change_that_fails_keeps_the_old_pin() {
+    let (tpm, tap) = common::tapped_tpm(&[]);
+    let tmp = TempStore::new();
+    let store = Store::new(&tmp.0);
+    let token = store.create_token("change", b"so-pin").unwrap();
+    let so = token.login(Role::SecurityOfficer, b"so-pin").unwrap();
+    token.init_user_pin(&so, b"1234").unwrap();
+    let indices = || {
+        use common::TpmEndpoint;
+        let out = tpm
+            .swtpm
+            .tpm2_command("tpm2_getcap")
+            .arg("handles-nv-index")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).matches("0x").count()
+    };
+    let before = indices();
+    const NV_DEFINE_SPACE: u32 = 0x12A;
+    const NV_WRITE: u32 = 0x137;
+    const TPM_RC_FAILURE: u32 = 0x101;
+    for (code, skip) in [(NV_DEFINE_SPACE, 0), (NV_DEFINE_SPACE, 1), (NV_WRITE, 0)] {
+        tap.inject(FaultPlan::on(code, skip, Fault::Answer(TPM_RC_FAILURE)));
+        token
+            .change_pin(Role::User, b"1234", b"5678")
+            .expect_err("the TPM failed the change");
+        tap.stop_injecting();
+        token.login(Role::User, b"1234").unwrap();
+        assert_eq!(indices(), before, "fault at 0x{code:x} (skip {skip})");
+    }
+    token.change_pin(Role::User, b"1234", b"5678").unwrap();
+    token.login(Role::User, b"5678").unwrap();
+    assert_eq!(indices(), before, "the old PIN's indices are gone");
+    let _ = so;
 }

@@ -104,8 +104,9 @@ fn define_space(public: &[u8], auth: &[u8]) -> Result<()> {
 }
 
 /// Deletes the index of `kind` at `handle` (owner authorisation); one already gone is
-/// fine. An index of another kind is left alone, whatever a store file says; `what` names
-/// the kind in that error.
+/// fine. An index of another kind is left alone, whatever a store file says, and said so
+/// in the log (`what` names the kind): it is not tpmkey's to delete, nor a reason to keep
+/// a token that is being removed.
 pub(crate) fn undefine(kind: &IndexKind<'_>, handle: u32, what: &str) -> Result<()> {
     if !in_range(handle) {
         return Ok(());
@@ -118,9 +119,12 @@ pub(crate) fn undefine(kind: &IndexKind<'_>, handle: u32, what: &str) -> Result<
                 Err(e) => return Err(e),
             };
             if !kind.is_public_of(&public_area, handle) {
-                return Err(Error::Integrity(format!(
-                    "NV index 0x{handle:08x} is not {what} of tpmkey: left as it is"
-                )));
+                crate::log::write(
+                    crate::log::Level::Error,
+                    "tpmkey",
+                    &format!("NV index 0x{handle:08x} is not {what} of tpmkey: left as it is"),
+                );
+                return Ok(());
             }
             tpm.nv_undefine_space(OWNER_AUTH, handle, &index_name)
         })

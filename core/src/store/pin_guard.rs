@@ -43,6 +43,7 @@ impl PinGuard {
     /// Guards `secret` under the PIN authValue `auth` in the first form this TPM allows,
     /// with its indices at the handles of `reuse` where given, else at free ones.
     pub(crate) fn make(secret: &TokenSecret, auth: &[u8], reuse: Handles) -> Result<PinGuard> {
+        let parent = default_parent()?;
         let pin = match pin_index::define(auth, PIN_TRIES, reuse.pin) {
             Ok(pin) => pin,
             Err(e) => match nv_space::unavailable(&e) {
@@ -57,7 +58,7 @@ impl PinGuard {
             },
         };
         let guarded = match secret_index::define(secret.bytes(), auth, pin, reuse.secret) {
-            Ok(index) => default_parent().map(|parent| PinGuard::Index {
+            Ok(index) => Ok(PinGuard::Index {
                 pin,
                 secret: index,
                 parent,

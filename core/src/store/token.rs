@@ -450,26 +450,28 @@ impl Token {
         let auth = pin_auth(&salt, pin);
         let _lock = self.lock()?;
         let (_, so) = self.pin_guard(Role::SecurityOfficer)?;
-        let (guard, old) = if so.pin_index().is_some() {
-            let old = if self.user_pin_initialized() {
-                self.pin_guard(Role::User)?.1.handles()
-            } else {
-                Handles::default()
-            };
-            self.release_user_indices()?;
-            (PinGuard::make(secret, &auth, old)?, old)
-        } else {
-            (PinGuard::object_only(secret, &auth)?, Handles::default())
+        // The protection replaced; a damaged user PIN file is replaced too (its indices,
+        // unknown, stay).
+        let old = match self.user_pin_initialized() {
+            true => self
+                .pin_guard(Role::User)
+                .map(|(_, old)| old)
+                .inspect_err(|e| {
+                    crate::log::write(
+                        crate::log::Level::Error,
+                        "tpmkey",
+                        &format!("C_InitPIN replaces a user PIN file it cannot read: {e}"),
+                    )
+                })
+                .ok(),
+            false => None,
         };
-        let written = files::write_atomic(
-            &self.dir.join(Role::User.file()),
-            encode_pin_file(&salt, &guard).as_bytes(),
-        );
-        if let Err(e) = written {
-            // No PIN file names a new index unless the old file named its handle.
-            let _ = guard.release_except(old);
-            return Err(e);
-        }
+        let guard = if so.pin_index().is_some() {
+            PinGuard::make(secret, &auth, Handles::default())?
+        } else {
+            PinGuard::object_only(secret, &auth)?
+        };
+        self.replace_pin_file(Role::User, &salt, &guard, old.as_ref())?;
         // A new user PIN starts with no wrong tries (after a user lockout, too).
         let mut state = self.pin_state()?;
         if state.user_failures > 0 {
@@ -479,15 +481,11 @@ impl Token {
         Ok(())
     }
 
-    /// Deletes the NV indices of the user PIN's protection (before a new one is made).
-    fn release_user_indices(&self) -> Result<()> {
-        release_indices_of(&self.dir, Role::User)
-    }
-
     /// Changes a PIN: one TPM2_ObjectChangeAuth (the TPM checks the old PIN) and one file.
     /// With a PIN index: the old PIN reads the token secret (the index counts a wrong one),
-    /// the indices are replaced at their handles with the new PIN (a secret index added if
-    /// the PIN had a PIN object), and the secret kept under it.
+    /// a new protection keeps it under the new PIN (a secret index where the TPM has room),
+    /// the PIN file names it, and only then are the old indices deleted: a failure or a
+    /// kill in between leaves indices behind, never a role without its secret.
     pub fn change_pin(&self, role: Role, old: &[u8], new: &[u8]) -> Result<()> {
         let lock = self.lock()?;
         let (salt, guard) = self.pin_guard(role)?;
@@ -502,18 +500,47 @@ impl Token {
                 let secret = self.pin_try(role, &guard, Some(&lock), || {
                     guard.unseal(&pin_auth(&salt, old))
                 })?;
-                guard.release()?;
                 PinGuard::make(
                     &TokenSecret::new(secret),
                     &pin_auth(&salt, new),
-                    guard.handles(),
+                    Handles::default(),
                 )?
             }
         };
-        files::write_atomic(
+        self.replace_pin_file(role, &salt, &changed, Some(&guard))
+    }
+
+    /// Writes `role`'s PIN file for `new`, then deletes the indices of the protection it
+    /// replaces (`old`). Unwritten, the file still names `old`, and `new`'s indices go.
+    fn replace_pin_file(
+        &self,
+        role: Role,
+        salt: &[u8],
+        new: &PinGuard,
+        old: Option<&PinGuard>,
+    ) -> Result<()> {
+        let written = files::write_atomic(
             &self.dir.join(role.file()),
-            encode_pin_file(&salt, &changed).as_bytes(),
-        )
+            encode_pin_file(salt, new).as_bytes(),
+        );
+        if let Err(e) = written {
+            if let Some(old) = old {
+                let _ = new.release_except(old.handles());
+            } else {
+                let _ = new.release();
+            }
+            return Err(e);
+        }
+        if let Some(old) = old {
+            if let Err(e) = old.release_except(new.handles()) {
+                crate::log::write(
+                    crate::log::Level::Error,
+                    "tpmkey",
+                    &format!("the old PIN's NV indices were not deleted: {e}"),
+                );
+            }
+        }
+        Ok(())
     }
 
     /// C_InitToken on an initialised token: the SO PIN must unseal the token secret; then
@@ -874,7 +901,14 @@ fn release_indices_of(dir: &Path, role: Role) -> Result<()> {
     };
     match decode_pin_file(&path, &data) {
         Ok((_, guard)) => guard.release(),
-        Err(_) => Ok(()),
+        Err(e) => {
+            crate::log::write(
+                crate::log::Level::Error,
+                "tpmkey",
+                &format!("the NV indices a damaged PIN file names stay in the TPM: {e}"),
+            );
+            Ok(())
+        }
     }
 }
 
