@@ -174,7 +174,8 @@ fn hash_in_tpm(
 }
 
 /// HashSequenceStart, SequenceUpdate for every full buffer but the last, SequenceComplete
-/// with the rest. A failure flushes the sequence object (SequenceComplete ends it itself).
+/// with the rest. A failure flushes the sequence object, unless SequenceComplete's answer
+/// came back (whole but unusable): the TPM ended the sequence with it.
 fn hash_sequence(tpm: &mut Tpm, hash: Hash, message: &[u8]) -> Result<(Vec<u8>, HashCheckTicket)> {
     let sequence = tpm.hash_sequence_start(hash.tpm_alg())?;
     // The last chunk goes with SequenceComplete: never empty unless the message is.
@@ -183,8 +184,12 @@ fn hash_sequence(tpm: &mut Tpm, hash: Hash, message: &[u8]) -> Result<(Vec<u8>, 
     let updated = body
         .chunks(MAX_HASH_BUFFER)
         .try_for_each(|chunk| tpm.sequence_update(sequence, chunk));
-    let result = updated.and_then(|()| tpm.sequence_complete(sequence, last, TPM_RH_OWNER));
-    if result.is_err() {
+    if let Err(e) = updated {
+        let _ = tpm.flush_context(sequence);
+        return Err(e);
+    }
+    let result = tpm.sequence_complete(sequence, last, TPM_RH_OWNER);
+    if matches!(&result, Err(e) if !matches!(e, Error::Integrity(_))) {
         let _ = tpm.flush_context(sequence);
     }
     result

@@ -49,6 +49,12 @@ pub(crate) fn checked_tpm_pss(
                 .into(),
         )
     };
+    // A verifier takes exactly the modulus length: a value with zeros added or stripped on
+    // the way is the same integer, so the public operation alone would pass it.
+    let k = usize::try_from(key.bits().div_ceil(8)).map_err(|_| wrong())?;
+    if sig.len() != k {
+        return Err(wrong());
+    }
     let em = key.rsa_public_operation(&sig).map_err(|_| wrong())?;
     let made = pss_verify_salt_len(hash, digest, &em, key.bits()).ok_or_else(wrong)?;
     if made == salt_len {
@@ -66,4 +72,49 @@ pub(crate) fn checked_tpm_pss(
          key lacks the decrypt attribute, so the TPM chooses the salt; keys made with the \
          decrypt attribute (tpmkey's default) get PSS encoded on the host with the salt asked for"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsa::traits::PublicKeyParts;
+
+    /// A signature the TPM might send: software RSA-PSS with `salt` bytes of salt.
+    fn signed(salt: usize) -> (PublicKey, Vec<u8>, Vec<u8>) {
+        let mut rng = rand_core::OsRng;
+        let private = rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap();
+        assert_eq!(private.e().to_bytes_be(), [1, 0, 1]);
+        let digest = Hash::Sha256.digest(&[b"tpm pss"]);
+        let sig = private
+            .sign_with_rng(
+                &mut rng,
+                rsa::Pss::new_with_salt::<sha2::Sha256>(salt),
+                &digest,
+            )
+            .unwrap();
+        let public = PublicKey::Rsa {
+            modulus: private.n().to_bytes_be(),
+            exponent: 65537,
+        };
+        (public, digest, sig)
+    }
+
+    #[test]
+    fn only_a_whole_signature_with_the_salt_asked_for_passes() {
+        let (key, digest, sig) = signed(32);
+        let check = |sig: Vec<u8>, salt| checked_tpm_pss(&key, Hash::Sha256, &digest, salt, sig);
+        assert_eq!(check(sig.clone(), 32).unwrap(), sig);
+        let e = check(sig.clone(), 222).unwrap_err().to_string();
+        assert!(e.contains("32-byte salt; 222 was asked for"), "{e}");
+        // The same integer with a zero byte added is no signature a verifier takes.
+        let longer = [&[0u8][..], &sig].concat();
+        assert!(matches!(check(longer, 32), Err(Error::Integrity(_))));
+        let mut altered = sig.clone();
+        altered[100] ^= 1;
+        assert!(matches!(check(altered, 32), Err(Error::Integrity(_))));
+        assert!(matches!(
+            check(sig[1..].to_vec(), 32),
+            Err(Error::Integrity(_))
+        ));
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::ffi::{c_int, c_void};
 
-use tpmkey::keyfile::PEM_LABEL;
+use tpmkey::keyfile::{KeyFileType, PEM_LABEL};
 use tpmkey::{KeyFile, Result, TpmKey};
 use zeroize::Zeroizing;
 
@@ -71,9 +71,12 @@ unsafe extern "C" fn decode_pem(
 /// the DER decoders it tried when none of them took the key, and would print only that
 /// the key file was not accepted; the cause goes on the error queue from here instead.
 fn refusal_cause(der: &[u8]) -> Option<tpmkey::Error> {
-    KeyFile::from_der(der)
-        .and_then(|file| TpmKey::from_key_file(&file, None))
-        .err()
+    match KeyFile::from_der(der) {
+        Err(e) => Some(e),
+        // Asking again would import it again (a TPM2_Import); the log has its cause.
+        Ok(file) if file.key_type == KeyFileType::Importable => None,
+        Ok(file) => TpmKey::from_key_file(&file, None).err(),
+    }
 }
 
 /// Asks the application for the key's password (`-passin`, nginx `ssl_password_file`);

@@ -446,8 +446,13 @@ impl Tpm {
             });
             if let Err(e) = verified {
                 // The TPM has moved to a nonce we could not check: this session is spent,
-                // and an object the unverified response names is not used.
-                self.discard_session(slot);
+                // and an object the unverified response names is not used. A session the
+                // command ended is already gone from the TPM: nothing to flush.
+                if ends_session {
+                    self.policy.session = None;
+                } else {
+                    self.discard_session(slot);
+                }
                 self.flush_all(&handles);
                 return Err(e);
             }
@@ -476,9 +481,14 @@ impl Tpm {
         if !ambiguous {
             return false;
         }
-        if self.get_random(1).is_err() {
-            self.discard_session(Slot::Hmac);
-            self.out_of_step = true;
+        // Only the session failing its own check means out of step; any other failure
+        // leaves the refusal as it is (a retry would cost the PIN index another try).
+        match self.get_random(1) {
+            Err(e) if e.is_bad_auth() || matches!(e, Error::Integrity(_)) => {
+                self.discard_session(Slot::Hmac);
+                self.out_of_step = true;
+            }
+            _ => {}
         }
         true
     }
