@@ -292,43 +292,56 @@ unsafe extern "C" fn digest_sign_init(
     keydata: *mut c_void,
     params: *const OSSL_PARAM,
 ) -> c_int {
-    // SAFETY: the core's arguments, passed on as they came.
-    if unsafe { digest_init(c, mdname, keydata, params) } == 0 {
-        return 0;
-    }
     guard_int("signature digest sign init", || {
-        // SAFETY: our context, initialised above.
-        let c = unsafe { ctx(c) }?;
-        c.message = c.key()?.is_restricted().then(Vec::new);
-        Ok(())
+        // SAFETY: the core's arguments, as `digest_begin` takes them.
+        unsafe { digest_begin(c, mdname, keydata, params, true) }
     })
 }
 
-unsafe extern "C" fn digest_init(
+unsafe extern "C" fn digest_verify_init(
     c: *mut c_void,
     mdname: *const c_char,
     keydata: *mut c_void,
     params: *const OSSL_PARAM,
 ) -> c_int {
-    guard_int("signature digest init", || {
-        // SAFETY: our context, our keydata, the core's terminated array.
-        let (c, k, params) = unsafe { (ctx(c)?, key::keydata(keydata)?, Params::from_ptr(params)) };
-        let hash = if mdname.is_null() {
+    guard_int("signature digest verify init", || {
+        // SAFETY: the core's arguments, as `digest_begin` takes them.
+        unsafe { digest_begin(c, mdname, keydata, params, false) }
+    })
+}
+
+/// DigestSignInit / DigestVerifyInit: hashing starts with `mdname` (SHA-256 when none is
+/// named); a digest-sign on a restricted key also collects the message, which the TPM
+/// must hash itself.
+///
+/// # Safety
+/// `c` is this module's context, `keydata` a key of this provider, `mdname` null or
+/// NUL-terminated, `params` null or a terminated OSSL_PARAM array.
+unsafe fn digest_begin(
+    c: *mut c_void,
+    mdname: *const c_char,
+    keydata: *mut c_void,
+    params: *const OSSL_PARAM,
+    signing: bool,
+) -> Result<()> {
+    // SAFETY: as the caller promises.
+    let (c, k, params) = unsafe { (ctx(c)?, key::keydata(keydata)?, Params::from_ptr(params)) };
+    let hash = if mdname.is_null() {
+        Hash::Sha256
+    } else {
+        // SAFETY: a NUL-terminated name from OpenSSL.
+        let name = unsafe { CStr::from_ptr(mdname) }.to_string_lossy();
+        if name.is_empty() {
             Hash::Sha256
         } else {
-            // SAFETY: a NUL-terminated name from OpenSSL.
-            let name = unsafe { CStr::from_ptr(mdname) }.to_string_lossy();
-            if name.is_empty() {
-                Hash::Sha256
-            } else {
-                Hash::from_name(&name)?
-            }
-        };
-        c.hash = Some(hash);
-        c.hasher = Some(Hasher::new(hash));
-        c.message = None;
-        c.init(k, &params)
-    })
+            Hash::from_name(&name)?
+        }
+    };
+    c.hash = Some(hash);
+    c.hasher = Some(Hasher::new(hash));
+    c.init(k, &params)?;
+    c.message = (signing && c.key()?.is_restricted()).then(Vec::new);
+    Ok(())
 }
 
 unsafe extern "C" fn digest_update(c: *mut c_void, data: *const c_uchar, len: usize) -> c_int {
@@ -441,7 +454,7 @@ static FUNCTIONS: &[OSSL_DISPATCH] = dispatch_table![
     OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT => digest_sign_init,
     OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE => digest_update,
     OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL => digest_sign_final,
-    OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT => digest_init,
+    OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT => digest_verify_init,
     OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE => digest_update,
     OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL => digest_verify_final,
     OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS => get_ctx_params,
