@@ -9,7 +9,6 @@ mod common;
 
 use common::{openssl, stderr, verify_sha256, TokenEnv};
 use tpmkey::{KeyFile, TpmKey};
-use tpmkey_testenv::TpmEndpoint;
 
 const SO_PIN: &str = "12345678";
 const USER_PIN: &str = "4321";
@@ -159,16 +158,7 @@ fn token_link_puts_key_files_and_handles_into_a_token() {
 
 /// NV indices of the owner range the TPM holds (tpm2_getcap handles-nv-index).
 fn owner_nv_indices(t: &TokenEnv) -> Vec<u32> {
-    let out = t
-        .env
-        .swtpm
-        .tpm2_tools_ok(["tpm2_getcap", "handles-nv-index"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("0x"))
-        .filter_map(|h| u32::from_str_radix(h.trim(), 16).ok())
-        .filter(|h| (0x0180_0000..0x01C0_0000).contains(h))
-        .collect()
+    tpmkey_testenv::owner_nv_indices(&t.env.swtpm)
 }
 
 #[test]

@@ -264,16 +264,7 @@ fn a_pin_change_that_fails_keeps_the_old_pin() {
     let token = store.create_token("change", b"so-pin").unwrap();
     let so = token.login(Role::SecurityOfficer, b"so-pin").unwrap();
     token.init_user_pin(&so, b"1234").unwrap();
-    let indices = || {
-        use common::TpmEndpoint;
-        let out = tpm
-            .swtpm
-            .tpm2_command("tpm2_getcap")
-            .arg("handles-nv-index")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).matches("0x").count()
-    };
+    let indices = || tpmkey_testenv::owner_nv_indices(&tpm.swtpm).len();
     let before = indices();
     const NV_DEFINE_SPACE: u32 = 0x12A;
     const NV_WRITE: u32 = 0x137;

@@ -20,7 +20,7 @@ use cryptoki::error::RvError;
 use cryptoki::session::UserType;
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use tpmkey_testenv::Swtpm;
+use tpmkey_testenv::{owner_nv_indices, Swtpm};
 
 fn login(p: &Pkcs11, slot: Slot, user: UserType, pin: &str) -> Result<(), RvError> {
     let s = p.open_rw_session(slot).unwrap();
@@ -226,17 +226,6 @@ fn an_attacker_restoring_the_store_gets_the_tokens_limit() {
     );
     p.finalize().unwrap();
     assert_eq!(tpm_failures(&env), 0);
-}
-
-/// The NV indices the TPM holds in the owner range (tpm2_getcap handles-nv-index).
-fn owner_nv_indices(swtpm: &Swtpm) -> Vec<u32> {
-    let out = swtpm.tpm2_tools_ok(["tpm2_getcap", "handles-nv-index"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("0x"))
-        .filter_map(|h| u32::from_str_radix(h.trim(), 16).ok())
-        .filter(|h| (0x0180_0000..0x01C0_0000).contains(h))
-        .collect()
 }
 
 /// A sealed object with the password `pw`, dictionary-attack protected as the provider's

@@ -15,6 +15,16 @@ pub fn handles(tpm: &Swtpm, capability: &str) -> Vec<String> {
         .collect()
 }
 
+/// The NV indices of the owner range (0x01800000-0x01BFFFFF) the TPM holds: where tokens'
+/// PIN and secret indices live.
+pub fn owner_nv_indices(tpm: &Swtpm) -> Vec<u32> {
+    handles(tpm, "handles-nv-index")
+        .iter()
+        .filter_map(|h| u32::from_str_radix(h.trim().trim_start_matches("0x"), 16).ok())
+        .filter(|h| (0x0180_0000..0x01C0_0000).contains(h))
+        .collect()
+}
+
 /// Transient objects and sessions (loaded or saved) in the TPM, each as `CAPABILITY
 /// HANDLE`: empty when nothing is left.
 pub fn leftovers(tpm: &Swtpm) -> Vec<String> {

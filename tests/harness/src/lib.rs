@@ -57,7 +57,7 @@ pub use abrmd::Abrmd;
 pub use cdylib::cdylib;
 pub use ek_certs::EkCa;
 pub use fault::{Area, Fault, FaultPlan, Injected};
-pub use leftovers::{flush_leftovers, handles, leftovers};
+pub use leftovers::{flush_leftovers, handles, leftovers, owner_nv_indices};
 pub use pkcs11_provider::pkcs11_provider;
 pub use process::{pid_exists, TempDir};
 pub use storage_primary::{StoragePrimary, SRK_ATTRIBUTES};
